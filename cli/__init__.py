@@ -1,0 +1,1 @@
+"""The ``genrecnn`` command line (click)."""

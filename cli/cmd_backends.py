@@ -1,0 +1,20 @@
+"""`genrecnn backends`: what is installed, what runs here, and why not."""
+import json
+
+import click
+
+from genrecnn.registry import registry
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def backends(as_json):
+    """List every backend plugin: device, dtypes, ops, and availability here."""
+    infos = [registry().infos[n] for n in registry().names()]
+    if as_json:
+        click.echo(json.dumps([i.as_dict() for i in infos], indent=2))
+        return
+    for i in infos:
+        state = "available" if i.available else f"unavailable: {i.reason}"
+        click.echo(f"{i.name:<10} {i.device:<5} {','.join(i.dtypes):<16} {state}")
+        click.echo(f"{'':<10} ops: {', '.join(i.ops) or '-'}   (plugin {i.plugin})")

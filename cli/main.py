@@ -1,0 +1,60 @@
+"""The ``genrecnn`` command group; each subcommand lives in its own module.
+
+Any :class:`genrecnn.errors.GenrecnnError` ends as one line on stderr and exit
+status 2; click's own usage errors keep their exit status 2 too.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from genrecnn import __version__
+from genrecnn.errors import GenrecnnError
+
+# command name -> "module:function" (imported only when that command runs)
+COMMANDS = {
+    "backends": "genrecnn.cli.cmd_backends:backends",
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a subcommand's module only when it is used, so --help stays fast."""
+
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="genrecnn")
+def cli():
+    """Music-genre classification with a ConvNet whose layers run on pluggable backends."""
+
+
+def main(argv=None) -> int:
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except GenrecnnError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""A network: an ordered chain of layers, each placed on a backend.
+
+The network checks shapes when built, moves parameters to each layer's
+backend, and moves activations between backends only where the placement
+changes (through :meth:`Backend.adopt`, which avoids the host where the two
+backends share memory). It never touches array contents itself.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from .errors import DataError, ShapeError
+from .layers import Layer, Softmax
+from .ops import DTYPES
+from .placement import DEFAULT_BACKEND, resolve_placement
+from .registry import Registry, registry as default_registry
+
+
+class Network:
+    """Layers with inferred shapes, placement, forward, loss and backward."""
+
+    def __init__(self, layers: list[Layer], input_shape: tuple[int, int],
+                 dtype: str = "float32", seed: int = 0):
+        if dtype not in DTYPES:
+            raise ShapeError(f"unsupported dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+        if not layers or not isinstance(layers[-1], Softmax):
+            raise ShapeError("a network must end with a softmax layer")
+        if any(isinstance(layer, Softmax) for layer in layers[:-1]):
+            raise ShapeError("only the last layer may be a softmax layer")
+        self.layers = layers
+        self.dtype = dtype
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self._name_layers()
+        rng = np.random.default_rng(seed)
+        shape = self.input_shape
+        for layer in layers:
+            shape = layer.build(shape, rng, dtype)
+        self.n_classes = shape[0]
+        self.backend_names = [DEFAULT_BACKEND] * len(layers)
+        self.backends: list = []
+        self.transfers: Counter = Counter()   # (from, to) -> number of array moves
+        self._registry: Registry | None = None
+
+    def _name_layers(self) -> None:
+        counts: Counter = Counter()
+        taken = {layer.name for layer in self.layers if layer.name}
+        for layer in self.layers:
+            if layer.name:
+                continue
+            if layer.kind == "softmax":
+                layer.name = "softmax"
+                continue
+            while True:
+                counts[layer.kind] += 1
+                candidate = f"{layer.kind}{counts[layer.kind]}"
+                if candidate not in taken:
+                    break
+            layer.name = candidate
+        names = [layer.name for layer in self.layers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ShapeError(f"layer names must be unique; repeated: {', '.join(dupes)}")
+
+    # -- placement -------------------------------------------------------------------------
+
+    def place(self, spec: str | dict | list[str], registry: Registry | None = None) -> list[str]:
+        """Put each layer on a backend (a spec string/dict or one name per layer)."""
+        reg = registry or self._registry or default_registry()
+        if isinstance(spec, list):
+            if len(spec) != len(self.layers):
+                raise ShapeError(f"placement lists {len(spec)} backends for {len(self.layers)} layers")
+            names = list(spec)
+            for b in names:
+                reg.get(b)
+        else:
+            names = resolve_placement(spec, self.layers, reg.names())
+        new = [reg.get(b) for b in names]
+        for be in new:
+            if self.dtype not in be.dtypes:
+                raise ShapeError(f"backend {be.name!r} does not support {self.dtype}; "
+                                 f"it supports {', '.join(be.dtypes)}")
+        old = self.backends or [None] * len(self.layers)
+        for layer, src, dst in zip(self.layers, old, new):
+            for key, value in layer.params.items():
+                if src is None:
+                    layer.params[key] = dst.from_host(np.asarray(value))
+                elif src is not dst:
+                    layer.params[key] = dst.adopt(value, src)
+            layer.grads = {}
+        self._registry, self.backend_names, self.backends = reg, names, new
+        return names
+
+    def _ensure_placed(self) -> None:
+        if not self.backends:
+            self.place(DEFAULT_BACKEND)
+
+    def _move(self, x, src, dst):
+        if src is dst:
+            return x
+        self.transfers[(src.name, dst.name)] += 1
+        return dst.adopt(x, src)
+
+    # -- input checks ----------------------------------------------------------------------
+
+    def check_batch(self, x: np.ndarray, labels: np.ndarray | None = None):
+        """Validate a host batch; return it as a contiguous array of the network's dtype."""
+        x = np.asarray(x)
+        if x.ndim != 3 or tuple(x.shape[1:]) != self.input_shape:
+            raise ShapeError(
+                f"input batch has shape {x.shape}; this network expects (batch, "
+                f"{self.input_shape[0]}, {self.input_shape[1]}) (mel bands, frames)")
+        if not np.issubdtype(x.dtype, np.floating):
+            raise DataError(f"input batch has dtype {x.dtype}; expected floating point "
+                            f"({self.dtype})")
+        if not np.isfinite(x).all():
+            bad = int(np.flatnonzero(~np.isfinite(x).reshape(len(x), -1).all(axis=1))[0])
+            raise DataError(f"input batch contains NaN or infinite values (example {bad}); "
+                            f"check the features of that clip")
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        if labels is None:
+            return x, None
+        labels = np.asarray(labels)
+        if labels.shape != (len(x),) or not np.issubdtype(labels.dtype, np.integer):
+            raise ShapeError(f"labels have shape {labels.shape} and dtype {labels.dtype}; "
+                             f"expected {len(x)} integers")
+        if labels.size and (labels.min() < 0 or labels.max() >= self.n_classes):
+            raise DataError(f"labels must lie in [0, {self.n_classes}); got "
+                            f"{labels.min()}..{labels.max()}")
+        return x, labels.astype(np.int32)
+
+    # -- computation -----------------------------------------------------------------------
+
+    def _forward_features(self, x, train: bool):
+        """Run every layer but the softmax; return (logits, backend they live on)."""
+        be = self.backends[0]
+        h = be.from_host(x)
+        for layer, lbe in zip(self.layers[:-1], self.backends[:-1]):
+            h = self._move(h, be, lbe)
+            be = lbe
+            h = layer.forward(be, h, train)
+        return h, be
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities [N, classes] for a host batch."""
+        self._ensure_placed()
+        x, _ = self.check_batch(x)
+        logits, be = self._forward_features(x, train=False)
+        out_be = self.backends[-1]
+        probs = self.layers[-1].forward(out_be, self._move(logits, be, out_be), False)
+        return out_be.to_host(probs)
+
+    def loss_and_grads(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        """Forward with loss, then backward filling every layer's ``grads``.
+
+        Returns the mean cross-entropy and the host probabilities [N, classes].
+        """
+        self._ensure_placed()
+        x, labels = self.check_batch(x, labels)
+        logits, be = self._forward_features(x, train=True)
+        out_be = self.backends[-1]
+        loss, probs = self.layers[-1].forward_loss(
+            out_be, self._move(logits, be, out_be), out_be.from_host(labels))
+        grad = self.layers[-1].backward(out_be)
+        be = out_be
+        for layer, lbe in zip(reversed(self.layers[:-1]), reversed(self.backends[:-1])):
+            grad = self._move(grad, be, lbe)
+            be = lbe
+            grad = layer.backward(be, grad)
+        return loss, out_be.to_host(probs)
+
+    def parameters(self):
+        """(layer, key, backend) for every parameter, in layer order."""
+        self._ensure_placed()
+        for layer, be in zip(self.layers, self.backends):
+            for key in layer.params:
+                yield layer, key, be
+
+    # -- host views for saving -------------------------------------------------------------
+
+    def host_params(self) -> dict[str, np.ndarray]:
+        """Every parameter as a host array, keyed ``layer/param``."""
+        out = {}
+        for layer, be in zip(self.layers, self.backends or [None] * len(self.layers)):
+            for key, value in layer.params.items():
+                out[f"{layer.name}/{key}"] = be.to_host(value) if be else np.asarray(value)
+        return out
+
+    def load_host_params(self, params: dict[str, np.ndarray]) -> None:
+        """Replace parameters (before placement, or re-placed afterwards)."""
+        for layer, be in zip(self.layers, self.backends or [None] * len(self.layers)):
+            for key, old in layer.params.items():
+                full = f"{layer.name}/{key}"
+                if full not in params:
+                    raise ShapeError(f"saved weights lack {full!r}; the file does not match "
+                                     f"this architecture")
+                value = np.asarray(params[full], dtype=self.dtype)
+                want = tuple(be.to_host(old).shape if be else np.shape(old))
+                if value.shape != want:
+                    raise ShapeError(f"saved weights {full!r} have shape {value.shape}, "
+                                     f"the layer needs {want}")
+                layer.params[key] = be.from_host(value) if be else value
+
+    def config(self) -> list[dict]:
+        return [dict(layer.config(), name=layer.name) for layer in self.layers]
+
+    def summary(self) -> str:
+        lines = [f"input {self.input_shape} {self.dtype}"]
+        for layer, b in zip(self.layers, self.backend_names):
+            n = sum(int(np.prod(np.shape(v) if not hasattr(v, "shape") else v.shape))
+                    for v in layer.params.values())
+            lines.append(f"  {layer.name:<9} {layer.kind:<7} -> {str(layer.output_shape):<14} "
+                         f"params {n:>9}  on {b}")
+        return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""Optimisers: per-parameter state on the parameter's backend, updates as ops.
+
+``SGD`` is the dissertation's mini-batch SGD with momentum and its linear
+learning-rate decay eps_k = (1 - (k-1)/N) eps_0 over N epochs; ``Adam`` is the
+default recipe because it learns well on real music.
+"""
+from __future__ import annotations
+
+from .errors import GenrecnnError
+
+
+class Optimizer:
+    """Holds hyper-parameters and per-parameter state; ``step`` applies the grads."""
+
+    def __init__(self, lr: float, weight_decay: float = 0.0, decay_epochs: int | None = None):
+        if lr <= 0:
+            raise GenrecnnError(f"learning rate must be positive, got {lr}")
+        self.lr0 = float(lr)
+        self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.decay_epochs = decay_epochs
+        self._state: dict[tuple[str, str], tuple[str, tuple]] = {}
+
+    def start_epoch(self, k: int) -> float:
+        """Set the rate for epoch ``k`` (from 1): linear decay if ``decay_epochs`` is set."""
+        if self.decay_epochs:
+            self.lr = self.lr0 * max(0.0, 1.0 - (k - 1) / self.decay_epochs)
+        return self.lr
+
+    def _slots(self, layer, key, be, count: int) -> tuple:
+        """State arrays for one parameter, created (or moved) on its backend."""
+        ident = (layer.name, key)
+        held = self._state.get(ident)
+        if held is None:
+            param = layer.params[key]
+            arrays = tuple(be.zeros(tuple(param.shape), str(param.dtype)) for _ in range(count))
+            held = (be.name, arrays)
+        elif held[0] != be.name:
+            from .registry import registry
+            src = registry().get(held[0])
+            held = (be.name, tuple(be.adopt(a, src) for a in held[1]))
+        self._state[ident] = held
+        return held[1]
+
+    def step(self, network) -> None:
+        for layer, key, be in network.parameters():
+            self._update(be, layer, key, layer.params[key], layer.grads[key])
+
+    def state_dict(self) -> dict:
+        return {"lr0": self.lr0, "lr": self.lr}
+
+
+class SGD(Optimizer):
+    def __init__(self, lr=0.01, momentum=0.9, weight_decay=0.0, decay_epochs=None):
+        super().__init__(lr, weight_decay, decay_epochs)
+        self.momentum = float(momentum)
+
+    def _update(self, be, layer, key, param, grad):
+        (velocity,) = self._slots(layer, key, be, 1)
+        be.sgd_update(param, grad, velocity, self.lr, self.momentum, self.weight_decay)
+
+
+class Adam(Optimizer):
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                 decay_epochs=None):
+        super().__init__(lr, weight_decay, decay_epochs)
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.t = 0
+
+    def step(self, network):
+        self.t += 1
+        super().step(network)
+
+    def _update(self, be, layer, key, param, grad):
+        m, v = self._slots(layer, key, be, 2)
+        be.adam_update(param, grad, m, v, self.t, self.lr, self.beta1, self.beta2, self.eps,
+                       self.weight_decay)
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+
+
+def make_optimizer(name: str, **kwargs) -> Optimizer:
+    if name not in OPTIMIZERS:
+        raise GenrecnnError(f"unknown optimiser {name!r}; use one of {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name](**kwargs)
