@@ -1,0 +1,273 @@
+"""The engine's own behaviour: shapes, placement, registry, optimisers, model files."""
+import json
+import sys
+import types
+import zipfile
+
+import numpy as np
+import pytest
+
+from genrecnn.architectures import build_network, load_architecture, named_architectures
+from genrecnn.backends.numpy_backend import NumpyBackend
+from genrecnn.errors import (BackendError, DataError, ModelFileError, PlacementError, ShapeError)
+from genrecnn.hookspecs import hookimpl
+from genrecnn.layers import Conv1D, Dense, GlobalPool, MaxPool1D, Softmax
+from genrecnn.model_io import load_model, save_model
+from genrecnn.network import Network
+from genrecnn.ops import Backend
+from genrecnn.optim import SGD, Adam
+from genrecnn.placement import parse_placement, resolve_placement
+from genrecnn.registry import build_registry
+from genrecnn.training import train_epoch
+
+TINY = [{"type": "conv", "filters": 4, "width": 3}, {"type": "act", "fn": "relu"},
+        {"type": "pool", "size": 2}, {"type": "gpool"}, {"type": "fc", "units": "classes"},
+        {"type": "softmax"}]
+
+
+def tiny_net(dtype="float64", seed=0):
+    return build_network(TINY, (5, 12), 3, dtype=dtype, seed=seed)
+
+
+def batch(n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 5, 12)), rng.integers(0, 3, n)
+
+
+# -- shapes ---------------------------------------------------------------------------------
+
+def test_shapes_are_inferred_and_layers_named():
+    net = build_network(load_architecture("cangea2016"), (128, 1292), 10)
+    assert [l.name for l in net.layers[:3]] == ["conv1", "act1", "pool1"]
+    assert net.layers[0].output_shape == (256, 1289)
+    assert net.layers[2].output_shape == (256, 322)
+    assert net.layers[8].output_shape == (1536,)
+    assert net.n_classes == 10
+
+
+def test_inconsistent_architecture_names_layer_and_shapes():
+    with pytest.raises(ShapeError, match=r"'conv2'.*\(4, 2\).*at least 3"):
+        Network([Conv1D(4, 3), MaxPool1D(4), Conv1D(4, 3), GlobalPool(), Dense(2), Softmax()],
+                (2, 12))
+    with pytest.raises(ShapeError, match="fc1.*flat vector.*global pooling"):
+        Network([Conv1D(4, 3), Dense(2), Softmax()], (2, 12))
+    with pytest.raises(ShapeError, match="end with a softmax"):
+        Network([Conv1D(4, 3), GlobalPool(), Dense(2)], (2, 12))
+
+
+def test_architecture_files_toml_and_json(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps({"layers": TINY}))
+    (tmp_path / "a.toml").write_text(
+        '[[layers]]\ntype = "gpool"\n[[layers]]\ntype = "fc"\nunits = "classes"\n'
+        '[[layers]]\ntype = "softmax"\n')
+    assert build_network(load_architecture(str(tmp_path / "a.json")), (5, 12), 3).n_classes == 3
+    assert build_network(load_architecture(str(tmp_path / "a.toml")), (5, 12), 2).n_classes == 2
+    (tmp_path / "bad.toml").write_text("layers = [")
+    with pytest.raises(ShapeError, match="not valid TOML"):
+        load_architecture(str(tmp_path / "bad.toml"))
+    with pytest.raises(ShapeError, match="unknown architecture 'nope'.*cangea2016"):
+        load_architecture("nope")
+    with pytest.raises(ShapeError, match="unknown layer type 'lstm'"):
+        build_network([{"type": "lstm"}], (5, 12), 2)
+    assert {"cangea2016", "small"} <= set(named_architectures())
+
+
+def test_bad_batches_are_named():
+    net = tiny_net()
+    x, y = batch()
+    with pytest.raises(ShapeError, match=r"shape \(6, 5, 11\).*\(batch, 5, 12\)"):
+        net.predict_proba(x[:, :, :11])
+    with pytest.raises(DataError, match="dtype int64"):
+        net.predict_proba(x.astype(np.int64))
+    x[3, 1, 2] = np.nan
+    with pytest.raises(DataError, match="NaN.*example 3"):
+        net.loss_and_grads(x, y)
+    with pytest.raises(DataError, match=r"labels must lie in \[0, 3\)"):
+        net.loss_and_grads(batch()[0], np.array([0, 1, 2, 3, 0, 0]))
+
+
+# -- placement ------------------------------------------------------------------------------
+
+def test_parse_placement():
+    assert parse_placement("numpy") == {"default": "numpy"}
+    assert parse_placement("conv=a, fc=b") == {"conv": "a", "fc": "b"}
+    for bad in ("conv=", "conv=a,conv=b", "conv"):
+        if bad == "conv":
+            assert parse_placement(bad) == {"default": "conv"}
+            continue
+        with pytest.raises(PlacementError):
+            parse_placement(bad)
+
+
+def test_resolve_placement_precedence_and_errors():
+    net = tiny_net()
+    plan = resolve_placement("conv=x,conv1=y,default=z", net.layers, ["x", "y", "z", "numpy"])
+    assert plan == ["y", "z", "z", "z", "z", "z"]
+    plan = resolve_placement("fc=x", net.layers, ["x", "numpy"])
+    assert plan == ["numpy", "numpy", "numpy", "numpy", "x", "numpy"]
+    with pytest.raises(PlacementError, match="'lstm'.*conv, pool.*conv1, act1"):
+        resolve_placement("lstm=numpy", net.layers, ["numpy"])
+    with pytest.raises(PlacementError, match="unknown backend 'tpu'.*installed backends: numpy"):
+        resolve_placement("conv=tpu", net.layers, ["numpy"])
+
+
+class SlowNumpy(NumpyBackend):
+    """A second CPU backend whose arrays are NumPy arrays too."""
+    name = "numpy2"
+
+
+def _registry_with(*classes):
+    plugin = types.SimpleNamespace(genrecnn_backends=hookimpl(lambda: list(classes)))
+    return build_registry(extra_plugins=[plugin])
+
+
+def test_mixed_placement_matches_single_backend_and_counts_moves():
+    reg = _registry_with(SlowNumpy)
+    x, y = batch()
+    ref = tiny_net()
+    ref.place("numpy", reg)
+    mixed = tiny_net()
+    mixed.place("conv=numpy2,fc=numpy2", reg)
+    assert mixed.backend_names == ["numpy2", "numpy", "numpy", "numpy", "numpy2", "numpy"]
+    opt_a, opt_b = SGD(lr=0.1), SGD(lr=0.1)
+    for _ in range(3):
+        la, _ = ref.loss_and_grads(x, y)
+        opt_a.step(ref)
+        lb, _ = mixed.loss_and_grads(x, y)
+        opt_b.step(mixed)
+        assert la == pytest.approx(lb, rel=1e-12)
+    # Each step moves at the three placement changes, forward (conv1->act1 and fc1->softmax
+    # leave numpy2, gpool1->fc1 enters it) and backward (the reverse): 3 each way, 3 steps.
+    assert mixed.transfers == {("numpy2", "numpy"): 9, ("numpy", "numpy2"): 9}
+    assert ref.transfers == {}
+
+
+def test_unknown_and_unavailable_backends_are_clear():
+    class Gone(NumpyBackend):
+        name = "gone"
+
+        @classmethod
+        def availability(cls):
+            return False, "no CUDA driver"
+
+    reg = _registry_with(Gone)
+    net = tiny_net()
+    with pytest.raises(PlacementError, match="unknown backend 'nope'"):
+        net.place("nope", reg)
+    with pytest.raises(BackendError, match="'gone' is not available here: no CUDA driver"):
+        net.place("conv=gone", reg)
+    assert reg.infos["gone"].reason == "no CUDA driver"
+
+
+# -- registry -------------------------------------------------------------------------------
+
+def test_builtin_backends_come_from_entry_points():
+    reg = build_registry()
+    assert reg.infos["numpy"].available
+    assert "genrecnn.backends.numpy_backend.plugin" in reg.infos["numpy"].plugin
+    assert {"conv1d", "maxpool1d", "global_pool", "dense", "softmax"} <= set(reg.infos["numpy"].ops)
+
+
+def test_broken_plugins_never_stop_the_others(monkeypatch):
+    import importlib.metadata as md
+
+    good = list(md.entry_points(group="genrecnn"))
+    broken = md.EntryPoint("exploding", "genrecnn_test_exploding_plugin", "genrecnn")
+    monkeypatch.setitem(sys.modules, "genrecnn_test_exploding_plugin", None)  # import fails
+    monkeypatch.setattr(md, "entry_points", lambda group=None: good + [broken])
+
+    class Unknown(NumpyBackend):
+        name = "weird"
+        ops = frozenset({"conv1d", "fft_conv"})
+
+    raising = types.SimpleNamespace(genrecnn_backends=hookimpl(lambda: 1 / 0))
+    notabackend = types.SimpleNamespace(genrecnn_backends=hookimpl(lambda: [object]))
+    unknown = types.SimpleNamespace(genrecnn_backends=hookimpl(lambda: [Unknown]))
+    reg = build_registry(extra_plugins=[raising, notabackend, unknown])
+    assert reg.infos["numpy"].available
+    assert "plugin failed to load" in reg.infos["exploding"].reason
+    assert any("ZeroDivisionError" in i.reason for i in reg.infos.values())
+    assert any("not a named genrecnn.ops.Backend" in i.reason for i in reg.infos.values())
+    assert "unknown op(s) fft_conv" in reg.infos["weird"].reason
+    assert not reg.infos["weird"].available
+
+
+def test_declared_ops_inferred_from_overrides():
+    class Partial(Backend):
+        name = "partial"
+
+        def dense(self, x, w, b):
+            return x @ w + b
+
+        def dense_backward(self, x, w, dy):
+            return dy @ w.T, x.T @ dy, dy.sum(0)
+
+    assert Partial.declared_ops() == {"dense"}
+    with pytest.raises(BackendError, match="does not implement op 'conv1d'"):
+        Partial().conv1d(None, None, None)
+
+
+# -- training primitives ----------------------------------------------------------------------
+
+def test_sgd_linear_decay_follows_the_dissertation():
+    opt = SGD(lr=0.1, decay_epochs=4)
+    assert [round(opt.start_epoch(k), 6) for k in (1, 2, 3, 4)] == [0.1, 0.075, 0.05, 0.025]
+
+
+@pytest.mark.parametrize("opt_cls", [SGD, Adam])
+def test_training_is_seeded_and_learns(opt_cls):
+    x, y = batch(48, seed=1)
+    x[y == 1, 2] += 2.0
+    x[y == 2, 4, ::2] += 3.0
+    losses = []
+    for _ in range(2):
+        net = tiny_net(seed=5)
+        opt = opt_cls(lr=0.05 if opt_cls is SGD else 0.01)
+        rng = np.random.default_rng(7)
+        hist = [train_epoch(net, opt, x, y, 8, rng).loss for _ in range(15)]
+        losses.append(hist)
+    assert losses[0] == losses[1]
+    assert losses[0][-1] < 0.5 * losses[0][0]
+
+
+# -- model files ----------------------------------------------------------------------------
+
+def test_model_round_trip(tmp_path):
+    net = tiny_net(dtype="float32")
+    x, _ = batch()
+    path = tmp_path / "m.npz"
+    save_model(path, net, {"class_names": ["a", "b", "c"]}, {"norm/mean": np.arange(5.0)})
+    back, meta, extra = load_model(path)
+    assert meta["class_names"] == ["a", "b", "c"]
+    np.testing.assert_array_equal(extra["norm/mean"], np.arange(5.0))
+    np.testing.assert_array_equal(back.predict_proba(x), net.predict_proba(x))
+    assert back.dtype == "float32"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]   # no temp files left
+
+
+def test_bad_model_files(tmp_path):
+    with pytest.raises(ModelFileError, match="does not exist"):
+        load_model(tmp_path / "missing.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(ModelFileError, match="not a readable genrecnn model"):
+        load_model(tmp_path / "text.npz")
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(ModelFileError, match="not a genrecnn model"):
+        load_model(tmp_path / "other.npz")
+    save_model(tmp_path / "m.npz", tiny_net())
+    data = (tmp_path / "m.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="truncated"):
+        load_model(tmp_path / "cut.npz")
+    assert zipfile.is_zipfile(tmp_path / "m.npz")
+
+
+def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "m.npz"
+    save_model(path, tiny_net(seed=1))
+    before = path.read_bytes()
+    monkeypatch.setattr(np, "savez", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        save_model(path, tiny_net(seed=2))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
