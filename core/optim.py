@@ -6,6 +6,8 @@ default recipe because it learns well on real music.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .errors import GenrecnnError
 
 
@@ -49,6 +51,43 @@ class Optimizer:
     def state_dict(self) -> dict:
         return {"lr0": self.lr0, "lr": self.lr}
 
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the scalars of :meth:`state_dict` (the arrays go through load_state_arrays)."""
+        self.lr = float(state.get("lr", self.lr))
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Per-parameter state as host arrays (``layer/param/slot``), for exact resume."""
+        from .registry import registry
+        out = {}
+        for (lname, key), (bname, arrays) in self._state.items():
+            be = registry().get(bname)
+            for i, a in enumerate(arrays):
+                out[f"{lname}/{key}/{i}"] = be.to_host(a)
+        return out
+
+    def load_state_arrays(self, network, arrays: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`state_arrays` output onto each parameter's current backend."""
+        self._state = {}
+        slots: dict[tuple[str, str], dict[int, np.ndarray]] = {}
+        for name, a in arrays.items():
+            lname, key, i = name.rsplit("/", 2)
+            slots.setdefault((lname, key), {})[int(i)] = a
+        for layer, key, be in network.parameters():
+            held = slots.pop((layer.name, key), None)
+            if held is None:
+                continue
+            want = tuple(layer.params[key].shape)
+            if any(tuple(a.shape) != want for a in held.values()):
+                raise GenrecnnError(f"saved optimiser state for {layer.name}/{key} does not fit "
+                                    f"the parameter {want}; train afresh without --resume")
+            dtype = str(layer.params[key].dtype)
+            self._state[(layer.name, key)] = (be.name, tuple(
+                be.from_host(np.asarray(held[i], dtype=dtype)) for i in sorted(held)))
+        if slots:
+            raise GenrecnnError(f"saved optimiser state names unknown parameters "
+                                f"({', '.join('/'.join(k) for k in sorted(slots))}); "
+                                f"train afresh without --resume")
+
 
 class SGD(Optimizer):
     def __init__(self, lr=0.01, momentum=0.9, weight_decay=0.0, decay_epochs=None):
@@ -70,6 +109,13 @@ class Adam(Optimizer):
     def step(self, network):
         self.t += 1
         super().step(network)
+
+    def state_dict(self) -> dict:
+        return dict(super().state_dict(), t=self.t)
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.t = int(state.get("t", 0))
 
     def _update(self, be, layer, key, param, grad):
         m, v = self._slots(layer, key, be, 2)
