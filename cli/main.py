@@ -16,6 +16,8 @@ from genrecnn.errors import GenrecnnError
 # command name -> "module:function" (imported only when that command runs)
 COMMANDS = {
     "backends": "genrecnn.cli.cmd_backends:backends",
+    "bench": "genrecnn.cli.cmd_bench:bench_cmd",
+    "conformance": "genrecnn.cli.cmd_conformance:conformance",
 }
 
 

@@ -1,0 +1,37 @@
+"""`genrecnn conformance`: run the op-contract suite against one backend.
+
+Exit 0 only if every declared op passes, 1 if any check fails; an unknown or
+unavailable backend is the registry's one-line error (exit 2).
+"""
+import click
+
+from genrecnn.ops import OP_GROUPS
+
+
+@click.command()
+@click.option("--backend", "backend", required=True, metavar="NAME",
+              help="Backend to test (see `genrecnn backends`).")
+@click.option("--dtype", "dtypes", multiple=True,
+              type=click.Choice(["float32", "float64", "int32"]),
+              help="Only this dtype (repeatable; int32 covers transfers). Default: all declared.")
+@click.option("--op", "ops", multiple=True, metavar="OP",
+              help=f"Only this op group (repeatable): {', '.join(g.name for g in OP_GROUPS)}.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("-v", "--verbose", is_flag=True, help="Also list every failed case.")
+def conformance(backend, dtypes, ops, as_json, verbose):
+    """Check a backend against the float64 reference: values, gradients, dtypes, in-place rules."""
+    from genrecnn.conformance import run_conformance
+
+    report = run_conformance(backend, dtypes=dtypes or None, ops=ops or None)
+    if as_json:
+        click.echo(report.to_json())
+    else:
+        from rich.console import Console
+        console = Console(file=click.get_text_stream("stdout"), width=160, soft_wrap=False)
+        console.print(report.table())
+        if verbose:
+            for case in report.failures:
+                console.print(f"[red]FAIL[/] {case.id}: {case.detail}", highlight=False)
+        console.print(report.summary(), highlight=False)
+    if not report.ok:
+        raise click.exceptions.Exit(1)

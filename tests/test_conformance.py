@@ -1,0 +1,165 @@
+"""The conformance suite on every registered backend, its reference, and its CLI.
+
+Backends that cannot run here (no GPU, package missing) are skipped with the
+registry's reason, so CI shows which ones it did not test and why.
+"""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from genrecnn.cli.main import cli
+from genrecnn.conformance import FAIL, PASS, UNSUPPORTED, reference as ref, run_conformance
+from genrecnn.conformance.checks import gradcheck
+from genrecnn.ops import OP_GROUPS
+from genrecnn.registry import registry
+
+BACKENDS = registry().names()
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_backend_passes_conformance(name):
+    info = registry().infos[name]
+    if not info.available:
+        pytest.skip(f"backend {name!r} not available here: {info.reason}")
+    report = run_conformance(name)
+    assert report.ok, "\n" + report.text()
+    declared = set(info.ops)
+    for row in report.rows:
+        assert (row.status == UNSUPPORTED) == (row.group not in declared), row
+        if row.status == PASS:
+            assert row.checks > 0
+
+
+def test_numpy_report_covers_every_group_and_dtype():
+    report = run_conformance("numpy")
+    rows = {(r.group, r.dtype) for r in report.rows}
+    for g in OP_GROUPS:
+        for dtype in ("float32", "float64"):
+            assert (g.name, dtype) in rows
+    assert ("transfer", "int32") in rows
+    assert all(r.status == PASS for r in report.rows)
+    checks = {c.check for c in report.cases}
+    assert {"forward", "backward", "gradcheck", "roundtrip", "zeros", "inplace"} <= checks
+    # finite differences run in float64 only
+    assert {c.dtype for c in report.cases if c.check == "gradcheck"} == {"float64"}
+
+
+# -- the reference is itself right: its backward ops against finite differences ------------
+
+def _fd_check(f, inputs, grads):
+    return gradcheck(f, inputs, grads, np.random.default_rng(0))
+
+
+def test_reference_conv1d_backward_by_finite_differences():
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((2, 3, 9)), rng.standard_normal((4, 3, 3)), rng.standard_normal(4)
+    dy = rng.standard_normal((2, 4, 7))
+    dx, dw, db = ref.conv1d_backward(x, w, dy)
+    assert _fd_check(lambda x, w, b: (ref.conv1d(x, w, b) * dy).sum(),
+                     {"x": x, "w": w, "b": b}, {"x": dx, "w": dw, "b": db}) < 1e-6
+
+
+@pytest.mark.parametrize("size,stride", [(3, 3), (4, 3), (3, 2), (4, 1), (2, 3)])
+def test_reference_maxpool_backward_by_finite_differences(size, stride):
+    rng = np.random.default_rng(2)
+    x = rng.permutation(2 * 3 * 13).reshape(2, 3, 13) * 0.05    # distinct values
+    y, arg = ref.maxpool1d(x, size, stride)
+    dy = rng.standard_normal(y.shape)
+    dx = ref.maxpool1d_backward(dy, arg, 13)
+    assert _fd_check(lambda x: (ref.maxpool1d(x, size, stride)[0] * dy).sum(), {"x": x}, {"x": dx}) < 1e-6
+
+
+def test_reference_global_pool_backward_by_finite_differences():
+    rng = np.random.default_rng(3)
+    x = rng.permutation(2 * 4 * 6).reshape(2, 4, 6) * 0.1 - 2
+    y, arg = ref.global_pool(x)
+    dy = rng.standard_normal(y.shape)
+    dx = ref.global_pool_backward(x, y, arg, dy)
+    assert _fd_check(lambda x: (ref.global_pool(x)[0] * dy).sum(), {"x": x}, {"x": dx}) < 1e-6
+
+
+def test_reference_global_pool_backward_zero_row_has_no_l2_term():
+    x = np.zeros((1, 1, 4))
+    y, arg = ref.global_pool(x)
+    dx = ref.global_pool_backward(x, y, arg, np.array([[4.0, 1.0, 7.0]]))
+    assert np.allclose(dx, [[[2.0, 1.0, 1.0, 1.0]]])      # mean 4/4 everywhere, max at index 0
+
+
+def test_reference_dense_backward_by_finite_differences():
+    rng = np.random.default_rng(4)
+    x, w, b, dy = (rng.standard_normal(s) for s in ((3, 5), (5, 2), (2,), (3, 2)))
+    dx, dw, db = ref.dense_backward(x, w, dy)
+    assert _fd_check(lambda x, w, b: (ref.dense(x, w, b) * dy).sum(),
+                     {"x": x, "w": w, "b": b}, {"x": dx, "w": dw, "b": db}) < 1e-6
+
+
+@pytest.mark.parametrize("kind,slope", [("relu", 0.01), ("leaky_relu", 0.2), ("sigmoid", 0.01),
+                                        ("tanh", 0.01)])
+def test_reference_activation_backward_by_finite_differences(kind, slope):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 4))
+    x = np.sign(x) * (0.1 + np.abs(x))
+    dy = rng.standard_normal(x.shape)
+    y = ref.activation(kind, x, slope)
+    dx = ref.activation_backward(kind, x, y, dy, slope)
+    assert _fd_check(lambda x: (ref.activation(kind, x, slope) * dy).sum(), {"x": x}, {"x": dx}) < 1e-6
+
+
+def test_reference_cross_entropy_backward_by_finite_differences():
+    rng = np.random.default_rng(6)
+    z, labels = rng.standard_normal((4, 5)) * 3, np.array([0, 4, 2, 2])
+    _, p = ref.softmax_cross_entropy(z, labels)
+    g = ref.softmax_cross_entropy_backward(p, labels)
+    assert _fd_check(lambda logits: ref.softmax_cross_entropy(logits, labels)[0],
+                     {"logits": z}, {"logits": g}) < 1e-6
+
+
+def test_reference_is_stable_on_huge_inputs():
+    p = ref.softmax(np.array([[1e4, 0.0, -1e4]]))
+    assert np.allclose(p, [[1, 0, 0]])
+    loss, _ = ref.softmax_cross_entropy(np.array([[1e4, 0.0, -1e4]]), np.array([2]))
+    assert loss == pytest.approx(2e4)
+    s = ref.activation("sigmoid", np.array([-1000.0, 0.0, 1000.0]))
+    assert np.all(np.isfinite(s)) and np.allclose(s, [0, 0.5, 1])
+
+
+def test_reference_does_not_import_a_backend():
+    import inspect
+    src = inspect.getsource(ref)
+    assert "backends" not in src.replace("any backend", "") and "NumpyBackend" not in src
+
+
+# -- the CLI -----------------------------------------------------------------------------------
+
+def test_cli_conformance_passes_and_prints_table():
+    result = CliRunner().invoke(cli, ["conformance", "--backend", "numpy", "--op", "dense"])
+    assert result.exit_code == 0, result.output
+    assert "op group" in result.output and "dense" in result.output and "PASS" in result.output
+    assert "conv1d" not in result.output
+
+
+def test_cli_conformance_json():
+    result = CliRunner().invoke(cli, ["conformance", "--backend", "numpy", "--op", "softmax",
+                                      "--dtype", "float64", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["ok"] is True and data["backend"] == "numpy"
+    assert [(r["group"], r["dtype"], r["status"]) for r in data["rows"]] == [
+        ("softmax", "float64", "pass")]
+
+
+def test_cli_unknown_backend_is_one_line_exit_2():
+    proc = subprocess.run([sys.executable, "-m", "genrecnn.cli.main", "conformance", "--backend",
+                           "no-such-backend"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: unknown backend 'no-such-backend'")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_cli_unknown_op_is_a_clear_error():
+    from genrecnn.cli.main import main
+    assert main(["conformance", "--backend", "numpy", "--op", "conv3d"]) == 2
