@@ -1,0 +1,1 @@
+"""An example third-party genrecnn backend, found only through its entry point."""
