@@ -16,6 +16,10 @@ from genrecnn.errors import GenrecnnError
 # command name -> "module:function" (imported only when that command runs)
 COMMANDS = {
     "backends": "genrecnn.cli.cmd_backends:backends",
+    "train": "genrecnn.cli.cmd_train:train",
+    "evaluate": "genrecnn.cli.cmd_evaluate:evaluate",
+    "predict": "genrecnn.cli.cmd_predict:predict",
+    "filters": "genrecnn.cli.cmd_filters:filters",
     "bench": "genrecnn.cli.cmd_bench:bench_cmd",
     "conformance": "genrecnn.cli.cmd_conformance:conformance",
 }

@@ -1,0 +1,484 @@
+"""``--backend auto``: measure every layer on every capable backend, then pick the
+fastest placement of the whole chain with a dynamic programme.
+
+Cost model of one training step for a plan b_0..b_{L-1} (one backend per layer)::
+
+    in(host -> b_0) + sum_i layer_i(b_i)                      # fwd + bwd + update
+      + sum_i [b_i != b_{i+1}] (move(b_i -> b_{i+1}) + move(b_{i+1} -> b_i))
+      + out(b_{L-1} -> host)
+
+where a layer's time is measured at the network's real shapes and batch size
+(:mod:`genrecnn.bench`) and a move is ``adopt`` of the boundary array (the
+activation forward, its gradient backward). Transfers make the choice for one
+layer depend on its neighbours, so a per-layer greedy choice can be wrong; the
+DP over (layer, backend) is exact for a chain and costs O(L B^2).
+
+Plans are cached per machine (hostname and GPU), architecture, dtype, batch
+size, optimiser and set of available backends in ``$GENRECNN_CACHE/autoplace.json``
+(or ``~/.cache/genrecnn/autoplace.json``), so a second run decides instantly.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from . import bench
+from .errors import PlacementError
+from .fsutil import atomic_write_text
+
+CACHE_VERSION = 1
+# A single-backend plan within this fraction of the best mixed plan's predicted
+# time wins: fewer moves, and no mixing on the strength of measurement noise.
+PREFER_SINGLE_WITHIN = 0.03
+INF = float("inf")
+
+
+# -- the dynamic programme ----------------------------------------------------------------
+
+def _edge(edges: dict, a: str, b: str) -> float:
+    return 0.0 if a == b else edges.get((a, b), INF)
+
+
+def plan_cost(plan: list[str], layer_costs, edge_costs, in_costs, out_costs) -> float:
+    """Predicted time of ``plan`` under the cost tables (inf if it uses a missing entry)."""
+    total = in_costs.get(plan[0], INF) + out_costs.get(plan[-1], INF)
+    for i, b in enumerate(plan):
+        total += layer_costs[i].get(b, INF)
+        if i:
+            total += _edge(edge_costs[i - 1], plan[i - 1], b)
+    return total
+
+
+def solve_chain(layer_costs: list[dict[str, float]], edge_costs: list[dict[tuple, float]],
+                in_costs: dict[str, float], out_costs: dict[str, float]
+                ) -> tuple[list[str], float]:
+    """The cheapest backend per layer for a chain of layers.
+
+    ``layer_costs[i][b]``: time of layer i on backend b (absent: b cannot run it);
+    ``edge_costs[i][(a, b)]``: moving layer i's output from a to b and its
+    gradient back (a != b); ``in_costs[b]``/``out_costs[b]``: the input from the
+    host to b and the output from b to the host. Returns (plan, predicted time).
+    """
+    if not layer_costs:
+        raise PlacementError("the network has no layers to place")
+    best = {b: in_costs.get(b, INF) + c for b, c in layer_costs[0].items()}
+    back: list[dict[str, str]] = []
+    for i in range(1, len(layer_costs)):
+        nxt, arg = {}, {}
+        for b, c in layer_costs[i].items():
+            prev = min(best, key=lambda a: best[a] + _edge(edge_costs[i - 1], a, b))
+            nxt[b] = best[prev] + _edge(edge_costs[i - 1], prev, b) + c
+            arg[b] = prev
+        best = nxt
+        back.append(arg)
+    last = min(best, key=lambda b: best[b] + out_costs.get(b, INF))
+    total = best[last] + out_costs.get(last, INF)
+    if total == INF:
+        raise PlacementError("no placement can run every layer with the measured transfers; "
+                             "check `genrecnn backends` for available backends")
+    plan = [last]
+    for arg in reversed(back):
+        plan.append(arg[plan[-1]])
+    return plan[::-1], total
+
+
+def greedy_plan(layer_costs: list[dict[str, float]]) -> list[str]:
+    """Each layer on its own fastest backend, ignoring transfers (for comparison)."""
+    return [min(c, key=c.get) for c in layer_costs]
+
+
+# -- the report saved with the model ------------------------------------------------------
+
+@dataclass
+class LayerChoice:
+    """One layer's measured times (seconds, medians) and the chosen backend."""
+
+    name: str
+    kind: str
+    shape: list[int]
+    chosen: str
+    total_s: dict[str, float]
+    phases_s: dict[str, dict[str, float]]
+
+
+@dataclass
+class PlanReport:
+    """What ``--backend auto`` measured and decided; ``as_dict()`` fits model meta."""
+
+    key: str
+    machine: str
+    dtype: str
+    batch_size: int
+    optimizer: str | None
+    backends: list[str]
+    plan: list[str]
+    predicted_s: float
+    layers: list[LayerChoice]
+    edges_s: list[dict[str, float]]        # per boundary, "a>b": both directions
+    input_s: dict[str, float]
+    output_s: dict[str, float]
+    greedy_plan: list[str]
+    greedy_s: float
+    single_s: dict[str, float]             # each whole-network single placement, predicted
+    measured_in_s: float
+    created: str
+    cached: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["single_s"] = {k: (None if v == INF else v) for k, v in self.single_s.items()}
+        d["greedy_s"] = None if self.greedy_s == INF else self.greedy_s
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PlanReport":
+        d = dict(d)
+        d["layers"] = [LayerChoice(**x) for x in d["layers"]]
+        d["single_s"] = {k: (INF if v is None else v) for k, v in d["single_s"].items()}
+        d["greedy_s"] = INF if d["greedy_s"] is None else d["greedy_s"]
+        return cls(**d)
+
+    def format(self) -> str:
+        """A table of the measured times and the plan, for people."""
+        ms = lambda s: "-" if s is None or s == INF else f"{s * 1e3:.2f}"   # noqa: E731
+        w = max(9, *(len(b) + 2 for b in self.backends))
+        how = (f"cached plan measured {self.created}" if self.cached
+               else f"measured in {self.measured_in_s:.1f} s")
+        lines = [f"auto placement: batch {self.batch_size}, {self.dtype}, "
+                 f"{self.optimizer or 'no'} update, {how}; median ms per training step "
+                 f"(forward + backward + update)",
+                 f"  {'layer':<9} {'kind':<8}" + "".join(f"{b:>{w}}" for b in self.backends)
+                 + "   chosen"]
+        for lc in self.layers:
+            lines.append(f"  {lc.name:<9} {lc.kind:<8}"
+                         + "".join(f"{ms(lc.total_s.get(b)):>{w}}" for b in self.backends)
+                         + f"   {lc.chosen}")
+        moves = [f"{self.layers[i].name}->{self.layers[i + 1].name} "
+                 f"{self.plan[i]}>{self.plan[i + 1]} "
+                 f"{ms(self.edges_s[i].get(f'{self.plan[i]}>{self.plan[i + 1]}'))} ms"
+                 for i in range(len(self.plan) - 1) if self.plan[i] != self.plan[i + 1]]
+        lines.append(f"  input host>{self.plan[0]} {ms(self.input_s.get(self.plan[0]))} ms, "
+                     f"output {self.plan[-1]}>host {ms(self.output_s.get(self.plan[-1]))} ms; "
+                     f"moves: {'; '.join(moves) or 'none'}")
+        singles = ", ".join(f"{b} only {ms(s)}" for b, s in self.single_s.items())
+        lines.append(f"  predicted step: auto {ms(self.predicted_s)} ms; greedy per layer "
+                     f"{ms(self.greedy_s)} ms; {singles} ms")
+        lines.extend(f"  note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+_LAST: PlanReport | None = None
+
+
+def last_plan_report() -> PlanReport | None:
+    """The report of the latest :func:`auto_plan` in this process (to store with a model)."""
+    return _LAST
+
+
+# -- cache --------------------------------------------------------------------------------
+
+def cache_path() -> Path:
+    """``$GENRECNN_CACHE/autoplace.json``, else ``~/.cache/genrecnn/autoplace.json``."""
+    root = os.environ.get("GENRECNN_CACHE")
+    base = Path(root) if root else Path.home() / ".cache" / "genrecnn"
+    return base / "autoplace.json"
+
+
+@lru_cache(maxsize=1)
+def machine_id() -> str:
+    """Hostname plus the GPU names nvidia-smi reports (if any): plans are per machine."""
+    gpus = ""
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        try:
+            out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=10)
+            gpus = ";".join(s.strip() for s in out.stdout.splitlines() if s.strip())
+        except (OSError, subprocess.SubprocessError):
+            gpus = "nvidia-smi failed"
+    return f"{socket.gethostname()}|{gpus or 'no-gpu'}"
+
+
+def plan_key(network, batch_size: int, optimizer: str | None, backends: list[str]) -> str:
+    arch = json.dumps({"layers": network.config(), "input": list(network.input_shape)},
+                      sort_keys=True)
+    digest = hashlib.sha1(arch.encode()).hexdigest()[:12]
+    return (f"{machine_id()}|arch {digest}|{network.dtype}|batch {batch_size}|"
+            f"opt {optimizer or '-'}|{','.join(sorted(backends))}")
+
+
+def _read_cache(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
+        return {}
+    return data.get("entries", {}) if isinstance(data.get("entries"), dict) else {}
+
+
+def _write_cache(path: Path, key: str, report: PlanReport) -> None:
+    entries = _read_cache(path)
+    entries[key] = report.as_dict()
+    atomic_write_text(path, json.dumps({"version": CACHE_VERSION, "entries": entries}, indent=1))
+
+
+# -- measuring ----------------------------------------------------------------------------
+
+@dataclass
+class Tables:
+    """Measured cost tables for the DP (seconds), plus per-phase detail."""
+
+    layer_costs: list[dict[str, float]]
+    phases: list[dict[str, dict[str, float]]]
+    edge_costs: list[dict[tuple, float]]
+    in_costs: dict[str, float]
+    out_costs: dict[str, float]
+
+
+def candidates(network, reg, optimizer: str | None) -> list[list[str]]:
+    """Per layer, the available backends that declare its ops and the network's dtype."""
+    out = []
+    names = reg.available_names()
+    for layer in network.layers:
+        ok = [n for n in names
+              if bench.can_run(reg.get(n), layer.kind, network.dtype, bool(layer.params),
+                               optimizer)]
+        if not ok:
+            need = ", ".join(sorted(bench.required_ops(layer.kind, bool(layer.params),
+                                                       optimizer)))
+            raise PlacementError(
+                f"no available backend runs layer {layer.name!r} ({need}) in {network.dtype}; "
+                f"see `genrecnn backends`")
+        out.append(ok)
+    return out
+
+
+def measure_tables(network, batch_size: int, reg, cands: list[list[str]],
+                   optimizer: str | None, reps: int, budget: float) -> Tables:
+    """Time every layer on each of its candidates, and every needed move, at real shapes."""
+    dtype = network.dtype
+    layer_costs, phases = [], []
+    for layer, names in zip(network.layers, cands):
+        costs, detail = {}, {}
+        for n in names:
+            t = bench.measure_layer(reg.get(n), layer.config(), layer.input_shape, batch_size,
+                                    dtype, optimizer=optimizer, reps=reps, budget=budget)
+            costs[n] = t.total
+            detail[n] = {p: x.median for p, x in t.phases().items()}
+        layer_costs.append(costs)
+        phases.append(detail)
+
+    moves: dict[tuple, float] = {}
+
+    def move(src: str | None, dst: str | None, shape) -> float:
+        key = (src, dst, tuple(shape))
+        if key not in moves:
+            moves[key] = bench.measure_transfer(
+                reg.get(src) if src else None, reg.get(dst) if dst else None, shape, dtype,
+                reps=reps, budget=budget).median
+        return moves[key]
+
+    edge_costs = []
+    for i in range(len(network.layers) - 1):
+        shape = (batch_size, *network.layers[i].output_shape)
+        edges = {}
+        for a in cands[i]:
+            for b in cands[i + 1]:
+                if a != b:
+                    edges[(a, b)] = move(a, b, shape) + move(b, a, shape)
+        edge_costs.append(edges)
+    in_shape = (batch_size, *network.input_shape)
+    out_shape = (batch_size, network.n_classes)
+    in_costs = {b: move(None, b, in_shape) for b in cands[0]}
+    out_costs = {b: move(b, None, out_shape) for b in cands[-1]}
+    return Tables(layer_costs, phases, edge_costs, in_costs, out_costs)
+
+
+def decide(network, tables: Tables, names: list[str], *, key: str = "", batch_size: int = 0,
+           optimizer: str | None = None, measured_in_s: float = 0.0,
+           prefer_single_within: float = PREFER_SINGLE_WITHIN) -> PlanReport:
+    """Run the DP on measured tables and assemble the report."""
+    args = (tables.layer_costs, tables.edge_costs, tables.in_costs, tables.out_costs)
+    plan, total = solve_chain(*args)
+    singles = {b: plan_cost([b] * len(plan), *args) for b in names}
+    greedy = greedy_plan(tables.layer_costs)
+    notes = []
+    best_single = min(singles, key=singles.get)
+    if (len(set(plan)) > 1 and singles[best_single] < INF
+            and singles[best_single] <= total * (1 + prefer_single_within)):
+        notes.append(f"mixed plan predicted {total * 1e3:.2f} ms; {best_single} alone "
+                     f"{singles[best_single] * 1e3:.2f} ms is within "
+                     f"{prefer_single_within:.0%}: keeping one backend")
+        plan, total = [best_single] * len(plan), singles[best_single]
+    layers = [LayerChoice(layer.name, layer.kind, [batch_size, *layer.input_shape], b,
+                          dict(costs), phases)
+              for layer, b, costs, phases in zip(network.layers, plan, tables.layer_costs,
+                                                 tables.phases)]
+    return PlanReport(
+        key=key, machine=machine_id(), dtype=network.dtype, batch_size=batch_size,
+        optimizer=optimizer, backends=list(names), plan=plan, predicted_s=total,
+        layers=layers,
+        edges_s=[{f"{a}>{b}": v for (a, b), v in e.items()} for e in tables.edge_costs],
+        input_s=dict(tables.in_costs), output_s=dict(tables.out_costs),
+        greedy_plan=greedy, greedy_s=plan_cost(greedy, *args), single_s=singles,
+        measured_in_s=measured_in_s, created=time.strftime("%Y-%m-%d %H:%M:%S"), notes=notes)
+
+
+def auto_plan(network, batch_size: int, echo=print, *, registry=None,
+              optimizer: str | None = "adam", reps: int = 3, budget: float = 0.2,
+              refresh: bool = False, use_cache: bool = True,
+              prefer_single_within: float = PREFER_SINGLE_WITHIN) -> list[str]:
+    """The measured fastest backend per layer of ``network`` at ``batch_size``.
+
+    Measures forward + backward (+ the ``optimizer``'s update for layers with
+    parameters) on every available backend that declares the layer's ops and
+    the network's dtype, plus the moves between them, solves the chain with
+    :func:`solve_chain`, prints the table through ``echo`` and returns one
+    backend name per layer. The plan is cached (see :func:`cache_path`);
+    ``refresh`` measures again. A single-backend plan within
+    ``prefer_single_within`` of the best mixed one is kept instead.
+    :func:`last_plan_report` gives the details.
+    """
+    global _LAST
+    if batch_size < 1:
+        raise PlacementError(f"batch size must be at least 1 for --backend auto, got {batch_size}")
+    from .registry import registry as default_registry
+    reg = registry or getattr(network, "_registry", None) or default_registry()
+    cands = candidates(network, reg, optimizer)
+    names = sorted({n for c in cands for n in c})
+    key = plan_key(network, batch_size, optimizer, names)
+    path = cache_path()
+    if use_cache and not refresh:
+        hit = _read_cache(path).get(key)
+        if hit:
+            try:
+                report = PlanReport.from_dict(hit)
+            except (TypeError, KeyError, ValueError):
+                report = None
+            if (report and len(report.plan) == len(network.layers)
+                    and all(b in c for b, c in zip(report.plan, cands))):
+                report.cached = True
+                _LAST = report
+                echo(report.format())
+                return list(report.plan)
+    echo(f"auto placement: measuring {len(network.layers)} layers on "
+         f"{', '.join(names)} at batch {batch_size} ...")
+    t0 = time.perf_counter()
+    tables = measure_tables(network, batch_size, reg, cands, optimizer, reps, budget)
+    report = decide(network, tables, names, key=key, batch_size=batch_size, optimizer=optimizer,
+                    measured_in_s=time.perf_counter() - t0,
+                    prefer_single_within=prefer_single_within)
+    if use_cache:
+        _write_cache(path, key, report)
+    _LAST = report
+    echo(report.format())
+    return list(report.plan)
+
+
+# -- proof: auto against every single-backend placement -----------------------------------
+
+def compare_with_single(make_network, batch_size: int, *, registry=None,
+                        backends: list[str] | None = None, optimizer: str = "adam",
+                        reps: int = 5, warmup: int = 2, seed: int = 0, echo=print) -> dict:
+    """Time whole training steps (loss, gradients, optimiser step) under a freshly
+    measured auto plan and under each single backend that runs every layer.
+
+    ``make_network()`` builds the same network each call. Placements are timed
+    in interleaved rounds, so drifting machine load hits them all alike.
+    Returns {"rows": [...], "auto": plan, "best_single": name, "ratio": auto/best}.
+    """
+    import numpy as np
+
+    from .optim import make_optimizer
+    from .registry import registry as default_registry
+
+    reg = registry or default_registry()
+    names = [n for n in (backends or reg.available_names()) if n in reg.available_names()]
+    sub = _SubRegistry(reg, names)
+    probe = make_network()
+    plan = auto_plan(probe, batch_size, echo=echo, registry=sub, optimizer=optimizer,
+                     refresh=True)
+    cands = candidates(probe, sub, optimizer)
+    placements = {"auto": plan}
+    for n in names:
+        if all(n in c for c in cands):
+            placements[f"{n} only"] = [n] * len(plan)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch_size, *probe.input_shape)).astype(probe.dtype)
+    y = rng.integers(0, probe.n_classes, batch_size).astype(np.int32)
+
+    steps = {}
+    for label, p in placements.items():
+        net = make_network()
+        net.place(p, registry=reg)
+        opt = make_optimizer(optimizer)
+        used = list({id(b): b for b in net.backends}.values())
+
+        def step(net=net, opt=opt, used=used):
+            net.loss_and_grads(x, y)
+            opt.step(net)
+            for b in used:
+                b.synchronize()
+        for _ in range(warmup):
+            step()
+        steps[label] = step
+    samples: dict[str, list[float]] = {label: [] for label in steps}
+    for _ in range(reps):
+        for label, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            samples[label].append(time.perf_counter() - t0)
+
+    rows = []
+    for label, ts in samples.items():
+        t = bench.Timing(ts)
+        rows.append({"placement": label, "plan": ",".join(placements[label]),
+                     "batch_size": batch_size, **t.as_dict()})
+    singles = [r for r in rows if r["placement"] != "auto"]
+    auto = rows[0]
+    best = min(singles, key=lambda r: r["median_s"]) if singles else None
+    echo(f"training step ({optimizer}), batch {batch_size}, median of {reps} interleaved "
+         f"rounds after {warmup} warm-up steps:")
+    echo(f"  {'placement':<16}{'median ms':>11}{'p25..p75 ms':>20}{'vs auto':>9}")
+    for r in rows:
+        echo(f"  {r['placement']:<16}{r['median_s'] * 1e3:>11.1f}"
+             f"{r['p25_s'] * 1e3:>11.1f}..{r['p75_s'] * 1e3:<8.1f}"
+             f"{r['median_s'] / auto['median_s']:>8.2f}x")
+    result = {"rows": rows, "auto": plan, "best_single": None, "ratio": None, "verdict": ""}
+    if best:
+        ratio = auto["median_s"] / best["median_s"]
+        noise = max((best["p75_s"] - best["p25_s"]) / best["median_s"],
+                    (auto["p75_s"] - auto["p25_s"]) / auto["median_s"], 0.05)
+        ok = ratio <= 1 + noise
+        result.update(best_single=best["placement"], ratio=ratio,
+                      verdict="ok" if ok else "slower")
+        echo(f"auto / best single ({best['placement']}): {ratio:.3f} "
+             f"(noise allowance {noise:.1%}): "
+             + ("auto is not slower" if ok else "AUTO IS SLOWER than the best single placement"))
+    return result
+
+
+class _SubRegistry:
+    """A registry view limited to some backend names (``--backends`` for the comparison)."""
+
+    def __init__(self, reg, names: list[str]):
+        self._reg, self._names = reg, sorted(names)
+
+    def available_names(self) -> list[str]:
+        return list(self._names)
+
+    def names(self) -> list[str]:
+        return list(self._names)
+
+    def get(self, name: str):
+        return self._reg.get(name)

@@ -1,0 +1,373 @@
+"""Timing layers and transfers on any backend, through the op contract only.
+
+The dissertation (Cangea 2016, Figures 4.10-4.19) found that the fastest device
+depends on the layer and its input size. This module measures exactly that:
+one layer's forward, backward and parameter update on one backend at one input
+shape, and the cost of moving an array between two backends (or the host).
+Layers are the real ones from :mod:`genrecnn.layers`, built from their
+configs, so a measurement times the code a network runs. Every timing brackets
+the call with ``backend.synchronize()`` so queued GPU work is counted.
+
+:mod:`genrecnn.autoplace` builds its placement tables from these functions;
+``genrecnn bench`` sweeps them over sizes or over an architecture's shapes.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import GenrecnnError, ShapeError
+from .layers import KINDS, Layer, layer_from_config
+from .optim import make_optimizer
+
+# The op group each layer kind calls (forward and backward together).
+LAYER_OPS = {"conv": "conv1d", "pool": "maxpool1d", "gpool": "global_pool", "fc": "dense",
+             "act": "activation", "softmax": "softmax"}
+# The op group each optimiser's step calls on a parameter's backend.
+UPDATE_OPS = {"sgd": "sgd_update", "adam": "adam_update"}
+HOST = "host"
+
+# Defaults shared by the CLI and autoplace: a warm-up call (kernel compilation,
+# allocator pools), then up to ``reps`` timed calls or ``budget`` seconds.
+REPS, WARMUP, BUDGET = 5, 1, 0.5
+
+
+@dataclass
+class Timing:
+    """Wall-clock samples of one repeated call, in seconds."""
+
+    samples: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def p25(self) -> float:
+        return float(np.percentile(self.samples, 25))
+
+    @property
+    def p75(self) -> float:
+        return float(np.percentile(self.samples, 75))
+
+    @property
+    def reps(self) -> int:
+        return len(self.samples)
+
+    def as_dict(self) -> dict:
+        return {"median_s": self.median, "p25_s": self.p25, "p75_s": self.p75, "reps": self.reps}
+
+
+@dataclass
+class LayerTiming:
+    """Forward, backward and (for layers with parameters) update time on one backend."""
+
+    backend: str
+    forward: Timing
+    backward: Timing
+    update: Timing | None = None
+
+    @property
+    def total(self) -> float:
+        """Median time of one training step's share of this layer."""
+        return (self.forward.median + self.backward.median
+                + (self.update.median if self.update else 0.0))
+
+    def phases(self) -> dict[str, Timing]:
+        out = {"forward": self.forward, "backward": self.backward}
+        if self.update is not None:
+            out["update"] = self.update
+        return out
+
+
+def time_call(fn, sync, reps: int = REPS, warmup: int = WARMUP, budget: float = BUDGET) -> Timing:
+    """Time ``fn()`` followed by ``sync()``: ``warmup`` untimed calls, then up to
+    ``reps`` timed ones, stopping early (after at least one) once ``budget``
+    seconds of timed calls have passed, so slow calls cost two runs, not six."""
+    sync()
+    for _ in range(max(0, warmup)):
+        fn()
+        sync()
+    samples: list[float] = []
+    start = time.perf_counter()
+    while len(samples) < max(1, reps):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        samples.append(time.perf_counter() - t0)
+        if time.perf_counter() - start > budget:
+            break
+    return Timing(samples)
+
+
+def required_ops(kind: str, has_params: bool, optimizer: str | None) -> set[str]:
+    """Op groups a backend needs to run one layer of ``kind`` (training included)."""
+    ops = {"transfer", LAYER_OPS[kind]}
+    if has_params and optimizer:
+        ops.add(UPDATE_OPS[optimizer])
+    return ops
+
+
+def can_run(backend, kind: str, dtype: str, has_params: bool = False,
+            optimizer: str | None = None) -> bool:
+    """Whether ``backend`` declares every op the layer needs, and ``dtype``."""
+    return (dtype in backend.dtypes
+            and required_ops(kind, has_params, optimizer) <= set(backend.declared_ops()))
+
+
+def _random(rng: np.random.Generator, shape, dtype: str) -> np.ndarray:
+    return rng.standard_normal(shape).astype(dtype)
+
+
+class _OneLayer:
+    """The piece of the Network interface an optimiser's ``step`` uses."""
+
+    def __init__(self, layer: Layer, be):
+        self.layer, self.be = layer, be
+
+    def parameters(self):
+        for key in self.layer.params:
+            yield self.layer, key, self.be
+
+
+def measure_layer(be, config: dict, input_shape: tuple[int, ...], batch: int, dtype: str, *,
+                  optimizer: str | None = None, reps: int = REPS, warmup: int = WARMUP,
+                  budget: float = BUDGET, seed: int = 0) -> LayerTiming:
+    """Time a fresh layer built from ``config`` on backend ``be``.
+
+    ``input_shape`` is per example; the batch is ``batch`` random examples.
+    With ``optimizer`` (``sgd`` or ``adam``) a layer with parameters also times
+    one optimiser step over its parameters, as a training step runs it.
+    """
+    rng = np.random.default_rng(seed)
+    layer = layer_from_config(config)
+    layer.name = config.get("name") or "bench"
+    layer.build(tuple(input_shape), rng, dtype)
+    layer.params = {k: be.from_host(np.asarray(v)) for k, v in layer.params.items()}
+    x = be.from_host(_random(rng, (batch, *layer.input_shape), dtype))
+    if layer.kind == "softmax":
+        labels = be.from_host(rng.integers(0, layer.output_shape[0], batch).astype(np.int32))
+        fwd = lambda: layer.forward_loss(be, x, labels)   # noqa: E731
+        bwd = lambda: layer.backward(be)                   # noqa: E731
+    else:
+        dy = be.from_host(_random(rng, (batch, *layer.output_shape), dtype))
+        fwd = lambda: layer.forward(be, x, True)           # noqa: E731
+        bwd = lambda: layer.backward(be, dy)               # noqa: E731
+    sync = be.synchronize
+    forward = time_call(fwd, sync, reps, warmup, budget)
+    backward = time_call(bwd, sync, reps, warmup, budget)
+    update = None
+    if optimizer and layer.params:
+        opt = make_optimizer(optimizer, lr=1e-6)
+        one = _OneLayer(layer, be)
+        update = time_call(lambda: opt.step(one), sync, reps, warmup, budget)
+    return LayerTiming(be.name, forward, backward, update)
+
+
+def _endpoint_name(be) -> str:
+    return HOST if be is None else be.name
+
+
+def measure_transfer(src, dst, shape: tuple[int, ...], dtype: str, *, reps: int = REPS,
+                     warmup: int = WARMUP, budget: float = BUDGET, seed: int = 0) -> Timing:
+    """Time moving one array of ``shape`` from ``src`` to ``dst`` (None = the host).
+
+    Backend to backend is ``dst.adopt(x, src)``, exactly what the network does
+    at a placement boundary; host to backend is ``from_host``, backend to host
+    ``to_host``. Both sides are synchronised around each copy.
+    """
+    if src is None and dst is None:
+        raise GenrecnnError("a transfer needs a backend on at least one side")
+    a = _random(np.random.default_rng(seed), tuple(shape), dtype)
+    if src is None:
+        fn, syncs = (lambda: dst.from_host(a)), (dst.synchronize,)
+    else:
+        x = src.from_host(a)
+        if dst is None:
+            fn, syncs = (lambda: src.to_host(x)), (src.synchronize,)
+        else:
+            fn, syncs = (lambda: dst.adopt(x, src)), (src.synchronize, dst.synchronize)
+
+    def sync():
+        for s in syncs:
+            s()
+    return time_call(fn, sync, reps, warmup, budget)
+
+
+# -- sweeps over input sizes --------------------------------------------------------------
+
+def sweep_case(kind: str, elements: int) -> tuple[dict, tuple[int, ...], int]:
+    """(layer config, per-example input shape, batch) of about ``elements`` input values.
+
+    Sequence layers (conv, pool, gpool, act) see one example of C x W with
+    C = min(32, elements / 32) channels (conv keeps C filters of width 4, pool
+    takes windows of 4); fc sees N = min(32, elements / 32) rows of
+    elements / N inputs and has 64 units; softmax sees rows of 10 classes.
+    """
+    e = max(32, int(elements))
+    if kind in ("conv", "pool", "gpool", "act"):
+        c = min(32, max(1, e // 32))
+        shape, batch = (c, e // c), 1
+        cfg = {"conv": {"type": "conv", "filters": c, "width": 4},
+               "pool": {"type": "pool", "size": 4},
+               "gpool": {"type": "gpool"},
+               "act": {"type": "act", "fn": "relu"}}[kind]
+        return cfg, shape, batch
+    if kind == "fc":
+        n = min(32, max(1, e // 32))
+        return {"type": "fc", "units": 64}, (e // n,), n
+    if kind == "softmax":
+        return {"type": "softmax"}, (10,), max(1, e // 10)
+    raise ShapeError(f"unknown layer kind {kind!r}; use some of {', '.join(KINDS)}")
+
+
+def parse_sizes(text: str) -> list[int]:
+    """``"5:24"`` (exponents 5..24), ``"5:24:3"`` (every third) or ``"8,12,16"`` -> [2**k]."""
+    try:
+        if ":" in text:
+            parts = [int(p) for p in text.split(":")]
+            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] < 1):
+                raise ValueError
+            exps = list(range(parts[0], parts[1] + 1, parts[2] if len(parts) == 3 else 1))
+        else:
+            exps = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise GenrecnnError(f"bad size range {text!r}; write exponents of 2 as LO:HI, "
+                            f"LO:HI:STEP or a comma list, e.g. 5:24") from None
+    if not exps or min(exps) < 5 or max(exps) > 30:
+        raise GenrecnnError(f"size range {text!r} gives no exponents in 5..30; "
+                            f"e.g. --sizes 5:24 for 2^5 to 2^24 elements")
+    return [2 ** k for k in exps]
+
+
+@dataclass
+class SweepLimits:
+    """Stop a backend's sweep of one layer kind once a call grows this slow."""
+
+    max_call_s: float = 2.0
+    skipped: list[str] = field(default_factory=list)
+
+
+def _rows_for(timing: LayerTiming, base: dict) -> list[dict]:
+    return [dict(base, backend=timing.backend, phase=phase, **t.as_dict())
+            for phase, t in timing.phases().items()]
+
+
+def sweep_layers(backends, kinds, sizes, dtype: str, *, reps: int = REPS,
+                 budget: float = BUDGET, limits: SweepLimits | None = None,
+                 progress=None) -> list[dict]:
+    """Forward and backward rows for every (kind, size, backend) that can run it.
+
+    A backend whose call at one size took longer than ``limits.max_call_s``
+    skips the larger sizes of that kind (noted in ``limits.skipped``), and
+    one that runs out of memory or lacks an op is skipped with the reason.
+    """
+    limits = limits or SweepLimits()
+    rows: list[dict] = []
+    for kind in kinds:
+        too_slow: set[str] = set()
+        for size in sizes:
+            cfg, shape, batch = sweep_case(kind, size)
+            for be in backends:
+                if progress:
+                    progress(f"{kind} 2^{int(np.log2(size))} on {be.name}")
+                if be.name in too_slow or not can_run(be, kind, dtype):
+                    continue
+                base = {"kind": kind, "layer": kind, "elements": batch * int(np.prod(shape)),
+                        "shape": "x".join(map(str, (batch, *shape)))}
+                try:
+                    t = measure_layer(be, cfg, shape, batch, dtype, reps=reps, budget=budget)
+                except (MemoryError, GenrecnnError) as exc:
+                    limits.skipped.append(f"{kind} {base['shape']} on {be.name}: "
+                                          f"{type(exc).__name__}: {exc}")
+                    too_slow.add(be.name)
+                    continue
+                rows.extend(_rows_for(t, base))
+                slowest = max(x.median for x in t.phases().values())
+                if slowest > limits.max_call_s:
+                    too_slow.add(be.name)
+                    limits.skipped.append(f"{kind} beyond {base['shape']} on {be.name}: "
+                                          f"a call took {slowest:.2f} s")
+    return rows
+
+
+def transfer_pairs(backends) -> list[tuple]:
+    """Every ordered (src, dst) among the backends and the host (None), src != dst."""
+    ends = [None, *backends]
+    return [(a, b) for a in ends for b in ends
+            if a is not b and not (a is not None and b is not None and a.name == b.name)]
+
+
+def sweep_transfers(backends, sizes, dtype: str, *, reps: int = REPS, budget: float = BUDGET,
+                    limits: SweepLimits | None = None, progress=None) -> list[dict]:
+    """Transfer rows for every ordered pair of endpoints at every size (flat arrays)."""
+    limits = limits or SweepLimits()
+    rows = []
+    for src, dst in transfer_pairs(backends):
+        pair = f"{_endpoint_name(src)}>{_endpoint_name(dst)}"
+        for size in sizes:
+            if progress:
+                progress(f"transfer {pair} 2^{int(np.log2(size))}")
+            try:
+                t = measure_transfer(src, dst, (size,), dtype, reps=reps, budget=budget)
+            except (MemoryError, GenrecnnError) as exc:
+                limits.skipped.append(f"transfer {pair} {size}: {type(exc).__name__}: {exc}")
+                break
+            rows.append({"src": _endpoint_name(src), "dst": _endpoint_name(dst), "pair": pair,
+                         "elements": size, "shape": str(size), **t.as_dict()})
+    return rows
+
+
+# -- an architecture's own shapes ---------------------------------------------------------
+
+def arch_layers(network, backends, batch: int, *, optimizer: str | None = None,
+                kinds=None, reps: int = REPS, budget: float = BUDGET, progress=None) -> list[dict]:
+    """Rows for every layer of ``network`` (of ``kinds``, default all) at its real
+    shapes and ``batch``, per backend that can run it."""
+    rows = []
+    for layer in network.layers:
+        if kinds is not None and layer.kind not in kinds:
+            continue
+        for be in backends:
+            if not can_run(be, layer.kind, network.dtype, bool(layer.params), optimizer):
+                continue
+            if progress:
+                progress(f"{layer.name} on {be.name}")
+            t = measure_layer(be, layer.config(), layer.input_shape, batch, network.dtype,
+                              optimizer=optimizer, reps=reps, budget=budget)
+            shape = (batch, *layer.input_shape)
+            rows.extend(_rows_for(t, {"kind": layer.kind, "layer": layer.name,
+                                      "elements": int(np.prod(shape)),
+                                      "shape": "x".join(map(str, shape))}))
+    return rows
+
+
+def boundary_shapes(network, batch: int) -> list[tuple[str, tuple[int, ...]]]:
+    """(label, batched shape) of every array the network may move between backends:
+    the input, each layer's output (forward) which is also its gradient (backward)."""
+    out = [("input", (batch, *network.input_shape))]
+    for layer in network.layers:
+        out.append((layer.name, (batch, *layer.output_shape)))
+    return out
+
+
+def arch_transfers(network, backends, batch: int, *, reps: int = REPS, budget: float = BUDGET,
+                   progress=None) -> list[dict]:
+    """Transfer rows at each distinct boundary shape of ``network``, every endpoint pair."""
+    rows, seen = [], set()
+    for label, shape in boundary_shapes(network, batch):
+        if shape in seen:
+            continue
+        seen.add(shape)
+        for src, dst in transfer_pairs(backends):
+            pair = f"{_endpoint_name(src)}>{_endpoint_name(dst)}"
+            if progress:
+                progress(f"transfer {pair} after {label}")
+            t = measure_transfer(src, dst, shape, network.dtype, reps=reps, budget=budget)
+            rows.append({"src": _endpoint_name(src), "dst": _endpoint_name(dst), "pair": pair,
+                         "after": label, "elements": int(np.prod(shape)),
+                         "shape": "x".join(map(str, shape)), **t.as_dict()})
+    return rows

@@ -1,0 +1,250 @@
+"""--backend auto: the chain DP on fake tables, measured plans with test backends,
+dtype/op support, the per-machine cache, and the path through apply_backend_option."""
+from __future__ import annotations
+
+import itertools
+import json
+import time
+
+import numpy as np
+import pytest
+
+from genrecnn import autoplace, registry as registry_mod
+from genrecnn.architectures import build_network, load_architecture
+from genrecnn.autoplace import (auto_plan, candidates, decide, greedy_plan, last_plan_report,
+                                plan_cost, solve_chain)
+from genrecnn.backends.numpy_backend.backend import NumpyBackend
+from genrecnn.errors import PlacementError
+from genrecnn.hookspecs import hookimpl
+from genrecnn.placement import apply_backend_option, format_plan
+from genrecnn.registry import Registry, build_registry
+
+DELAY = 0.01   # seconds added to every op of the "delayed" test backend
+
+
+class MemoConv(NumpyBackend):
+    """NumPy, but conv1d answers a repeated call from memory: conv is nearly free
+    here, so auto should put conv layers on it and nothing else (its other layer
+    ops sleep DELAY; parameter updates run at NumPy's speed)."""
+
+    name = "memoconv"
+    _memo: dict = {}
+
+    def _remember(self, op, args, compute):
+        hit = self._memo.get(op)
+        if hit is not None and all(a is b for a, b in zip(hit[0], args)):
+            return hit[1]
+        out = compute(*args)
+        self._memo[op] = (args, out)
+        return out
+
+    def conv1d(self, x, w, b):
+        return self._remember("f", (x, w, b), super().conv1d)
+
+    def conv1d_backward(self, x, w, dy):
+        return self._remember("b", (x, w, dy), super().conv1d_backward)
+
+
+def _delayed(method):
+    def slow(self, *args, **kwargs):
+        time.sleep(DELAY)
+        return getattr(NumpyBackend, method)(self, *args, **kwargs)
+    return slow
+
+
+for _m in ("maxpool1d", "maxpool1d_backward", "global_pool", "global_pool_backward", "dense",
+           "dense_backward", "activation", "activation_backward", "softmax",
+           "softmax_cross_entropy", "softmax_cross_entropy_backward"):
+    setattr(MemoConv, _m, _delayed(_m))
+
+
+class F64Conv(MemoConv):
+    """Fast conv too, but float64 only: never chosen for a float32 network."""
+
+    name = "f64conv"
+    dtypes = ("float64",)
+    _memo: dict = {}
+
+
+class NoConv(NumpyBackend):
+    """Declares every op group but conv1d."""
+
+    name = "noconv"
+    ops = frozenset({"transfer", "maxpool1d", "global_pool", "dense", "activation", "softmax",
+                     "sgd_update", "adam_update"})
+
+
+class Offline(NumpyBackend):
+    name = "offline"
+
+    @classmethod
+    def availability(cls):
+        return False, "test backend switched off"
+
+
+class _Plugin:
+    def __init__(self, *classes):
+        self.classes = list(classes)
+
+    @hookimpl
+    def genrecnn_backends(self):
+        return self.classes
+
+
+def _registry(*classes):
+    return build_registry(extra_plugins=[_Plugin(*classes)])
+
+
+def _net(dtype="float32"):
+    return build_network(load_architecture("small"), (48, 160), 10, dtype=dtype)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENRECNN_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "autoplace.json"
+
+
+# -- the DP on fake tables ----------------------------------------------------------------
+
+def test_dp_differs_from_greedy_when_moves_cost():
+    layers = [{"a": 1.0, "b": 5.0}, {"a": 5.0, "b": 4.0}, {"a": 1.0, "b": 5.0}]
+    edges = [{("a", "b"): 10.0, ("b", "a"): 10.0}] * 2
+    io = {"a": 0.0, "b": 0.0}
+    plan, total = solve_chain(layers, edges, io, io)
+    assert greedy_plan(layers) == ["a", "b", "a"]
+    assert plan == ["a", "a", "a"] and total == pytest.approx(7.0)
+    assert plan_cost(["a", "b", "a"], layers, edges, io, io) == pytest.approx(26.0)
+
+
+def test_dp_switches_when_the_move_pays_and_counts_host_transfers():
+    layers = [{"a": 1.0, "b": 100.0}, {"a": 100.0, "b": 1.0}]
+    edges = [{("a", "b"): 5.0, ("b", "a"): 5.0}]
+    plan, total = solve_chain(layers, edges, {"a": 0.0, "b": 0.0}, {"a": 0.0, "b": 0.0})
+    assert plan == ["a", "b"] and total == pytest.approx(7.0)
+    # b is slightly faster on layer 0, but getting the input onto b costs more
+    layers = [{"a": 2.0, "b": 1.0}, {"a": 1.0, "b": 1.0}]
+    plan, _ = solve_chain(layers, edges, {"a": 0.0, "b": 3.0}, {"a": 0.0, "b": 0.0})
+    assert plan == ["a", "a"]
+    plan, _ = solve_chain(layers, edges, {"a": 0.0, "b": 0.0}, {"a": 9.0, "b": 0.0})
+    assert plan == ["b", "b"]
+
+
+def test_dp_matches_brute_force_and_skips_backends_that_cannot_run_a_layer():
+    rng = np.random.default_rng(1)
+    names = ["a", "b", "c"]
+    for _ in range(40):
+        n = int(rng.integers(1, 7))
+        layers = []
+        for _ in range(n):
+            ok = [b for b in names if rng.random() < 0.7] or ["a"]
+            layers.append({b: float(rng.uniform(0, 10)) for b in ok})
+        edges = [{(x, y): float(rng.uniform(0, 8)) for x in names for y in names if x != y}
+                 for _ in range(n - 1)]
+        ins = {b: float(rng.uniform(0, 3)) for b in names}
+        outs = {b: float(rng.uniform(0, 3)) for b in names}
+        plan, total = solve_chain(layers, edges, ins, outs)
+        brute = min(plan_cost(list(p), layers, edges, ins, outs)
+                    for p in itertools.product(*[list(c) for c in layers]))
+        assert total == pytest.approx(brute)
+        assert all(b in c for b, c in zip(plan, layers))
+
+
+def test_nearly_equal_mixed_plan_gives_way_to_one_backend():
+    net = _net()
+    n = len(net.layers)
+    layer_costs = [{"a": 1.0, "b": 1.001} for _ in range(n)]
+    layer_costs[0] = {"a": 1.0, "b": 0.99}           # mixing saves about 0.1 %
+    tables = autoplace.Tables(layer_costs, [{} for _ in range(n)],
+                              [{("a", "b"): 0.0, ("b", "a"): 0.0} for _ in range(n - 1)],
+                              {"a": 0.0, "b": 0.0}, {"a": 0.0, "b": 0.0})
+    report = decide(net, tables, ["a", "b"], batch_size=4)
+    assert len(set(report.plan)) == 1 and report.notes
+    report = decide(net, tables, ["a", "b"], batch_size=4, prefer_single_within=0.0)
+    assert report.plan[0] == "b" and set(report.plan[1:]) == {"a"}
+
+
+# -- measured plans -----------------------------------------------------------------------
+
+def test_measured_plan_puts_conv_on_the_fast_conv_backend_only():
+    reg = _registry(MemoConv)
+    net = _net()
+    lines = []
+    plan = auto_plan(net, 8, echo=lines.append, registry=reg)
+    kinds = [layer.kind for layer in net.layers]
+    assert [b for b, k in zip(plan, kinds) if k == "conv"] == ["memoconv", "memoconv"]
+    assert "memoconv" not in {b for b, k in zip(plan, kinds) if k != "conv"}
+    text = "\n".join(lines)
+    assert "memoconv" in text and "predicted step" in text and "conv1" in text
+    report = last_plan_report()
+    assert report.plan == plan and not report.cached
+    assert {"memoconv", "numpy"} <= set(report.layers[0].total_s)
+    assert report.predicted_s <= min(report.single_s.values())
+    json.dumps(report.as_dict())       # storable in model meta
+
+
+def test_plan_respects_dtype_op_support_and_availability():
+    reg = _registry(F64Conv, NoConv, Offline)
+    net32, net64 = _net("float32"), _net("float64")
+    c32 = candidates(net32, reg, "adam")
+    assert all("f64conv" not in c and "offline" not in c for c in c32)
+    for layer, c in zip(net32.layers, c32):
+        assert ("noconv" in c) == (layer.kind != "conv")
+    plan32 = auto_plan(net32, 4, echo=lambda s: None, registry=reg)
+    assert "f64conv" not in plan32 and "offline" not in plan32
+    assert all(b != "noconv" for b, layer in zip(plan32, net32.layers) if layer.kind == "conv")
+    plan64 = auto_plan(net64, 4, echo=lambda s: None, registry=reg)
+    assert [b for b, layer in zip(plan64, net64.layers) if layer.kind == "conv"] == ["f64conv"] * 2
+
+
+def test_no_backend_for_a_layer_is_one_clear_error():
+    reg = Registry()
+    reg.add(NoConv, "test")
+    with pytest.raises(PlacementError, match="no available backend runs layer 'conv1'"):
+        candidates(_net(), reg, "adam")
+
+
+# -- cache --------------------------------------------------------------------------------
+
+def test_second_call_is_a_cache_hit(monkeypatch, _cache):
+    calls = []
+    real = autoplace.measure_tables
+    monkeypatch.setattr(autoplace, "measure_tables",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    reg = _registry(MemoConv)
+    first = auto_plan(_net(), 8, echo=lambda s: None, registry=reg)
+    lines = []
+    second = auto_plan(_net(), 8, echo=lines.append, registry=reg)
+    assert first == second and len(calls) == 1
+    assert last_plan_report().cached and "cached plan" in lines[0]
+    data = json.loads(_cache.read_text())
+    (key,) = data["entries"]
+    assert "batch 8" in key and "float32" in key and "memoconv" in key
+    auto_plan(_net(), 4, echo=lambda s: None, registry=reg)         # another batch size
+    auto_plan(_net(), 8, echo=lambda s: None, registry=reg, refresh=True)
+    assert len(calls) == 3 and len(json.loads(_cache.read_text())["entries"]) == 2
+
+
+def test_corrupt_cache_is_measured_over(_cache):
+    _cache.parent.mkdir(parents=True)
+    _cache.write_text("{not json")
+    plan = auto_plan(_net(), 4, echo=lambda s: None, registry=_registry())
+    assert len(plan) == len(_net().layers)
+    assert json.loads(_cache.read_text())["version"] == autoplace.CACHE_VERSION
+
+
+# -- through the CLI's entry point --------------------------------------------------------
+
+def test_backend_auto_dry_run_prints_a_mixed_plan(monkeypatch):
+    monkeypatch.setattr(registry_mod, "_default", _registry(MemoConv))
+    net = _net()
+    lines = []
+    plan = apply_backend_option(net, "auto", 8, dry_run=True, echo=lines.append)
+    assert lines[-1] == format_plan(net.layers, plan)
+    assert "conv1=memoconv" in lines[-1] and "fc1=memoconv" not in lines[-1]
+    assert net.backend_names == ["numpy"] * len(net.layers)     # dry run: nothing placed
+    placed = apply_backend_option(net, "auto", 8, echo=lines.append)   # cached, then placed
+    assert placed == plan and net.backend_names == plan
+    x = np.random.default_rng(0).standard_normal((8, 48, 160)).astype("float32")
+    loss, probs = net.loss_and_grads(x, np.arange(8) % 10)
+    assert np.isfinite(loss) and probs.shape == (8, 10)
