@@ -73,10 +73,11 @@ def maxpool1d_backward(dy, argmax, width):
     (dy,) = _f64(dy)
     n, c, wo = dy.shape
     dx = np.zeros((n, c, width))
-    for i in range(n):
-        for ch in range(c):
-            for j in range(wo):
-                dx[i, ch, argmax[i, ch, j]] += dy[i, ch, j]
+    rows, chans = np.meshgrid(np.arange(n), np.arange(c), indexing="ij")
+    for j in range(wo):
+        # within one window index every (n, c) is a different row, so += cannot collide;
+        # windows that share a maximum add up over j
+        dx[rows, chans, argmax[:, :, j]] += dy[:, :, j]
     return dx
 
 
