@@ -163,3 +163,26 @@ def test_cli_unknown_backend_is_one_line_exit_2():
 def test_cli_unknown_op_is_a_clear_error():
     from genrecnn.cli.main import main
     assert main(["conformance", "--backend", "numpy", "--op", "conv3d"]) == 2
+
+
+# -- the pytest helpers for backend authors ----------------------------------------------------
+
+from genrecnn.conformance import parametrize_backend_checks  # noqa: E402
+
+
+@parametrize_backend_checks("numpy", dtypes=["float32"], ops=["dense", "sgd_update"])
+def test_parametrize_backend_checks_makes_one_item_per_case(genrecnn_check):
+    assert genrecnn_check.id.startswith(("numpy-dense-float32-", "numpy-sgd_update-float32-"))
+    genrecnn_check()
+
+
+def test_backend_checks_for_unavailable_and_unknown_backends():
+    from genrecnn.conformance.pytest_plugin import backend_checks
+    for name in BACKENDS:
+        if not registry().infos[name].available:
+            (item,) = backend_checks(name)
+            with pytest.raises(pytest.skip.Exception, match="unavailable"):
+                item()
+    (item,) = backend_checks("numpy", ops=["conv3d"])
+    with pytest.raises(pytest.fail.Exception, match="unknown op 'conv3d'"):
+        item()

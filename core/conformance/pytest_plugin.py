@@ -60,9 +60,14 @@ class BackendCheck:
             pytest.skip(self.skip)
         if self.error:
             pytest.fail(self.error, pytrace=False)
+        from genrecnn.errors import GenrecnnError
         from genrecnn.registry import registry
         from .runner import FAIL, run_case
-        result = run_case(registry().get(self.backend), self.case)
+        try:
+            be = registry().get(self.backend)
+        except GenrecnnError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        result = run_case(be, self.case)
         if result.status == FAIL:
             pytest.fail(f"{self.id}: {result.detail}", pytrace=False)
 
@@ -87,7 +92,7 @@ def backend_checks(name: str, dtypes=None, ops=None) -> list[BackendCheck]:
     try:
         rows = plan(info.cls, dtypes or None, ops or None)
     except GenrecnnError as exc:
-        return [BackendCheck(name, error=str(exc), tag="declaration")]
+        return [BackendCheck(name, error=str(exc), tag="setup")]
     out = []
     for group, dtype, reason, cases in rows:
         if reason:
