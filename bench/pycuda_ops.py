@@ -7,6 +7,10 @@ are made once; GPU times include ``synchronize()`` and are the median of
 ``--repeat`` runs after one warm-up (which also compiles the kernels).
 
     python bench/pycuda_ops.py [--batch 32] [--dtype float32] [--repeat 20] [--json]
+    python bench/pycuda_ops.py --network cangea2016 [--frames 1292]   # whole train steps
+
+``--network`` times one training step (forward, loss, backward, Adam update) of a
+built-in architecture on 128-band input on each backend instead.
 """
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ import time
 
 import numpy as np
 
+from genrecnn.architectures import build_network, load_architecture
+from genrecnn.optim import Adam
 from genrecnn.registry import get_backend
 
 
@@ -69,13 +75,39 @@ def cases(n: int, dtype: str, rng):
            lambda be, x: be.activation_backward("relu", x, x, x))
 
 
+def train_step_seconds(backend: str, arch: str, batch: int, frames: int, dtype: str,
+                       repeat: int) -> float:
+    """Median seconds of loss_and_grads + Adam step with every layer on ``backend``."""
+    net = build_network(load_architecture(arch), (128, frames), 10, dtype=dtype, seed=0)
+    net.place(backend)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 128, frames)).astype(dtype)
+    y = rng.integers(0, 10, batch)
+    opt = Adam(lr=1e-3)
+
+    def step():
+        net.loss_and_grads(x, y)
+        opt.step(net)
+    return median_seconds(step, get_backend(backend).synchronize, repeat)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.add_argument("--network", metavar="ARCH", help="time whole train steps of ARCH")
+    parser.add_argument("--frames", type=int, default=1292, help="input frames for --network")
     args = parser.parse_args(argv)
+    if args.network:
+        t = {b: train_step_seconds(b, args.network, args.batch, args.frames, args.dtype,
+                                   max(2, args.repeat // (10 if b == "numpy" else 1)))
+             for b in ("numpy", "pycuda")}
+        print(f"train step {args.network} batch {args.batch} x [128, {args.frames}] "
+              f"{args.dtype}: numpy {t['numpy'] * 1e3:.1f} ms, pycuda {t['pycuda'] * 1e3:.2f} ms, "
+              f"speed-up {t['numpy'] / t['pycuda']:.1f}x")
+        return
     npb, gpu = get_backend("numpy"), get_backend("pycuda")
     rng = np.random.default_rng(0)
     rows = []
