@@ -1,0 +1,268 @@
+"""CuPy implementation of the op contract (see :mod:`genrecnn.ops`).
+
+Matrix work is cuBLAS through ``cupy.matmul``: the convolution is one im2col
+kernel writing the column matrix of the whole batch ``[C*K, N*Wo]`` and ONE
+GEMM over it; its backward is one GEMM for dw, one for the column gradient and
+a col2im gather. Everything else is a CuPy kernel (:mod:`.kernels`,
+ElementwiseKernels below), so a step never leaves the GPU. Importing this
+module needs no CuPy, driver or GPU; :meth:`CupyBackend.availability` says why
+it cannot run.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from genrecnn.ops import Backend
+
+from . import kernels as K
+
+try:  # CuPy stays optional: the class must be importable (and listed) without it
+    import cupy as cp
+except Exception:  # ImportError, or a broken CUDA install raising at import
+    cp = None
+
+_CUDA_ERROR_NO_DEVICE = 100
+
+
+@lru_cache(maxsize=None)
+def _elementwise(name: str):
+    """The ElementwiseKernels (compiled per dtype by CuPy on first use)."""
+    specs = {
+        "relu": ("T x", "T y", "y = x <= (T)0 ? (T)0 : x"),
+        "relu_bwd": ("T x, T dy", "T dx", "dx = dy * (T)(x > (T)0)"),
+        "leaky": ("T x, T slope", "T y", "y = x > (T)0 ? x : x * slope"),
+        "leaky_bwd": ("T x, T dy, T slope", "T dx", "dx = dy * (x > (T)0 ? (T)1 : slope)"),
+        "sigmoid": ("T x", "T y",
+                    "T e = exp(-abs(x)); y = x >= (T)0 ? (T)1 / ((T)1 + e) : e / ((T)1 + e)"),
+        "sigmoid_bwd": ("T y, T dy", "T dx", "dx = dy * y * ((T)1 - y)"),
+        "tanh": ("T x", "T y", "y = tanh(x)"),
+        "tanh_bwd": ("T y, T dy", "T dx", "dx = dy * ((T)1 - y * y)"),
+        "sgd": ("T grad, T lr, T momentum, T lr_wd", "T param, T velocity",
+                "velocity = momentum * velocity - lr * grad - lr_wd * param; param += velocity"),
+        "adam": ("T grad, T lr, T beta1, T one_m_beta1, T beta2, T one_m_beta2, T eps, T wd, "
+                 "T bc1, T bc2", "T param, T m, T v",
+                 "T g = grad + wd * param;"
+                 "m = beta1 * m + one_m_beta1 * g;"
+                 "v = beta2 * v + one_m_beta2 * (g * g);"
+                 "param -= lr * (m / bc1) / (sqrt(v / bc2) + eps)"),
+    }
+    params, out, body = specs[name]
+    return cp.ElementwiseKernel(params, out, body, f"genrecnn_{name}")
+
+
+class CupyBackend(Backend):
+    name = "cupy"
+    device = "cuda"
+    dtypes = ("float32", "float64")
+
+    @classmethod
+    def availability(cls):
+        if cp is None:
+            try:
+                import cupy  # noqa: F401  (re-raise to tell "missing" from "broken")
+            except ImportError:
+                return False, "cupy not installed"
+            except Exception as exc:
+                return False, f"cupy failed to import: {type(exc).__name__}: {exc}"
+        try:
+            import cupy
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:  # CUDARuntimeError, or libcuda missing altogether
+            if getattr(exc, "status", None) == _CUDA_ERROR_NO_DEVICE:
+                return False, "no CUDA GPU found"
+            return False, f"no CUDA driver ({type(exc).__name__}: {exc})"
+        if count == 0:
+            return False, "no CUDA GPU found"
+        return True, ""
+
+    def synchronize(self):
+        cp.cuda.Device().synchronize()
+
+    # -- moving arrays -----------------------------------------------------------------
+
+    def from_host(self, a):
+        return cp.array(np.ascontiguousarray(a), copy=True)
+
+    def to_host(self, x):
+        if not isinstance(x, cp.ndarray):
+            x = cp.asarray(x)
+        return cp.asnumpy(x, order="C")
+
+    def zeros(self, shape, dtype):
+        return cp.zeros(shape, dtype=dtype)
+
+    def adopt(self, x, source):
+        """Zero-copy for CuPy arrays and anything with ``__cuda_array_interface__``.
+
+        ``cupy.asarray`` wraps the foreign pointer in ``UnownedMemory`` whose
+        owner is ``x``, so ``x`` stays alive as long as the CuPy view does.
+        """
+        if isinstance(x, cp.ndarray):
+            return x
+        if hasattr(x, "__cuda_array_interface__"):
+            return cp.ascontiguousarray(cp.asarray(x))
+        return super().adopt(x, source)
+
+    # -- convolution ----------------------------------------------------------------------
+
+    @staticmethod
+    def _im2col(x, k: int):
+        n, c, w = x.shape
+        wo = w - k + 1
+        x = cp.ascontiguousarray(x)
+        cols = cp.empty((c * k, n * wo), dtype=x.dtype)
+        K.launch("im2col", str(x.dtype), cols.size,
+                 (x, cols, K.i64(cols.size), K.i32(n), K.i32(c), K.i32(w), K.i32(k), K.i32(wo)))
+        return cols
+
+    def conv1d(self, x, w, b):
+        f, c, k = w.shape
+        n, _, width = x.shape
+        wo = width - k + 1
+        cols = self._im2col(x, k)
+        yr = cp.matmul(cp.ascontiguousarray(w).reshape(f, c * k), cols)   # [F, N*Wo], one GEMM
+        y = cp.empty((n, f, wo), dtype=x.dtype)
+        K.launch("unfold_bias", str(x.dtype), y.size,
+                 (yr, cp.ascontiguousarray(b), y, K.i64(y.size), K.i32(n), K.i32(f), K.i32(wo)))
+        return y
+
+    def conv1d_backward(self, x, w, dy):
+        f, c, k = w.shape
+        n, _, width = x.shape
+        wo = width - k + 1
+        dt = str(x.dtype)
+        dy = cp.ascontiguousarray(dy)
+        dyr = cp.empty((f, n * wo), dtype=dy.dtype)
+        K.launch("fold", dt, dyr.size, (dy, dyr, K.i64(dyr.size), K.i32(n), K.i32(f), K.i32(wo)))
+        cols = self._im2col(x, k)
+        wm = cp.ascontiguousarray(w).reshape(f, c * k)
+        dw = cp.matmul(dyr, cols.T).reshape(f, c, k)                         # one GEMM
+        db = dyr.sum(axis=1)
+        del cols
+        dcols = cp.matmul(wm.T, dyr)                                          # one GEMM
+        dx = cp.empty((n, c, width), dtype=x.dtype)
+        K.launch("col2im", dt, dx.size,
+                 (dcols, dx, K.i64(dx.size), K.i32(n), K.i32(c), K.i32(width), K.i32(k),
+                  K.i32(wo)))
+        return dx, dw, db
+
+    # -- pooling -------------------------------------------------------------------------
+
+    def maxpool1d(self, x, size, stride):
+        n, c, w = x.shape
+        wo = (w - size) // stride + 1
+        x = cp.ascontiguousarray(x)
+        y = cp.empty((n, c, wo), dtype=x.dtype)
+        argmax = cp.empty((n, c, wo), dtype=cp.int32)
+        K.launch("maxpool_fwd", str(x.dtype), y.size,
+                 (x, y, argmax, K.i64(y.size), K.i32(w), K.i32(wo), K.i32(size), K.i32(stride)))
+        return y, argmax
+
+    def maxpool1d_backward(self, dy, argmax, width):
+        # The op is not told size and stride, so overlapping windows are always
+        # possible: scatter with atomicAdd into a zeroed dx (one memset, one pass).
+        n, c, wo = dy.shape
+        dy = cp.ascontiguousarray(dy)
+        argmax = cp.ascontiguousarray(argmax, dtype=cp.int32)
+        dx = cp.zeros((n, c, width), dtype=dy.dtype)
+        K.launch("maxpool_bwd_scatter", str(dy.dtype), dy.size,
+                 (dy, argmax, dx, K.i64(dy.size), K.i32(width), K.i32(wo)))
+        return dx
+
+    # -- global pooling ----------------------------------------------------------------
+
+    def global_pool(self, x):
+        n, c, w = x.shape
+        x = cp.ascontiguousarray(x)
+        y = cp.empty((n, 3 * c), dtype=x.dtype)
+        argmax = cp.empty((n, c), dtype=cp.int32)
+        K.launch("global_pool_fwd", str(x.dtype), n * c,
+                 (x, y, argmax, K.i64(n * c), K.i32(c), K.i32(w)), per_thread=32)
+        return y, argmax
+
+    def global_pool_backward(self, x, y, argmax, dy):
+        n, c, w = x.shape
+        x, y, dy = (cp.ascontiguousarray(a) for a in (x, y, dy))
+        argmax = cp.ascontiguousarray(argmax, dtype=cp.int32)
+        dx = cp.empty_like(x)
+        K.launch("global_pool_bwd", str(x.dtype), dx.size,
+                 (x, y, argmax, dy, dx, K.i64(dx.size), K.i32(c), K.i32(w)))
+        return dx
+
+    # -- dense ---------------------------------------------------------------------------
+
+    def dense(self, x, w, b):
+        y = cp.matmul(x, w)
+        y += b
+        return y
+
+    def dense_backward(self, x, w, dy):
+        return cp.matmul(dy, w.T), cp.matmul(x.T, dy), dy.sum(axis=0)
+
+    # -- activations -----------------------------------------------------------------------
+
+    def activation(self, kind, x, slope=0.01):
+        if kind == "relu":
+            return _elementwise("relu")(x)
+        if kind == "leaky_relu":
+            return _elementwise("leaky")(x, x.dtype.type(slope))
+        if kind == "sigmoid":
+            return _elementwise("sigmoid")(x)
+        if kind == "tanh":
+            return _elementwise("tanh")(x)
+        raise ValueError(f"unknown activation {kind!r}")
+
+    def activation_backward(self, kind, x, y, dy, slope=0.01):
+        if kind == "relu":
+            return _elementwise("relu_bwd")(x, dy)
+        if kind == "leaky_relu":
+            return _elementwise("leaky_bwd")(x, dy, x.dtype.type(slope))
+        if kind == "sigmoid":
+            return _elementwise("sigmoid_bwd")(y, dy)
+        if kind == "tanh":
+            return _elementwise("tanh_bwd")(y, dy)
+        raise ValueError(f"unknown activation {kind!r}")
+
+    # -- output ----------------------------------------------------------------------------
+
+    def _softmax_rows(self, logits, labels):
+        n, k = logits.shape
+        logits = cp.ascontiguousarray(logits)
+        probs = cp.empty_like(logits)
+        nll = cp.empty((n,), dtype=logits.dtype)
+        lab = labels if labels is not None else nll          # unused pointer when no labels
+        K.launch("softmax_rows", str(logits.dtype), n,
+                 (logits, lab, probs, nll, K.i32(n), K.i32(k), K.i32(labels is not None)),
+                 per_thread=32)
+        return probs, nll
+
+    def softmax(self, logits):
+        return self._softmax_rows(logits, None)[0]
+
+    def softmax_cross_entropy(self, logits, labels):
+        labels = cp.ascontiguousarray(labels, dtype=cp.int32)
+        probs, nll = self._softmax_rows(logits, labels)
+        return float(nll.mean()), probs
+
+    def softmax_cross_entropy_backward(self, probs, labels):
+        n, k = probs.shape
+        probs = cp.ascontiguousarray(probs)
+        labels = cp.ascontiguousarray(labels, dtype=cp.int32)
+        g = cp.empty_like(probs)
+        K.launch("softmax_ce_bwd", str(probs.dtype), g.size,
+                 (probs, labels, g, K.i64(g.size), K.i32(k), probs.dtype.type(1.0 / n)))
+        return g
+
+    # -- updates (fused, in place) ---------------------------------------------------------
+
+    def sgd_update(self, param, grad, velocity, lr, momentum, weight_decay):
+        t = param.dtype.type
+        _elementwise("sgd")(grad, t(lr), t(momentum), t(lr * weight_decay), param, velocity)
+
+    def adam_update(self, param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay):
+        t = param.dtype.type
+        _elementwise("adam")(grad, t(lr), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2), t(eps),
+                             t(weight_decay), t(1 - beta1 ** step), t(1 - beta2 ** step),
+                             param, m, v)
