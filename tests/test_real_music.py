@@ -1,0 +1,73 @@
+"""Real music: classical vs metal from the GTZAN sample, through the CLI end to end.
+
+Ten 15-20 s clips, cut into half-overlapping windows of 128 frames (~3 s);
+a few epochs of the small network must decide test clips well above chance
+(0.5), and predict / filters must run on one of the files.
+"""
+import json
+from pathlib import Path
+
+import pytest
+
+from genrecnn.cli.main import main
+
+SAMPLE = Path("/work/shared/data/gtzan-sample")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (SAMPLE / "metal").is_dir() or not (SAMPLE / "classical").is_dir(),
+                       reason=f"GTZAN sample not found at {SAMPLE}: real-music tests need it"),
+]
+DATA = ["--genres", "classical,metal", "--windows", "128"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def feature_cache(tmp_path_factory):
+    """One feature cache for the module: the clips are decoded once."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GENRECNN_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return out
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    code = main(["train", str(SAMPLE), *DATA, "--epochs", "4", "--test-fraction", "0.4",
+                 "--out", str(out), "--json"])
+    assert code == 0
+    return out
+
+
+def test_train_classical_vs_metal(model):
+    m = json.loads((model / "metrics.json").read_text())
+    assert m["class_names"] == ["classical", "metal"]
+    assert m["test_clips"] == 4
+    assert m["test_clip_acc"] >= 0.75          # chance is 0.5
+    assert m["history"][-1]["train_loss"] < m["history"][0]["train_loss"]
+
+
+def test_evaluate_classical_vs_metal(tmp_path, capsys):
+    out = run(["evaluate", SAMPLE, *DATA, "--repeats", "2", "--test-fraction", "0.4",
+               "--epochs", "4", "--json", "--out", tmp_path / "cm.png"], capsys)
+    rep = json.loads(out)
+    assert rep["partitions"] == 2 and rep["network"]["test_clips"] == [4, 4]
+    assert rep["network"]["accuracy"] >= 0.75
+    assert rep["baseline"]["accuracy"] >= 0.75
+    assert rep["network"]["interval95"] >= 0
+
+
+def test_predict_and_filters_on_a_real_clip(model, tmp_path, capsys):
+    clip = SAMPLE / "metal" / "metal.00002.wav"
+    res = json.loads(run(["predict", model / "model.npz", clip, "--json"], capsys))
+    assert res[0]["windows"] > 1                 # a 15-20 s clip is several 3 s windows
+    assert {g["genre"] for g in res[0]["top"]} == {"classical", "metal"}
+    out = run(["filters", model / "model.npz", clip, "--filters", "0,1,2",
+               "--out", tmp_path / "filters.png"], capsys)
+    assert "wrote" in out and (tmp_path / "filters.png").stat().st_size > 10000
