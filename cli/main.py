@@ -16,6 +16,7 @@ from genrecnn.errors import GenrecnnError
 # command name -> "module:function" (imported only when that command runs)
 COMMANDS = {
     "backends": "genrecnn.cli.cmd_backends:backends",
+    "features": "genrecnn.cli.cmd_features:features",
     "train": "genrecnn.cli.cmd_train:train",
     "evaluate": "genrecnn.cli.cmd_evaluate:evaluate",
     "predict": "genrecnn.cli.cmd_predict:predict",
