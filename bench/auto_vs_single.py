@@ -40,13 +40,15 @@ def main(argv=None) -> int:
         make = lambda: build_network(cfg, (args.mels, args.frames), args.classes,  # noqa: E731
                                      dtype=args.dtype)
         print(f"auto vs single placements: {args.arch}, input {args.mels}x{args.frames}, "
-              f"batch {args.batch_size}, {args.dtype}, {os.cpu_count()} CPU cores")
+              f"batch {args.batch_size}, {args.dtype}, {os.cpu_count()} CPU cores, "
+              f"load average {os.getloadavg()[0]:.1f} (timings need an idle machine)")
         backends = args.backends.split(",") if args.backends else None
         result = compare_with_single(make, args.batch_size, backends=backends,
                                      optimizer=args.optimizer, reps=args.reps)
     except GenrecnnError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=2)

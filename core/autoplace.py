@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -38,6 +39,10 @@ CACHE_VERSION = 1
 # A single-backend plan within this fraction of the best mixed plan's predicted
 # time wins: fewer moves, and no mixing on the strength of measurement noise.
 PREFER_SINGLE_WITHIN = 0.03
+# Real training steps per plan when a mixed plan is checked against one backend.
+VALIDATE_STEPS = 3
+# ... against each single backend predicted within this factor of the mixed plan (up to 3).
+VALIDATE_FACTOR = 3.0
 INF = float("inf")
 
 
@@ -107,6 +112,7 @@ class LayerChoice:
     chosen: str
     total_s: dict[str, float]
     phases_s: dict[str, dict[str, float]]
+    pruned: list[str] = field(default_factory=list)    # forward only: a lower bound
 
 
 @dataclass
@@ -132,6 +138,7 @@ class PlanReport:
     created: str
     cached: bool = False
     notes: list[str] = field(default_factory=list)
+    validation_s: dict[str, float] = field(default_factory=dict)   # real step medians
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -159,8 +166,10 @@ class PlanReport:
                  f"  {'layer':<9} {'kind':<8}" + "".join(f"{b:>{w}}" for b in self.backends)
                  + "   chosen"]
         for lc in self.layers:
+            cell = lambda b: ((">" if b in lc.pruned else "")    # noqa: E731
+                              + ms(lc.total_s.get(b)))
             lines.append(f"  {lc.name:<9} {lc.kind:<8}"
-                         + "".join(f"{ms(lc.total_s.get(b)):>{w}}" for b in self.backends)
+                         + "".join(f"{cell(b):>{w}}" for b in self.backends)
                          + f"   {lc.chosen}")
         moves = [f"{self.layers[i].name}->{self.layers[i + 1].name} "
                  f"{self.plan[i]}>{self.plan[i + 1]} "
@@ -169,7 +178,9 @@ class PlanReport:
         lines.append(f"  input host>{self.plan[0]} {ms(self.input_s.get(self.plan[0]))} ms, "
                      f"output {self.plan[-1]}>host {ms(self.output_s.get(self.plan[-1]))} ms; "
                      f"moves: {'; '.join(moves) or 'none'}")
-        singles = ", ".join(f"{b} only {ms(s)}" for b, s in self.single_s.items())
+        bounded = {b for lc in self.layers for b in lc.pruned}
+        singles = ", ".join(f"{b} only {'>' if b in bounded else ''}{ms(s)}"
+                            for b, s in self.single_s.items())
         lines.append(f"  predicted step: auto {ms(self.predicted_s)} ms; greedy per layer "
                      f"{ms(self.greedy_s)} ms; {singles} ms")
         lines.extend(f"  note: {n}" for n in self.notes)
@@ -243,6 +254,7 @@ class Tables:
     edge_costs: list[dict[tuple, float]]
     in_costs: dict[str, float]
     out_costs: dict[str, float]
+    pruned: list[list[str]] = field(default_factory=list)   # per layer: lower bounds only
 
 
 def candidates(network, reg, optimizer: str | None) -> list[list[str]]:
@@ -265,19 +277,15 @@ def candidates(network, reg, optimizer: str | None) -> list[list[str]]:
 
 def measure_tables(network, batch_size: int, reg, cands: list[list[str]],
                    optimizer: str | None, reps: int, budget: float) -> Tables:
-    """Time every layer on each of its candidates, and every needed move, at real shapes."""
-    dtype = network.dtype
-    layer_costs, phases = [], []
-    for layer, names in zip(network.layers, cands):
-        costs, detail = {}, {}
-        for n in names:
-            t = bench.measure_layer(reg.get(n), layer.config(), layer.input_shape, batch_size,
-                                    dtype, optimizer=optimizer, reps=reps, budget=budget)
-            costs[n] = t.total
-            detail[n] = {p: x.median for p, x in t.phases().items()}
-        layer_costs.append(costs)
-        phases.append(detail)
+    """Time every needed move, then every layer on each of its candidates, at real shapes.
 
+    A candidate whose forward alone (after a warm-up) is over twice what the best
+    candidate measured so far could ever save it (its own time plus the dearest
+    moves into and out of it) can never be on the best plan: it is not timed
+    further and its cost is kept as a lower bound (``pruned``).
+    """
+    dtype = network.dtype
+    layers = network.layers
     moves: dict[tuple, float] = {}
 
     def move(src: str | None, dst: str | None, shape) -> float:
@@ -289,19 +297,43 @@ def measure_tables(network, batch_size: int, reg, cands: list[list[str]],
         return moves[key]
 
     edge_costs = []
-    for i in range(len(network.layers) - 1):
-        shape = (batch_size, *network.layers[i].output_shape)
-        edges = {}
-        for a in cands[i]:
-            for b in cands[i + 1]:
-                if a != b:
-                    edges[(a, b)] = move(a, b, shape) + move(b, a, shape)
-        edge_costs.append(edges)
+    for i in range(len(layers) - 1):
+        shape = (batch_size, *layers[i].output_shape)
+        edge_costs.append({(a, b): move(a, b, shape) + move(b, a, shape)
+                           for a in cands[i] for b in cands[i + 1] if a != b})
     in_shape = (batch_size, *network.input_shape)
     out_shape = (batch_size, network.n_classes)
     in_costs = {b: move(None, b, in_shape) for b in cands[0]}
     out_costs = {b: move(b, None, out_shape) for b in cands[-1]}
-    return Tables(layer_costs, phases, edge_costs, in_costs, out_costs)
+
+    def worst_moves(i: int, c: str) -> float:
+        """The most that moving data into and out of layer i on c can cost."""
+        into = (in_costs[c] if i == 0
+                else max(_edge(edge_costs[i - 1], a, c) for a in cands[i - 1]))
+        out = (out_costs[c] if i == len(layers) - 1
+               else max(_edge(edge_costs[i], c, d) for d in cands[i + 1]))
+        return into + out
+
+    layer_costs, phases, pruned = [], [], []
+    for i, (layer, names) in enumerate(zip(layers, cands)):
+        prev = layer_costs[-1] if layer_costs else {}
+        order = sorted(names, key=lambda n: prev.get(n, INF))   # likely fastest first
+        costs, detail, cut = {}, {}, []
+        bound = INF
+        for n in order:
+            t = bench.measure_layer(reg.get(n), layer.config(), layer.input_shape, batch_size,
+                                    dtype, optimizer=optimizer, reps=reps, budget=budget,
+                                    abandon_after=None if bound == INF else 2 * bound)
+            costs[n] = t.total
+            detail[n] = {p: x.median for p, x in t.phases().items()}
+            if t.pruned:
+                cut.append(n)
+            else:
+                bound = min(bound, t.total + worst_moves(i, n))
+        layer_costs.append({n: costs[n] for n in names})
+        phases.append({n: detail[n] for n in names})
+        pruned.append(cut)
+    return Tables(layer_costs, phases, edge_costs, in_costs, out_costs, pruned)
 
 
 def decide(network, tables: Tables, names: list[str], *, key: str = "", batch_size: int = 0,
@@ -313,17 +345,22 @@ def decide(network, tables: Tables, names: list[str], *, key: str = "", batch_si
     singles = {b: plan_cost([b] * len(plan), *args) for b in names}
     greedy = greedy_plan(tables.layer_costs)
     notes = []
-    best_single = min(singles, key=singles.get)
-    if (len(set(plan)) > 1 and singles[best_single] < INF
+    cut = tables.pruned or [[] for _ in plan]
+    exact = {b: t for b, t in singles.items() if not any(b in c for c in cut)}
+    best_single = min(exact, key=exact.get) if exact else None
+    if (best_single and len(set(plan)) > 1 and singles[best_single] < INF
             and singles[best_single] <= total * (1 + prefer_single_within)):
         notes.append(f"mixed plan predicted {total * 1e3:.2f} ms; {best_single} alone "
                      f"{singles[best_single] * 1e3:.2f} ms is within "
                      f"{prefer_single_within:.0%}: keeping one backend")
         plan, total = [best_single] * len(plan), singles[best_single]
     layers = [LayerChoice(layer.name, layer.kind, [batch_size, *layer.input_shape], b,
-                          dict(costs), phases)
-              for layer, b, costs, phases in zip(network.layers, plan, tables.layer_costs,
-                                                 tables.phases)]
+                          dict(costs), phases, list(pruned))
+              for layer, b, costs, phases, pruned in zip(network.layers, plan,
+                                                         tables.layer_costs, tables.phases, cut)]
+    if any(cut):
+        notes.append("'>' marks a backend timed on the forward only: already slower than "
+                     "the best choice could ever make up (single-backend sums are lower bounds)")
     return PlanReport(
         key=key, machine=machine_id(), dtype=network.dtype, batch_size=batch_size,
         optimizer=optimizer, backends=list(names), plan=plan, predicted_s=total,
@@ -334,10 +371,44 @@ def decide(network, tables: Tables, names: list[str], *, key: str = "", batch_si
         measured_in_s=measured_in_s, created=time.strftime("%Y-%m-%d %H:%M:%S"), notes=notes)
 
 
+def _validate(network, report: PlanReport, reg, cands, batch_size: int,
+              optimizer: str | None, steps: int, within: float) -> None:
+    """Time real training steps of a mixed plan against the most promising single
+    plans; keep the fastest single one unless the mixed one beats it by ``within``."""
+    if len(set(report.plan)) == 1:
+        return
+    singles = {b: t for b, t in report.single_s.items()
+               if t < INF and all(b in c for c in cands)}   # lower bounds where pruned
+    ranked = sorted(singles, key=singles.get)
+    rivals = [b for b in ranked if singles[b] <= VALIDATE_FACTOR * report.predicted_s][:3]
+    rivals = rivals or ranked[:1]
+    if not rivals:
+        return
+    plans = {"mixed": list(report.plan), **{b: [b] * len(report.plan) for b in rivals}}
+    samples = time_plans(lambda: clone_network(network), plans, reg, batch_size, optimizer,
+                         reps=steps, warmup=1)
+    med = {label: statistics.median(ts) for label, ts in samples.items()}
+    report.validation_s = {("mixed" if k == "mixed" else f"{k} only"): v for k, v in med.items()}
+    best = min(rivals, key=med.get)
+    if med[best] <= med["mixed"] * (1 + within):
+        report.notes.append(
+            f"measured training steps: mixed plan {med['mixed'] * 1e3:.2f} ms, {best} alone "
+            f"{med[best] * 1e3:.2f} ms: keeping {best} (the per-layer sum predicted "
+            f"{report.predicted_s * 1e3:.2f} ms for the mixed plan)")
+        report.plan = [best] * len(report.plan)
+        report.predicted_s = singles[best]
+        for lc, b in zip(report.layers, report.plan):
+            lc.chosen = b
+    else:
+        report.notes.append(f"measured training steps: mixed plan {med['mixed'] * 1e3:.2f} ms "
+                            f"beats {', '.join(f'{b} alone {med[b] * 1e3:.2f} ms' for b in rivals)}")
+
+
 def auto_plan(network, batch_size: int, echo=print, *, registry=None,
               optimizer: str | None = "adam", reps: int = 3, budget: float = 0.2,
               refresh: bool = False, use_cache: bool = True,
-              prefer_single_within: float = PREFER_SINGLE_WITHIN) -> list[str]:
+              prefer_single_within: float = PREFER_SINGLE_WITHIN,
+              validate_steps: int = VALIDATE_STEPS) -> list[str]:
     """The measured fastest backend per layer of ``network`` at ``batch_size``.
 
     Measures forward + backward (+ the ``optimizer``'s update for layers with
@@ -346,7 +417,11 @@ def auto_plan(network, batch_size: int, echo=print, *, registry=None,
     :func:`solve_chain`, prints the table through ``echo`` and returns one
     backend name per layer. The plan is cached (see :func:`cache_path`);
     ``refresh`` measures again. A single-backend plan within
-    ``prefer_single_within`` of the best mixed one is kept instead.
+    ``prefer_single_within`` of the best mixed one is kept instead. A mixed
+    plan must then also win ``validate_steps`` real training steps against the
+    single-backend plans predicted within VALIDATE_FACTOR of it (timed in turn),
+    since per-layer times add up only approximately (a move between devices
+    also stalls the device's queue).
     :func:`last_plan_report` gives the details.
     """
     global _LAST
@@ -376,13 +451,62 @@ def auto_plan(network, batch_size: int, echo=print, *, registry=None,
     t0 = time.perf_counter()
     tables = measure_tables(network, batch_size, reg, cands, optimizer, reps, budget)
     report = decide(network, tables, names, key=key, batch_size=batch_size, optimizer=optimizer,
-                    measured_in_s=time.perf_counter() - t0,
                     prefer_single_within=prefer_single_within)
+    if validate_steps:
+        _validate(network, report, reg, cands, batch_size, optimizer, validate_steps,
+                  prefer_single_within)
+    report.measured_in_s = time.perf_counter() - t0
     if use_cache:
         _write_cache(path, key, report)
     _LAST = report
     echo(report.format())
     return list(report.plan)
+
+
+# -- whole training steps -----------------------------------------------------------------
+
+def clone_network(network):
+    """A fresh network of the same layers, shapes and dtype (new weights; for timing)."""
+    from .layers import layer_from_config
+    from .network import Network
+    return Network([layer_from_config(c) for c in network.config()], network.input_shape,
+                   dtype=network.dtype)
+
+
+def time_plans(make_network, plans: dict[str, list[str]], reg, batch_size: int,
+               optimizer: str | None, *, reps: int = 5, warmup: int = 2, seed: int = 0
+               ) -> dict[str, list[float]]:
+    """Seconds per training step (loss, gradients, optimiser step, synchronised) of a
+    network from ``make_network()`` under each plan, timed in interleaved rounds so
+    that drifting machine load hits every plan alike."""
+    import numpy as np
+
+    from .optim import make_optimizer
+    steps = {}
+    for label, plan in plans.items():
+        net = make_network()
+        net.place(list(plan), registry=reg)
+        opt = make_optimizer(optimizer or "sgd")
+        used = list({id(b): b for b in net.backends}.values())
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((batch_size, *net.input_shape)).astype(net.dtype)
+        y = rng.integers(0, net.n_classes, batch_size).astype(np.int32)
+
+        def step(net=net, opt=opt, used=used, x=x, y=y):
+            net.loss_and_grads(x, y)
+            opt.step(net)
+            for b in used:
+                b.synchronize()
+        for _ in range(warmup):
+            step()
+        steps[label] = step
+    samples: dict[str, list[float]] = {label: [] for label in steps}
+    for _ in range(reps):
+        for label, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            samples[label].append(time.perf_counter() - t0)
+    return samples
 
 
 # -- proof: auto against every single-backend placement -----------------------------------
@@ -397,14 +521,11 @@ def compare_with_single(make_network, batch_size: int, *, registry=None,
     in interleaved rounds, so drifting machine load hits them all alike.
     Returns {"rows": [...], "auto": plan, "best_single": name, "ratio": auto/best}.
     """
-    import numpy as np
-
-    from .optim import make_optimizer
     from .registry import registry as default_registry
 
     reg = registry or default_registry()
     names = [n for n in (backends or reg.available_names()) if n in reg.available_names()]
-    sub = _SubRegistry(reg, names)
+    sub = RegistryView(reg, names)
     probe = make_network()
     plan = auto_plan(probe, batch_size, echo=echo, registry=sub, optimizer=optimizer,
                      refresh=True)
@@ -413,31 +534,8 @@ def compare_with_single(make_network, batch_size: int, *, registry=None,
     for n in names:
         if all(n in c for c in cands):
             placements[f"{n} only"] = [n] * len(plan)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch_size, *probe.input_shape)).astype(probe.dtype)
-    y = rng.integers(0, probe.n_classes, batch_size).astype(np.int32)
-
-    steps = {}
-    for label, p in placements.items():
-        net = make_network()
-        net.place(p, registry=reg)
-        opt = make_optimizer(optimizer)
-        used = list({id(b): b for b in net.backends}.values())
-
-        def step(net=net, opt=opt, used=used):
-            net.loss_and_grads(x, y)
-            opt.step(net)
-            for b in used:
-                b.synchronize()
-        for _ in range(warmup):
-            step()
-        steps[label] = step
-    samples: dict[str, list[float]] = {label: [] for label in steps}
-    for _ in range(reps):
-        for label, step in steps.items():
-            t0 = time.perf_counter()
-            step()
-            samples[label].append(time.perf_counter() - t0)
+    samples = time_plans(make_network, placements, reg, batch_size, optimizer, reps=reps,
+                         warmup=warmup, seed=seed)
 
     rows = []
     for label, ts in samples.items():
@@ -468,14 +566,14 @@ def compare_with_single(make_network, batch_size: int, *, registry=None,
     return result
 
 
-class _SubRegistry:
-    """A registry view limited to some backend names (``--backends`` for the comparison)."""
+class RegistryView:
+    """A registry limited to some backend names (``--backends`` for the comparison)."""
 
     def __init__(self, reg, names: list[str]):
-        self._reg, self._names = reg, sorted(names)
+        self._reg, self._names = reg, sorted(n for n in names if n in reg.names())
 
     def available_names(self) -> list[str]:
-        return list(self._names)
+        return [n for n in self._reg.available_names() if n in self._names]
 
     def names(self) -> list[str]:
         return list(self._names)

@@ -31,8 +31,10 @@ UPDATE_OPS = {"sgd": "sgd_update", "adam": "adam_update"}
 HOST = "host"
 
 # Defaults shared by the CLI and autoplace: a warm-up call (kernel compilation,
-# allocator pools), then up to ``reps`` timed calls or ``budget`` seconds.
+# allocator pools), then up to ``reps`` timed samples or ``budget`` seconds.
 REPS, WARMUP, BUDGET = 5, 1, 0.5
+# Calls shorter than TARGET seconds are timed in runs of up to MAX_INNER calls.
+TARGET, MAX_INNER = 2e-3, 32
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Timing:
     """Wall-clock samples of one repeated call, in seconds."""
 
     samples: list[float]
+    abandoned: bool = False      # stopped after one sample over ``abandon_after``
 
     @property
     def median(self) -> float:
@@ -58,48 +61,67 @@ class Timing:
         return len(self.samples)
 
     def as_dict(self) -> dict:
-        return {"median_s": self.median, "p25_s": self.p25, "p75_s": self.p75, "reps": self.reps}
+        return {"median_s": self.median, "p25_s": self.p25, "p75_s": self.p75, "reps": self.reps,
+                **({"abandoned": True} if self.abandoned else {})}
 
 
 @dataclass
 class LayerTiming:
-    """Forward, backward and (for layers with parameters) update time on one backend."""
+    """Forward, backward and (for layers with parameters) update time on one backend.
+
+    ``pruned``: the forward alone passed ``abandon_after``, so only it was timed
+    and ``total`` is a lower bound.
+    """
 
     backend: str
     forward: Timing
-    backward: Timing
+    backward: Timing | None
     update: Timing | None = None
+    pruned: bool = False
 
     @property
     def total(self) -> float:
         """Median time of one training step's share of this layer."""
-        return (self.forward.median + self.backward.median
-                + (self.update.median if self.update else 0.0))
+        return sum(t.median for t in self.phases().values())
 
     def phases(self) -> dict[str, Timing]:
-        out = {"forward": self.forward, "backward": self.backward}
-        if self.update is not None:
-            out["update"] = self.update
-        return out
+        out = {"forward": self.forward, "backward": self.backward, "update": self.update}
+        return {k: v for k, v in out.items() if v is not None}
 
 
-def time_call(fn, sync, reps: int = REPS, warmup: int = WARMUP, budget: float = BUDGET) -> Timing:
-    """Time ``fn()`` followed by ``sync()``: ``warmup`` untimed calls, then up to
-    ``reps`` timed ones, stopping early (after at least one) once ``budget``
-    seconds of timed calls have passed, so slow calls cost two runs, not six."""
+def time_call(fn, sync, reps: int = REPS, warmup: int = WARMUP, budget: float = BUDGET,
+              abandon_after: float | None = None, target: float = TARGET) -> Timing:
+    """Time ``fn()`` on a backend whose queued work ``sync()`` waits for.
+
+    ``warmup`` untimed calls (compilation, allocator pools), then one timed call
+    with its sync. Calls shorter than ``target`` seconds are then timed in runs
+    of several calls and one sync, per call: a layer in a network is launched
+    behind the previous one without a sync in between, so a per-call sync would
+    charge device backends a round trip the network never pays. Up to ``reps``
+    samples, stopping early (after at least one) once ``budget`` seconds have
+    passed, so slow calls cost two runs, not six. If the first timed call takes
+    longer than ``abandon_after``, stop there (``abandoned``): the caller only
+    needed to know it is that slow.
+    """
     sync()
     for _ in range(max(0, warmup)):
         fn()
         sync()
-    samples: list[float] = []
-    start = time.perf_counter()
-    while len(samples) < max(1, reps):
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    first = time.perf_counter() - t0
+    if abandon_after is not None and first > abandon_after:
+        return Timing([first], abandoned=True)
+    inner = 1 if first >= target else min(MAX_INNER, max(1, int(target / max(first, 1e-7))))
+    samples: list[float] = [first] if inner == 1 else []
+    start = t0
+    while len(samples) < max(1, reps) and not (samples and time.perf_counter() - start > budget):
         t0 = time.perf_counter()
-        fn()
+        for _ in range(inner):
+            fn()
         sync()
-        samples.append(time.perf_counter() - t0)
-        if time.perf_counter() - start > budget:
-            break
+        samples.append((time.perf_counter() - t0) / inner)
     return Timing(samples)
 
 
@@ -135,12 +157,15 @@ class _OneLayer:
 
 def measure_layer(be, config: dict, input_shape: tuple[int, ...], batch: int, dtype: str, *,
                   optimizer: str | None = None, reps: int = REPS, warmup: int = WARMUP,
-                  budget: float = BUDGET, seed: int = 0) -> LayerTiming:
+                  budget: float = BUDGET, seed: int = 0,
+                  abandon_after: float | None = None) -> LayerTiming:
     """Time a fresh layer built from ``config`` on backend ``be``.
 
     ``input_shape`` is per example; the batch is ``batch`` random examples.
     With ``optimizer`` (``sgd`` or ``adam``) a layer with parameters also times
-    one optimiser step over its parameters, as a training step runs it.
+    one optimiser step over its parameters, as a training step runs it. With
+    ``abandon_after``, a forward slower than that (after its warm-up) ends the
+    measurement early: the result is ``pruned``.
     """
     rng = np.random.default_rng(seed)
     layer = layer_from_config(config)
@@ -157,7 +182,9 @@ def measure_layer(be, config: dict, input_shape: tuple[int, ...], batch: int, dt
         fwd = lambda: layer.forward(be, x, True)           # noqa: E731
         bwd = lambda: layer.backward(be, dy)               # noqa: E731
     sync = be.synchronize
-    forward = time_call(fwd, sync, reps, warmup, budget)
+    forward = time_call(fwd, sync, reps, warmup, budget, abandon_after)
+    if forward.abandoned:
+        return LayerTiming(be.name, forward, None, None, pruned=True)
     backward = time_call(bwd, sync, reps, warmup, budget)
     update = None
     if optimizer and layer.params:

@@ -34,12 +34,24 @@ class NoConv(NumpyBackend):
 
 def test_time_call_warms_up_repeats_and_stops_at_the_budget():
     calls, syncs = [], []
-    t = bench.time_call(lambda: calls.append(1), lambda: syncs.append(1), reps=4, warmup=2)
+    t = bench.time_call(lambda: calls.append(1), lambda: syncs.append(1), reps=4, warmup=2,
+                        target=0.0)
     assert len(calls) == 6 and t.reps == 4 and len(syncs) == 1 + 2 + 4
+    calls.clear(), syncs.clear()
+    # fast calls: runs of several calls per sync, the time per call
+    t = bench.time_call(lambda: calls.append(1), lambda: syncs.append(1), reps=3, warmup=1,
+                        target=1.0)
+    assert len(calls) == 1 + 1 + 3 * bench.MAX_INNER and len(syncs) == 1 + 1 + 1 + 3
+    assert t.reps == 3 and t.median < 1e-3
     slow = bench.time_call(lambda: time.sleep(0.02), lambda: None, reps=10, warmup=0,
                            budget=0.01)
     assert slow.reps == 1 and slow.median >= 0.02
     assert slow.p25 <= slow.median <= slow.p75
+    gone = bench.time_call(lambda: time.sleep(0.02), lambda: None, reps=5, warmup=1,
+                           abandon_after=0.005)
+    assert gone.abandoned and gone.reps == 1
+    kept = bench.time_call(lambda: None, lambda: None, reps=3, abandon_after=0.5)
+    assert not kept.abandoned and kept.reps == 3
 
 
 @pytest.mark.parametrize("kind", KINDS)
