@@ -117,7 +117,7 @@ def _drone(s: _Synth, level: float = 1.0):
 def _chime(s: _Synth, level: float = 1.0):
     """High inharmonic bell partials at irregular (Poisson) onsets, long ring."""
     rate = s.rng.uniform(3.0, 6.0)
-    root = s.rng.uniform(76, 88)
+    root = s.rng.uniform(79, 83)
     on = s.rng.uniform(0, 0.3)
     bell = [(1.0, 1.0), (2.0, 0.6), (2.76, 0.5), (5.40, 0.3), (8.93, 0.2)]
     while on < s.n / s.sr:
@@ -211,7 +211,7 @@ def synth_clip(name: str, seconds: float, sr: int, rng: np.random.Generator) -> 
     y = s.out / peak
     lo = rng.uniform(20, 500)
     noise = s.band_noise(s.n, lo, min(lo * rng.uniform(8, 40), sr / 2))
-    y = y + noise * rng.uniform(0.01, 0.08)
+    y = y + noise * rng.uniform(0.003, 0.03)
     y *= rng.uniform(0.2, 0.9) / (np.abs(y).max() + 1e-12)
     return y.astype(np.float32)
 
