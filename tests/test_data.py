@@ -112,12 +112,17 @@ def test_split_from_fault_filtered_dir(classical_metal):
 def test_audio_formats_resampling_and_stereo(tmp_path):
     y = write_clip(tmp_path / "a.wav", seconds=1.0)
     ref = load_features(tmp_path / "a.wav")
-    for ext in ("flac", "ogg", "au"):
-        sf.write(tmp_path / f"a.{ext}", y, 22050)
+    for ext in ("flac", "ogg", "au", "mp3"):
+        try:
+            sf.write(tmp_path / f"a.{ext}", y, 22050)
+        except (sf.LibsndfileError, ValueError, TypeError) as exc:
+            assert ext == "mp3", exc              # libsndfile < 1.1 cannot write mp3
+            continue
         feat = load_features(tmp_path / f"a.{ext}")
-        assert feat.shape == ref.shape
-        tol = 0.08 if ext == "ogg" else 1e-3      # ogg is lossy
-        assert np.abs(feat - ref).mean() < tol, ext
+        assert abs(feat.shape[1] - ref.shape[1]) <= 2 and feat.shape[0] == 128   # mp3 pads
+        n = min(feat.shape[1], ref.shape[1])
+        tol = 0.08 if ext in ("ogg", "mp3") else 1e-3      # lossy codecs
+        assert np.abs(feat[:, :n] - ref[:, :n]).mean() < tol, ext
     sf.write(tmp_path / "st44k.wav", np.stack([np.repeat(y, 2)] * 2, axis=1), 44100)
     feat = load_features(tmp_path / "st44k.wav")  # stereo at 44.1 kHz -> mono at 22050
     assert feat.shape == ref.shape
