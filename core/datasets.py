@@ -178,6 +178,9 @@ def load_dataset(root, params: FeatureParams = FeatureParams(), genres=None, fra
                         ("min_frames", min_frames)):
         if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
             raise DataError(f"{name}={value!r} must be a positive integer")
+    if frames and windows and windows > frames:
+        raise DataError(f"windows={windows} is longer than frames={frames}; use windows no "
+                        f"longer than the clips")
     if cache is None:
         cache = FeatureCache()
     elif cache is False:

@@ -310,6 +310,8 @@ def test_windows_and_lengths(messy):
                        progress=False)
     assert ds2.x.shape == (14, 128, 50)                               # padded to 100, 2 each
     assert ds2.clip_labels().tolist() == [0, 0, 0, 1, 1, 1, 1]
+    with pytest.raises(DataError, match="windows=60 is longer than frames=50"):
+        load_dataset(messy, frames=50, windows=60, cache=False, progress=False)
 
 
 def _windowed(n_clips_per_class=(6, 6, 5), windows=3, seed=0):
