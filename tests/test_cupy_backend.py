@@ -112,13 +112,32 @@ def test_conv_matches_numpy(dtype, n, c, w, f, k):
     wt = rng.normal(size=(f, c, k)).astype(dtype)
     b = rng.normal(size=f).astype(dtype)
     dy = rng.normal(size=(n, f, w - k + 1)).astype(dtype)
-    y = cu.conv1d(cu.from_host(x), cu.from_host(wt), cu.from_host(b))
+    xd, wd = cu.from_host(x), cu.from_host(wt)
+    y = cu.conv1d(xd, wd, cu.from_host(b))
     assert str(y.dtype) == dtype and _rel(cu.to_host(y), nu.conv1d(x, wt, b)) < TOL[dtype]
-    got = cu.conv1d_backward(cu.from_host(x), cu.from_host(wt), cu.from_host(dy))
     want = nu.conv1d_backward(x, wt, dy)
-    for g, r in zip(got, want):
-        assert g.shape == r.shape and str(g.dtype) == dtype
-        assert _rel(cu.to_host(g), r) < TOL[dtype]
+    # the same x (forward's column matrix reused), then a fresh copy (rebuilt)
+    for x_in in (xd, cu.from_host(x)):
+        got = cu.conv1d_backward(x_in, wd, cu.from_host(dy))
+        for g, r in zip(got, want):
+            assert g.shape == r.shape and str(g.dtype) == dtype
+            assert _rel(cu.to_host(g), r) < TOL[dtype]
+
+
+@gpu
+def test_column_matrix_is_kept_only_while_its_input_lives():
+    import gc
+    cu = CupyBackend()
+    x = cu.from_host(np.ones((2, 3, 9)))
+    w, b = cu.from_host(np.ones((4, 3, 2))), cu.from_host(np.zeros(4))
+    cu.conv1d(x, w, b)
+    assert len(cu._cols) == 1                 # training: waits for the backward
+    cu.conv1d_backward(x, w, cu.from_host(np.ones((2, 4, 8))))
+    assert len(cu._cols) == 0                 # used once, then dropped
+    cu.conv1d(x, w, b)
+    del x
+    gc.collect()
+    assert len(cu._cols) == 0                 # inference: dies with its input
 
 
 @gpu
@@ -200,3 +219,18 @@ def test_adopt_is_zero_copy_and_keeps_the_source_alive():
     assert wrapped.data.ptr == ptr and isinstance(wrapped, cp.ndarray)
     np.testing.assert_array_equal(cu.to_host(wrapped), np.arange(12).reshape(3, 4))
     assert cu.adopt(wrapped, cu) is wrapped
+
+
+@gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(2, 8, 256), (3, 5, 7)])      # 16-byte vector path, fallback
+def test_relu_paths_match_numpy(dtype, shape):
+    cu, nu = _pair()
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=shape).astype(dtype)
+    x.flat[:3] = [0.0, -0.0, np.nan]
+    dy = rng.normal(size=shape).astype(dtype)
+    y = cu.activation("relu", cu.from_host(x))
+    np.testing.assert_array_equal(cu.to_host(y), nu.activation("relu", x))
+    dx = cu.activation_backward("relu", cu.from_host(x), y, cu.from_host(dy))
+    np.testing.assert_array_equal(cu.to_host(dx), nu.activation_backward("relu", x, None, dy))

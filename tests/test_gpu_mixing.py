@@ -74,7 +74,8 @@ def test_hand_over_between_gpu_backends_copies_nothing(monkeypatch):
                 return orig(a)
 
             def to_host(a, be=be, orig=orig_to):
-                if not (be is last and tuple(a.shape) == (BATCH, CLASSES)):
+                # the probabilities out, and the loss scalar the contract returns as a float
+                if not (be is last and (tuple(a.shape) == (BATCH, CLASSES) or a.size <= 1)):
                     raise AssertionError(f"{be.name} -> host copy of shape {tuple(a.shape)}")
                 return orig(a)
 

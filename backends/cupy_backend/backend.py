@@ -3,13 +3,15 @@
 Matrix work is cuBLAS through ``cupy.matmul``: the convolution is one im2col
 kernel writing the column matrix of the whole batch ``[C*K, N*Wo]`` and ONE
 GEMM over it; its backward is one GEMM for dw, one for the column gradient and
-a col2im gather. Everything else is a CuPy kernel (:mod:`.kernels`,
+a col2im gather. The backward reuses the forward's column matrix while its
+input array is alive (a weak reference), else rebuilds it. Everything else is a CuPy kernel (:mod:`.kernels`,
 ElementwiseKernels below), so a step never leaves the GPU. Importing this
 module needs no CuPy, driver or GPU; :meth:`CupyBackend.availability` says why
 it cannot run.
 """
 from __future__ import annotations
 
+import weakref
 from functools import lru_cache
 
 import numpy as np
@@ -107,14 +109,33 @@ class CupyBackend(Backend):
 
     # -- convolution ----------------------------------------------------------------------
 
+    def __init__(self):
+        self._cols: dict[int, tuple] = {}     # id(x) -> (weakref to x, K, column matrix)
+
+    def _remember_cols(self, x, k: int, cols) -> None:
+        """Keep the forward's column matrix for the backward of the same ``x``; the
+        entry dies with ``x`` (inference drops it at once, training after backward)."""
+        key = id(x)
+        try:
+            ref = weakref.ref(x, lambda _r, key=key, cache=self._cols: cache.pop(key, None))
+        except TypeError:                     # arrays that take no weak references
+            return
+        self._cols[key] = (ref, k, cols)
+
+    def _forward_cols(self, x, k: int):
+        entry = self._cols.pop(id(x), None)
+        if entry is not None and entry[0]() is x and entry[1] == k:
+            return entry[2]
+        return self._im2col(x, k)
+
     @staticmethod
     def _im2col(x, k: int):
         n, c, w = x.shape
         wo = w - k + 1
         x = cp.ascontiguousarray(x)
         cols = cp.empty((c * k, n * wo), dtype=x.dtype)
-        K.launch("im2col", str(x.dtype), cols.size,
-                 (x, cols, K.i64(cols.size), K.i32(n), K.i32(c), K.i32(w), K.i32(k), K.i32(wo)))
+        K.launch_blocks("im2col", str(x.dtype), n * c * k, wo,
+                        (x, cols, K.i32(n), K.i32(c), K.i32(w), K.i32(k), K.i32(wo)))
         return cols
 
     def conv1d(self, x, w, b):
@@ -122,10 +143,11 @@ class CupyBackend(Backend):
         n, _, width = x.shape
         wo = width - k + 1
         cols = self._im2col(x, k)
+        self._remember_cols(x, k, cols)
         yr = cp.matmul(cp.ascontiguousarray(w).reshape(f, c * k), cols)   # [F, N*Wo], one GEMM
         y = cp.empty((n, f, wo), dtype=x.dtype)
-        K.launch("unfold_bias", str(x.dtype), y.size,
-                 (yr, cp.ascontiguousarray(b), y, K.i64(y.size), K.i32(n), K.i32(f), K.i32(wo)))
+        K.launch_rows("unfold_bias", str(x.dtype), n * f, wo,
+                      (yr, cp.ascontiguousarray(b), y, K.i32(n), K.i32(f), K.i32(wo)))
         return y
 
     def conv1d_backward(self, x, w, dy):
@@ -135,17 +157,16 @@ class CupyBackend(Backend):
         dt = str(x.dtype)
         dy = cp.ascontiguousarray(dy)
         dyr = cp.empty((f, n * wo), dtype=dy.dtype)
-        K.launch("fold", dt, dyr.size, (dy, dyr, K.i64(dyr.size), K.i32(n), K.i32(f), K.i32(wo)))
-        cols = self._im2col(x, k)
+        K.launch_rows("fold", dt, f * n, wo, (dy, dyr, K.i32(n), K.i32(f), K.i32(wo)))
+        cols = self._forward_cols(x, k)
         wm = cp.ascontiguousarray(w).reshape(f, c * k)
         dw = cp.matmul(dyr, cols.T).reshape(f, c, k)                         # one GEMM
         db = dyr.sum(axis=1)
         del cols
         dcols = cp.matmul(wm.T, dyr)                                          # one GEMM
         dx = cp.empty((n, c, width), dtype=x.dtype)
-        K.launch("col2im", dt, dx.size,
-                 (dcols, dx, K.i64(dx.size), K.i32(n), K.i32(c), K.i32(width), K.i32(k),
-                  K.i32(wo)))
+        K.launch_rows("col2im", dt, n * c, width,
+                      (dcols, dx, K.i32(n), K.i32(c), K.i32(width), K.i32(k), K.i32(wo)))
         return dx, dw, db
 
     # -- pooling -------------------------------------------------------------------------
@@ -156,8 +177,8 @@ class CupyBackend(Backend):
         x = cp.ascontiguousarray(x)
         y = cp.empty((n, c, wo), dtype=x.dtype)
         argmax = cp.empty((n, c, wo), dtype=cp.int32)
-        K.launch("maxpool_fwd", str(x.dtype), y.size,
-                 (x, y, argmax, K.i64(y.size), K.i32(w), K.i32(wo), K.i32(size), K.i32(stride)))
+        K.launch_rows("maxpool_fwd", str(x.dtype), n * c, wo,
+                      (x, y, argmax, K.i32(w), K.i32(wo), K.i32(size), K.i32(stride)))
         return y, argmax
 
     def maxpool1d_backward(self, dy, argmax, width):
@@ -167,8 +188,8 @@ class CupyBackend(Backend):
         dy = cp.ascontiguousarray(dy)
         argmax = cp.ascontiguousarray(argmax, dtype=cp.int32)
         dx = cp.zeros((n, c, width), dtype=dy.dtype)
-        K.launch("maxpool_bwd_scatter", str(dy.dtype), dy.size,
-                 (dy, argmax, dx, K.i64(dy.size), K.i32(width), K.i32(wo)))
+        K.launch_rows("maxpool_bwd_scatter", str(dy.dtype), n * c, wo,
+                      (dy, argmax, dx, K.i32(width), K.i32(wo)))
         return dx
 
     # -- global pooling ----------------------------------------------------------------
@@ -179,7 +200,7 @@ class CupyBackend(Backend):
         y = cp.empty((n, 3 * c), dtype=x.dtype)
         argmax = cp.empty((n, c), dtype=cp.int32)
         K.launch("global_pool_fwd", str(x.dtype), n * c,
-                 (x, y, argmax, K.i64(n * c), K.i32(c), K.i32(w)), per_thread=32)
+                 (x, y, argmax, K.i32(n * c), K.i32(c), K.i32(w)), per_thread=32)
         return y, argmax
 
     def global_pool_backward(self, x, y, argmax, dy):
@@ -187,8 +208,8 @@ class CupyBackend(Backend):
         x, y, dy = (cp.ascontiguousarray(a) for a in (x, y, dy))
         argmax = cp.ascontiguousarray(argmax, dtype=cp.int32)
         dx = cp.empty_like(x)
-        K.launch("global_pool_bwd", str(x.dtype), dx.size,
-                 (x, y, argmax, dy, dx, K.i64(dx.size), K.i32(c), K.i32(w)))
+        K.launch_rows("global_pool_bwd", str(x.dtype), n * c, w,
+                      (x, y, argmax, dy, dx, K.i32(c), K.i32(w)))
         return dx
 
     # -- dense ---------------------------------------------------------------------------
@@ -203,9 +224,25 @@ class CupyBackend(Backend):
 
     # -- activations -----------------------------------------------------------------------
 
+    @staticmethod
+    def _relu_vec(x, dy):
+        """ReLU (dy None) or its gradient on 16-byte vectors; None if the arrays do
+        not allow it (size not a whole number of vectors, or unaligned/strided)."""
+        lanes = 16 // x.dtype.itemsize
+        arrays = (x,) if dy is None else (x, dy)
+        if x.size == 0 or x.size % lanes or not all(
+                a.flags.c_contiguous and a.data.ptr % 16 == 0 and a.dtype == x.dtype
+                and a.shape == x.shape for a in arrays):
+            return None
+        out = cp.empty_like(x)
+        name = "relu_fwd_vec" if dy is None else "relu_bwd_vec"
+        K.launch(name, str(x.dtype), x.size // lanes, arrays + (out, K.i64(x.size // lanes)))
+        return out
+
     def activation(self, kind, x, slope=0.01):
         if kind == "relu":
-            return _elementwise("relu")(x)
+            y = self._relu_vec(x, None)
+            return _elementwise("relu")(x) if y is None else y
         if kind == "leaky_relu":
             return _elementwise("leaky")(x, x.dtype.type(slope))
         if kind == "sigmoid":
@@ -216,7 +253,8 @@ class CupyBackend(Backend):
 
     def activation_backward(self, kind, x, y, dy, slope=0.01):
         if kind == "relu":
-            return _elementwise("relu_bwd")(x, dy)
+            dx = self._relu_vec(x, dy)
+            return _elementwise("relu_bwd")(x, dy) if dx is None else dx
         if kind == "leaky_relu":
             return _elementwise("leaky_bwd")(x, dy, x.dtype.type(slope))
         if kind == "sigmoid":
@@ -251,8 +289,8 @@ class CupyBackend(Backend):
         probs = cp.ascontiguousarray(probs)
         labels = cp.ascontiguousarray(labels, dtype=cp.int32)
         g = cp.empty_like(probs)
-        K.launch("softmax_ce_bwd", str(probs.dtype), g.size,
-                 (probs, labels, g, K.i64(g.size), K.i32(k), probs.dtype.type(1.0 / n)))
+        K.launch_rows("softmax_ce_bwd", str(probs.dtype), n, k,
+                      (probs, labels, g, K.i32(k), probs.dtype.type(1.0 / n)))
         return g
 
     # -- updates (fused, in place) ---------------------------------------------------------
