@@ -109,3 +109,24 @@ def test_bad_settings_are_rejected():
         TrainSettings(optimizer="rmsprop")
     with pytest.raises(TrainingError, match="positive"):
         TrainSettings(lr=-1.0)
+
+
+def test_clip_decisions_mean_and_majority():
+    from genrecnn.evaluation import clip_decisions
+    # clip 7: two windows mildly say class 0, one strongly class 1
+    probs = np.array([[0.6, 0.4], [0.6, 0.4], [0.0, 1.0], [0.9, 0.1]])
+    clip = np.array([7, 7, 7, 3])
+    clips, mean = clip_decisions(probs, clip, "mean")
+    assert clips.tolist() == [3, 7] and mean.tolist() == [0, 1]
+    assert clip_decisions(probs, clip, "majority")[1].tolist() == [0, 0]
+
+
+def test_interval_is_the_dissertations_formula():
+    from genrecnn.evaluation import MethodScore, interval95
+    assert interval95(0.2, 5, 40) == pytest.approx(1.96 * np.sqrt(0.2 * 0.8 / 200))
+    s = MethodScore("x")
+    s.add(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0]), 2)
+    s.add(np.array([0, 1, 1, 0]), np.array([0, 1, 1, 0]), 2)
+    assert s.error == pytest.approx(0.125)
+    assert s.half_width == pytest.approx(1.96 * np.sqrt(0.125 * 0.875 / 8))
+    assert s.mean_confusion().tolist() == [[2, 0], [0.5, 1.5]]
