@@ -54,6 +54,14 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
             w.writerows(rows)
 
 
+def _make_out(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GenrecnnError(f"cannot create output folder {out}: {exc.strerror or exc}; "
+                            f"choose another with --out") from None
+
+
 def _save(fig, path: Path) -> None:
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=110)
@@ -207,7 +215,7 @@ def bench_cmd(backends_spec, arch, batch_size, mels, frames, sizes, layers_spec,
         result = compare_with_single(
             lambda: build_network(cfg, (mels, frames), 10, dtype=dtype), batch_size,
             backends=[b.name for b in backends], optimizer=optimizer, reps=reps, echo=say)
-        out.mkdir(parents=True, exist_ok=True)
+        _make_out(out)
         _write_csv(out / "compare_auto.csv", result["rows"])
         if as_json:
             click.echo(json.dumps(result, indent=2))
@@ -251,7 +259,7 @@ def bench_cmd(backends_spec, arch, batch_size, mels, frames, sizes, layers_spec,
     for r in xfer_rows:
         r["itemsize"] = itemsize
 
-    out.mkdir(parents=True, exist_ok=True)
+    _make_out(out)
     files = [out / "layers.csv", out / "transfers.csv"]
     _write_csv(files[0], layer_rows)
     _write_csv(files[1], xfer_rows)
