@@ -45,6 +45,8 @@ class Layer:
         self.params: dict[str, object] = {}   # backend arrays once placed
         self.grads: dict[str, object] = {}
         self._cache: tuple = ()
+        # False for the first layer: its backward need not compute an input gradient.
+        self.needs_input_grad = True
 
     def config(self) -> dict:
         """The constructor arguments, for saving the architecture."""
@@ -113,6 +115,9 @@ class Conv1D(Layer):
 
     def backward(self, be, dy):
         (x,) = self._cache
+        if not self.needs_input_grad:
+            self.grads["w"], self.grads["b"] = be.conv1d_backward_params(x, self.params["w"], dy)
+            return None
         dx, self.grads["w"], self.grads["b"] = be.conv1d_backward(x, self.params["w"], dy)
         return dx
 

@@ -38,6 +38,7 @@ class Network:
         for layer in layers:
             shape = layer.build(shape, rng, dtype)
         self.n_classes = shape[0]
+        layers[0].needs_input_grad = False   # nothing consumes the gradient of the input
         self.backend_names = [DEFAULT_BACKEND] * len(layers)
         self.backends: list = []
         self.transfers: Counter = Counter()   # (from, to) -> number of array moves

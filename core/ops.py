@@ -174,6 +174,18 @@ class Backend:
         """
         raise self._unsupported("conv1d_backward")
 
+    def conv1d_backward_params(self, x, w, dy):
+        """Only the parameter gradients of :meth:`conv1d`: (x, w, dy) -> (dw, db).
+
+        Same dw and db as :meth:`conv1d_backward`. The network calls it for a
+        first layer, whose input gradient nobody needs (for the dissertation's
+        network that input gradient is a third of the whole backward pass).
+        Optional: this default calls :meth:`conv1d_backward` and drops dx;
+        override it to skip computing dx.
+        """
+        _, dw, db = self.conv1d_backward(x, w, dy)
+        return dw, db
+
     # -- max pooling along time --------------------------------------------------------
 
     def maxpool1d(self, x, size: int, stride: int):

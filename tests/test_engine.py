@@ -142,6 +142,39 @@ def test_mixed_placement_matches_single_backend_and_counts_moves():
     assert ref.transfers == {}
 
 
+class CountingNumpy(NumpyBackend):
+    """Records which conv backward op each call used."""
+    name = "counting"
+    calls: list = []
+
+    def conv1d_backward(self, x, w, dy):
+        self.calls.append("full")
+        return super().conv1d_backward(x, w, dy)
+
+    def conv1d_backward_params(self, x, w, dy):
+        self.calls.append("params")
+        return super().conv1d_backward_params(x, w, dy)
+
+
+def test_first_conv_skips_its_input_gradient_without_changing_any_gradient():
+    reg = _registry_with(CountingNumpy)
+    arch = [{"type": "conv", "filters": 4, "width": 3}] + TINY
+    x, y = batch()
+    nets = []
+    for first_needs_dx in (False, True):
+        net = build_network(arch, (5, 12), 3, dtype="float64", seed=1)
+        net.layers[0].needs_input_grad = first_needs_dx
+        net.place("counting", reg)
+        CountingNumpy.calls = []
+        net.loss_and_grads(x, y)
+        nets.append((net, CountingNumpy.calls))
+    (fast, fast_calls), (full, full_calls) = nets
+    assert fast_calls == ["full", "params"] and full_calls == ["full", "full"]
+    for a, b in zip(fast.layers, full.layers):
+        for key in a.grads:
+            np.testing.assert_allclose(a.grads[key], b.grads[key], rtol=1e-12)
+
+
 def test_unknown_and_unavailable_backends_are_clear():
     class Gone(NumpyBackend):
         name = "gone"

@@ -72,6 +72,14 @@ class ConvDbFirstExample(NumpyBackend):
         return dx, dw, dy[0].sum(axis=1)                       # forgets all but example 0
 
 
+class ConvParamsFastPathWrongSign(NumpyBackend):
+    name = "bug-conv-params-sign"
+
+    def conv1d_backward_params(self, x, w, dy):
+        dw, db = super().conv1d_backward_params(x, w, dy)
+        return -dw, db                                          # only the first layer sees this
+
+
 class PoolBackwardIgnoresOverlap(NumpyBackend):
     name = "bug-pool-overlap"
 
@@ -113,6 +121,8 @@ PLANTED = {
     ReluInPlace: ({("activation", "float32"), ("activation", "float64")},
                   "modified its input 'x'"),
     ConvDbFirstExample: ({("conv1d", "float32"), ("conv1d", "float64")}, "conv1d_backward db"),
+    ConvParamsFastPathWrongSign: ({("conv1d", "float32"), ("conv1d", "float64")},
+                                  "conv1d_backward_params dw"),
     PoolBackwardIgnoresOverlap: ({("maxpool1d", "float32"), ("maxpool1d", "float64")},
                                  "maxpool1d_backward dx"),
     SgdNotInPlace: ({("sgd_update", "float32"), ("sgd_update", "float64")}, "in place"),

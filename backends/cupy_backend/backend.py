@@ -154,20 +154,28 @@ class CupyBackend(Backend):
         f, c, k = w.shape
         n, _, width = x.shape
         wo = width - k + 1
-        dt = str(x.dtype)
-        dy = cp.ascontiguousarray(dy)
-        dyr = cp.empty((f, n * wo), dtype=dy.dtype)
-        K.launch_rows("fold", dt, f * n, wo, (dy, dyr, K.i32(n), K.i32(f), K.i32(wo)))
-        cols = self._forward_cols(x, k)
+        dyr, dw, db = self._conv_param_grads(x, w, dy)
         wm = cp.ascontiguousarray(w).reshape(f, c * k)
-        dw = cp.matmul(dyr, cols.T).reshape(f, c, k)                         # one GEMM
-        db = dyr.sum(axis=1)
-        del cols
         dcols = cp.matmul(wm.T, dyr)                                          # one GEMM
         dx = cp.empty((n, c, width), dtype=x.dtype)
-        K.launch_rows("col2im", dt, n * c, width,
+        K.launch_rows("col2im", str(x.dtype), n * c, width,
                       (dcols, dx, K.i32(n), K.i32(c), K.i32(width), K.i32(k), K.i32(wo)))
         return dx, dw, db
+
+    def conv1d_backward_params(self, x, w, dy):
+        return self._conv_param_grads(x, w, dy)[1:]
+
+    def _conv_param_grads(self, x, w, dy):
+        """(dy folded to [F, N*Wo], dw, db)."""
+        f, c, k = w.shape
+        n, _, width = x.shape
+        wo = width - k + 1
+        dy = cp.ascontiguousarray(dy)
+        dyr = cp.empty((f, n * wo), dtype=dy.dtype)
+        K.launch_rows("fold", str(x.dtype), f * n, wo, (dy, dyr, K.i32(n), K.i32(f), K.i32(wo)))
+        cols = self._forward_cols(x, k)
+        dw = cp.matmul(dyr, cols.T).reshape(f, c, k)                         # one GEMM
+        return dyr, dw, dyr.sum(axis=1)
 
     # -- pooling -------------------------------------------------------------------------
 

@@ -1,15 +1,41 @@
 """NumPy implementation of the op contract (see :mod:`genrecnn.ops`).
 
-Every op is vectorised over batch and time: the convolution is an im2col
-followed by one batched GEMM, pooling works on strided window views. The only
-Python loops run over the K taps of a kernel.
+Every op is vectorised over batch and time: the forward convolution is an
+im2col followed by one batched GEMM, its gradients are one batched GEMM per
+tap on strided views, pooling works on strided window views. The only Python
+loops run over the taps of a kernel or a pooling window.
 """
 from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from genrecnn.ops import Backend
+
+_PARALLEL_MIN = 1 << 20        # elements; below this threads cost more than they save
+_threads: ThreadPoolExecutor | None = None
+
+
+def _over_batch(fn, n: int, size: int) -> None:
+    """Call ``fn(s)`` for slices ``s`` of the batch axis covering ``range(n)``.
+
+    Memory-bound passes (copies, elementwise ops, pooling) use one core in
+    NumPy while BLAS uses them all; NumPy releases the GIL inside its loops, so
+    splitting a large batch over the cores in threads speeds those passes up.
+    """
+    global _threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    parts = min(n, cores or 1)
+    if parts < 2 or size < _PARALLEL_MIN:
+        fn(slice(0, n))
+        return
+    if _threads is None:
+        _threads = ThreadPoolExecutor(parts, thread_name_prefix="genrecnn-numpy")
+    bounds = np.linspace(0, n, parts + 1).astype(int)
+    list(_threads.map(fn, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]))
 
 
 def _im2col(x: np.ndarray, k: int) -> np.ndarray:
@@ -18,14 +44,42 @@ def _im2col(x: np.ndarray, k: int) -> np.ndarray:
     wo = w - k + 1
     win = sliding_window_view(x, k, axis=2)           # [N, C, Wo, K] view
     cols = np.empty((n, c, k, wo), dtype=x.dtype)
-    for j in range(k):                                # K taps, each a contiguous copy
-        cols[:, :, j, :] = win[:, :, :, j]
+
+    def fill(s):
+        for j in range(k):                            # K taps, each a contiguous copy
+            cols[s, :, j, :] = win[s, :, :, j]
+    _over_batch(fill, n, cols.size)
     return cols.reshape(n, c * k, wo)
+
+
+def _conv_param_grads(x: np.ndarray, w: np.ndarray, dy: np.ndarray):
+    """(dw, db) of the convolution: one batched GEMM per tap straight from
+    strided views of x, no im2col copy."""
+    k = w.shape[2]
+    wo = dy.shape[2]
+    dw = np.empty_like(w)
+    for j in range(k):
+        dw[:, :, j] = np.matmul(dy, x[:, :, j:j + wo].transpose(0, 2, 1)).sum(axis=0)
+    return dw, dy.sum(axis=(0, 2))
 
 
 def _pool_windows(x: np.ndarray, size: int, stride: int) -> np.ndarray:
     """x[N, C, W] -> view [N, C, Wo, size] of the pooling windows."""
     return sliding_window_view(x, size, axis=2)[:, :, ::stride, :]
+
+
+def _running_max(win: np.ndarray, y: np.ndarray, local: np.ndarray) -> None:
+    """Max and first arg-max over the last axis of ``win``, into ``y`` and ``local``.
+
+    One strided pass per tap over all windows at once: far faster than
+    ``argmax`` along a short axis.
+    """
+    y[...] = win[..., 0]
+    local[...] = 0
+    for j in range(1, win.shape[-1]):
+        tap = win[..., j]
+        local[...] = np.where(tap > y, np.int32(j), local)   # strict: the first maximum wins
+        np.maximum(y, tap, out=y)
 
 
 class NumpyBackend(Backend):
@@ -57,31 +111,35 @@ class NumpyBackend(Backend):
         return y
 
     def conv1d_backward(self, x, w, dy):
+        dw, db = _conv_param_grads(x, w, dy)
         f, c, k = w.shape
-        n, _, width = x.shape
-        wo = width - k + 1
-        cols = _im2col(x, k)
-        db = dy.sum(axis=(0, 2))
-        dw = np.matmul(dy, cols.transpose(0, 2, 1)).sum(axis=0).reshape(f, c, k)
-        dcols = np.matmul(w.reshape(f, c * k).T, dy).reshape(n, c, k, wo)
+        wo = dy.shape[2]
+        taps = np.ascontiguousarray(w.transpose(2, 1, 0))     # [K, C, F]
         dx = np.zeros_like(x)
-        for j in range(k):
-            dx[:, :, j:j + wo] += dcols[:, :, j, :]
+        part = np.empty((x.shape[0], c, wo), dtype=x.dtype)
+        for j in range(k):                                   # dx[:, :, t + j] += w_j^T dy[:, :, t]
+            np.matmul(taps[j], dy, out=part)
+            dx[:, :, j:j + wo] += part
         return dx, dw, db
+
+    def conv1d_backward_params(self, x, w, dy):
+        return _conv_param_grads(x, w, dy)
 
     # -- pooling -------------------------------------------------------------------------
 
     def maxpool1d(self, x, size, stride):
         win = _pool_windows(x, size, stride)
-        local = win.argmax(axis=3)
-        y = np.take_along_axis(win, local[..., None], axis=3)[..., 0]
-        offsets = np.arange(win.shape[2]) * stride
-        return np.ascontiguousarray(y), (local + offsets).astype(np.int32)
+        y = np.empty(win.shape[:3], dtype=x.dtype)
+        local = np.empty(win.shape[:3], dtype=np.int32)
+        _over_batch(lambda s: _running_max(win[s], y[s], local[s]), x.shape[0], x.size)
+        local += np.arange(win.shape[2], dtype=np.int32) * np.int32(stride)
+        return y, local
 
     def maxpool1d_backward(self, dy, argmax, width):
         n, c, wo = dy.shape
-        if wo > 1 and argmax.size and np.all(np.diff(argmax, axis=2) > 0):
-            # Maxima are distinct positions in every row: a plain scatter.
+        distinct = wo <= 1 or (argmax.size and np.all(argmax[:, :, 1:] > argmax[:, :, :-1]))
+        if distinct:
+            # Maxima are distinct positions in every row (always so without overlap): a scatter.
             dx = np.zeros((n, c, width), dtype=dy.dtype)
             np.put_along_axis(dx, argmax.astype(np.intp), dy, axis=2)
             return dx
@@ -122,7 +180,9 @@ class NumpyBackend(Backend):
 
     def activation(self, kind, x, slope=0.01):
         if kind == "relu":
-            return np.maximum(x, 0)
+            y = np.empty_like(x)
+            _over_batch(lambda s: np.maximum(x[s], 0, out=y[s]), x.shape[0], x.size)
+            return y
         if kind == "leaky_relu":
             return np.where(x > 0, x, x * x.dtype.type(slope))
         if kind == "sigmoid":
@@ -134,7 +194,9 @@ class NumpyBackend(Backend):
 
     def activation_backward(self, kind, x, y, dy, slope=0.01):
         if kind == "relu":
-            return dy * (x > 0)
+            dx = np.empty_like(dy)
+            _over_batch(lambda s: np.multiply(dy[s], x[s] > 0, out=dx[s]), x.shape[0], x.size)
+            return dx
         if kind == "leaky_relu":
             return dy * np.where(x > 0, x.dtype.type(1), x.dtype.type(slope))
         if kind == "sigmoid":

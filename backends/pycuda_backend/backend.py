@@ -223,25 +223,34 @@ class PycudaBackend(Backend):
         return y
 
     def conv1d_backward(self, x, w, dy):
+        dt, (n, c, width, f, k), dw, db = self._conv_param_grads(x, w, dy)
+        dx = self._empty((n, c, width), dt)
+        if n:
+            self._gemm("conv1d_dx", dt, c, width, n, self._tile(c, width, n),
+                       (self._ptr(dy), self._ptr(w), self._ptr(dx), c, width, f), "PPPiii", KW=k)
+        return dx, dw, db
+
+    def conv1d_backward_params(self, x, w, dy):
+        return self._conv_param_grads(x, w, dy)[2:]
+
+    def _conv_param_grads(self, x, w, dy):
+        """Check shapes, then dw and db; returns (dtype, shapes, dw, db)."""
         dt = self._dtype(x, w, dy)
-        n, c, width, f, k = self._conv_shapes(x, w)
+        shapes = n, c, width, f, k = self._conv_shapes(x, w)
         wo = conv1d_out_width(width, k)
         if tuple(dy.shape) != (n, f, wo):
             raise ShapeError(f"conv1d_backward dy has shape {tuple(dy.shape)}, "
                              f"expected {(n, f, wo)}")
-        dx = self._empty((n, c, width), dt)
         dw = self._empty((f, c, k), dt)
         db = self._empty((f,), dt)
         if n == 0:
             self._zero_fill(dw)
             self._zero_fill(db)
-            return dx, dw, db
-        self._gemm("conv1d_dx", dt, c, width, n, self._tile(c, width, n),
-                   (self._ptr(dy), self._ptr(w), self._ptr(dx), c, width, f), "PPPiii", KW=k)
+            return dt, shapes, dw, db
         self._conv_dw(x, dy, dw, dt, n, c, width, f, k, wo)
         self._launch("reduce.cu", "sum_nq", "PPiii", dt, (f, 1, 1), (BLOCK, 1, 1),
                      self._ptr(dy), self._ptr(db), n, f, wo)
-        return dx, dw, db
+        return dt, shapes, dw, db
 
     def _conv_dw(self, x, dy, dw, dt, n, c, width, f, k, wo):
         """dw by split-K: the N*Wo reduction is cut into S slices so that small

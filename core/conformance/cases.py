@@ -152,9 +152,15 @@ def _conv_backward(be, dtype, rng, s):
     out = call(be, "conv1d_backward", device(be, x), device(be, w), device(be, dy))
     dx, dw, db = unpack(out, 3, "conv1d_backward")
     rdx, rdw, rdb = ref.conv1d_backward(x, w, dy)
+    out = call(be, "conv1d_backward_params", device(be, x), device(be, w), device(be, dy))
+    pdw, pdb = unpack(out, 2, "conv1d_backward_params")
     return max(compare("conv1d_backward dx", output(be, dx, "dx", x.shape, dtype), rdx, dtype),
                compare("conv1d_backward dw", output(be, dw, "dw", w.shape, dtype), rdw, dtype),
-               compare("conv1d_backward db", output(be, db, "db", (s[3],), dtype), rdb, dtype))
+               compare("conv1d_backward db", output(be, db, "db", (s[3],), dtype), rdb, dtype),
+               compare("conv1d_backward_params dw", output(be, pdw, "dw", w.shape, dtype),
+                       rdw, dtype),
+               compare("conv1d_backward_params db", output(be, pdb, "db", (s[3],), dtype),
+                       rdb, dtype))
 
 
 def _conv_gradcheck(be, dtype, rng, s):
