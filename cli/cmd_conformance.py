@@ -3,6 +3,8 @@
 Exit 0 only if every declared op passes, 1 if any check fails; an unknown or
 unavailable backend is the registry's one-line error (exit 2).
 """
+import sys
+
 import click
 
 from genrecnn.ops import OP_GROUPS
@@ -27,7 +29,8 @@ def conformance(backend, dtypes, ops, as_json, verbose):
         click.echo(report.to_json())
     else:
         from rich.console import Console
-        console = Console(file=click.get_text_stream("stdout"), width=160, soft_wrap=False)
+        # sys.stdout looked up now, so that click.testing.CliRunner captures it
+        console = Console(file=sys.stdout, width=160, soft_wrap=False)
         console.print(report.table())
         if verbose:
             for case in report.failures:

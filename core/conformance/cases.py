@@ -121,6 +121,18 @@ def transfer_cases(dtype):
     return out
 
 
+def _layer_op_cases(group, dtype, label, configs, fd_configs, forward, backward, gradcheck):
+    """Forward and backward against the reference on every config, and (float64
+    only) finite differences on the small ``fd_configs``; each check is called
+    as ``check(be, dtype, rng, cfg=config)``."""
+    def cases(check, fn, cfgs):
+        return [Case(group, dtype, check, label(c), functools.partial(fn, cfg=c)) for c in cfgs]
+    out = cases("forward", forward, configs) + cases("backward", backward, configs)
+    if dtype == "float64":
+        out += cases("gradcheck", gradcheck, fd_configs)
+    return out
+
+
 # -- conv1d ------------------------------------------------------------------------------------
 
 # the last shape of each grid is larger than one GPU thread block in every direction
@@ -140,15 +152,16 @@ def _conv_inputs(rng, s, dtype):
             _normal(rng, (f,), dtype), _normal(rng, (n, f, w - k + 1), dtype))
 
 
-def _conv_forward(be, dtype, rng, s):
-    x, w, b, _ = _conv_inputs(rng, s, dtype)
+def _conv_forward(be, dtype, rng, cfg):
+    x, w, b, _ = _conv_inputs(rng, cfg, dtype)
     y = call(be, "conv1d", device(be, x), device(be, w), device(be, b))
-    return compare("conv1d y", output(be, y, "conv1d y", (s[0], s[3], s[2] - s[4] + 1), dtype),
+    n, _, width, f, k = cfg
+    return compare("conv1d y", output(be, y, "conv1d y", (n, f, width - k + 1), dtype),
                    ref.conv1d(x, w, b), dtype)
 
 
-def _conv_backward(be, dtype, rng, s):
-    x, w, _, dy = _conv_inputs(rng, s, dtype)
+def _conv_backward(be, dtype, rng, cfg):
+    x, w, _, dy = _conv_inputs(rng, cfg, dtype)
     out = call(be, "conv1d_backward", device(be, x), device(be, w), device(be, dy))
     dx, dw, db = unpack(out, 3, "conv1d_backward")
     rdx, rdw, rdb = ref.conv1d_backward(x, w, dy)
@@ -156,15 +169,15 @@ def _conv_backward(be, dtype, rng, s):
     pdw, pdb = unpack(out, 2, "conv1d_backward_params")
     return max(compare("conv1d_backward dx", output(be, dx, "dx", x.shape, dtype), rdx, dtype),
                compare("conv1d_backward dw", output(be, dw, "dw", w.shape, dtype), rdw, dtype),
-               compare("conv1d_backward db", output(be, db, "db", (s[3],), dtype), rdb, dtype),
+               compare("conv1d_backward db", output(be, db, "db", (cfg[3],), dtype), rdb, dtype),
                compare("conv1d_backward_params dw", output(be, pdw, "dw", w.shape, dtype),
                        rdw, dtype),
-               compare("conv1d_backward_params db", output(be, pdb, "db", (s[3],), dtype),
+               compare("conv1d_backward_params db", output(be, pdb, "db", (cfg[3],), dtype),
                        rdb, dtype))
 
 
-def _conv_gradcheck(be, dtype, rng, s):
-    x, w, b, dy = _conv_inputs(rng, s, dtype)
+def _conv_gradcheck(be, dtype, rng, cfg):
+    x, w, b, dy = _conv_inputs(rng, cfg, dtype)
 
     def loss(x, w, b):
         y = be.to_host(be.conv1d(device(be, x), device(be, w), device(be, b)))
@@ -176,14 +189,8 @@ def _conv_gradcheck(be, dtype, rng, s):
 
 
 def conv1d_cases(dtype):
-    out = [Case("conv1d", dtype, "forward", _conv_label(s), functools.partial(_conv_forward, s=s))
-           for s in CONV_SHAPES]
-    out += [Case("conv1d", dtype, "backward", _conv_label(s), functools.partial(_conv_backward, s=s))
-            for s in CONV_SHAPES]
-    if dtype == "float64":
-        out += [Case("conv1d", dtype, "gradcheck", _conv_label(s),
-                     functools.partial(_conv_gradcheck, s=s)) for s in CONV_FD_SHAPES]
-    return out
+    return _layer_op_cases("conv1d", dtype, _conv_label, CONV_SHAPES, CONV_FD_SHAPES,
+                           _conv_forward, _conv_backward, _conv_gradcheck)
 
 
 # -- maxpool1d ---------------------------------------------------------------------------------
@@ -259,14 +266,8 @@ def _pool_gradcheck(be, dtype, rng, cfg):
 
 
 def maxpool1d_cases(dtype):
-    out = [Case("maxpool1d", dtype, "forward", _pool_label(cfg),
-                functools.partial(_pool_forward, cfg=cfg)) for cfg in POOL_CONFIGS]
-    out += [Case("maxpool1d", dtype, "backward", _pool_label(cfg),
-                 functools.partial(_pool_backward, cfg=cfg)) for cfg in POOL_CONFIGS]
-    if dtype == "float64":
-        out += [Case("maxpool1d", dtype, "gradcheck", _pool_label(cfg),
-                     functools.partial(_pool_gradcheck, cfg=cfg)) for cfg in POOL_FD_CONFIGS]
-    return out
+    return _layer_op_cases("maxpool1d", dtype, _pool_label, POOL_CONFIGS, POOL_FD_CONFIGS,
+                           _pool_forward, _pool_backward, _pool_gradcheck)
 
 
 # -- global_pool -------------------------------------------------------------------------------
@@ -335,14 +336,8 @@ def _gpool_gradcheck(be, dtype, rng, cfg):
 
 
 def global_pool_cases(dtype):
-    out = [Case("global_pool", dtype, "forward", _gpool_label(cfg),
-                functools.partial(_gpool_forward, cfg=cfg)) for cfg in GPOOL_CONFIGS]
-    out += [Case("global_pool", dtype, "backward", _gpool_label(cfg),
-                 functools.partial(_gpool_backward, cfg=cfg)) for cfg in GPOOL_CONFIGS]
-    if dtype == "float64":
-        out += [Case("global_pool", dtype, "gradcheck", _gpool_label(cfg),
-                     functools.partial(_gpool_gradcheck, cfg=cfg)) for cfg in GPOOL_FD_CONFIGS]
-    return out
+    return _layer_op_cases("global_pool", dtype, _gpool_label, GPOOL_CONFIGS, GPOOL_FD_CONFIGS,
+                           _gpool_forward, _gpool_backward, _gpool_gradcheck)
 
 
 # -- dense -------------------------------------------------------------------------------------
@@ -357,25 +352,25 @@ def _dense_inputs(rng, s, dtype):
             _normal(rng, (o,), dtype), _normal(rng, (n, o), dtype))
 
 
-def _dense_forward(be, dtype, rng, s):
-    x, w, b, _ = _dense_inputs(rng, s, dtype)
+def _dense_forward(be, dtype, rng, cfg):
+    x, w, b, _ = _dense_inputs(rng, cfg, dtype)
     y = call(be, "dense", device(be, x), device(be, w), device(be, b))
-    return compare("dense y", output(be, y, "dense y", (s[0], s[2]), dtype), ref.dense(x, w, b),
+    return compare("dense y", output(be, y, "dense y", (cfg[0], cfg[2]), dtype), ref.dense(x, w, b),
                    dtype)
 
 
-def _dense_backward(be, dtype, rng, s):
-    x, w, _, dy = _dense_inputs(rng, s, dtype)
+def _dense_backward(be, dtype, rng, cfg):
+    x, w, _, dy = _dense_inputs(rng, cfg, dtype)
     dx, dw, db = unpack(call(be, "dense_backward", device(be, x), device(be, w), device(be, dy)),
                         3, "dense_backward")
     rdx, rdw, rdb = ref.dense_backward(x, w, dy)
     return max(compare("dense_backward dx", output(be, dx, "dx", x.shape, dtype), rdx, dtype),
                compare("dense_backward dw", output(be, dw, "dw", w.shape, dtype), rdw, dtype),
-               compare("dense_backward db", output(be, db, "db", (s[2],), dtype), rdb, dtype))
+               compare("dense_backward db", output(be, db, "db", (cfg[2],), dtype), rdb, dtype))
 
 
-def _dense_gradcheck(be, dtype, rng, s):
-    x, w, b, dy = _dense_inputs(rng, s, dtype)
+def _dense_gradcheck(be, dtype, rng, cfg):
+    x, w, b, dy = _dense_inputs(rng, cfg, dtype)
 
     def loss(x, w, b):
         return float((be.to_host(be.dense(device(be, x), device(be, w), device(be, b))) * dy).sum())
@@ -386,15 +381,8 @@ def _dense_gradcheck(be, dtype, rng, s):
 
 
 def dense_cases(dtype):
-    label = "N{}I{}O{}".format
-    out = [Case("dense", dtype, "forward", label(*s), functools.partial(_dense_forward, s=s))
-           for s in DENSE_SHAPES]
-    out += [Case("dense", dtype, "backward", label(*s), functools.partial(_dense_backward, s=s))
-            for s in DENSE_SHAPES]
-    if dtype == "float64":
-        out += [Case("dense", dtype, "gradcheck", label(*s),
-                     functools.partial(_dense_gradcheck, s=s)) for s in DENSE_FD_SHAPES]
-    return out
+    return _layer_op_cases("dense", dtype, lambda s: "N{}I{}O{}".format(*s), DENSE_SHAPES,
+                           DENSE_FD_SHAPES, _dense_forward, _dense_backward, _dense_gradcheck)
 
 
 # -- activation --------------------------------------------------------------------------------
