@@ -20,12 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import GenrecnnError, ShapeError
-from .layers import KINDS, Layer, layer_from_config
+from .layers import KINDS, LAYER_TYPES, Layer, layer_from_config
 from .optim import make_optimizer
 
-# The op group each layer kind calls (forward and backward together).
-LAYER_OPS = {"conv": "conv1d", "pool": "maxpool1d", "gpool": "global_pool", "fc": "dense",
-             "act": "activation", "softmax": "softmax"}
 # The op group each optimiser's step calls on a parameter's backend.
 UPDATE_OPS = {"sgd": "sgd_update", "adam": "adam_update"}
 HOST = "host"
@@ -127,7 +124,7 @@ def time_call(fn, sync, reps: int = REPS, warmup: int = WARMUP, budget: float = 
 
 def required_ops(kind: str, has_params: bool, optimizer: str | None) -> set[str]:
     """Op groups a backend needs to run one layer of ``kind`` (training included)."""
-    ops = {"transfer", LAYER_OPS[kind]}
+    ops = {"transfer", LAYER_TYPES[kind].op}
     if has_params and optimizer:
         ops.add(UPDATE_OPS[optimizer])
     return ops

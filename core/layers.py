@@ -37,6 +37,7 @@ class Layer:
     """Base layer: shape inference, parameters and forward/backward through ops."""
 
     kind = ""
+    op = ""           # the op group of the contract this layer calls
 
     def __init__(self, name: str | None = None):
         self.name = name or ""
@@ -86,6 +87,7 @@ class Conv1D(Layer):
     """Convolution along time; each of ``filters`` filters spans all input channels."""
 
     kind = "conv"
+    op = "conv1d"
 
     def __init__(self, filters: int, width: int, init: str = "he", name=None):
         super().__init__(name)
@@ -126,6 +128,7 @@ class MaxPool1D(Layer):
     """Max pooling along time; ``stride`` defaults to ``size`` (no overlap)."""
 
     kind = "pool"
+    op = "maxpool1d"
 
     def __init__(self, size: int, stride: int | None = None, name=None):
         super().__init__(name)
@@ -159,6 +162,7 @@ class GlobalPool(Layer):
     """Mean, max and L2 norm over time: a fixed-size summary of any length."""
 
     kind = "gpool"
+    op = "global_pool"
 
     def _infer(self, shape):
         self._need(shape, 2, "a (channels, time) sequence")
@@ -179,6 +183,7 @@ class Dense(Layer):
     """Fully connected layer x @ w + b."""
 
     kind = "fc"
+    op = "dense"
 
     def __init__(self, units: int, init: str = "he", name=None):
         super().__init__(name)
@@ -211,6 +216,7 @@ class Activation(Layer):
     """Elementwise nonlinearity: relu, leaky_relu (with ``slope``), sigmoid, tanh."""
 
     kind = "act"
+    op = "activation"
 
     def __init__(self, fn: str = "relu", slope: float = 0.01, name=None):
         super().__init__(name)
@@ -236,6 +242,7 @@ class Softmax(Layer):
     """Output layer: class probabilities; with labels, the mean cross-entropy loss."""
 
     kind = "softmax"
+    op = "softmax"
 
     def _infer(self, shape):
         self._need(shape, 1, "a flat vector of class scores")

@@ -11,7 +11,7 @@ from collections import Counter
 
 import numpy as np
 
-from .errors import DataError, ShapeError
+from .errors import DataError, PlacementError, ShapeError
 from .layers import Layer, Softmax
 from .ops import DTYPES
 from .placement import DEFAULT_BACKEND, resolve_placement
@@ -78,10 +78,15 @@ class Network:
         else:
             names = resolve_placement(spec, self.layers, reg.names())
         new = [reg.get(b) for b in names]
-        for be in new:
+        for layer, be in zip(self.layers, new):
             if self.dtype not in be.dtypes:
                 raise ShapeError(f"backend {be.name!r} does not support {self.dtype}; "
                                  f"it supports {', '.join(be.dtypes)}")
+            if not be.supports(layer.op):
+                raise PlacementError(
+                    f"backend {be.name!r} does not implement {layer.op}, which layer "
+                    f"{layer.name!r} needs; place that layer on another backend "
+                    f"({layer.kind}=numpy)")
         old = self.backends or [None] * len(self.layers)
         for layer, src, dst in zip(self.layers, old, new):
             for key, value in layer.params.items():

@@ -175,6 +175,22 @@ def test_first_conv_skips_its_input_gradient_without_changing_any_gradient():
             np.testing.assert_allclose(a.grads[key], b.grads[key], rtol=1e-12)
 
 
+class DenseOnly(NumpyBackend):
+    """A partial backend: it declares only what it has."""
+    name = "dense-only"
+    ops = frozenset({"transfer", "dense"})
+
+
+def test_placing_a_layer_on_a_backend_without_its_op_is_clear():
+    reg = _registry_with(DenseOnly)
+    net = tiny_net()
+    assert net.place("fc=dense-only", reg)[4] == "dense-only"
+    with pytest.raises(PlacementError, match=r"backend 'dense-only' does not implement conv1d, "
+                                             r"which layer 'conv1' needs"):
+        net.place("conv=dense-only", reg)
+    assert net.backend_names[4] == "dense-only"       # the failed placement changed nothing
+
+
 def test_unknown_and_unavailable_backends_are_clear():
     class Gone(NumpyBackend):
         name = "gone"
