@@ -43,6 +43,8 @@ PREFER_SINGLE_WITHIN = 0.03
 VALIDATE_STEPS = 3
 # ... against each single backend predicted within this factor of the mixed plan (up to 3).
 VALIDATE_FACTOR = 3.0
+# A single plan is checked the same way against other single plans predicted this close.
+CLOSE_SINGLES = 0.15
 INF = float("inf")
 
 
@@ -314,10 +316,15 @@ def measure_tables(network, batch_size: int, reg, cands: list[list[str]],
                else max(_edge(edge_costs[i], c, d) for d in cands[i + 1]))
         return into + out
 
+    # Likely fastest first, so that slow candidates meet a tight bound: by the
+    # previous layer's times, and for the first layer by a one-example probe.
+    prev = {n: bench.measure_layer(reg.get(n), layers[0].config(), layers[0].input_shape, 1,
+                                   dtype, reps=1, budget=0.0).forward.median
+            for n in cands[0]} if len(cands[0]) > 1 else {}
     layer_costs, phases, pruned = [], [], []
     for i, (layer, names) in enumerate(zip(layers, cands)):
-        prev = layer_costs[-1] if layer_costs else {}
-        order = sorted(names, key=lambda n: prev.get(n, INF))   # likely fastest first
+        prev = layer_costs[-1] if layer_costs else prev
+        order = sorted(names, key=lambda n: prev.get(n, INF))
         costs, detail, cut = {}, {}, []
         bound = INF
         for n in order:
@@ -373,35 +380,51 @@ def decide(network, tables: Tables, names: list[str], *, key: str = "", batch_si
 
 def _validate(network, report: PlanReport, reg, cands, batch_size: int,
               optimizer: str | None, steps: int, within: float) -> None:
-    """Time real training steps of a mixed plan against the most promising single
-    plans; keep the fastest single one unless the mixed one beats it by ``within``."""
-    if len(set(report.plan)) == 1:
-        return
+    """Time real training steps where the per-layer sums cannot be trusted to decide.
+
+    A mixed plan is timed against the most promising single plans and kept only
+    if it beats the fastest of them by ``within``. A single plan is timed against
+    the other single plans predicted within CLOSE_SINGLES of it, and the fastest
+    measured one is kept."""
     singles = {b: t for b, t in report.single_s.items()
                if t < INF and all(b in c for c in cands)}   # lower bounds where pruned
     ranked = sorted(singles, key=singles.get)
-    rivals = [b for b in ranked if singles[b] <= VALIDATE_FACTOR * report.predicted_s][:3]
-    rivals = rivals or ranked[:1]
+    mixed = len(set(report.plan)) > 1
+    if mixed:
+        rivals = [b for b in ranked if singles[b] <= VALIDATE_FACTOR * report.predicted_s][:3]
+        rivals = rivals or ranked[:1]
+    else:
+        rivals = [b for b in ranked if b != report.plan[0]
+                  and singles[b] <= (1 + CLOSE_SINGLES) * report.predicted_s][:2]
+        if rivals:
+            rivals.insert(0, report.plan[0])
     if not rivals:
         return
-    plans = {"mixed": list(report.plan), **{b: [b] * len(report.plan) for b in rivals}}
+    plans = {b: [b] * len(report.plan) for b in rivals}
+    if mixed:
+        plans["mixed"] = list(report.plan)
     samples = time_plans(lambda: clone_network(network), plans, reg, batch_size, optimizer,
                          reps=steps, warmup=1)
     med = {label: statistics.median(ts) for label, ts in samples.items()}
     report.validation_s = {("mixed" if k == "mixed" else f"{k} only"): v for k, v in med.items()}
     best = min(rivals, key=med.get)
-    if med[best] <= med["mixed"] * (1 + within):
+    if not mixed:
+        others = ", ".join(f"{b} alone {med[b] * 1e3:.2f} ms" for b in rivals)
+        report.notes.append(f"single backends predicted within {CLOSE_SINGLES:.0%}; measured "
+                            f"training steps: {others}: keeping {best}")
+    elif med[best] <= med["mixed"] * (1 + within):
         report.notes.append(
             f"measured training steps: mixed plan {med['mixed'] * 1e3:.2f} ms, {best} alone "
             f"{med[best] * 1e3:.2f} ms: keeping {best} (the per-layer sum predicted "
             f"{report.predicted_s * 1e3:.2f} ms for the mixed plan)")
-        report.plan = [best] * len(report.plan)
-        report.predicted_s = singles[best]
-        for lc, b in zip(report.layers, report.plan):
-            lc.chosen = b
     else:
         report.notes.append(f"measured training steps: mixed plan {med['mixed'] * 1e3:.2f} ms "
                             f"beats {', '.join(f'{b} alone {med[b] * 1e3:.2f} ms' for b in rivals)}")
+        return
+    report.plan = [best] * len(report.plan)
+    report.predicted_s = singles[best]
+    for lc, b in zip(report.layers, report.plan):
+        lc.chosen = b
 
 
 def auto_plan(network, batch_size: int, echo=print, *, registry=None,
@@ -421,7 +444,8 @@ def auto_plan(network, batch_size: int, echo=print, *, registry=None,
     plan must then also win ``validate_steps`` real training steps against the
     single-backend plans predicted within VALIDATE_FACTOR of it (timed in turn),
     since per-layer times add up only approximately (a move between devices
-    also stalls the device's queue).
+    also stalls the device's queue); a single-backend plan with another predicted
+    within CLOSE_SINGLES is decided by real training steps the same way.
     :func:`last_plan_report` gives the details.
     """
     global _LAST
@@ -531,8 +555,11 @@ def compare_with_single(make_network, batch_size: int, *, registry=None,
                      refresh=True)
     cands = candidates(probe, sub, optimizer)
     placements = {"auto": plan}
+    same = None                    # the single placement auto chose, timed once as auto
     for n in names:
-        if all(n in c for c in cands):
+        if plan == [n] * len(plan):
+            same = f"{n} only"
+        elif all(n in c for c in cands):
             placements[f"{n} only"] = [n] * len(plan)
     samples = time_plans(make_network, placements, reg, batch_size, optimizer, reps=reps,
                          warmup=warmup, seed=seed)
@@ -552,7 +579,10 @@ def compare_with_single(make_network, batch_size: int, *, registry=None,
         echo(f"  {r['placement']:<16}{r['median_s'] * 1e3:>11.1f}"
              f"{r['p25_s'] * 1e3:>11.1f}..{r['p75_s'] * 1e3:<8.1f}"
              f"{r['median_s'] / auto['median_s']:>8.2f}x")
-    result = {"rows": rows, "auto": plan, "best_single": None, "ratio": None, "verdict": ""}
+    if same:
+        echo(f"  (auto chose {same}: the same placement, timed once)")
+    result = {"rows": rows, "auto": plan, "same_as": same, "best_single": None, "ratio": None,
+              "verdict": "" if singles else "ok"}
     if best:
         ratio = auto["median_s"] / best["median_s"]
         noise = max((best["p75_s"] - best["p25_s"]) / best["median_s"],

@@ -138,7 +138,12 @@ def can_run(backend, kind: str, dtype: str, has_params: bool = False,
 
 
 def _random(rng: np.random.Generator, shape, dtype: str) -> np.ndarray:
-    return rng.standard_normal(shape).astype(dtype)
+    """Uniform in [-1, 1), drawn in ``dtype``: a normal float64 draw and cast of a
+    large activation takes longer than timing the layer it feeds."""
+    a = rng.random(shape, dtype=np.dtype(dtype))
+    a *= 2
+    a -= 1
+    return a
 
 
 class _OneLayer:

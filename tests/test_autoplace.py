@@ -21,7 +21,7 @@ from genrecnn.registry import Registry, build_registry
 
 DELAY = 0.005   # seconds added to each delayed op of the test backends
 
-CONV_OPS = ("conv1d", "conv1d_backward")
+CONV_OPS = ("conv1d", "conv1d_backward", "conv1d_backward_params")
 OTHER_OPS = ("maxpool1d", "maxpool1d_backward", "global_pool", "global_pool_backward", "dense",
              "dense_backward", "activation", "activation_backward", "softmax",
              "softmax_cross_entropy", "softmax_cross_entropy_backward")
@@ -219,6 +219,34 @@ def test_real_training_steps_overrule_a_flattering_mixed_plan():
     assert any("keeping plain" in n for n in report.notes)
 
 
+@pytest.mark.parametrize("b_predicted, validated", [(1.1, True), (2.0, False)])
+def test_close_single_plans_are_decided_by_real_steps(monkeypatch, b_predicted, validated):
+    from genrecnn import bench
+    from genrecnn.bench import LayerTiming, Timing
+
+    def fake_layer(be, config, input_shape, batch, dtype, **kw):
+        t = Timing([b_predicted if be.name == "plain" else 1.0])
+        return LayerTiming(be.name, t, Timing([0.0]), Timing([0.0]))
+
+    timed = []
+
+    def fake_steps(make_network, plans, *a, **k):
+        timed.append(set(plans))
+        return {label: [2.0 if label == "flattering" else 1.0] * 3 for label in plans}
+
+    monkeypatch.setattr(bench, "measure_layer", fake_layer)
+    monkeypatch.setattr(bench, "measure_transfer", lambda *a, **k: Timing([1e-4]))
+    monkeypatch.setattr(autoplace, "time_plans", fake_steps)
+    net = _net()
+    plan = auto_plan(net, 4, echo=lambda s: None, registry=_registry(Flattering, Plain),
+                     use_cache=False)
+    if validated:       # per-layer sums favour flattering by 10 %, real steps favour plain
+        assert timed == [{"flattering", "plain"}] and set(plan) == {"plain"}
+        assert any("keeping plain" in n for n in last_plan_report().notes)
+    else:
+        assert timed == [] and set(plan) == {"flattering"}
+
+
 def test_plan_respects_dtype_op_support_and_availability():
     reg = _registry(FastRest, F64Conv, NoConv, Offline)
     assert "offline" not in reg.available_names()
@@ -252,7 +280,7 @@ def test_hopeless_candidates_are_timed_on_the_forward_only(monkeypatch):
 
     def fake_layer(be, config, input_shape, batch, dtype, *, abandon_after=None, **kw):
         fwd = 1.0 if (be.name == "slow" and config["type"] == "conv") else 0.001
-        seen.append((be.name, config["type"], abandon_after))
+        seen.append((be.name, config["type"], batch, abandon_after))
         if abandon_after is not None and fwd > abandon_after:
             return LayerTiming(be.name, Timing([fwd], abandoned=True), None, pruned=True)
         return LayerTiming(be.name, Timing([fwd]), Timing([fwd]), Timing([fwd]))
@@ -273,7 +301,9 @@ def test_hopeless_candidates_are_timed_on_the_forward_only(monkeypatch):
             assert set(lc.phases_s["slow"]) == {"forward"}
             assert lc.total_s["slow"] == pytest.approx(1.0)
     # the bound: twice the best time so far plus its dearest moves in and out
-    first_slow = next(a for b, k, a in seen if b == "slow")
+    # (the first layer's one-example probes come before the timings at batch 4)
+    assert {(b, n) for b, _, n, _ in seen[:2]} == {("numpy", 1), ("slow", 1)}
+    first_slow = next(a for b, k, n, a in seen if b == "slow" and n == 4)
     assert first_slow is not None and first_slow == pytest.approx(2 * (0.003 + 1e-4 + 2e-4))
     assert ">1000.00" in report.format()
 
