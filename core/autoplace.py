@@ -318,12 +318,12 @@ def measure_tables(network, batch_size: int, reg, cands: list[list[str]],
 
     # Likely fastest first, so that slow candidates meet a tight bound: by the
     # previous layer's times, and for the first layer by a one-example probe.
-    prev = {n: bench.measure_layer(reg.get(n), layers[0].config(), layers[0].input_shape, 1,
-                                   dtype, reps=1, budget=0.0).forward.median
-            for n in cands[0]} if len(cands[0]) > 1 else {}
+    probe = {n: bench.measure_layer(reg.get(n), layers[0].config(), layers[0].input_shape, 1,
+                                    dtype, reps=1, budget=0.0).forward.median
+             for n in cands[0]} if len(cands[0]) > 1 else {}
     layer_costs, phases, pruned = [], [], []
     for i, (layer, names) in enumerate(zip(layers, cands)):
-        prev = layer_costs[-1] if layer_costs else prev
+        prev = layer_costs[-1] if layer_costs else probe
         order = sorted(names, key=lambda n: prev.get(n, INF))
         costs, detail, cut = {}, {}, []
         bound = INF
