@@ -13,6 +13,7 @@ from genrecnn.backends.numpy_backend.backend import NumpyBackend
 from genrecnn.cli.main import main
 from genrecnn.errors import GenrecnnError
 from genrecnn.layers import KINDS
+from genrecnn.registry import registry
 
 
 class CountingSync(NumpyBackend):
@@ -143,6 +144,9 @@ def test_bench_arch_json_and_errors(tmp_path, capsys):
 
 @pytest.mark.parametrize("backends", ["numpy", "numpy,example"])
 def test_bench_compare_auto_small_run(tmp_path, capsys, monkeypatch, backends):
+    if "example" in backends and "example" not in registry().names():
+        pytest.skip("genrecnn-example-backend not installed: "
+                    "pip install -e examples/genrecnn-example-backend")
     monkeypatch.setenv("GENRECNN_CACHE", str(tmp_path / "cache"))
     code, text, err = _run(capsys, "bench", "--compare-auto", "--backends", backends,
                            "--arch", "small", "--mels", "16", "--frames", "64",
