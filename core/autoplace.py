@@ -293,9 +293,11 @@ def measure_tables(network, batch_size: int, reg, cands: list[list[str]],
     def move(src: str | None, dst: str | None, shape) -> float:
         key = (src, dst, tuple(shape))
         if key not in moves:
+            # one timed copy after the warm-up: a copy's time is steady, and a large
+            # one at batch 256 takes a tenth of a second
             moves[key] = bench.measure_transfer(
                 reg.get(src) if src else None, reg.get(dst) if dst else None, shape, dtype,
-                reps=reps, budget=budget).median
+                reps=1).median
         return moves[key]
 
     edge_costs = []
