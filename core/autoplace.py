@@ -283,8 +283,9 @@ def measure_tables(network, batch_size: int, reg, cands: list[list[str]],
 
     A candidate whose forward alone (after a warm-up) is over twice what the best
     candidate measured so far could ever save it (its own time plus the dearest
-    moves into and out of it) can never be on the best plan: it is not timed
-    further and its cost is kept as a lower bound (``pruned``).
+    moves into and out of it), or over twice a whole measured plan, can never be
+    on the best plan: it is not timed further and its cost is kept as a lower
+    bound (``pruned``).
     """
     dtype = network.dtype
     layers = network.layers
@@ -318,11 +319,27 @@ def measure_tables(network, batch_size: int, reg, cands: list[list[str]],
                else max(_edge(edge_costs[i], c, d) for d in cands[i + 1]))
         return into + out
 
+    def measure(i: int, n: str, abandon_after: float) -> bench.LayerTiming:
+        layer = layers[i]
+        return bench.measure_layer(reg.get(n), layer.config(), layer.input_shape, batch_size,
+                                   dtype, optimizer=optimizer, reps=reps, budget=budget,
+                                   abandon_after=None if abandon_after == INF else abandon_after)
+
     # Likely fastest first, so that slow candidates meet a tight bound: by the
     # previous layer's times, and for the first layer by a one-example probe.
     probe = {n: bench.measure_layer(reg.get(n), layers[0].config(), layers[0].input_shape, 1,
                                     dtype, reps=1, budget=0.0).forward.median
              for n in cands[0]} if len(cands[0]) > 1 else {}
+    # A whole plan first, on the probe's fastest backend where it runs every layer:
+    # no plan that puts a layer on a candidate slower than that whole plan can win.
+    lead = min(cands[0], key=lambda n: probe.get(n, INF))
+    timed: dict[tuple[int, str], bench.LayerTiming] = {}
+    upper = INF
+    if all(lead in c for c in cands) and any(len(c) > 1 for c in cands):
+        for i in range(len(layers)):
+            timed[(i, lead)] = measure(i, lead, INF)
+        upper = (in_costs[lead] + out_costs[lead]
+                 + sum(timed[(i, lead)].total for i in range(len(layers))))
     layer_costs, phases, pruned = [], [], []
     for i, (layer, names) in enumerate(zip(layers, cands)):
         prev = layer_costs[-1] if layer_costs else probe
@@ -330,9 +347,7 @@ def measure_tables(network, batch_size: int, reg, cands: list[list[str]],
         costs, detail, cut = {}, {}, []
         bound = INF
         for n in order:
-            t = bench.measure_layer(reg.get(n), layer.config(), layer.input_shape, batch_size,
-                                    dtype, optimizer=optimizer, reps=reps, budget=budget,
-                                    abandon_after=None if bound == INF else 2 * bound)
+            t = timed.get((i, n)) or measure(i, n, 2 * min(bound, upper))
             costs[n] = t.total
             detail[n] = {p: x.median for p, x in t.phases().items()}
             if t.pruned:

@@ -247,6 +247,39 @@ def test_close_single_plans_are_decided_by_real_steps(monkeypatch, b_predicted, 
         assert timed == [] and set(plan) == {"flattering"}
 
 
+def test_a_whole_measured_plan_bounds_every_other_candidate(monkeypatch):
+    """Moves between the two backends cost 10 s, so the per-layer bound (best
+    time plus the dearest moves) rules nothing out; the whole numpy plan,
+    measured first, rules out every layer of the slow backend after its forward."""
+    from genrecnn import bench
+    from genrecnn.bench import LayerTiming, Timing
+    seen = []
+
+    def fake_layer(be, config, input_shape, batch, dtype, *, abandon_after=None, **kw):
+        fwd = 1.0 if be.name == "slow" else 0.001
+        if batch == 1:                                   # the first layer's probe
+            return LayerTiming(be.name, Timing([fwd / 10]), None, None)
+        seen.append((be.name, abandon_after))
+        if abandon_after is not None and fwd > abandon_after:
+            return LayerTiming(be.name, Timing([fwd], abandoned=True), None, pruned=True)
+        return LayerTiming(be.name, Timing([fwd]), Timing([fwd]), Timing([fwd]))
+
+    monkeypatch.setattr(bench, "measure_layer", fake_layer)
+    monkeypatch.setattr(bench, "measure_transfer",
+                        lambda src, dst, *a, **k: Timing([10.0 if src and dst else 1e-4]))
+    reg = Registry()
+    reg.add(NumpyBackend, "test")
+    reg.add(Slow, "test")
+    net = _net()
+    n = len(net.layers)
+    plan = auto_plan(net, 4, echo=lambda s: None, registry=reg, use_cache=False)
+    assert plan == ["numpy"] * n
+    upper = 2e-4 + n * 3 * 0.001                         # in + out + every layer's f+b+u
+    assert seen[:n] == [("numpy", None)] * n             # the whole numpy plan first
+    assert seen[n:] == [("slow", pytest.approx(2 * upper))] * n
+    assert all(lc.pruned == ["slow"] for lc in last_plan_report().layers)
+
+
 def test_plan_respects_dtype_op_support_and_availability():
     reg = _registry(FastRest, F64Conv, NoConv, Offline)
     assert "offline" not in reg.available_names()
