@@ -279,16 +279,21 @@ def candidates(network, reg, optimizer: str | None) -> list[list[str]]:
 
 def measure_tables(network, batch_size: int, reg, cands: list[list[str]],
                    optimizer: str | None, reps: int, budget: float) -> Tables:
-    """Time every needed move, then every layer on each of its candidates, at real shapes.
+    """Time every layer on each of its candidates at real shapes, then the moves the
+    plan could make between the candidates that remain.
 
-    A candidate whose forward alone (after a warm-up) is over twice what the best
-    candidate measured so far could ever save it (its own time plus the dearest
-    moves into and out of it), or over twice a whole measured plan, can never be
-    on the best plan: it is not timed further and its cost is kept as a lower
-    bound (``pruned``).
+    First a whole plan on one backend (the fastest on a one-example probe of the
+    first layer, where it runs every layer). A candidate whose forward alone
+    (after a warm-up) takes over twice that whole plan can never be on the best
+    plan; without such a plan, over twice what the best candidate of its layer
+    could ever save it (its own time plus the dearest moves into and out of
+    it). Such a candidate is not timed further, its cost is kept as a lower
+    bound (``pruned``) and no move between it and another backend is measured:
+    it could only lose more.
     """
     dtype = network.dtype
     layers = network.layers
+    last = len(layers) - 1
     moves: dict[tuple, float] = {}
 
     def move(src: str | None, dst: str | None, shape) -> float:
@@ -301,23 +306,24 @@ def measure_tables(network, batch_size: int, reg, cands: list[list[str]],
                 reps=1).median
         return moves[key]
 
-    edge_costs = []
-    for i in range(len(layers) - 1):
+    def edge(i: int, a: str, b: str) -> float:
+        """Moving layer i's output from a to b and its gradient back."""
         shape = (batch_size, *layers[i].output_shape)
-        edge_costs.append({(a, b): move(a, b, shape) + move(b, a, shape)
-                           for a in cands[i] for b in cands[i + 1] if a != b})
-    in_shape = (batch_size, *network.input_shape)
-    out_shape = (batch_size, network.n_classes)
-    in_costs = {b: move(None, b, in_shape) for b in cands[0]}
-    out_costs = {b: move(b, None, out_shape) for b in cands[-1]}
+        return move(a, b, shape) + move(b, a, shape)
+
+    def into(c: str) -> float:
+        return move(None, c, (batch_size, *network.input_shape))
+
+    def out(c: str) -> float:
+        return move(c, None, (batch_size, network.n_classes))
 
     def worst_moves(i: int, c: str) -> float:
         """The most that moving data into and out of layer i on c can cost."""
-        into = (in_costs[c] if i == 0
-                else max(_edge(edge_costs[i - 1], a, c) for a in cands[i - 1]))
-        out = (out_costs[c] if i == len(layers) - 1
-               else max(_edge(edge_costs[i], c, d) for d in cands[i + 1]))
-        return into + out
+        before = (into(c) if i == 0
+                  else max((edge(i - 1, a, c) for a in cands[i - 1] if a != c), default=0.0))
+        after = (out(c) if i == last
+                 else max((edge(i, c, d) for d in cands[i + 1] if d != c), default=0.0))
+        return before + after
 
     def measure(i: int, n: str, abandon_after: float) -> bench.LayerTiming:
         layer = layers[i]
@@ -330,16 +336,13 @@ def measure_tables(network, batch_size: int, reg, cands: list[list[str]],
     probe = {n: bench.measure_layer(reg.get(n), layers[0].config(), layers[0].input_shape, 1,
                                     dtype, reps=1, budget=0.0).forward.median
              for n in cands[0]} if len(cands[0]) > 1 else {}
-    # A whole plan first, on the probe's fastest backend where it runs every layer:
-    # no plan that puts a layer on a candidate slower than that whole plan can win.
     lead = min(cands[0], key=lambda n: probe.get(n, INF))
     timed: dict[tuple[int, str], bench.LayerTiming] = {}
     upper = INF
     if all(lead in c for c in cands) and any(len(c) > 1 for c in cands):
         for i in range(len(layers)):
             timed[(i, lead)] = measure(i, lead, INF)
-        upper = (in_costs[lead] + out_costs[lead]
-                 + sum(timed[(i, lead)].total for i in range(len(layers))))
+        upper = into(lead) + out(lead) + sum(timed[(i, lead)].total for i in range(len(layers)))
     layer_costs, phases, pruned = [], [], []
     for i, (layer, names) in enumerate(zip(layers, cands)):
         prev = layer_costs[-1] if layer_costs else probe
@@ -347,16 +350,21 @@ def measure_tables(network, batch_size: int, reg, cands: list[list[str]],
         costs, detail, cut = {}, {}, []
         bound = INF
         for n in order:
-            t = timed.get((i, n)) or measure(i, n, 2 * min(bound, upper))
+            t = timed.get((i, n)) or measure(i, n, 2 * (upper if upper < INF else bound))
             costs[n] = t.total
             detail[n] = {p: x.median for p, x in t.phases().items()}
             if t.pruned:
                 cut.append(n)
-            else:
+            elif upper == INF:
                 bound = min(bound, t.total + worst_moves(i, n))
         layer_costs.append({n: costs[n] for n in names})
         phases.append({n: detail[n] for n in names})
         pruned.append(cut)
+    live = [[n for n in names if n not in cut] for names, cut in zip(cands, pruned)]
+    edge_costs = [{(a, b): edge(i, a, b) for a in live[i] for b in live[i + 1] if a != b}
+                  for i in range(last)]
+    in_costs = {b: into(b) for b in cands[0]}        # every single-backend plan has a sum
+    out_costs = {b: out(b) for b in cands[-1]}
     return Tables(layer_costs, phases, edge_costs, in_costs, out_costs, pruned)
 
 
