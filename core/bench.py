@@ -143,12 +143,20 @@ def _sample(shape: tuple[int, ...], dtype: str) -> np.ndarray:
     """A read-only array uniform in [-1, 1) to time ops on.
 
     Drawing a large activation takes longer than timing the layer it feeds, so
-    the arrays of the last few shapes are kept: every backend and every move
-    at a boundary is timed on the same one (backends copy it in ``from_host``).
+    at most 2^20 values are drawn and repeated to fill the shape (the timing
+    does not depend on the values), and the last few shapes are kept: every
+    backend and move at a boundary is timed on the same array (backends copy
+    it in ``from_host``).
     """
-    a = np.random.default_rng(0).random(shape, dtype=np.dtype(dtype))
-    a *= 2
-    a -= 1
+    size = int(np.prod(shape))
+    a = np.empty(size, dtype=dtype)
+    filled = min(size, 1 << 20)
+    a[:filled] = np.random.default_rng(0).random(filled, dtype=np.dtype(dtype)) * 2 - 1
+    while filled < size:                          # doubling copies
+        n = min(filled, size - filled)
+        a[filled:filled + n] = a[:n]
+        filled += n
+    a = a.reshape(shape)
     a.flags.writeable = False
     return a
 
