@@ -287,9 +287,10 @@ def measure_tables(network, batch_size: int, reg, cands: list[list[str]],
     (after a warm-up) takes over twice that whole plan can never be on the best
     plan; without such a plan, over twice what the best candidate of its layer
     could ever save it (its own time plus the dearest moves into and out of
-    it). Such a candidate is not timed further, its cost is kept as a lower
-    bound (``pruned``) and no move between it and another backend is measured:
-    it could only lose more.
+    it). Such a candidate is not timed further and its cost is kept as a lower
+    bound (``pruned``). No move between backends is measured for a pruned
+    candidate, or one whose layer alone takes longer than the whole plan: a
+    plan through it could only lose more.
     """
     dtype = network.dtype
     layers = network.layers
@@ -360,7 +361,10 @@ def measure_tables(network, batch_size: int, reg, cands: list[list[str]],
         layer_costs.append({n: costs[n] for n in names})
         phases.append({n: detail[n] for n in names})
         pruned.append(cut)
-    live = [[n for n in names if n not in cut] for names, cut in zip(cands, pruned)]
+    # only candidates that could still be on the best plan need their moves measured:
+    # a layer that alone takes longer than the whole measured plan cannot be
+    live = [[n for n in names if n not in cut and costs[n] <= upper]
+            for names, cut, costs in zip(cands, pruned, layer_costs)]
     edge_costs = [{(a, b): edge(i, a, b) for a in live[i] for b in live[i + 1] if a != b}
                   for i in range(last)]
     in_costs = {b: into(b) for b in cands[0]}        # every single-backend plan has a sum
