@@ -289,8 +289,8 @@ def measure_tables(network, batch_size: int, reg, cands: list[list[str]],
     could ever save it (its own time plus the dearest moves into and out of
     it). Such a candidate is not timed further and its cost is kept as a lower
     bound (``pruned``). No move between backends is measured for a pruned
-    candidate, or one whose layer alone takes longer than the whole plan: a
-    plan through it could only lose more.
+    candidate, or one that makes even the fastest conceivable plan through it
+    slower than the whole measured plan: a plan through it could only lose more.
     """
     dtype = network.dtype
     layers = network.layers
@@ -361,10 +361,12 @@ def measure_tables(network, batch_size: int, reg, cands: list[list[str]],
         layer_costs.append({n: costs[n] for n in names})
         phases.append({n: detail[n] for n in names})
         pruned.append(cut)
-    # only candidates that could still be on the best plan need their moves measured:
-    # a layer that alone takes longer than the whole measured plan cannot be
-    live = [[n for n in names if n not in cut and costs[n] <= upper]
-            for names, cut, costs in zip(cands, pruned, layer_costs)]
+    # Only candidates that could still be on the best plan need their moves measured:
+    # not one that, with every other layer on its fastest backend and no move at
+    # all, still takes longer than the whole measured plan.
+    floor = [min(costs.values()) for costs in layer_costs]
+    live = [[n for n in names if n not in cut and costs[n] - low + sum(floor) <= upper]
+            for names, cut, costs, low in zip(cands, pruned, layer_costs, floor)]
     edge_costs = [{(a, b): edge(i, a, b) for a in live[i] for b in live[i + 1] if a != b}
                   for i in range(last)]
     in_costs = {b: into(b) for b in cands[0]}        # every single-backend plan has a sum
