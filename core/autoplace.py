@@ -114,7 +114,7 @@ class LayerChoice:
     chosen: str
     total_s: dict[str, float]
     phases_s: dict[str, dict[str, float]]
-    pruned: list[str] = field(default_factory=list)    # forward only: a lower bound
+    pruned: list[str] = field(default_factory=list)    # timed in part: a lower bound
 
 
 @dataclass
@@ -397,8 +397,9 @@ def decide(network, tables: Tables, names: list[str], *, key: str = "", batch_si
               for layer, b, costs, phases, pruned in zip(network.layers, plan,
                                                          tables.layer_costs, tables.phases, cut)]
     if any(cut):
-        notes.append("'>' marks a backend timed on the forward only: already slower than "
-                     "the best choice could ever make up (single-backend sums are lower bounds)")
+        notes.append("'>' marks a backend timed only in part (forward, or forward and "
+                     "backward): already slower than the best choice could ever make up "
+                     "(single-backend sums are lower bounds)")
     return PlanReport(
         key=key, machine=machine_id(), dtype=network.dtype, batch_size=batch_size,
         optimizer=optimizer, backends=list(names), plan=plan, predicted_s=total,

@@ -67,8 +67,8 @@ class Timing:
 class LayerTiming:
     """Forward, backward and (for layers with parameters) update time on one backend.
 
-    ``pruned``: the forward alone passed ``abandon_after``, so only it was timed
-    and ``total`` is a lower bound.
+    ``pruned``: the forward, or forward and backward, passed ``abandon_after``,
+    so the rest was not timed and ``total`` is a lower bound.
     """
 
     backend: str
@@ -181,8 +181,8 @@ def measure_layer(be, config: dict, input_shape: tuple[int, ...], batch: int, dt
     ``input_shape`` is per example; the batch is ``batch`` random examples.
     With ``optimizer`` (``sgd`` or ``adam``) a layer with parameters also times
     one optimiser step over its parameters, as a training step runs it. With
-    ``abandon_after``, a forward slower than that (after its warm-up) ends the
-    measurement early: the result is ``pruned``.
+    ``abandon_after``, a forward, or forward and backward, slower than that
+    (after a warm-up) ends the measurement early: the result is ``pruned``.
     """
     rng = np.random.default_rng(seed)
     layer = layer_from_config(config)
@@ -202,7 +202,10 @@ def measure_layer(be, config: dict, input_shape: tuple[int, ...], batch: int, dt
     forward = time_call(fwd, sync, reps, warmup, budget, abandon_after)
     if forward.abandoned:
         return LayerTiming(be.name, forward, None, None, pruned=True)
-    backward = time_call(bwd, sync, reps, warmup, budget)
+    backward = time_call(bwd, sync, reps, warmup, budget,
+                         None if abandon_after is None else abandon_after - forward.median)
+    if backward.abandoned:
+        return LayerTiming(be.name, forward, backward, None, pruned=True)
     update = None
     if optimizer and layer.params:
         opt = make_optimizer(optimizer, lr=1e-6)

@@ -65,6 +65,25 @@ def test_measure_layer_times_every_kind_with_syncs(kind):
     assert t.total > 0 and be.syncs >= 2 * (1 + 1 + 2)
 
 
+class SlowBackward(NumpyBackend):
+    name = "slow-backward"
+
+    def conv1d_backward(self, x, w, dy):
+        time.sleep(0.05)
+        return super().conv1d_backward(x, w, dy)
+
+
+def test_measure_layer_stops_where_forward_or_backward_passes_the_bound():
+    cfg, shape, batch = bench.sweep_case("conv", 2 ** 10)
+    fast = bench.measure_layer(NumpyBackend(), cfg, shape, batch, "float32", optimizer="adam",
+                               reps=2, abandon_after=0.04)
+    assert not fast.pruned and fast.update is not None
+    slow = bench.measure_layer(SlowBackward(), cfg, shape, batch, "float32", optimizer="adam",
+                               reps=2, abandon_after=0.04)
+    assert slow.pruned and slow.backward.abandoned and slow.update is None
+    assert slow.total >= 0.05                         # a lower bound of the whole layer
+
+
 def test_measure_transfer_host_and_between_backends():
     a, b = NumpyBackend(), CountingSync()
     for src, dst in [(None, a), (a, None), (a, b), (b, a)]:
