@@ -1,6 +1,6 @@
 """Feature extraction speed on real music: clips/s cold (decode + mel) and from the cache.
 
-    python bench/features_speed.py [--data /work/shared/data/gtzan-sample] [--jobs 1 2]
+    python bench/features_speed.py [--data ../shared/data/gtzan-sample] [--jobs 1 2]
                                    [--repeats 3]
 
 For each worker count it loads the whole folder into a fresh cache (cold) and
@@ -16,9 +16,12 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from genrecnn.datasets import load_dataset
 from genrecnn.features import FeatureCache
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan-sample"
 
 
 def timed_load(data, cache, jobs) -> tuple[float, int]:
@@ -29,7 +32,8 @@ def timed_load(data, cache, jobs) -> tuple[float, int]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="/work/shared/data/gtzan-sample")
+    ap.add_argument("--data", default=str(SAMPLE), help="a folder of genre folders "
+                    "(default: the shared GTZAN sample beside the checkout)")
     ap.add_argument("--jobs", type=int, nargs="+", default=[1, os.cpu_count() or 1])
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)

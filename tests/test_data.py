@@ -16,9 +16,8 @@ from genrecnn.errors import DataError
 from genrecnn.features import (MIN_FRAMES, FeatureCache, FeatureParams, audio_to_features,
                                load_features)
 from genrecnn.synthetic import synth_clip, synthetic_dataset
+from shared_data import SAMPLE, SPLITS
 
-SAMPLE = Path("/work/shared/data/gtzan-sample")
-SPLITS = Path("/work/shared/data/gtzan-fault-filtered")
 P = FeatureParams()
 
 needs_sample = pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"real audio sample: {SAMPLE} "

@@ -5,13 +5,12 @@ a few epochs of the small network must decide test clips well above chance
 (0.5), and predict / filters must run on one of the files.
 """
 import json
-from pathlib import Path
 
 import pytest
 
 from genrecnn.cli.main import main
+from shared_data import SAMPLE
 
-SAMPLE = Path("/work/shared/data/gtzan-sample")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not (SAMPLE / "metal").is_dir() or not (SAMPLE / "classical").is_dir(),
