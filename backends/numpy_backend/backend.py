@@ -7,6 +7,7 @@ loops run over the taps of a kernel or a pooling window.
 """
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,7 +17,15 @@ from numpy.lib.stride_tricks import sliding_window_view
 from genrecnn.ops import Backend
 
 _PARALLEL_MIN = 1 << 20        # elements; below this threads cost more than they save
-_threads: ThreadPoolExecutor | None = None
+
+
+@functools.lru_cache(maxsize=1)
+def _threads() -> tuple[ThreadPoolExecutor | None, int]:
+    """One worker per core this process may use (no pool on one core)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    return (ThreadPoolExecutor(cores, thread_name_prefix="genrecnn-numpy") if cores > 1
+            else None), cores
 
 
 def _over_batch(fn, n: int, size: int) -> None:
@@ -26,16 +35,13 @@ def _over_batch(fn, n: int, size: int) -> None:
     NumPy while BLAS uses them all; NumPy releases the GIL inside its loops, so
     splitting a large batch over the cores in threads speeds those passes up.
     """
-    global _threads
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    parts = min(n, cores or 1)
+    pool, cores = _threads()
+    parts = min(n, cores)
     if parts < 2 or size < _PARALLEL_MIN:
         fn(slice(0, n))
         return
-    if _threads is None:
-        _threads = ThreadPoolExecutor(parts, thread_name_prefix="genrecnn-numpy")
     bounds = np.linspace(0, n, parts + 1).astype(int)
-    list(_threads.map(fn, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]))
+    list(pool.map(fn, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]))
 
 
 def _im2col(x: np.ndarray, k: int) -> np.ndarray:
