@@ -16,8 +16,8 @@ import json
 import os
 import sys
 
-from genrecnn.architectures import build_network, load_architecture
-from genrecnn.autoplace import compare_with_single
+from genrecnn.engine.architectures import build_network, load_architecture
+from genrecnn.engine.autoplace import compare_with_single
 from genrecnn.errors import GenrecnnError
 
 

@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from genrecnn.architectures import build_network, load_architecture
-from genrecnn.optim import SGD
+from genrecnn.engine.architectures import build_network, load_architecture
+from genrecnn.engine.optim import SGD
 
 
 def time_steps(step, reps: int) -> list[float]:

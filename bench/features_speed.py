@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from genrecnn.datasets import load_dataset
-from genrecnn.features import FeatureCache
+from genrecnn.music.datasets import load_dataset
+from genrecnn.music.features import FeatureCache
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan-sample"
 

@@ -36,8 +36,8 @@ GPU_BACKENDS = ("cupy", "pycuda")
 # -- genrecnn side ------------------------------------------------------------------------------
 
 def make_genrecnn(backend: str, seed: int = 0):
-    from genrecnn.architectures import build_network, load_architecture
-    from genrecnn.optim import Adam
+    from genrecnn.engine.architectures import build_network, load_architecture
+    from genrecnn.engine.optim import Adam
     net = build_network(load_architecture(ARCH), INPUT, CLASSES, dtype=DTYPE, seed=seed)
     net.place(backend)
     return net, Adam(lr=1e-3)
@@ -175,7 +175,7 @@ def median_ms(step, sync, warmup: int, reps: int) -> float:
 
 
 def available_gpu_backends(wanted) -> tuple[list[str], dict[str, str]]:
-    from genrecnn.registry import registry
+    from genrecnn.engine.registry import registry
     reg = registry()
     ok, why = [], {}
     for name in wanted:

@@ -21,9 +21,9 @@ import time
 
 import numpy as np
 
-from genrecnn.architectures import build_network, load_architecture
-from genrecnn.optim import Adam
-from genrecnn.registry import get_backend
+from genrecnn.engine.architectures import build_network, load_architecture
+from genrecnn.engine.optim import Adam
+from genrecnn.engine.registry import get_backend
 
 
 def median_seconds(fn, sync, repeat: int) -> float:

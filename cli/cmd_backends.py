@@ -3,7 +3,7 @@ import json
 
 import click
 
-from genrecnn.registry import registry
+from genrecnn.engine.registry import registry
 
 
 @click.command()

@@ -16,12 +16,12 @@ from pathlib import Path
 import click
 import numpy as np
 
-from genrecnn import bench
+from genrecnn.engine import bench
 from genrecnn.errors import GenrecnnError
 from genrecnn.fsutil import atomic_path
-from genrecnn.layers import KINDS
-from genrecnn.ops import DTYPES
-from genrecnn.registry import registry
+from genrecnn.engine.layers import KINDS
+from genrecnn.engine.ops import DTYPES
+from genrecnn.engine.registry import registry
 
 DEFAULT_SIZES = "5:20:3"
 
@@ -209,8 +209,8 @@ def bench_cmd(backends_spec, arch, batch_size, mels, frames, sizes, layers_spec,
     out = Path(out_dir)
     say = (lambda *a, **k: None) if as_json else click.echo
     if compare_auto:
-        from genrecnn.autoplace import compare_with_single
-        from genrecnn.architectures import build_network, load_architecture
+        from genrecnn.engine.autoplace import compare_with_single
+        from genrecnn.engine.architectures import build_network, load_architecture
         cfg = load_architecture(arch or "small")
         result = compare_with_single(
             lambda: build_network(cfg, (mels, frames), 10, dtype=dtype), batch_size,
@@ -223,7 +223,7 @@ def bench_cmd(backends_spec, arch, batch_size, mels, frames, sizes, layers_spec,
 
     network = None
     if arch:
-        from genrecnn.architectures import build_network, load_architecture
+        from genrecnn.engine.architectures import build_network, load_architecture
         network = build_network(load_architecture(arch), (mels, frames), 10, dtype=dtype)
         size_list = []
     else:

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from genrecnn.ops import OP_GROUPS
+from genrecnn.engine.ops import OP_GROUPS
 
 
 @click.command()

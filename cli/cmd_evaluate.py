@@ -34,9 +34,9 @@ def evaluate(data, genres, frames, windows, strict, backend_spec, arch, epochs, 
              optimizer, norm, seed, vote, repeats, test_fraction, split_dir, baseline, out,
              as_json):
     """Mean test error over N partitions of DATA (95% interval), confusion matrix, baseline."""
-    from genrecnn.evaluation import run_protocol
-    from genrecnn.plots import confusion_matrix
-    from genrecnn.trainer import TrainSettings, check_writable_dir
+    from genrecnn.run.evaluation import run_protocol
+    from genrecnn.run.plots import confusion_matrix
+    from genrecnn.run.trainer import TrainSettings, check_writable_dir
 
     echo = (lambda s: click.echo(s, err=True)) if as_json else click.echo
     check_writable_dir(out.parent)   # fail now, not after training, if out is unwritable
@@ -64,8 +64,8 @@ def evaluate(data, genres, frames, windows, strict, backend_spec, arch, epochs, 
 
 def _placement(spec: str, settings, ds):
     """Resolve --backend once (auto measures once), as a per-layer list for every partition."""
-    from genrecnn.placement import apply_backend_option
-    from genrecnn.trainer import new_network
+    from genrecnn.engine.placement import apply_backend_option
+    from genrecnn.run.trainer import new_network
 
     net = new_network(settings, ds.input_shape[0], ds.input_shape[1], ds.n_classes)
     return list(apply_backend_option(net, spec, settings.batch_size, dry_run=True,

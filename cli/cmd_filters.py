@@ -49,8 +49,8 @@ def first_layer_outputs(net, x):
               help="Placement: a backend name, kind=backend,... or auto.")
 def filters(model, file, filters_text, out, backend_spec):
     """Spectrogram of FILE beside chosen first-layer filter outputs of MODEL over time."""
-    from genrecnn.features import FeatureCache, load_features
-    from genrecnn.plots import filter_outputs
+    from genrecnn.music.features import FeatureCache, load_features
+    from genrecnn.run.plots import filter_outputs
 
     net, params, normalizer, _ = load_inference_model(model, backend_spec)
     if net.layers[0].kind != "conv":

@@ -17,10 +17,10 @@ from genrecnn.errors import DataError, GenrecnnError, ModelFileError
 
 def load_inference_model(path: Path, backend_spec: str):
     """(network placed per ``backend_spec``, FeatureParams, normaliser or None, class names)."""
-    from genrecnn.features import FeatureParams
-    from genrecnn.model_io import load_model
-    from genrecnn.placement import apply_backend_option
-    from genrecnn.trainer import normalizer_from_extra
+    from genrecnn.music.features import FeatureParams
+    from genrecnn.run.model_io import load_model
+    from genrecnn.engine.placement import apply_backend_option
+    from genrecnn.run.trainer import normalizer_from_extra
 
     net, meta, extra = load_model(path)
     if "class_names" not in meta or "feature_params" not in meta:
@@ -46,7 +46,7 @@ def load_inference_model(path: Path, backend_spec: str):
 
 def clip_windows(feat: np.ndarray, frames: int) -> np.ndarray:
     """[n_mels, F] -> [n_windows, n_mels, frames]: half-overlapping windows, or one padded clip."""
-    from genrecnn.datasets import fit_length, window_starts
+    from genrecnn.music.datasets import fit_length, window_starts
 
     if feat.shape[1] <= frames:
         return fit_length(feat, frames)[None]
@@ -56,8 +56,8 @@ def clip_windows(feat: np.ndarray, frames: int) -> np.ndarray:
 
 def file_probabilities(net, params, normalizer, path: Path, cache) -> tuple[np.ndarray, int]:
     """(mean class probabilities over the clip's windows, number of windows)."""
-    from genrecnn.features import load_features
-    from genrecnn.training import predict_proba
+    from genrecnn.music.features import load_features
+    from genrecnn.run.training import predict_proba
 
     x = clip_windows(load_features(path, params, cache=cache), net.input_shape[1])
     if normalizer is not None:
@@ -75,7 +75,7 @@ def file_probabilities(net, params, normalizer, path: Path, cache) -> tuple[np.n
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def predict(model, files, top, backend_spec, as_json):
     """Top genres with probabilities for each FILE, using MODEL (from `genrecnn train`)."""
-    from genrecnn.features import FeatureCache
+    from genrecnn.music.features import FeatureCache
 
     net, params, normalizer, names = load_inference_model(model, backend_spec)
     cache = FeatureCache()

@@ -16,7 +16,7 @@ import click
 import numpy as np
 
 from genrecnn.errors import DataError, GenrecnnError, ModelFileError
-from genrecnn.trainer import NORMS, OPTIMIZERS, TrainSettings
+from genrecnn.run.trainer import NORMS, OPTIMIZERS, TrainSettings
 
 DEFAULTS = TrainSettings()
 FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
@@ -73,7 +73,7 @@ def fit_options(f):
 
 def load_data(data, genres, frames, windows, strict, progress: bool):
     """The dataset the options name: DATA folder, or the embedded synthetic default."""
-    from genrecnn.datasets import load_dataset, synthetic_dataset
+    from genrecnn.music.datasets import load_dataset, synthetic_dataset
 
     if data is None:
         for name, value in (("--genres", genres), ("--frames", frames), ("--windows", windows)):
@@ -142,9 +142,9 @@ def train(ctx, **opts):
 
 
 def run_train(ctx, opts: dict) -> None:
-    from genrecnn.datasets import split_from_dir, stratified_split
-    from genrecnn.placement import apply_backend_option, format_plan
-    from genrecnn.trainer import (Checkpoint, check_writable_dir, fit, format_row,
+    from genrecnn.music.datasets import split_from_dir, stratified_split
+    from genrecnn.engine.placement import apply_backend_option, format_plan
+    from genrecnn.run.trainer import (Checkpoint, check_writable_dir, fit, format_row,
                                   load_checkpoint, make_parts, new_network, normalizer_arrays,
                                   normalizer_from_extra, split_digest)
 
@@ -154,7 +154,7 @@ def run_train(ctx, opts: dict) -> None:
     model_path = out / "model.npz"
     meta = extra = None
     if opts["resume"]:
-        from genrecnn.model_io import read_model_file
+        from genrecnn.run.model_io import read_model_file
         if not model_path.exists():
             raise ModelFileError(f"nothing to resume: {model_path} does not exist; train "
                                  f"without --resume first (or pass the same --out)")
@@ -263,8 +263,8 @@ def _renormalise(ds, parts, normalizer, idx_train, idx_valid, idx_test):
 
 
 def _final_metrics(net, ds, parts, settings, history, opts, plan, seconds) -> dict:
-    from genrecnn.evaluation import clip_decisions, confusion
-    from genrecnn.training import predict_proba
+    from genrecnn.run.evaluation import clip_decisions, confusion
+    from genrecnn.run.training import predict_proba
 
     probs = predict_proba(net, parts.x_test, settings.batch_size)
     clips, pred = clip_decisions(probs, parts.clip_test, opts["vote"])
@@ -285,7 +285,7 @@ def _final_metrics(net, ds, parts, settings, history, opts, plan, seconds) -> di
 
 def _write_outputs(out: Path, metrics: dict, history, ds) -> None:
     from genrecnn.fsutil import atomic_write_text
-    from genrecnn.plots import confusion_matrix, learning_curves
+    from genrecnn.run.plots import confusion_matrix, learning_curves
 
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     if history:

@@ -6,7 +6,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import GenrecnnError
+from genrecnn.errors import GenrecnnError
 
 
 @contextmanager

@@ -9,16 +9,16 @@ import time
 import numpy as np
 import pytest
 
-from genrecnn import autoplace, registry as registry_mod
-from genrecnn.architectures import build_network, load_architecture
-from genrecnn.autoplace import (RegistryView, auto_plan, candidates, decide, greedy_plan,
+from genrecnn.engine import autoplace, registry as registry_mod
+from genrecnn.engine.architectures import build_network, load_architecture
+from genrecnn.engine.autoplace import (RegistryView, auto_plan, candidates, decide, greedy_plan,
                                 last_plan_report, plan_cost, solve_chain)
 from genrecnn.backends.numpy_backend.backend import NumpyBackend
 from genrecnn.errors import PlacementError
-from genrecnn.ops import OP_NAMES
-from genrecnn.hookspecs import hookimpl
-from genrecnn.placement import apply_backend_option, format_plan
-from genrecnn.registry import Registry, build_registry
+from genrecnn.engine.ops import OP_NAMES
+from genrecnn.engine.hookspecs import hookimpl
+from genrecnn.engine.placement import apply_backend_option, format_plan
+from genrecnn.engine.registry import Registry, build_registry
 
 DELAY = 0.005   # seconds added to each delayed op of the test backends
 
@@ -222,8 +222,8 @@ def test_real_training_steps_overrule_a_flattering_mixed_plan():
 
 @pytest.mark.parametrize("b_predicted, validated", [(1.1, True), (2.0, False)])
 def test_close_single_plans_are_decided_by_real_steps(monkeypatch, b_predicted, validated):
-    from genrecnn import bench
-    from genrecnn.bench import LayerTiming, Timing
+    from genrecnn.engine import bench
+    from genrecnn.engine.bench import LayerTiming, Timing
 
     def fake_layer(be, config, input_shape, batch, dtype, **kw):
         t = Timing([b_predicted if be.name == "plain" else 1.0])
@@ -254,8 +254,8 @@ def test_a_whole_measured_plan_bounds_every_other_candidate(monkeypatch):
     measured first, rules out every layer of the slow backend: after its forward,
     or (activations: 12 ms, within the 30 ms plan) once the fastest plan through
     it, every other layer at its best, would exceed the measured plan."""
-    from genrecnn import bench
-    from genrecnn.bench import LayerTiming, Timing
+    from genrecnn.engine import bench
+    from genrecnn.engine.bench import LayerTiming, Timing
     seen = []
 
     def fake_layer(be, config, input_shape, batch, dtype, *, abandon_after=None, **kw):
@@ -326,8 +326,8 @@ class NoDense(NumpyBackend):
 
 
 def test_hopeless_candidates_are_timed_on_the_forward_only(monkeypatch):
-    from genrecnn import bench
-    from genrecnn.bench import LayerTiming, Timing
+    from genrecnn.engine import bench
+    from genrecnn.engine.bench import LayerTiming, Timing
     seen = []
 
     def fake_layer(be, config, input_shape, batch, dtype, *, abandon_after=None, **kw):

@@ -1,4 +1,4 @@
-"""genrecnn.bench timings and the `genrecnn bench` command (small, CPU-only runs)."""
+"""genrecnn.engine.bench timings and the `genrecnn bench` command (small, CPU-only runs)."""
 from __future__ import annotations
 
 import csv
@@ -8,12 +8,12 @@ import time
 import numpy as np
 import pytest
 
-from genrecnn import bench
+from genrecnn.engine import bench
 from genrecnn.backends.numpy_backend.backend import NumpyBackend
 from genrecnn.cli.main import main
 from genrecnn.errors import GenrecnnError
-from genrecnn.layers import KINDS
-from genrecnn.registry import registry
+from genrecnn.engine.layers import KINDS
+from genrecnn.engine.registry import registry
 
 
 class CountingSync(NumpyBackend):

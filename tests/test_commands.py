@@ -71,7 +71,7 @@ def test_json_output_is_the_metrics(npy_data, tmp_path, capsys):
 
 
 def test_cli_resume_matches_uninterrupted(npy_data, tmp_path, capsys):
-    from genrecnn.model_io import read_model_file
+    from genrecnn.run.model_io import read_model_file
     args = ["train", npy_data, "--optimizer", "sgd", "--seed", "5", "--batch-size", "4"]
     assert run(args + ["--epochs", "3", "--out", tmp_path / "a"], capsys)[0] == 0
     assert run(args + ["--epochs", "1", "--out", tmp_path / "b"], capsys)[0] == 0
@@ -142,7 +142,7 @@ def test_filters_png(trained, npy_data, tmp_path, capsys):
 
 def test_filters_outputs_come_from_the_backend_op(trained):
     from genrecnn.cli.cmd_filters import first_layer_outputs
-    from genrecnn.model_io import load_model
+    from genrecnn.run.model_io import load_model
     net, _, _ = load_model(trained / "model.npz", placement="numpy")
     x = np.random.default_rng(0).normal(size=(N_MELS, 60)).astype(np.float32)
     y = first_layer_outputs(net, x)
@@ -205,7 +205,7 @@ def test_features_made_with_other_params(trained, tmp_path, capsys):
 
 
 def test_resume_with_other_feature_params_is_refused(trained, tmp_path, capsys):
-    from genrecnn.model_io import load_model, save_model
+    from genrecnn.run.model_io import load_model, save_model
     net, meta, extra = load_model(trained / "model.npz")
     meta["feature_params"]["n_fft"] = 2048
     (tmp_path / "r").mkdir()

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from genrecnn.cli.main import cli
 from genrecnn.conformance import FAIL, PASS, UNSUPPORTED, reference as ref, run_conformance
 from genrecnn.conformance.checks import gradcheck
-from genrecnn.ops import OP_GROUPS
-from genrecnn.registry import registry
+from genrecnn.engine.ops import OP_GROUPS
+from genrecnn.engine.registry import registry
 
 BACKENDS = registry().names()
 

@@ -7,12 +7,12 @@ import types
 import numpy as np
 import pytest
 
-from genrecnn.architectures import build_network
+from genrecnn.engine.architectures import build_network
 from genrecnn.backends.cupy_backend import CupyBackend
 from genrecnn.backends.numpy_backend import NumpyBackend
 from genrecnn.cli.main import main
 from genrecnn.errors import BackendError
-from genrecnn.registry import build_registry
+from genrecnn.engine.registry import build_registry
 
 AVAILABLE, REASON = CupyBackend.availability()
 gpu = pytest.mark.skipif(not AVAILABLE, reason=f"cupy backend unavailable: {REASON}")

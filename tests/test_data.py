@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genrecnn.datasets import (BandNormalizer, Dataset, fit_length, load_dataset, split_from_dir,
+from genrecnn.music.datasets import (BandNormalizer, Dataset, fit_length, load_dataset, split_from_dir,
                                stratified_split)
 from genrecnn.errors import DataError
-from genrecnn.features import (MIN_FRAMES, FeatureCache, FeatureParams, audio_to_features,
+from genrecnn.music.features import (MIN_FRAMES, FeatureCache, FeatureParams, audio_to_features,
                                load_features)
-from genrecnn.synthetic import synth_clip, synthetic_dataset
+from genrecnn.music.synthetic import synth_clip, synthetic_dataset
 from shared_data import SAMPLE, SPLITS
 
 P = FeatureParams()

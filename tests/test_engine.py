@@ -7,18 +7,18 @@ import zipfile
 import numpy as np
 import pytest
 
-from genrecnn.architectures import build_network, load_architecture, named_architectures
+from genrecnn.engine.architectures import build_network, load_architecture, named_architectures
 from genrecnn.backends.numpy_backend import NumpyBackend
 from genrecnn.errors import (BackendError, DataError, ModelFileError, PlacementError, ShapeError)
-from genrecnn.hookspecs import hookimpl
-from genrecnn.layers import Conv1D, Dense, GlobalPool, MaxPool1D, Softmax
-from genrecnn.model_io import load_model, save_model
-from genrecnn.network import Network
-from genrecnn.ops import Backend
-from genrecnn.optim import SGD, Adam
-from genrecnn.placement import parse_placement, resolve_placement
-from genrecnn.registry import build_registry
-from genrecnn.training import train_epoch
+from genrecnn.engine.hookspecs import hookimpl
+from genrecnn.engine.layers import Conv1D, Dense, GlobalPool, MaxPool1D, Softmax
+from genrecnn.run.model_io import load_model, save_model
+from genrecnn.engine.network import Network
+from genrecnn.engine.ops import Backend
+from genrecnn.engine.optim import SGD, Adam
+from genrecnn.engine.placement import parse_placement, resolve_placement
+from genrecnn.engine.registry import build_registry
+from genrecnn.run.training import train_epoch
 
 TINY = [{"type": "conv", "filters": 4, "width": 3}, {"type": "act", "fn": "relu"},
         {"type": "pool", "size": 2}, {"type": "gpool"}, {"type": "fc", "units": "classes"},
@@ -236,7 +236,7 @@ def test_broken_plugins_never_stop_the_others(monkeypatch):
     assert reg.infos["numpy"].available
     assert "plugin failed to load" in reg.infos["exploding"].reason
     assert any("ZeroDivisionError" in i.reason for i in reg.infos.values())
-    assert any("not a named genrecnn.ops.Backend" in i.reason for i in reg.infos.values())
+    assert any("not a named genrecnn.engine.ops.Backend" in i.reason for i in reg.infos.values())
     assert "unknown op(s) fft_conv" in reg.infos["weird"].reason
     assert not reg.infos["weird"].available
 

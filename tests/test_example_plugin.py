@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from genrecnn.architectures import build_network, load_architecture
-from genrecnn.optim import Adam, SGD
-from genrecnn.registry import registry
+from genrecnn.engine.architectures import build_network, load_architecture
+from genrecnn.engine.optim import Adam, SGD
+from genrecnn.engine.registry import registry
 
 EP = [ep for ep in importlib.metadata.entry_points(group="genrecnn") if ep.name == "example"]
 pytestmark = pytest.mark.skipif(

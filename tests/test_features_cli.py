@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from genrecnn.cli.main import main
-from genrecnn.synthetic import synth_clip
+from genrecnn.music.synthetic import synth_clip
 
 
 @pytest.fixture

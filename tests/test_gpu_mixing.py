@@ -4,9 +4,9 @@ device pointers, host copies forbidden except the network's own input/output).""
 import numpy as np
 import pytest
 
-from genrecnn.architectures import build_network, load_architecture
-from genrecnn.optim import Adam
-from genrecnn.registry import registry
+from genrecnn.engine.architectures import build_network, load_architecture
+from genrecnn.engine.optim import Adam
+from genrecnn.engine.registry import registry
 
 _WHY = {n: registry().infos[n].reason for n in ("cupy", "pycuda")
         if n not in registry().infos or not registry().infos[n].available}

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import genrecnn.registry as registry_mod
+import genrecnn.engine.registry as registry_mod
 from genrecnn.backends.numpy_backend.backend import NumpyBackend
 from genrecnn.cli.main import cli, main
 from genrecnn.conformance import FAIL, PASS, UNSUPPORTED, run_conformance
 from genrecnn.errors import BackendError
-from genrecnn.hookspecs import hookimpl
-from genrecnn.ops import Backend
+from genrecnn.engine.hookspecs import hookimpl
+from genrecnn.engine.ops import Backend
 
 
 class DenseDwNegated(NumpyBackend):

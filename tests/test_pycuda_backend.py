@@ -15,14 +15,14 @@ import types
 import numpy as np
 import pytest
 
-from genrecnn.architectures import build_network, load_architecture
+from genrecnn.engine.architectures import build_network, load_architecture
 from genrecnn.backends.numpy_backend.backend import NumpyBackend
 from genrecnn.backends.pycuda_backend.backend import (LARGE_TILE, SMALL_TILE, PycudaBackend,
                                                          probe)
 from genrecnn.cli.main import main
 from genrecnn.errors import BackendError, ShapeError
-from genrecnn.optim import SGD, Adam
-from genrecnn.placement import apply_backend_option
+from genrecnn.engine.optim import SGD, Adam
+from genrecnn.engine.placement import apply_backend_option
 
 AVAILABLE, REASON = PycudaBackend.availability()
 gpu = pytest.mark.skipif(not AVAILABLE, reason=f"pycuda backend unavailable here: {REASON}")
@@ -108,7 +108,7 @@ def test_cli_backend_option_exits_2_with_one_line(capsys):
 
 @pytest.fixture(scope="module")
 def be():
-    from genrecnn.registry import get_backend
+    from genrecnn.engine.registry import get_backend
     return get_backend("pycuda")
 
 

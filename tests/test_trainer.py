@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from genrecnn.model_io import read_model_file
-from genrecnn.optim import SGD, Adam
-from genrecnn.trainer import (Checkpoint, Parts, TrainSettings, TrainingError, fit,
+from genrecnn.run.model_io import read_model_file
+from genrecnn.engine.optim import SGD, Adam
+from genrecnn.run.trainer import (Checkpoint, Parts, TrainSettings, TrainingError, fit,
                               load_checkpoint, new_network)
 
 
@@ -112,7 +112,7 @@ def test_bad_settings_are_rejected():
 
 
 def test_clip_decisions_mean_and_majority():
-    from genrecnn.evaluation import clip_decisions
+    from genrecnn.run.evaluation import clip_decisions
     # clip 7: two windows mildly say class 0, one strongly class 1
     probs = np.array([[0.6, 0.4], [0.6, 0.4], [0.0, 1.0], [0.9, 0.1]])
     clip = np.array([7, 7, 7, 3])
@@ -122,7 +122,7 @@ def test_clip_decisions_mean_and_majority():
 
 
 def test_interval_is_the_dissertations_formula():
-    from genrecnn.evaluation import MethodScore, interval95
+    from genrecnn.run.evaluation import MethodScore, interval95
     assert interval95(0.2, 5, 40) == pytest.approx(1.96 * np.sqrt(0.2 * 0.8 / 200))
     s = MethodScore("x")
     s.add(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0]), 2)

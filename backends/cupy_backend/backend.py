@@ -1,4 +1,4 @@
-"""CuPy implementation of the op contract (see :mod:`genrecnn.ops`).
+"""CuPy implementation of the op contract (see :mod:`genrecnn.engine.ops`).
 
 Matrix work is cuBLAS through ``cupy.matmul``: the convolution is one im2col
 kernel writing the column matrix of the whole batch ``[C*K, N*Wo]`` and ONE
@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from genrecnn.ops import Backend
+from genrecnn.engine.ops import Backend
 
 from . import kernels as K
 

@@ -1,5 +1,5 @@
 """Entry-point module: registers the CuPy backend (importable without CuPy or a GPU)."""
-from genrecnn.hookspecs import hookimpl
+from genrecnn.engine.hookspecs import hookimpl
 
 
 @hookimpl

@@ -1,4 +1,4 @@
-"""NumPy implementation of the op contract (see :mod:`genrecnn.ops`).
+"""NumPy implementation of the op contract (see :mod:`genrecnn.engine.ops`).
 
 Every op is vectorised over batch and time: the forward convolution is an
 im2col followed by one batched GEMM, its gradients are one batched GEMM per
@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from genrecnn.ops import Backend
+from genrecnn.engine.ops import Backend
 
 _PARALLEL_MIN = 1 << 20        # elements; below this threads cost more than they save
 

@@ -1,5 +1,5 @@
 """Entry-point module: registers the NumPy backend through the plugin hook."""
-from genrecnn.hookspecs import hookimpl
+from genrecnn.engine.hookspecs import hookimpl
 
 
 @hookimpl

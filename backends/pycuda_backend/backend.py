@@ -19,7 +19,7 @@ import shutil
 import numpy as np
 
 from genrecnn.errors import ShapeError
-from genrecnn.ops import ACTIVATIONS, Backend, conv1d_out_width, maxpool1d_out_width
+from genrecnn.engine.ops import ACTIVATIONS, Backend, conv1d_out_width, maxpool1d_out_width
 
 from .kernels import KernelCache
 

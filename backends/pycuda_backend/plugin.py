@@ -3,7 +3,7 @@
 Importing it needs neither PyCUDA nor a GPU; the backend's ``availability()``
 says whether it can run here and why not.
 """
-from genrecnn.hookspecs import hookimpl
+from genrecnn.engine.hookspecs import hookimpl
 
 
 @hookimpl

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from genrecnn.ops import ACTIVATIONS, OP_GROUPS
+from genrecnn.engine.ops import ACTIVATIONS, OP_GROUPS
 
 from . import reference as ref
 from .checks import (CheckFailed, call, compare, compare_exact, device, gradcheck, output,

@@ -12,7 +12,7 @@ import inspect
 
 import numpy as np
 
-from genrecnn.ops import Backend
+from genrecnn.engine.ops import Backend
 
 # Largest accepted "scaled error": max |got - ref| / max(1, max |ref|), i.e. an
 # absolute error for values up to 1 and a relative one for larger values.

@@ -61,7 +61,7 @@ class BackendCheck:
         if self.error:
             pytest.fail(self.error, pytrace=False)
         from genrecnn.errors import GenrecnnError
-        from genrecnn.registry import registry
+        from genrecnn.engine.registry import registry
         from .runner import FAIL, run_case
         try:
             be = registry().get(self.backend)
@@ -75,7 +75,7 @@ class BackendCheck:
 def backend_checks(name: str, dtypes=None, ops=None) -> list[BackendCheck]:
     """Every BackendCheck for backend ``name`` (never raises: problems become items)."""
     from genrecnn.errors import GenrecnnError
-    from genrecnn.registry import registry
+    from genrecnn.engine.registry import registry
     from .runner import plan
 
     info = registry().infos.get(name)

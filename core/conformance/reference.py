@@ -1,7 +1,7 @@
 """An independent float64 reference for every op of the contract.
 
 Written for clarity, not speed: explicit loops over kernel taps, windows and
-rows, straight from the formulas in :mod:`genrecnn.ops`. It deliberately does
+rows, straight from the formulas in :mod:`genrecnn.engine.ops`. It deliberately does
 not import any backend, so a bug shared by a backend and the reference would
 have to be written twice. Every function takes and returns NumPy arrays and
 computes in float64; index outputs are int32. The update functions are pure:

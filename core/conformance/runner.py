@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from genrecnn.errors import BackendError, GenrecnnError
-from genrecnn.ops import DTYPES, OP_GROUPS, Backend
+from genrecnn.engine.ops import DTYPES, OP_GROUPS, Backend
 
 from .cases import INDEX, Case, cases_for
 from .checks import CheckFailed
@@ -143,7 +143,7 @@ def resolve_backend(backend_or_name, registry=None) -> Backend:
         return backend_or_name()
     if isinstance(backend_or_name, str):
         if registry is None:
-            from genrecnn.registry import registry as default_registry
+            from genrecnn.engine.registry import registry as default_registry
             registry = default_registry()
         return registry.get(backend_or_name)
     raise BackendError(f"cannot test {backend_or_name!r}: give a backend name, class or instance")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genrecnn.ops import Backend
+from genrecnn.engine.ops import Backend
 
 
 def _fft_len(n: int) -> int:

@@ -1,5 +1,5 @@
 """Entry-point module named in pyproject.toml: hands the backend class to genrecnn."""
-from genrecnn.hookspecs import hookimpl
+from genrecnn.engine.hookspecs import hookimpl
 
 
 @hookimpl

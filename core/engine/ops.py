@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import BackendError, UnsupportedOp
+from genrecnn.errors import BackendError, UnsupportedOp
 
 DTYPES = ("float32", "float64")
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")

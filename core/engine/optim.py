@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import GenrecnnError
+from genrecnn.errors import GenrecnnError
 
 
 class Optimizer:
@@ -38,7 +38,7 @@ class Optimizer:
             arrays = tuple(be.zeros(tuple(param.shape), str(param.dtype)) for _ in range(count))
             held = (be.name, arrays)
         elif held[0] != be.name:
-            from .registry import registry
+            from genrecnn.engine.registry import registry
             src = registry().get(held[0])
             held = (be.name, tuple(be.adopt(a, src) for a in held[1]))
         self._state[ident] = held
@@ -57,7 +57,7 @@ class Optimizer:
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Per-parameter state as host arrays (``layer/param/slot``), for exact resume."""
-        from .registry import registry
+        from genrecnn.engine.registry import registry
         out = {}
         for (lname, key), (bname, arrays) in self._state.items():
             be = registry().get(bname)

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .architectures import build_network, load_architecture
-from .errors import GenrecnnError, ModelFileError
-from .model_io import load_model, save_model
-from .optim import SGD, Adam, Optimizer
-from .training import evaluate, predict_proba, train_epoch
+from genrecnn.engine.architectures import build_network, load_architecture
+from genrecnn.errors import GenrecnnError, ModelFileError
+from genrecnn.run.model_io import load_model, save_model
+from genrecnn.engine.optim import SGD, Adam, Optimizer
+from genrecnn.run.training import evaluate, predict_proba, train_epoch
 
 NORMS = ("band", "none")
 OPTIMIZERS = ("adam", "sgd")
@@ -104,7 +104,7 @@ def split_digest(ds, idx_train, idx_valid, idx_test) -> str:
 
 def make_parts(ds, idx_train, idx_valid, idx_test, norm: str = "band") -> Parts:
     """Slice the dataset; fit the per-band normaliser on the training part only."""
-    from .datasets import BandNormalizer
+    from genrecnn.music.datasets import BandNormalizer
 
     idx_train, idx_test = np.asarray(idx_train, dtype=int), np.asarray(idx_test, dtype=int)
     idx_valid = np.asarray(idx_valid if idx_valid is not None else [], dtype=int)
@@ -159,7 +159,7 @@ def normalizer_from_extra(extra: dict):
     arrays = {k[len("norm/"):]: v for k, v in extra.items() if k.startswith("norm/")}
     if not arrays:
         return None
-    from .datasets import BandNormalizer
+    from genrecnn.music.datasets import BandNormalizer
     return BandNormalizer.from_arrays(arrays)
 
 

@@ -11,11 +11,11 @@ from collections import Counter
 
 import numpy as np
 
-from .errors import DataError, PlacementError, ShapeError
-from .layers import Layer, Softmax
-from .ops import DTYPES
-from .placement import DEFAULT_BACKEND, resolve_placement
-from .registry import Registry, registry as default_registry
+from genrecnn.errors import DataError, PlacementError, ShapeError
+from genrecnn.engine.layers import Layer, Softmax
+from genrecnn.engine.ops import DTYPES
+from genrecnn.engine.placement import DEFAULT_BACKEND, resolve_placement
+from genrecnn.engine.registry import Registry, registry as default_registry
 
 
 class Network:

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .baseline import Baseline
-from .errors import DataError
-from .trainer import TrainSettings, fit, make_parts, new_network
-from .training import predict_proba
+from genrecnn.music.baseline import Baseline
+from genrecnn.errors import DataError
+from genrecnn.run.trainer import TrainSettings, fit, make_parts, new_network
+from genrecnn.run.training import predict_proba
 
 VOTES = ("mean", "majority")
 
@@ -106,7 +106,7 @@ class EvaluationReport:
 
 def partitions(ds, repeats: int, test_fraction: float, seed: int, split_dir=None):
     """(train, test) item indices of each partition (valid folded into train)."""
-    from .datasets import split_from_dir, stratified_split
+    from genrecnn.music.datasets import split_from_dir, stratified_split
 
     if split_dir is not None:
         tr, va, te = split_from_dir(ds, split_dir)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .datasets import Dataset
-from .errors import DataError
-from .features import FeatureParams, audio_to_features
+from genrecnn.music.datasets import Dataset
+from genrecnn.errors import DataError
+from genrecnn.music.features import FeatureParams, audio_to_features
 
 PENTATONIC = np.array([0, 2, 4, 7, 9])
 _TABLE = 4096  # wavetable length for harmonic tones

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ShapeError
-from .ops import ACTIVATIONS, conv1d_out_width, maxpool1d_out_width
+from genrecnn.errors import ShapeError
+from genrecnn.engine.ops import ACTIVATIONS, conv1d_out_width, maxpool1d_out_width
 
 KINDS = ("conv", "pool", "gpool", "fc", "act", "softmax")
 INITS = ("variance", "he")

@@ -4,11 +4,11 @@ The dissertation (Cangea 2016, Figures 4.10-4.19) found that the fastest device
 depends on the layer and its input size. This module measures exactly that:
 one layer's forward, backward and parameter update on one backend at one input
 shape, and the cost of moving an array between two backends (or the host).
-Layers are the real ones from :mod:`genrecnn.layers`, built from their
+Layers are the real ones from :mod:`genrecnn.engine.layers`, built from their
 configs, so a measurement times the code a network runs. Every timing brackets
 the call with ``backend.synchronize()`` so queued GPU work is counted.
 
-:mod:`genrecnn.autoplace` builds its placement tables from these functions;
+:mod:`genrecnn.engine.autoplace` builds its placement tables from these functions;
 ``genrecnn bench`` sweeps them over sizes or over an architecture's shapes.
 """
 from __future__ import annotations
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import GenrecnnError, ShapeError
-from .layers import KINDS, LAYER_TYPES, Layer, layer_from_config
-from .optim import make_optimizer
+from genrecnn.errors import GenrecnnError, ShapeError
+from genrecnn.engine.layers import KINDS, LAYER_TYPES, Layer, layer_from_config
+from genrecnn.engine.optim import make_optimizer
 
 # The op group each optimiser's step calls on a parameter's backend.
 UPDATE_OPS = {"sgd": "sgd_update", "adam": "adam_update"}

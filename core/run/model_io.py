@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import GenrecnnError, ModelFileError
-from .fsutil import atomic_path
+from genrecnn.errors import GenrecnnError, ModelFileError
+from genrecnn.fsutil import atomic_path
 
 FORMAT = "genrecnn-model"
 VERSION = 1
@@ -70,7 +70,7 @@ def read_model_file(path) -> tuple[dict, dict[str, np.ndarray], dict[str, np.nda
 
 def load_model(path, placement=None):
     """(network, meta, extra arrays) from a model file; placed as saved unless told otherwise."""
-    from .architectures import build_network
+    from genrecnn.engine.architectures import build_network
 
     header, params, extra = read_model_file(path)
     try:

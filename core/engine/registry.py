@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import pluggy
 
 from . import hookspecs
-from .errors import BackendError
-from .ops import Backend
+from genrecnn.errors import BackendError
+from genrecnn.engine.ops import Backend
 
 
 @dataclass
@@ -54,7 +54,7 @@ class Registry:
         if not (isinstance(cls, type) and issubclass(cls, Backend)) or not name:
             self.infos[f"<broken:{plugin}>"] = BackendInfo(
                 name=f"<broken:{plugin}>", plugin=plugin,
-                reason=f"plugin {plugin!r} returned {cls!r}, not a named genrecnn.ops.Backend subclass")
+                reason=f"plugin {plugin!r} returned {cls!r}, not a named genrecnn.engine.ops.Backend subclass")
             return
         if name in self.infos and self.infos[name].cls is not cls:
             raise BackendError(

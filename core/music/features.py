@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, GenrecnnError
-from .fsutil import atomic_path
+from genrecnn.errors import DataError, GenrecnnError
+from genrecnn.fsutil import atomic_path
 
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".m4a", ".opus")
 IMAGE_EXTENSIONS = (".png",)

@@ -2,11 +2,11 @@
 
 A plugin is a module (named by an entry point in the ``genrecnn`` group) with::
 
-    from genrecnn.hookspecs import hookimpl
+    from genrecnn.engine.hookspecs import hookimpl
 
     @hookimpl
     def genrecnn_backends():
-        return [MyBackend]          # subclasses of genrecnn.ops.Backend
+        return [MyBackend]          # subclasses of genrecnn.engine.ops.Backend
 """
 import pluggy
 
@@ -19,4 +19,4 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec
 def genrecnn_backends():
-    """Return a list of :class:`genrecnn.ops.Backend` subclasses this plugin provides."""
+    """Return a list of :class:`genrecnn.engine.ops.Backend` subclasses this plugin provides."""

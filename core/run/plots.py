@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fsutil import atomic_path
+from genrecnn.fsutil import atomic_path
 
 
 def _pyplot():

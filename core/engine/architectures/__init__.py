@@ -14,9 +14,9 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from ..errors import ShapeError
-from ..layers import layer_from_config
-from ..network import Network
+from genrecnn.errors import ShapeError
+from genrecnn.engine.layers import layer_from_config
+from genrecnn.engine.network import Network
 
 _HERE = Path(__file__).parent
 

@@ -7,8 +7,8 @@ kinds over ``default``; what nothing names runs on NumPy.
 """
 from __future__ import annotations
 
-from .errors import PlacementError
-from .layers import KINDS
+from genrecnn.errors import PlacementError
+from genrecnn.engine.layers import KINDS
 
 DEFAULT_BACKEND = "numpy"
 AUTO = "auto"
@@ -63,14 +63,14 @@ def apply_backend_option(network, spec: str, batch_size: int, dry_run: bool = Fa
     """Place ``network`` as the CLI's ``--backend`` option says; return the plan.
 
     ``auto`` measures the layers on every available backend at ``batch_size``
-    (see :mod:`genrecnn.autoplace`) and prints the plan; anything else is a
+    (see :mod:`genrecnn.engine.autoplace`) and prints the plan; anything else is a
     placement spec. With ``dry_run`` the plan is only printed.
     """
     if (spec or "").strip() == AUTO:
-        from .autoplace import auto_plan   # measured placement (issue: bench/auto)
+        from genrecnn.engine.autoplace import auto_plan   # measured placement (issue: bench/auto)
         plan = auto_plan(network, batch_size, echo=echo)
     else:
-        from .registry import registry
+        from genrecnn.engine.registry import registry
         plan = resolve_placement(spec, network.layers, registry().names())
     if dry_run:
         echo(format_plan(network.layers, plan))

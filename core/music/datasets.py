@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
-from .features import (MIN_FRAMES, SUPPORTED_EXTENSIONS, FeatureCache, FeatureParams, Unusable,
+from genrecnn.errors import DataError
+from genrecnn.music.features import (MIN_FRAMES, SUPPORTED_EXTENSIONS, FeatureCache, FeatureParams, Unusable,
                        _load, fit_length)
-from .normalize import BandNormalizer
+from genrecnn.music.normalize import BandNormalizer
 
 __all__ = ["Dataset", "load_dataset", "stratified_split", "split_from_dir", "SplitIndices",
            "BandNormalizer", "fit_length", "synthetic_dataset", "window_starts"]
@@ -376,7 +376,7 @@ def split_from_dir(ds: Dataset, split_dir) -> SplitIndices:
 
 
 def synthetic_dataset(*args, **kwargs) -> Dataset:
-    """The embedded default dataset; see :func:`genrecnn.synthetic.synthetic_dataset`."""
-    from .synthetic import synthetic_dataset as make
+    """The embedded default dataset; see :func:`genrecnn.music.synthetic.synthetic_dataset`."""
+    from genrecnn.music.synthetic import synthetic_dataset as make
 
     return make(*args, **kwargs)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import DataError
+from genrecnn.errors import DataError
 
 _EPS = 1e-6
 

@@ -8,7 +8,7 @@ Cost model of one training step for a plan b_0..b_{L-1} (one backend per layer):
       + out(b_{L-1} -> host)
 
 where a layer's time is measured at the network's real shapes and batch size
-(:mod:`genrecnn.bench`) and a move is ``adopt`` of the boundary array (the
+(:mod:`genrecnn.engine.bench`) and a move is ``adopt`` of the boundary array (the
 activation forward, its gradient backward). Transfers make the choice for one
 layer depend on its neighbours, so a per-layer greedy choice can be wrong; the
 DP over (layer, backend) is exact for a chain and costs O(L B^2).
@@ -31,9 +31,9 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from . import bench
-from .errors import PlacementError
-from .fsutil import atomic_write_text
+from genrecnn.engine import bench
+from genrecnn.errors import PlacementError
+from genrecnn.fsutil import atomic_write_text
 
 CACHE_VERSION = 1
 # A single-backend plan within this fraction of the best mixed plan's predicted
@@ -483,7 +483,7 @@ def auto_plan(network, batch_size: int, echo=print, *, registry=None,
     global _LAST
     if batch_size < 1:
         raise PlacementError(f"batch size must be at least 1 for --backend auto, got {batch_size}")
-    from .registry import registry as default_registry
+    from genrecnn.engine.registry import registry as default_registry
     reg = registry or getattr(network, "_registry", None) or default_registry()
     cands = candidates(network, reg, optimizer)
     names = sorted({n for c in cands for n in c})
@@ -523,8 +523,8 @@ def auto_plan(network, batch_size: int, echo=print, *, registry=None,
 
 def clone_network(network):
     """A fresh network of the same layers, shapes and dtype (new weights; for timing)."""
-    from .layers import layer_from_config
-    from .network import Network
+    from genrecnn.engine.layers import layer_from_config
+    from genrecnn.engine.network import Network
     return Network([layer_from_config(c) for c in network.config()], network.input_shape,
                    dtype=network.dtype)
 
@@ -537,7 +537,7 @@ def time_plans(make_network, plans: dict[str, list[str]], reg, batch_size: int,
     that drifting machine load hits every plan alike."""
     import numpy as np
 
-    from .optim import make_optimizer
+    from genrecnn.engine.optim import make_optimizer
     steps = {}
     for label, plan in plans.items():
         net = make_network()
@@ -577,7 +577,7 @@ def compare_with_single(make_network, batch_size: int, *, registry=None,
     in interleaved rounds, so drifting machine load hits them all alike.
     Returns {"rows": [...], "auto": plan, "best_single": name, "ratio": auto/best}.
     """
-    from .registry import registry as default_registry
+    from genrecnn.engine.registry import registry as default_registry
 
     reg = registry or default_registry()
     names = [n for n in (backends or reg.available_names()) if n in reg.available_names()]
