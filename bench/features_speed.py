@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from genrecnn.music.datasets import load_dataset
+from genrecnn.music.loading import load_dataset
 from genrecnn.music.features import FeatureCache
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan-sample"

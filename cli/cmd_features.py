@@ -31,7 +31,7 @@ def features(data, genres, cache_dir, jobs, strict, as_json, quiet):
     Prints clips per second, cache hits and the files that were skipped (with
     why). A second run reads the cache.
     """
-    from genrecnn.music.datasets import load_dataset
+    from genrecnn.music.loading import load_dataset
     from genrecnn.music.features import FeatureCache
 
     if jobs is not None and jobs < 1:

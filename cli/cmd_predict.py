@@ -46,7 +46,8 @@ def load_inference_model(path: Path, backend_spec: str):
 
 def clip_windows(feat: np.ndarray, frames: int) -> np.ndarray:
     """[n_mels, F] -> [n_windows, n_mels, frames]: half-overlapping windows, or one padded clip."""
-    from genrecnn.music.datasets import fit_length, window_starts
+    from genrecnn.music.dataset import window_starts
+    from genrecnn.music.features import fit_length
 
     if feat.shape[1] <= frames:
         return fit_length(feat, frames)[None]

@@ -73,7 +73,8 @@ def fit_options(f):
 
 def load_data(data, genres, frames, windows, strict, progress: bool):
     """The dataset the options name: DATA folder, or the embedded synthetic default."""
-    from genrecnn.music.datasets import load_dataset, synthetic_dataset
+    from genrecnn.music.loading import load_dataset
+    from genrecnn.music.synthetic import synthetic_dataset
 
     if data is None:
         for name, value in (("--genres", genres), ("--frames", frames), ("--windows", windows)):
@@ -142,7 +143,7 @@ def train(ctx, **opts):
 
 
 def run_train(ctx, opts: dict) -> None:
-    from genrecnn.music.datasets import split_from_dir, stratified_split
+    from genrecnn.music.splits import split_from_dir, stratified_split
     from genrecnn.engine.placement import apply_backend_option, format_plan
     from genrecnn.run.trainer import (Checkpoint, check_writable_dir, fit, format_row,
                                   load_checkpoint, make_parts, new_network, normalizer_arrays,

@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from genrecnn.music.datasets import (BandNormalizer, Dataset, fit_length, load_dataset, split_from_dir,
-                               stratified_split)
+from genrecnn.music.dataset import Dataset
+from genrecnn.music.features import fit_length
+from genrecnn.music.loading import load_dataset
+from genrecnn.music.normalize import BandNormalizer
+from genrecnn.music.splits import split_from_dir, stratified_split
 from genrecnn.errors import DataError
 from genrecnn.music.features import (MIN_FRAMES, FeatureCache, FeatureParams, audio_to_features,
                                load_features)

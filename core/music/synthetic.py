@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genrecnn.music.datasets import Dataset
+from genrecnn.music.dataset import Dataset
 from genrecnn.errors import DataError
 from genrecnn.music.features import FeatureParams, audio_to_features
 

@@ -106,7 +106,7 @@ class EvaluationReport:
 
 def partitions(ds, repeats: int, test_fraction: float, seed: int, split_dir=None):
     """(train, test) item indices of each partition (valid folded into train)."""
-    from genrecnn.music.datasets import split_from_dir, stratified_split
+    from genrecnn.music.splits import split_from_dir, stratified_split
 
     if split_dir is not None:
         tr, va, te = split_from_dir(ds, split_dir)

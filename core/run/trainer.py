@@ -104,7 +104,7 @@ def split_digest(ds, idx_train, idx_valid, idx_test) -> str:
 
 def make_parts(ds, idx_train, idx_valid, idx_test, norm: str = "band") -> Parts:
     """Slice the dataset; fit the per-band normaliser on the training part only."""
-    from genrecnn.music.datasets import BandNormalizer
+    from genrecnn.music.normalize import BandNormalizer
 
     idx_train, idx_test = np.asarray(idx_train, dtype=int), np.asarray(idx_test, dtype=int)
     idx_valid = np.asarray(idx_valid if idx_valid is not None else [], dtype=int)
@@ -159,7 +159,7 @@ def normalizer_from_extra(extra: dict):
     arrays = {k[len("norm/"):]: v for k, v in extra.items() if k.startswith("norm/")}
     if not arrays:
         return None
-    from genrecnn.music.datasets import BandNormalizer
+    from genrecnn.music.normalize import BandNormalizer
     return BandNormalizer.from_arrays(arrays)
 
 
