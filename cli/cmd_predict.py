@@ -1,8 +1,7 @@
 """`genrecnn predict`: the most likely genres of audio files (or spectrogram PNG / .npy).
 
-Features are computed with the parameters stored in the model and normalised
-with its stored statistics; a clip longer than the model's input is cut into
-half-overlapping windows whose probabilities are averaged.
+A clip longer than the model's input is cut into half-overlapping windows whose
+probabilities are averaged (see :mod:`genrecnn.run.inference`).
 """
 from __future__ import annotations
 
@@ -12,58 +11,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from genrecnn.errors import DataError, GenrecnnError, ModelFileError
-
-
-def load_inference_model(path: Path, backend_spec: str):
-    """(network placed per ``backend_spec``, FeatureParams, normaliser or None, class names)."""
-    from genrecnn.music.features import FeatureParams
-    from genrecnn.run.model_io import load_model
-    from genrecnn.engine.placement import apply_backend_option
-    from genrecnn.run.trainer import normalizer_from_extra
-
-    net, meta, extra = load_model(path)
-    if "class_names" not in meta or "feature_params" not in meta:
-        raise ModelFileError(f"{path} lacks class names or feature parameters; use a model "
-                             f"written by `genrecnn train`")
-    try:
-        params = FeatureParams.from_dict(meta["feature_params"])
-    except (GenrecnnError, TypeError) as exc:
-        raise ModelFileError(f"{path} has unusable feature parameters ({exc}); retrain it") \
-            from None
-    names = list(meta["class_names"])
-    if len(names) != net.n_classes or params.n_mels != net.input_shape[0]:
-        raise ModelFileError(f"{path} is inconsistent ({len(names)} class names for "
-                             f"{net.n_classes} outputs, {params.n_mels} mel bands for input "
-                             f"{net.input_shape}); retrain it")
-    normalizer = normalizer_from_extra(extra)
-    if meta.get("norm", "none") == "band" and normalizer is None:
-        raise ModelFileError(f"{path} says its input is band-normalised but holds no "
-                             f"statistics; retrain it")
-    apply_backend_option(net, backend_spec, batch_size=8, echo=lambda s: click.echo(s, err=True))
-    return net, params, normalizer, names
-
-
-def clip_windows(feat: np.ndarray, frames: int) -> np.ndarray:
-    """[n_mels, F] -> [n_windows, n_mels, frames]: half-overlapping windows, or one padded clip."""
-    from genrecnn.music.dataset import window_starts
-    from genrecnn.music.features import fit_length
-
-    if feat.shape[1] <= frames:
-        return fit_length(feat, frames)[None]
-    starts = window_starts(feat.shape[1], frames, max(frames // 2, 1))
-    return np.stack([feat[:, s:s + frames] for s in starts])
-
-
-def file_probabilities(net, params, normalizer, path: Path, cache) -> tuple[np.ndarray, int]:
-    """(mean class probabilities over the clip's windows, number of windows)."""
-    from genrecnn.music.features import load_features
-    from genrecnn.run.training import predict_proba
-
-    x = clip_windows(load_features(path, params, cache=cache), net.input_shape[1])
-    if normalizer is not None:
-        x = normalizer.transform(x)
-    return predict_proba(net, x).mean(axis=0), len(x)
+from genrecnn.cli.options import backend_option, json_option
+from genrecnn.errors import DataError
 
 
 @click.command()
@@ -71,14 +20,15 @@ def file_probabilities(net, params, normalizer, path: Path, cache) -> tuple[np.n
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--top", type=click.IntRange(min=1), default=3, show_default=True,
               help="How many genres to show per file.")
-@click.option("--backend", "backend_spec", default="numpy", show_default=True,
-              help="Placement: a backend name, kind=backend,... or auto.")
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@backend_option()
+@json_option
 def predict(model, files, top, backend_spec, as_json):
     """Top genres with probabilities for each FILE, using MODEL (from `genrecnn train`)."""
     from genrecnn.music.features import FeatureCache
+    from genrecnn.run.inference import file_probabilities, load_inference_model
 
-    net, params, normalizer, names = load_inference_model(model, backend_spec)
+    net, params, normalizer, names = load_inference_model(
+        model, backend_spec, echo=lambda s: click.echo(s, err=True))
     cache = FeatureCache()
     top = min(top, len(names))
     results, failed = [], []

@@ -48,7 +48,9 @@ def cli():
 
 def main(argv=None) -> int:
     try:
-        cli.main(args=argv, standalone_mode=False)
+        # without standalone mode click returns a command's exit status (e.g. a failed
+        # conformance run's 1) instead of raising SystemExit
+        status = cli.main(args=argv, standalone_mode=False)
     except GenrecnnError as exc:
         click.echo(f"error: {exc}", err=True)
         return 2
@@ -60,7 +62,7 @@ def main(argv=None) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """--backend auto: the chain DP on fake tables, measured plans with test backends,
-dtype/op support, the per-machine cache, and the path through apply_backend_option."""
+dtype/op support, the per-machine cache, and the path through place_by_option."""
 from __future__ import annotations
 
 import itertools
@@ -11,13 +11,17 @@ import pytest
 
 from genrecnn.engine import autoplace, registry as registry_mod
 from genrecnn.engine.architectures import build_network, load_architecture
-from genrecnn.engine.autoplace import (RegistryView, auto_plan, candidates, decide, greedy_plan,
-                                last_plan_report, plan_cost, solve_chain)
+from genrecnn.engine.autoplace import auto_plan, cache as cache_mod, choose, \
+    place_by_option
+from genrecnn.engine.autoplace.compare import RegistryView
+from genrecnn.engine.autoplace.choose import decide
+from genrecnn.engine.autoplace.measure import Tables, candidates
+from genrecnn.engine.autoplace.solve import greedy_plan, plan_cost, solve_chain
 from genrecnn.backends.numpy_backend.backend import NumpyBackend
 from genrecnn.errors import PlacementError
 from genrecnn.engine.ops import OP_NAMES
 from genrecnn.engine.hookspecs import hookimpl
-from genrecnn.engine.placement import apply_backend_option, format_plan
+from genrecnn.engine.placement import format_plan
 from genrecnn.engine.registry import Registry, build_registry
 
 DELAY = 0.005   # seconds added to each delayed op of the test backends
@@ -152,7 +156,7 @@ def test_nearly_equal_mixed_plan_gives_way_to_one_backend():
     n = len(net.layers)
     layer_costs = [{"a": 1.0, "b": 1.001} for _ in range(n)]
     layer_costs[0] = {"a": 1.0, "b": 0.99}           # mixing saves about 0.1 %
-    tables = autoplace.Tables(layer_costs, [{} for _ in range(n)],
+    tables = Tables(layer_costs, [{} for _ in range(n)],
                               [{("a", "b"): 0.0, ("b", "a"): 0.0} for _ in range(n - 1)],
                               {"a": 0.0, "b": 0.0}, {"a": 0.0, "b": 0.0})
     report = decide(net, tables, ["a", "b"], batch_size=4)
@@ -167,13 +171,13 @@ def test_measured_plan_puts_conv_on_the_fast_conv_backend_only():
     reg = _registry(FastConv, FastRest)
     net = _net()
     lines = []
-    plan = auto_plan(net, 8, echo=lines.append, registry=reg)
+    report = auto_plan(net, 8, echo=lines.append, registry=reg)
     kinds = [layer.kind for layer in net.layers]
-    assert plan == ["fastconv" if k == "conv" else "fastrest" for k in kinds]
-    text = "\n".join(lines)
+    assert report.plan == ["fastconv" if k == "conv" else "fastrest" for k in kinds]
+    assert "measuring" in lines[0]
+    text = report.format()
     assert "fastconv" in text and "predicted step" in text and "conv1" in text
-    report = last_plan_report()
-    assert report.plan == plan and not report.cached
+    assert not report.cached
     assert set(report.layers[0].total_s) == {"fastconv", "fastrest"}
     assert report.predicted_s <= min(report.single_s.values())
     # the mixed plan was checked with real training steps against fastrest alone
@@ -213,9 +217,8 @@ for _m in OTHER_OPS:
 def test_real_training_steps_overrule_a_flattering_mixed_plan():
     reg = _registry(Flattering, Plain)
     net = _net()
-    plan = auto_plan(net, 8, echo=lambda s: None, registry=reg, prefer_single_within=0.0)
-    report = last_plan_report()
-    assert plan == ["plain"] * len(net.layers) and report.plan == plan
+    report = auto_plan(net, 8, echo=lambda s: None, registry=reg, prefer_single_within=0.0)
+    assert report.plan == ["plain"] * len(net.layers)
     assert report.validation_s["mixed"] > report.validation_s["plain only"]
     assert any("keeping plain" in n for n in report.notes)
 
@@ -237,15 +240,15 @@ def test_close_single_plans_are_decided_by_real_steps(monkeypatch, b_predicted, 
 
     monkeypatch.setattr(bench, "measure_layer", fake_layer)
     monkeypatch.setattr(bench, "measure_transfer", lambda *a, **k: Timing([1e-4]))
-    monkeypatch.setattr(autoplace, "time_plans", fake_steps)
+    monkeypatch.setattr(choose, "time_plans", fake_steps)
     net = _net()
-    plan = auto_plan(net, 4, echo=lambda s: None, registry=_registry(Flattering, Plain),
-                     use_cache=False)
+    report = auto_plan(net, 4, echo=lambda s: None, registry=_registry(Flattering, Plain),
+                       use_cache=False)
     if validated:       # per-layer sums favour flattering by 10 %, real steps favour plain
-        assert timed == [{"flattering", "plain"}] and set(plan) == {"plain"}
-        assert any("keeping plain" in n for n in last_plan_report().notes)
+        assert timed == [{"flattering", "plain"}] and set(report.plan) == {"plain"}
+        assert any("keeping plain" in n for n in report.notes)
     else:
-        assert timed == [] and set(plan) == {"flattering"}
+        assert timed == [] and set(report.plan) == {"flattering"}
 
 
 def test_a_whole_measured_plan_bounds_every_other_candidate(monkeypatch):
@@ -282,12 +285,12 @@ def test_a_whole_measured_plan_bounds_every_other_candidate(monkeypatch):
     reg.add(Slow, "test")
     net = _net()
     n = len(net.layers)
-    plan = auto_plan(net, 4, echo=lambda s: None, registry=reg, use_cache=False)
-    assert plan == ["numpy"] * n
+    report = auto_plan(net, 4, echo=lambda s: None, registry=reg, use_cache=False)
+    assert report.plan == ["numpy"] * n
     upper = 2e-4 + n * 3 * 0.001                         # in + out + every layer's f+b+u
     assert seen[:n] == [("numpy", None)] * n             # the whole numpy plan first
     assert seen[n:] == [("slow", pytest.approx(2 * upper))] * n
-    for layer, lc in zip(net.layers, last_plan_report().layers):
+    for layer, lc in zip(net.layers, report.layers):
         assert lc.pruned == ([] if layer.kind == "act" else ["slow"])
     # no move between the backends (only the host ends, for the single-plan sums)
     assert {c for c in copies if None not in c} == set()
@@ -301,10 +304,10 @@ def test_plan_respects_dtype_op_support_and_availability():
     assert all("f64conv" not in c and "offline" not in c for c in c32)
     for layer, c in zip(net32.layers, c32):
         assert ("noconv" in c) == (layer.kind != "conv")
-    plan32 = auto_plan(net32, 4, echo=lambda s: None, registry=reg)
+    plan32 = auto_plan(net32, 4, echo=lambda s: None, registry=reg).plan
     assert [b for b, layer in zip(plan32, net32.layers) if layer.kind == "conv"] == ["fastrest"] * 2
     assert "f64conv" not in plan32 and "offline" not in plan32
-    plan64 = auto_plan(net64, 4, echo=lambda s: None, registry=reg)
+    plan64 = auto_plan(net64, 4, echo=lambda s: None, registry=reg).plan
     assert [b for b, layer in zip(plan64, net64.layers) if layer.kind == "conv"] == ["f64conv"] * 2
 
 
@@ -344,9 +347,9 @@ def test_hopeless_candidates_are_timed_on_the_forward_only(monkeypatch):
     reg.add(Slow, "test")
     net = _net()
     # (no real-step check: both backends are plain NumPy, a coin toss)
-    plan = auto_plan(net, 4, echo=lambda s: None, registry=reg, use_cache=False,
-                     validate_steps=0)
-    report = last_plan_report()
+    report = auto_plan(net, 4, echo=lambda s: None, registry=reg, use_cache=False,
+                       validate_steps=0)
+    plan = report.plan
     conv = [i for i, layer in enumerate(net.layers) if layer.kind == "conv"]
     assert [plan[i] for i in conv] == ["nodense", "nodense"]
     for i, lc in enumerate(report.layers):
@@ -373,8 +376,8 @@ def test_second_call_is_a_cache_hit(monkeypatch, _cache):
     first = auto_plan(_net(), 8, echo=lambda s: None, registry=reg)
     lines = []
     second = auto_plan(_net(), 8, echo=lines.append, registry=reg)
-    assert first == second and len(calls) == 1
-    assert last_plan_report().cached and "cached plan" in lines[0]
+    assert first.plan == second.plan and len(calls) == 1 and lines == []
+    assert second.cached and "cached plan" in second.format().splitlines()[0]
     data = json.loads(_cache.read_text())
     (key,) = data["entries"]
     assert "batch 8" in key and "float32" in key and "fastconv,fastrest" in key
@@ -386,9 +389,9 @@ def test_second_call_is_a_cache_hit(monkeypatch, _cache):
 def test_corrupt_cache_is_measured_over(_cache):
     _cache.parent.mkdir(parents=True)
     _cache.write_text("{not json")
-    plan = auto_plan(_net(), 4, echo=lambda s: None, registry=_registry(FastRest))
-    assert plan == ["fastrest"] * len(_net().layers)
-    assert json.loads(_cache.read_text())["version"] == autoplace.CACHE_VERSION
+    report = auto_plan(_net(), 4, echo=lambda s: None, registry=_registry(FastRest))
+    assert report.plan == ["fastrest"] * len(_net().layers)
+    assert json.loads(_cache.read_text())["version"] == cache_mod.CACHE_VERSION
 
 
 # -- through the CLI's entry point --------------------------------------------------------
@@ -397,12 +400,12 @@ def test_backend_auto_dry_run_prints_a_mixed_plan(monkeypatch):
     monkeypatch.setattr(registry_mod, "_default", _registry(FastConv, FastRest))
     net = _net()
     lines = []
-    plan = apply_backend_option(net, "auto", 8, dry_run=True, echo=lines.append)
+    plan, report = place_by_option(net, "auto", 8, dry_run=True, echo=lines.append)
     assert lines[-1] == format_plan(net.layers, plan)
     assert "conv1=fastconv" in lines[-1] and "fc1=fastrest" in lines[-1]
     assert net.backend_names == ["numpy"] * len(net.layers)     # dry run: nothing placed
-    placed = apply_backend_option(net, "auto", 8, echo=lines.append)   # cached, then placed
-    assert placed == plan and net.backend_names == plan
+    placed, again = place_by_option(net, "auto", 8, echo=lines.append)   # cached, then placed
+    assert placed == plan and net.backend_names == plan and again.cached and report.plan == plan
     x = np.random.default_rng(0).standard_normal((8, 16, 64)).astype("float32")
     loss, probs = net.loss_and_grads(x, np.arange(8) % 10)
     assert np.isfinite(loss) and probs.shape == (8, 10)

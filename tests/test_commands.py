@@ -141,7 +141,7 @@ def test_filters_png(trained, npy_data, tmp_path, capsys):
 
 
 def test_filters_outputs_come_from_the_backend_op(trained):
-    from genrecnn.cli.cmd_filters import first_layer_outputs
+    from genrecnn.run.inference import first_layer_outputs
     from genrecnn.run.model_io import load_model
     net, _, _ = load_model(trained / "model.npz", placement="numpy")
     x = np.random.default_rng(0).normal(size=(N_MELS, 60)).astype(np.float32)

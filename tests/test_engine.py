@@ -18,7 +18,7 @@ from genrecnn.engine.ops import Backend
 from genrecnn.engine.optim import SGD, Adam
 from genrecnn.engine.placement import parse_placement, resolve_placement
 from genrecnn.engine.registry import build_registry
-from genrecnn.run.training import train_epoch
+from genrecnn.run.fit import train_epoch
 
 TINY = [{"type": "conv", "filters": 4, "width": 3}, {"type": "act", "fn": "relu"},
         {"type": "pool", "size": 2}, {"type": "gpool"}, {"type": "fc", "units": "classes"},

@@ -4,8 +4,10 @@ import pytest
 
 from genrecnn.run.model_io import read_model_file
 from genrecnn.engine.optim import SGD, Adam
-from genrecnn.run.trainer import (Checkpoint, Parts, TrainSettings, TrainingError, fit,
-                              load_checkpoint, new_network)
+from genrecnn.run.checkpoint import Checkpoint, load_checkpoint
+from genrecnn.run.fit import fit
+from genrecnn.run.parts import Parts
+from genrecnn.run.settings import TrainingError, TrainSettings, new_network
 
 
 def _parts(seed=0, n=48, n_mels=16, frames=24):

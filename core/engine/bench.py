@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from genrecnn.errors import GenrecnnError, ShapeError
+from genrecnn.engine.capability import can_run
 from genrecnn.engine.layers import KINDS, LAYER_TYPES, Layer, layer_from_config
 from genrecnn.engine.optim import make_optimizer
 
-# The op group each optimiser's step calls on a parameter's backend.
-UPDATE_OPS = {"sgd": "sgd_update", "adam": "adam_update"}
 HOST = "host"
 
 # Defaults shared by the CLI and autoplace: a warm-up call (kernel compilation,
@@ -121,21 +120,6 @@ def time_call(fn, sync, reps: int = REPS, warmup: int = WARMUP, budget: float = 
         sync()
         samples.append((time.perf_counter() - t0) / inner)
     return Timing(samples)
-
-
-def required_ops(kind: str, has_params: bool, optimizer: str | None) -> set[str]:
-    """Op groups a backend needs to run one layer of ``kind`` (training included)."""
-    ops = {"transfer", LAYER_TYPES[kind].op}
-    if has_params and optimizer:
-        ops.add(UPDATE_OPS[optimizer])
-    return ops
-
-
-def can_run(backend, kind: str, dtype: str, has_params: bool = False,
-            optimizer: str | None = None) -> bool:
-    """Whether ``backend`` declares every op the layer needs, and ``dtype``."""
-    return (dtype in backend.dtypes
-            and required_ops(kind, has_params, optimizer) <= set(backend.declared_ops()))
 
 
 @functools.lru_cache(maxsize=3)
@@ -379,7 +363,7 @@ def arch_layers(network, backends, batch: int, *, optimizer: str | None = None,
         if kinds is not None and layer.kind not in kinds:
             continue
         for be in backends:
-            if not can_run(be, layer.kind, network.dtype, bool(layer.params), optimizer):
+            if not can_run(be, layer, network.dtype, optimizer):
                 continue
             if progress:
                 progress(f"{layer.name} on {be.name}")

@@ -37,7 +37,8 @@ class Layer:
     """Base layer: shape inference, parameters and forward/backward through ops."""
 
     kind = ""
-    op = ""           # the op group of the contract this layer calls
+    op = ""              # the op group of the contract this layer calls
+    has_params = False   # whether it has trainable parameters (and so an update op)
 
     def __init__(self, name: str | None = None):
         self.name = name or ""
@@ -88,6 +89,7 @@ class Conv1D(Layer):
 
     kind = "conv"
     op = "conv1d"
+    has_params = True
 
     def __init__(self, filters: int, width: int, init: str = "he", name=None):
         super().__init__(name)
@@ -184,6 +186,7 @@ class Dense(Layer):
 
     kind = "fc"
     op = "dense"
+    has_params = True
 
     def __init__(self, units: int, init: str = "he", name=None):
         super().__init__(name)

@@ -12,6 +12,7 @@ from collections import Counter
 import numpy as np
 
 from genrecnn.errors import DataError, PlacementError, ShapeError
+from genrecnn.engine.capability import missing
 from genrecnn.engine.layers import Layer, Softmax
 from genrecnn.engine.ops import DTYPES
 from genrecnn.engine.placement import DEFAULT_BACKEND, resolve_placement
@@ -79,14 +80,10 @@ class Network:
             names = resolve_placement(spec, self.layers, reg.names())
         new = [reg.get(b) for b in names]
         for layer, be in zip(self.layers, new):
-            if self.dtype not in be.dtypes:
-                raise ShapeError(f"backend {be.name!r} does not support {self.dtype}; "
-                                 f"it supports {', '.join(be.dtypes)}")
-            if not be.supports(layer.op):
-                raise PlacementError(
-                    f"backend {be.name!r} does not implement {layer.op}, which layer "
-                    f"{layer.name!r} needs; place that layer on another backend "
-                    f"({layer.kind}=numpy)")
+            why = missing(be, layer, self.dtype)
+            if why:
+                raise PlacementError(f"{why}, which layer {layer.name!r} needs; place that "
+                                     f"layer on another backend ({layer.name}=numpy)")
         old = self.backends or [None] * len(self.layers)
         for layer, src, dst in zip(self.layers, old, new):
             for key, value in layer.params.items():

@@ -56,23 +56,3 @@ def resolve_placement(spec: str | dict[str, str], layers, known_backends: list[s
 def format_plan(layers, backends: list[str]) -> str:
     """The plan as a per-layer spec string, e.g. ``conv1=cupy,pool1=cupy,...``."""
     return ",".join(f"{layer.name}={b}" for layer, b in zip(layers, backends))
-
-
-def apply_backend_option(network, spec: str, batch_size: int, dry_run: bool = False,
-                         echo=print) -> list[str]:
-    """Place ``network`` as the CLI's ``--backend`` option says; return the plan.
-
-    ``auto`` measures the layers on every available backend at ``batch_size``
-    (see :mod:`genrecnn.engine.autoplace`) and prints the plan; anything else is a
-    placement spec. With ``dry_run`` the plan is only printed.
-    """
-    if (spec or "").strip() == AUTO:
-        from genrecnn.engine.autoplace import auto_plan   # measured placement (issue: bench/auto)
-        plan = auto_plan(network, batch_size, echo=echo)
-    else:
-        from genrecnn.engine.registry import registry
-        plan = resolve_placement(spec, network.layers, registry().names())
-    if dry_run:
-        echo(format_plan(network.layers, plan))
-        return plan
-    return network.place(plan)

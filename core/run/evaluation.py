@@ -9,52 +9,22 @@ folder the network is trained once on train + valid and judged on test.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from genrecnn.music.baseline import Baseline
 from genrecnn.errors import DataError
-from genrecnn.run.trainer import TrainSettings, fit, make_parts, new_network
-from genrecnn.run.training import predict_proba
-
-VOTES = ("mean", "majority")
-
-
-def clip_decisions(probs: np.ndarray, clip: np.ndarray, vote: str = "mean"
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """(clip indices, predicted class per clip) from item probabilities and item clips.
-
-    ``mean``: argmax of the mean probability of a clip's windows; ``majority``:
-    the class most windows choose (ties go to the higher mean probability).
-    """
-    if vote not in VOTES:
-        raise DataError(f"unknown vote {vote!r}; use one of {', '.join(VOTES)}")
-    clips, inverse = np.unique(clip, return_inverse=True)
-    mean = np.zeros((len(clips), probs.shape[1]))
-    np.add.at(mean, inverse, probs)
-    mean /= np.bincount(inverse, minlength=len(clips))[:, None]
-    if vote == "mean":
-        return clips, mean.argmax(axis=1)
-    votes = np.zeros_like(mean)
-    np.add.at(votes, (inverse, probs.argmax(axis=1)), 1.0)
-    return clips, (votes + 1e-6 * mean).argmax(axis=1)
-
-
-def interval95(err: float, n_partitions: int, m: int) -> float:
-    """Half-width of the dissertation's 95% interval for a mean error over N*m clips."""
-    if n_partitions * m == 0:
-        return float("nan")
-    return 1.96 * math.sqrt(max(err * (1 - err), 0.0) / (n_partitions * m))
-
-
-def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """Counts [true class, predicted class]."""
-    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
-    return cm
-
+from genrecnn.music.baseline import Baseline
+from genrecnn.engine.autoplace import place_by_option
+from genrecnn.music.loading import load_data
+from genrecnn.music.splits import split_from_dir, stratified_split
+from genrecnn.run.checkpoint import check_writable_dir
+from genrecnn.run.fit import fit, predict_proba
+from genrecnn.run.parts import make_parts
+from genrecnn.run.plots import confusion_matrix
+from genrecnn.run.scoring import clip_decisions, confusion, interval95
+from genrecnn.run.settings import TrainSettings, new_network
 
 @dataclass
 class MethodScore:
@@ -103,11 +73,27 @@ class EvaluationReport:
                 "baseline": self.baseline.as_dict() if self.baseline else None,
                 "histories": self.histories}
 
+    def table(self) -> str:
+        """Errors with their 95% intervals, side by side, and the mean confusion matrix."""
+        n = self.partitions
+        m = int(round(np.mean(self.network.m)))
+        rows = [f"{'method':<10} {'error':>7} {'95% interval':>16} {'accuracy':>9}   "
+                f"({n} partition(s) x {m} test clips, {self.protocol})"]
+        for score in (self.network, self.baseline):
+            if score is None:
+                continue
+            e, h = score.error, score.half_width
+            rows.append(f"{score.name:<10} {e:>7.3f} {f'+- {h:.3f}':>16} {1 - e:>9.1%}")
+        names = [c[:8] for c in self.class_names]
+        rows.append("mean confusion (convnet; rows true, columns predicted, clips):")
+        rows.append(" " * 10 + "".join(f"{c:>9}" for c in names))
+        for name, row in zip(names, self.network.mean_confusion()):
+            rows.append(f"{name:<10}" + "".join(f"{v:>9.1f}" for v in row))
+        return "\n".join(rows)
+
 
 def partitions(ds, repeats: int, test_fraction: float, seed: int, split_dir=None):
     """(train, test) item indices of each partition (valid folded into train)."""
-    from genrecnn.music.splits import split_from_dir, stratified_split
-
     if split_dir is not None:
         tr, va, te = split_from_dir(ds, split_dir)
         yield np.concatenate([tr, va]).astype(int), np.asarray(te, dtype=int)
@@ -158,3 +144,28 @@ def _clip_labels(ds, clips: np.ndarray) -> np.ndarray:
     for item, c in enumerate(np.asarray(ds.clip)):
         first.setdefault(int(c), int(ds.y[item]))
     return np.array([first[int(c)] for c in clips], dtype=np.int64)
+
+
+def evaluate_folder(data, data_opts: dict, settings_opts: dict, *, backend_spec: str,
+                    repeats: int, test_fraction: float, split_dir, vote: str, baseline: bool,
+                    out, echo=print, progress: bool = True):
+    """What `genrecnn evaluate` does: load DATA, resolve the placement once (auto
+    measures once), run the protocol, draw the mean confusion matrix to ``out``.
+    Returns (JSON-ready result, EvaluationReport, dataset)."""
+    check_writable_dir(Path(out).parent)   # fail now, not after training, if out is unwritable
+    settings = TrainSettings(**settings_opts)
+    ds = load_data(data, progress=progress, **data_opts)
+    echo(f"data: {data}, {len(ds.clip_ids)} clips of {ds.n_classes} classes "
+         f"({', '.join(ds.class_names)}), {len(ds.x)} items of {ds.input_shape[0]}x"
+         f"{ds.input_shape[1]}")
+    net = new_network(settings, ds.input_shape[0], ds.input_shape[1], ds.n_classes)
+    placement, _ = place_by_option(net, backend_spec, settings.batch_size, dry_run=True,
+                                   echo=lambda s: echo(f"placement: {s}"))
+    report = run_protocol(ds, settings, repeats=repeats, test_fraction=test_fraction,
+                          split_dir=split_dir, placement=list(placement), vote=vote,
+                          baseline=baseline, echo=echo)
+    confusion_matrix(report.network.mean_confusion(), ds.class_names, out,
+                     title=f"convnet, mean over {report.partitions} partition(s)")
+    result = dict(report.as_dict(), confusion_png=str(out),
+                  skipped=[{"path": p, "reason": r} for p, r in ds.skipped])
+    return result, report, ds

@@ -1,10 +1,14 @@
 """Figures a person would rather look at than read, written atomically as PNG.
 
 Learning curves (train/test loss and accuracy per epoch, like the
-dissertation's Figures 4.8 and 4.9), the confusion matrix, and a spectrogram
-beside first-layer filter outputs over time (its section 4.5).
+dissertation's Figures 4.8 and 4.9), the confusion matrix, a spectrogram
+beside first-layer filter outputs over time (its section 4.5), and the
+benchmark's per-layer and transfer timings (its Figures 4.10-4.19).
 """
 from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
@@ -96,3 +100,67 @@ def filter_outputs(spec: np.ndarray, outputs: np.ndarray, filters: list[int], pa
     axes[-1].set_xlim(0, t_end)
     fig.tight_layout()
     _save(fig, path)
+
+
+# -- benchmark timings --------------------------------------------------------------------
+
+def bench_sweep(rows: list[dict], out: Path) -> list[Path]:
+    """One figure per layer kind: time against size, log-log, forward and backward."""
+    paths = []
+    for kind in dict.fromkeys(r["kind"] for r in rows):
+        fig = _pyplot().figure(figsize=(10, 4))
+        for ax, phase in zip(fig.subplots(1, 2), ("forward", "backward")):
+            lines = defaultdict(list)
+            for r in rows:
+                if r["kind"] == kind and r["phase"] == phase:
+                    lines[r["backend"]].append((r["elements"], r["median_s"]))
+            for be, pts in lines.items():
+                xs, ys = zip(*sorted(pts))
+                ax.loglog(xs, ys, marker="o", label=be)
+            ax.set(title=f"{kind} {phase}", xlabel="input elements", ylabel="median time (s)")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend()
+        fig.tight_layout()
+        paths.append(out / f"layers_{kind}.png")
+        _save(fig, paths[-1])
+    return paths
+
+
+def bench_arch(rows: list[dict], out: Path) -> Path:
+    """Per-layer bars (log scale), one bar per backend, forward and backward."""
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
+    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    fig = _pyplot().figure(figsize=(max(8, len(layers) * 0.9), 7))
+    width = 0.8 / max(1, len(backends))
+    for ax, phase in zip(fig.subplots(2, 1), ("forward", "backward")):
+        t = {(r["layer"], r["backend"]): r["median_s"] for r in rows if r["phase"] == phase}
+        for j, be in enumerate(backends):
+            xs = [i + j * width for i, name in enumerate(layers) if (name, be) in t]
+            ys = [t[(name, be)] for name in layers if (name, be) in t]
+            ax.bar(xs, ys, width=width, label=be)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(layers))], layers)
+        ax.set(yscale="log", title=phase, ylabel="median time (s)")
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    path = out / "arch_layers.png"
+    _save(fig, path)
+    return path
+
+
+def bench_transfers(rows: list[dict], out: Path) -> Path:
+    fig = _pyplot().figure(figsize=(6, 4))
+    ax = fig.subplots()
+    lines = defaultdict(list)
+    for r in rows:
+        lines[r["pair"]].append((r["elements"], r["median_s"]))
+    for pair, pts in lines.items():
+        xs, ys = zip(*sorted(pts))
+        ax.loglog(xs, ys, marker="o", label=pair.replace(">", " -> "))
+    ax.set(title="transfer cost", xlabel="array elements", ylabel="median time (s)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path = out / "transfers.png"
+    _save(fig, path)
+    return path

@@ -1,0 +1,38 @@
+"""The one place that decides whether a backend can run a layer.
+
+A backend can run a layer when it declares the network's dtype, the op group
+the layer calls (``Layer.op``), the transfers, and, for a layer with
+parameters in training, the optimiser's update op. Placement, the benchmark
+and auto placement all ask here.
+"""
+from __future__ import annotations
+
+from genrecnn.engine.layers import LAYER_TYPES
+
+# The op group each optimiser's step calls on a parameter's backend.
+UPDATE_OPS = {"sgd": "sgd_update", "adam": "adam_update"}
+
+
+def required_ops(layer, optimizer: str | None = None) -> set[str]:
+    """Op groups a backend needs to run ``layer`` (an instance, or a kind such as
+    ``"conv"``), with the ``optimizer``'s update where the layer has parameters."""
+    cls = LAYER_TYPES[layer] if isinstance(layer, str) else type(layer)
+    ops = {"transfer", cls.op}
+    if cls.has_params and optimizer:
+        ops.add(UPDATE_OPS[optimizer])
+    return ops
+
+
+def missing(backend, layer, dtype: str, optimizer: str | None = None) -> str:
+    """Why ``backend`` cannot run ``layer`` in ``dtype`` ("" when it can)."""
+    if dtype not in backend.dtypes:
+        return f"backend {backend.name!r} does not support {dtype} (only {', '.join(backend.dtypes)})"
+    lacking = sorted(required_ops(layer, optimizer) - set(backend.declared_ops()))
+    if lacking:
+        return f"backend {backend.name!r} does not implement {', '.join(lacking)}"
+    return ""
+
+
+def can_run(backend, layer, dtype: str, optimizer: str | None = None) -> bool:
+    """Whether ``backend`` declares everything ``layer`` needs in ``dtype``."""
+    return not missing(backend, layer, dtype, optimizer)
