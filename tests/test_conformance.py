@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from genrecnn.cli.main import cli
-from genrecnn.conformance import FAIL, PASS, UNSUPPORTED, reference as ref, run_conformance
+from genrecnn.conformance import PASS, UNSUPPORTED, reference as ref, run_conformance
 from genrecnn.conformance.checks import gradcheck
 from genrecnn.engine.ops import OP_GROUPS
 from genrecnn.engine.registry import registry

@@ -22,7 +22,7 @@ import numpy as np
 
 from genrecnn.errors import GenrecnnError, ShapeError
 from genrecnn.engine.capability import can_run
-from genrecnn.engine.layers import KINDS, LAYER_TYPES, Layer, layer_from_config
+from genrecnn.engine.layers import KINDS, Layer, layer_from_config
 from genrecnn.engine.optim import make_optimizer
 
 HOST = "host"

@@ -1,0 +1,34 @@
+"""Every conformance case: (op group, dtype, check, shape label) -> a function of a backend.
+
+A case returns its largest scaled error or raises :class:`CheckFailed`.
+Inputs are drawn from a generator seeded by the case's id, so a failure
+reproduces exactly. The grid covers the edge cases named in the contract:
+batch 1, width equal to the kernel, pools that do not divide the width,
+overlapping and gapped pools, ties, all-zero rows, huge logits and large
+activations. Finite-difference cases (``gradcheck``) exist for float64 only;
+float32 backward ops are checked against the reference's analytic gradient,
+which is itself proven by finite differences in genrecnn's tests.
+"""
+from __future__ import annotations
+from __future__ import annotations
+
+from genrecnn.conformance.cases import (activation, conv1d, dense, global_pool, maxpool1d, softmax,
+                                        transfer, updates)
+from genrecnn.conformance.cases.common import INDEX, Case
+from genrecnn.engine.ops import OP_GROUPS
+
+BUILDERS = {"transfer": transfer.transfer_cases, "conv1d": conv1d.conv1d_cases,
+            "maxpool1d": maxpool1d.maxpool1d_cases, "global_pool": global_pool.global_pool_cases,
+            "dense": dense.dense_cases, "activation": activation.activation_cases,
+            "softmax": softmax.softmax_cases, "sgd_update": updates.sgd_cases,
+            "adam_update": updates.adam_cases}
+assert set(BUILDERS) == {g.name for g in OP_GROUPS}, "every op group needs conformance cases"
+
+__all__ = ["BUILDERS", "INDEX", "Case", "cases_for"]
+
+
+def cases_for(group: str, dtype: str) -> list[Case]:
+    """The cases of one op group at one dtype (int32 exists for ``transfer`` only)."""
+    if dtype == INDEX and group != "transfer":
+        return []
+    return BUILDERS[group](dtype)

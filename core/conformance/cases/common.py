@@ -1,0 +1,61 @@
+"""What every case module shares: the Case record, seeded input makers, and the
+forward / backward / finite-difference pattern of a layer op."""
+from __future__ import annotations
+
+import functools
+import zlib
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+INDEX = "int32"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One check of one op group at one dtype; ``id`` is its readable name."""
+
+    group: str
+    dtype: str
+    check: str
+    label: str
+    fn: Callable
+
+    @property
+    def id(self) -> str:
+        return f"{self.group}-{self.dtype}-{self.check}-{self.label}"
+
+    def run(self, be) -> float:
+        rng = np.random.default_rng(zlib.crc32(self.id.encode()))
+        return float(self.fn(be, self.dtype, rng))
+
+
+def normal(rng, shape, dtype, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+def distinct(rng, shape, dtype):
+    """Values in about [-2, 2], pairwise at least 4/size apart (no ties, safe for FD)."""
+    size = int(np.prod(shape))
+    return ((rng.permutation(size) - size / 2) * (4.0 / max(size, 1))).reshape(shape).astype(dtype)
+
+
+def ties(rng, shape, dtype):
+    return rng.integers(0, 3, size=shape).astype(dtype)
+
+
+def random_labels(rng, n, k):
+    return rng.integers(0, k, size=n).astype(np.int32)
+
+
+def layer_op_cases(group, dtype, label, configs, fd_configs, forward, backward, gradcheck):
+    """Forward and backward against the reference on every config, and (float64
+    only) finite differences on the small ``fd_configs``; each check is called
+    as ``check(be, dtype, rng, cfg=config)``."""
+    def cases(check, fn, cfgs):
+        return [Case(group, dtype, check, label(c), functools.partial(fn, cfg=c)) for c in cfgs]
+    out = cases("forward", forward, configs) + cases("backward", backward, configs)
+    if dtype == "float64":
+        out += cases("gradcheck", gradcheck, fd_configs)
+    return out

@@ -1,0 +1,69 @@
+"""conv1d: valid time-axis convolution, its gradients and the params-only backward."""
+from __future__ import annotations
+
+
+
+from genrecnn.conformance import reference as ref
+from genrecnn.conformance.checks import (call, compare, device,
+                                         gradcheck, output, unpack)
+from genrecnn.conformance.cases.common import (layer_op_cases,
+                                               normal)
+
+
+
+# the last shape of each grid is larger than one GPU thread block in every direction
+CONV_SHAPES = [(1, 1, 1, 1, 1), (1, 3, 5, 2, 5), (2, 3, 10, 4, 3), (3, 8, 17, 5, 4),
+               (2, 16, 33, 6, 1), (2, 40, 300, 33, 5)]
+CONV_FD_SHAPES = [(1, 3, 5, 2, 5), (2, 3, 10, 4, 3)]
+
+
+def _conv_label(s):
+    n, c, w, f, k = s
+    return f"N{n}C{c}W{w}F{f}K{k}" + ("-W=K" if w == k else "")
+
+
+def _conv_inputs(rng, s, dtype):
+    n, c, w, f, k = s
+    return (normal(rng, (n, c, w), dtype), normal(rng, (f, c, k), dtype, 0.5),
+            normal(rng, (f,), dtype), normal(rng, (n, f, w - k + 1), dtype))
+
+
+def _conv_forward(be, dtype, rng, cfg):
+    x, w, b, _ = _conv_inputs(rng, cfg, dtype)
+    y = call(be, "conv1d", device(be, x), device(be, w), device(be, b))
+    n, _, width, f, k = cfg
+    return compare("conv1d y", output(be, y, "conv1d y", (n, f, width - k + 1), dtype),
+                   ref.conv1d(x, w, b), dtype)
+
+
+def _conv_backward(be, dtype, rng, cfg):
+    x, w, _, dy = _conv_inputs(rng, cfg, dtype)
+    out = call(be, "conv1d_backward", device(be, x), device(be, w), device(be, dy))
+    dx, dw, db = unpack(out, 3, "conv1d_backward")
+    rdx, rdw, rdb = ref.conv1d_backward(x, w, dy)
+    out = call(be, "conv1d_backward_params", device(be, x), device(be, w), device(be, dy))
+    pdw, pdb = unpack(out, 2, "conv1d_backward_params")
+    return max(compare("conv1d_backward dx", output(be, dx, "dx", x.shape, dtype), rdx, dtype),
+               compare("conv1d_backward dw", output(be, dw, "dw", w.shape, dtype), rdw, dtype),
+               compare("conv1d_backward db", output(be, db, "db", (cfg[3],), dtype), rdb, dtype),
+               compare("conv1d_backward_params dw", output(be, pdw, "dw", w.shape, dtype),
+                       rdw, dtype),
+               compare("conv1d_backward_params db", output(be, pdb, "db", (cfg[3],), dtype),
+                       rdb, dtype))
+
+
+def _conv_gradcheck(be, dtype, rng, cfg):
+    x, w, b, dy = _conv_inputs(rng, cfg, dtype)
+
+    def loss(x, w, b):
+        y = be.to_host(be.conv1d(device(be, x), device(be, w), device(be, b)))
+        return float((y * dy).sum())
+
+    dx, dw, db = (be.to_host(a) for a in be.conv1d_backward(device(be, x), device(be, w),
+                                                              device(be, dy)))
+    return gradcheck(loss, {"x": x, "w": w, "b": b}, {"x": dx, "w": dw, "b": db}, rng)
+
+
+def conv1d_cases(dtype):
+    return layer_op_cases("conv1d", dtype, _conv_label, CONV_SHAPES, CONV_FD_SHAPES,
+                           _conv_forward, _conv_backward, _conv_gradcheck)
