@@ -186,7 +186,7 @@ class DeclaresMissingOp(Backend):
 
 class DeclaresUnknownOp(NumpyBackend):
     name = "bug-declares-unknown"
-    ops = frozenset({"transfer", "conv2d"})
+    ops = frozenset({"transfer", "conv3d"})
 
 
 class DenseOnlyFloat32(Backend):
@@ -209,7 +209,7 @@ def test_declared_but_missing_op_is_a_clear_error():
 
 
 def test_unknown_declared_op_is_a_clear_error():
-    with pytest.raises(BackendError, match=r"declares unknown op\(s\) conv2d"):
+    with pytest.raises(BackendError, match=r"declares unknown op\(s\) conv3d"):
         run_conformance(DeclaresUnknownOp())
 
 
@@ -252,7 +252,7 @@ def test_cli_declaration_errors_exit_2(buggy_registry, capsys):
     assert "does not implement conv1d_backward" in capsys.readouterr().err
     assert main(["conformance", "--backend", "bug-declares-unknown"]) == 2
     err = capsys.readouterr().err
-    assert "not available" in err and "unknown op(s) conv2d" in err
+    assert "not available" in err and "unknown op(s) conv3d" in err
 
 
 def test_pytest_items_fail_and_skip(buggy_registry):

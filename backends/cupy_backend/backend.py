@@ -44,11 +44,11 @@ def _elementwise(name: str):
         "sgd": ("T grad, T lr, T momentum, T lr_wd", "T param, T velocity",
                 "velocity = momentum * velocity - lr * grad - lr_wd * param; param += velocity"),
         "adam": ("T grad, T lr, T beta1, T one_m_beta1, T beta2, T one_m_beta2, T eps, T wd, "
-                 "T bc1, T bc2", "T param, T m, T v",
-                 "T g = grad + wd * param;"
+                 "T bc1, T bc2, T dwd", "T param, T m, T v",
+                 "T p0 = param; T g = grad + wd * p0;"
                  "m = beta1 * m + one_m_beta1 * g;"
                  "v = beta2 * v + one_m_beta2 * (g * g);"
-                 "param -= lr * (m / bc1) / (sqrt(v / bc2) + eps)"),
+                 "param = p0 - lr * ((m / bc1) / (sqrt(v / bc2) + eps) + dwd * p0)"),
     }
     params, out, body = specs[name]
     return cp.ElementwiseKernel(params, out, body, f"genrecnn_{name}")
@@ -307,8 +307,9 @@ class CupyBackend(Backend):
         t = param.dtype.type
         _elementwise("sgd")(grad, t(lr), t(momentum), t(lr * weight_decay), param, velocity)
 
-    def adam_update(self, param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay):
+    def adam_update(self, param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay,
+                    decoupled_weight_decay=0.0):
         t = param.dtype.type
         _elementwise("adam")(grad, t(lr), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2), t(eps),
                              t(weight_decay), t(1 - beta1 ** step), t(1 - beta2 ** step),
-                             param, m, v)
+                             t(decoupled_weight_decay), param, m, v)

@@ -249,7 +249,8 @@ class NumpyBackend(Backend):
             velocity -= (lr * weight_decay) * param
         param += velocity
 
-    def adam_update(self, param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay):
+    def adam_update(self, param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay,
+                    decoupled_weight_decay=0.0):
         g = grad + weight_decay * param if weight_decay else grad
         m *= beta1
         m += (1 - beta1) * g
@@ -257,4 +258,6 @@ class NumpyBackend(Backend):
         v += (1 - beta2) * (g * g)
         mhat = m / (1 - beta1 ** step)
         vhat = v / (1 - beta2 ** step)
+        if decoupled_weight_decay:
+            param *= 1 - lr * decoupled_weight_decay
         param -= lr * mhat / (np.sqrt(vhat) + eps)

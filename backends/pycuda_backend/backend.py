@@ -464,10 +464,11 @@ class PycudaBackend(Backend):
                           self._ptr(grad), self._ptr(velocity), param.size, float(lr),
                           float(momentum), float(lr) * float(weight_decay))
 
-    def adam_update(self, param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay):
+    def adam_update(self, param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay,
+                    decoupled_weight_decay=0.0):
         dt = self._same_shapes("adam_update", param, grad, m, v)
         b1, b2 = float(beta1), float(beta2)
-        self._elementwise("adam_update", "PPPPqTTTTTTTTT", dt, param.size, self._ptr(param),
+        self._elementwise("adam_update", "PPPPqTTTTTTTTTT", dt, param.size, self._ptr(param),
                           self._ptr(grad), self._ptr(m), self._ptr(v), param.size, float(lr),
                           b1, 1.0 - b1, b2, 1.0 - b2, float(eps), float(weight_decay),
-                          1.0 - b1 ** step, 1.0 - b2 ** step)
+                          1.0 - b1 ** step, 1.0 - b2 ** step, float(decoupled_weight_decay))

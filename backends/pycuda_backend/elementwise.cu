@@ -56,15 +56,16 @@ extern "C" __global__ void sgd_update(T* __restrict__ p, const T* __restrict__ g
 extern "C" __global__ void adam_update(T* __restrict__ p, const T* __restrict__ grad,
                                        T* __restrict__ m, T* __restrict__ v, long long n,
                                        T lr, T beta1, T omb1, T beta2, T omb2, T eps, T wd,
-                                       T bc1, T bc2)
+                                       T bc1, T bc2, T dwd)
 {
     GRID_STRIDE(i, n) {
-        const T g = (wd != T(0)) ? grad[i] + wd * p[i] : grad[i];
+        const T p0 = p[i];
+        const T g = (wd != T(0)) ? grad[i] + wd * p0 : grad[i];
         const T mi = beta1 * m[i] + omb1 * g;
         const T vi = beta2 * v[i] + omb2 * (g * g);
         m[i] = mi;
         v[i] = vi;
-        p[i] -= lr * (mi / bc1) / (sqrt(vi / bc2) + eps);
+        p[i] = p0 - lr * ((mi / bc1) / (sqrt(vi / bc2) + eps) + dwd * p0);
     }
 }
 

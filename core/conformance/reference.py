@@ -194,7 +194,8 @@ def sgd_update(param, grad, velocity, lr, momentum, weight_decay):
     return param + velocity, velocity
 
 
-def adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay):
+def adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay,
+                decoupled_weight_decay=0.0):
     """-> (new param, new m, new v)."""
     param, grad, m, v = _f64(param, grad, m, v)
     g = grad + weight_decay * param
@@ -202,4 +203,4 @@ def adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay):
     v = beta2 * v + (1 - beta2) * g ** 2
     mhat = m / (1 - beta1 ** step)
     vhat = v / (1 - beta2 ** step)
-    return param - lr * mhat / (np.sqrt(vhat) + eps), m, v
+    return param - lr * (mhat / (np.sqrt(vhat) + eps) + decoupled_weight_decay * param), m, v

@@ -51,7 +51,9 @@ ADAM_CONFIGS = [((3,), dict(step=1, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, w
                 ((4, 5), dict(step=7, lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8,
                               weight_decay=0.01)),
                 ((2, 3, 4), dict(step=3, lr=0.1, beta1=0.8, beta2=0.99, eps=1e-6,
-                                 weight_decay=0.0))]
+                                 weight_decay=0.0)),
+                ((5, 6), dict(step=4, lr=3e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+                              weight_decay=0.0, decoupled_weight_decay=0.01))]   # AdamW
 
 
 def _hyper_label(shape, hyper):

@@ -173,11 +173,13 @@ class ExampleBackend(Backend):
         np.subtract(velocity, step * step.dtype.type(lr), out=velocity)
         np.add(param, velocity, out=param)
 
-    def adam_update(self, param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay):
+    def adam_update(self, param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay,
+                    decoupled_weight_decay=0.0):
         t = param.dtype.type
         g = grad + param * t(weight_decay)
         m[...] = t(beta1) * m + t(1 - beta1) * g
         v[...] = t(beta2) * v + t(1 - beta2) * np.square(g)
         lr_t = lr * np.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
         eps_t = eps * np.sqrt(1 - beta2 ** step)
-        param -= t(lr_t) * m / (np.sqrt(v) + t(eps_t))
+        step_ = t(lr_t) * m / (np.sqrt(v) + t(eps_t)) + param * t(lr * decoupled_weight_decay)
+        param -= step_

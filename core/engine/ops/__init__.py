@@ -1,0 +1,201 @@
+"""The tensor-op contract: the only way layers and the network touch arrays.
+
+Every backend subclasses :class:`Backend` and implements these ops. This
+package is the single place where their shapes and semantics are written down
+(sequence ops in :mod:`.sequence`, 2-D map ops in :mod:`.maps`, training ops in
+:mod:`.training`); the conformance suite (:mod:`genrecnn.conformance`) checks
+them on every backend.
+
+Conventions, for every op:
+
+* Arrays are the backend's own type ("device arrays") exposing ``.shape``
+  (a tuple) and ``.dtype`` (``str(dtype)`` is the NumPy name) like NumPy's;
+  ``from_host`` and ``to_host`` cross to and from NumPy.
+* Data arrays are batch-first: sequences ``[N, C, W]`` (N examples, C
+  channels, W time steps; the input's channels are mel bands), 2-D maps
+  ``[N, C, H, W]`` (H mel bands, W time steps), vectors ``[N, I]``.
+* Floating arrays are float32 or float64; every output has the dtype of the
+  floating inputs (no silent up- or down-casting). Index arrays
+  (``labels``, ``argmax``, ``index``, ``key``) are int32.
+* Contiguity: every array an op receives is C-contiguous, and every array an
+  op (or ``from_host``, ``zeros``, ``adopt``, ``reshape``) returns must be
+  C-contiguous too, so the chain never sees anything else and no backend
+  needs to copy defensively. The suite checks the outputs.
+* Shapes: callers pass consistent shapes and dtypes (layers infer and check
+  them when a network is built); an op need not check them again, and its
+  behaviour for inconsistent arguments is undefined.
+* NaN: in every maximum (max pooling, global max) a NaN counts as larger than
+  any number, as NumPy's ``max`` and PyTorch do: a window holding NaN gives
+  NaN and its arg-max points at the window's first NaN, so ``y = x[argmax]``
+  always holds. Elsewhere NaN propagates as IEEE arithmetic makes it.
+* Ops never modify their inputs, except the ``*_update`` ops and ``write``,
+  which update the arguments they name in place and return None.
+* Scalars (``lr``, ``slope``, ``rate``, ...) are Python numbers; ``loss``
+  comes back as a Python float.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from genrecnn.engine.ops.maps import MapOps, conv2d_out, lowbias32, pool2d_out
+from genrecnn.engine.ops.sequence import SequenceOps
+from genrecnn.engine.ops.training import TrainingOps
+from genrecnn.errors import BackendError, UnsupportedOp
+
+DTYPES = ("float32", "float64")
+ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
+
+__all__ = ["ACTIVATIONS", "DTYPES", "OP_GROUPS", "OP_NAMES", "Backend", "OpGroup",
+           "conv1d_out_width", "conv2d_out", "lowbias32", "maxpool1d_out_width", "pool2d_out"]
+
+
+@dataclass(frozen=True)
+class OpGroup:
+    """A forward op and the backward ops that belong to it (one row in tables)."""
+
+    name: str
+    methods: tuple[str, ...]
+    summary: str
+
+
+OP_GROUPS: tuple[OpGroup, ...] = (
+    OpGroup("transfer", ("from_host", "to_host", "zeros"),
+            "host <-> device copies, zero-filled allocation"),
+    OpGroup("conv1d", ("conv1d", "conv1d_backward"),
+            "time-axis convolution, filters span all channels"),
+    OpGroup("maxpool1d", ("maxpool1d", "maxpool1d_backward"),
+            "max pooling along time with size and stride"),
+    OpGroup("global_pool", ("global_pool", "global_pool_backward"),
+            "mean, max and L2 norm over time"),
+    OpGroup("dense", ("dense", "dense_backward"), "fully connected x @ w + b"),
+    OpGroup("activation", ("activation", "activation_backward"),
+            "relu, leaky_relu, sigmoid, tanh"),
+    OpGroup("softmax", ("softmax", "softmax_cross_entropy", "softmax_cross_entropy_backward"),
+            "class probabilities and mean cross-entropy"),
+    OpGroup("sgd_update", ("sgd_update",), "SGD with momentum and weight decay, in place"),
+    OpGroup("adam_update", ("adam_update",), "Adam / AdamW, in place"),
+    OpGroup("conv2d", ("conv2d", "conv2d_backward"),
+            "2-D convolution over (mel, time) with stride and zero padding"),
+    OpGroup("maxpool2d", ("maxpool2d", "maxpool2d_backward"), "2-D max pooling"),
+    OpGroup("batchnorm", ("batchnorm_train", "batchnorm_running_update", "batchnorm_infer",
+                          "batchnorm_backward"),
+            "per-channel batch normalisation, running statistics for inference"),
+    OpGroup("dropout", ("dropout", "dropout_backward"), "keyed dropout, the same mask everywhere"),
+    OpGroup("batch", ("gather_batch", "mask_spans", "mix", "write"),
+            "crops, masks and mixup cut from a resident training set"),
+    OpGroup("train_loss", ("softmax_cross_entropy_acc", "softmax_cross_entropy_acc_backward"),
+            "cross-entropy (mixup pairs) accumulated on the backend"),
+)
+
+OP_NAMES: frozenset[str] = frozenset(g.name for g in OP_GROUPS)
+_GROUP_OF_METHOD = {m: g.name for g in OP_GROUPS for m in g.methods}
+
+
+def conv1d_out_width(width: int, kernel: int) -> int:
+    """Output width of a valid (unpadded, stride 1) convolution."""
+    return width - kernel + 1
+
+
+def maxpool1d_out_width(width: int, size: int, stride: int) -> int:
+    """Output width of max pooling: windows that do not fit are dropped."""
+    return (width - size) // stride + 1
+
+
+class Backend(SequenceOps, MapOps, TrainingOps):
+    """Base class of every backend: declare who you are, implement the ops.
+
+    Class attributes a backend sets:
+
+    ``name``     short identifier used in placement specs (``conv=name``).
+    ``device``   ``"cpu"`` or ``"cuda"``; arrays move between backends of
+                 different devices through the host.
+    ``dtypes``   the floating dtypes supported, a subset of :data:`DTYPES`.
+    ``ops``      optional explicit set of op-group names from :data:`OP_NAMES`;
+                 when left as None it is inferred from the methods overridden.
+    """
+
+    name: str = ""
+    device: str = "cpu"
+    dtypes: tuple[str, ...] = DTYPES
+    ops: frozenset[str] | None = None
+
+    # -- identity and availability ------------------------------------------------
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        """Whether the backend can run here, and the reason when it cannot.
+
+        Must not raise: a missing library or driver is a reason, not a crash
+        (e.g. ``(False, "pycuda not installed")``).
+        """
+        return True, ""
+
+    @classmethod
+    def declared_ops(cls) -> frozenset[str]:
+        """The op groups this backend implements (explicit ``ops`` or inferred)."""
+        if cls.ops is not None:
+            unknown = sorted(set(cls.ops) - OP_NAMES)
+            if unknown:
+                raise BackendError(
+                    f"backend {cls.name!r} declares unknown op(s) {', '.join(unknown)}; "
+                    f"the contract's ops are: {', '.join(sorted(OP_NAMES))}")
+            return frozenset(cls.ops)
+        return frozenset(
+            g.name for g in OP_GROUPS
+            if all(getattr(cls, m) is not getattr(Backend, m) for m in g.methods))
+
+    def supports(self, op_group: str) -> bool:
+        return op_group in self.declared_ops()
+
+    def synchronize(self) -> None:
+        """Wait until queued device work is done (for timing). CPU: nothing to do."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} on {self.device}>"
+
+    # -- moving arrays ---------------------------------------------------------------
+
+    def from_host(self, a: np.ndarray):
+        """Copy a NumPy array (any shape; float32, float64 or int32) to this backend.
+
+        The result holds the same values, shape and dtype; later changes to
+        ``a`` do not show through.
+        """
+        raise self._unsupported("from_host")
+
+    def to_host(self, x) -> np.ndarray:
+        """Return a NumPy array equal to ``x`` (same shape and dtype)."""
+        raise self._unsupported("to_host")
+
+    def zeros(self, shape: tuple[int, ...], dtype: str):
+        """A zero-filled array of ``shape`` and ``dtype`` on this backend."""
+        raise self._unsupported("zeros")
+
+    def adopt(self, x, source: "Backend"):
+        """Take an array produced by backend ``source`` for use here.
+
+        The default goes through the host. Backends that can read another
+        backend's memory directly (two CUDA backends sharing a context through
+        ``__cuda_array_interface__``, or two NumPy-based CPU backends)
+        override this to avoid the copy.
+        """
+        if source is self:
+            return x
+        return self.from_host(source.to_host(x))
+
+    def reshape(self, x, shape: tuple[int, ...]):
+        """The same elements in a new shape of equal size (a view or a copy; C order).
+
+        Optional: this default goes through the host; backends override it
+        with a view.
+        """
+        return self.from_host(self.to_host(x).reshape(shape))
+
+    # ----------------------------------------------------------------------------------
+
+    def _unsupported(self, method: str) -> UnsupportedOp:
+        return UnsupportedOp(
+            f"backend {self.name!r} does not implement op {_GROUP_OF_METHOD.get(method, method)!r} "
+            f"({method}); place that layer on another backend")

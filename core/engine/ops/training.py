@@ -1,0 +1,88 @@
+"""The contract's ops for training itself: parameter updates, batches cut from a
+training set that lives on the backend, and a loss that stays there.
+
+Conventions in :mod:`genrecnn.engine.ops`; every op named ``*_update`` (and
+``write``) changes arrays in place and returns None.
+"""
+from __future__ import annotations
+
+
+class TrainingOps:
+    """sgd_update, adam_update; gather_batch, mask_spans, mix, write; the on-device loss."""
+
+    # -- parameter updates (in place) --------------------------------------------------
+
+    def sgd_update(self, param, grad, velocity, lr: float, momentum: float,
+                   weight_decay: float) -> None:
+        """SGD with momentum, in place on ``param`` and ``velocity``:
+
+        ``velocity = momentum * velocity - lr * (grad + weight_decay * param)``;
+        ``param += velocity``.
+        """
+        raise self._unsupported("sgd_update")
+
+    def adam_update(self, param, grad, m, v, step: int, lr: float, beta1: float,
+                    beta2: float, eps: float, weight_decay: float,
+                    decoupled_weight_decay: float = 0.0) -> None:
+        """Adam (Kingma and Ba), with AdamW's decoupled weight decay (Loshchilov and
+        Hutter), in place on ``param``, ``m`` and ``v``; ``step`` counts from 1:
+
+        ``g = grad + weight_decay * param``; ``m = beta1 m + (1 - beta1) g``;
+        ``v = beta2 v + (1 - beta2) g**2``;
+        ``param -= lr * ((m / (1 - beta1**step)) / (sqrt(v / (1 - beta2**step)) + eps)
+        + decoupled_weight_decay * param)`` (``param`` on the right: its value before
+        the call).
+        """
+        raise self._unsupported("adam_update")
+
+    # -- batches from a resident training set -------------------------------------------
+
+    def gather_batch(self, data, labels, index, start, width: int):
+        """Cut a batch of crops from a training set held on this backend.
+
+        data[M, H, T] (float), labels[M] int32, index[B] and start[B] int32 ->
+        (x[B, H, width], y[B] int32) with
+        ``x[b] = data[index[b], :, start[b]:start[b] + width]`` and
+        ``y[b] = labels[index[b]]``. Needs ``0 <= start[b] <= T - width``.
+        """
+        raise self._unsupported("gather_batch")
+
+    def mask_spans(self, x, f0, fw, t0, tw):
+        """SpecAugment-style masking: a copy of x[B, H, W] with rows
+        ``f0[b] <= h < f0[b] + fw[b]`` and columns ``t0[b] <= t < t0[b] + tw[b]``
+        of example b set to 0 (the band mean after standardisation). All four
+        are int32 [B]; a width of 0 masks nothing; spans are clipped to the map.
+        """
+        raise self._unsupported("mask_spans")
+
+    def mix(self, x, perm, lam):
+        """Mixup of a batch with a permutation of itself, any trailing shape:
+        x[B, ...], perm[B] int32, lam[B] (x's dtype) ->
+        ``y[b] = lam[b] * x[b] + (1 - lam[b]) * x[perm[b]]``."""
+        raise self._unsupported("mix")
+
+    def write(self, dst, a) -> None:
+        """Copy host array ``a`` (same shape and dtype) into the existing array ``dst``,
+        in place: per-step values (indices, crop starts, keys) reach a captured
+        step without new allocations. Ordered after work already queued."""
+        raise self._unsupported("write")
+
+    # -- a loss that stays on the backend -------------------------------------------------
+
+    def softmax_cross_entropy_acc(self, logits, labels_a, labels_b, lam, stats):
+        """Cross-entropy against a pair of labels per example, accumulated in place.
+
+        logits[N, K], labels_a/labels_b[N] int32, lam[N] and stats[2] (logits'
+        dtype) -> probs[N, K] (the softmax, max-shifted). Per example the loss is
+        ``-(lam log p[a] + (1 - lam) log p[b])`` (mixup; ``lam = 1`` is plain
+        cross-entropy) and its credit ``lam [argmax p == a] + (1 - lam) [argmax p == b]``
+        (the first maximum); ``stats[0] += sum of losses``, ``stats[1] += sum of
+        credits``. Nothing is read back to the host: the caller reads ``stats``
+        once per epoch.
+        """
+        raise self._unsupported("softmax_cross_entropy_acc")
+
+    def softmax_cross_entropy_acc_backward(self, probs, labels_a, labels_b, lam):
+        """d mean loss / d logits of :meth:`softmax_cross_entropy_acc`:
+        ``(probs - lam onehot(a) - (1 - lam) onehot(b)) / N``, shape [N, K]."""
+        raise self._unsupported("softmax_cross_entropy_acc_backward")
