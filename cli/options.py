@@ -40,7 +40,7 @@ data_options = _stack([
 fit_options = _stack([
     backend_option(),
     click.option("--arch", default=DEFAULTS.arch, show_default=True,
-                 help="Architecture name (small, cangea2016) or a .toml/.json file."),
+                 help="Architecture name (see genrecnn.engine.architectures: small, cangea2016, wide) or a .toml/.json file."),
     click.option("--epochs", type=click.IntRange(min=1), default=DEFAULTS.epochs,
                  show_default=True),
     click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS.batch_size,

@@ -37,12 +37,34 @@ def batch(n=6, seed=0):
 # -- shapes ---------------------------------------------------------------------------------
 
 def test_shapes_are_inferred_and_layers_named():
-    net = build_network(load_architecture("cangea2016"), (128, 1292), 10)
+    net = build_network(load_architecture("wide"), (128, 1292), 10)
     assert [l.name for l in net.layers[:3]] == ["conv1", "act1", "pool1"]
     assert net.layers[0].output_shape == (256, 1289)
     assert net.layers[2].output_shape == (256, 322)
     assert net.layers[8].output_shape == (1536,)
     assert net.n_classes == 10
+
+
+def test_cangea2016_is_the_dissertations_listing():
+    """Listing 3.1: conv 32 x (128, 4), leaky ReLU 0.01, pool 4; conv 32 x (32, 4), leaky
+    ReLU, pool 2; conv 32 x (32, 4), leaky ReLU, global mean/max/L2; fc 32, leaky ReLU,
+    fc 32, leaky ReLU, fc C, softmax; weights uniform in +-0.044, 0.088, 0.088, 0.125,
+    0.125, 0.17."""
+    net = build_network(load_architecture("cangea2016"), (128, 1292), 6)
+    kinds = [(l.kind, getattr(l, "filters", getattr(l, "units", getattr(l, "size", None))))
+             for l in net.layers]
+    assert kinds == [("conv", 32), ("act", None), ("pool", 4), ("conv", 32), ("act", None),
+                     ("pool", 2), ("conv", 32), ("act", None), ("gpool", None), ("fc", 32),
+                     ("act", None), ("fc", 32), ("act", None), ("fc", 6), ("softmax", None)]
+    assert {(l.fn, l.slope) for l in net.layers if l.kind == "act"} == {("leaky_relu", 0.01)}
+    assert [tuple(l.params["w"].shape) for l in net.layers if l.kind == "conv"] == [
+        (32, 128, 4), (32, 32, 4), (32, 32, 4)]
+    assert net.layers[8].output_shape == (96,)
+    scales = [l.scale for l in net.layers if l.kind in ("conv", "fc")]
+    assert scales == [0.044, 0.088, 0.088, 0.125, 0.125, 0.17]
+    for layer, s in zip([l for l in net.layers if l.kind in ("conv", "fc")], scales):
+        w = np.asarray(layer.params["w"])
+        assert np.abs(w).max() <= s and np.abs(w).max() > 0.9 * s      # uniform in +-scale
 
 
 def test_inconsistent_architecture_names_layer_and_shapes():
@@ -69,7 +91,7 @@ def test_architecture_files_toml_and_json(tmp_path):
         load_architecture("nope")
     with pytest.raises(ShapeError, match="unknown layer type 'lstm'"):
         build_network([{"type": "lstm"}], (5, 12), 2)
-    assert {"cangea2016", "small"} <= set(named_architectures())
+    assert {"cangea2016", "small", "wide"} <= set(named_architectures())
 
 
 def test_bad_batches_are_named():

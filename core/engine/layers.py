@@ -12,22 +12,28 @@ from genrecnn.errors import ShapeError
 from genrecnn.engine.ops import ACTIVATIONS, conv1d_out_width, maxpool1d_out_width
 
 KINDS = ("conv", "pool", "gpool", "fc", "act", "softmax")
-INITS = ("variance", "he")
+INITS = ("variance", "he", "uniform")
 
 
 def init_weights(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int,
-                 scheme: str, dtype: str) -> np.ndarray:
+                 scheme: str, dtype: str, scale: float | None = None) -> np.ndarray:
     """Initial weights.
 
-    ``variance``: the dissertation's variance heuristic, uniform in
-    +-1/sqrt(fan_in), so each unit's input variance does not grow with its
-    fan-in. ``he``: normal with variance 2 / fan_in, suited to ReLU layers.
+    ``variance``: uniform in +-1/sqrt(fan_in), so each unit's input variance
+    does not grow with its fan-in. ``he``: normal with variance 2 / fan_in,
+    suited to ReLU layers. ``uniform``: uniform in +-``scale``, as the
+    dissertation's listing gives a scale per layer.
     """
     if scheme == "variance":
         bound = 1.0 / np.sqrt(fan_in)
         w = rng.uniform(-bound, bound, size=shape)
     elif scheme == "he":
         w = rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
+    elif scheme == "uniform":
+        if scale is None or not scale > 0:
+            raise ShapeError(f"init 'uniform' needs a positive scale, got {scale!r}; "
+                             f"add scale = 0.05 (say) to the layer")
+        w = rng.uniform(-scale, scale, size=shape)
     else:
         raise ShapeError(f"unknown weight initialisation {scheme!r}; use one of {', '.join(INITS)}")
     return w.astype(dtype)
@@ -91,12 +97,14 @@ class Conv1D(Layer):
     op = "conv1d"
     has_params = True
 
-    def __init__(self, filters: int, width: int, init: str = "he", name=None):
+    def __init__(self, filters: int, width: int, init: str = "he", scale: float | None = None,
+                 name=None):
         super().__init__(name)
-        self.filters, self.width, self.init = int(filters), int(width), init
+        self.filters, self.width, self.init, self.scale = int(filters), int(width), init, scale
 
     def config(self):
-        return {"type": "conv", "filters": self.filters, "width": self.width, "init": self.init}
+        return {"type": "conv", "filters": self.filters, "width": self.width, "init": self.init,
+                **({"scale": self.scale} if self.scale is not None else {})}
 
     def _infer(self, shape):
         self._need(shape, 2, "a (channels, time) sequence")
@@ -109,7 +117,8 @@ class Conv1D(Layer):
 
     def _init_params(self, rng, dtype):
         c = self.input_shape[0]
-        return {"w": init_weights(rng, (self.filters, c, self.width), c * self.width, self.init, dtype),
+        return {"w": init_weights(rng, (self.filters, c, self.width), c * self.width, self.init,
+                                  dtype, self.scale),
                 "b": np.zeros(self.filters, dtype=dtype)}
 
     def forward(self, be, x, train):
@@ -188,12 +197,13 @@ class Dense(Layer):
     op = "dense"
     has_params = True
 
-    def __init__(self, units: int, init: str = "he", name=None):
+    def __init__(self, units: int, init: str = "he", scale: float | None = None, name=None):
         super().__init__(name)
-        self.units, self.init = int(units), init
+        self.units, self.init, self.scale = int(units), init, scale
 
     def config(self):
-        return {"type": "fc", "units": self.units, "init": self.init}
+        return {"type": "fc", "units": self.units, "init": self.init,
+                **({"scale": self.scale} if self.scale is not None else {})}
 
     def _infer(self, shape):
         self._need(shape, 1, "a flat vector (put a global pooling layer before it)")
@@ -201,7 +211,7 @@ class Dense(Layer):
 
     def _init_params(self, rng, dtype):
         i = self.input_shape[0]
-        return {"w": init_weights(rng, (i, self.units), i, self.init, dtype),
+        return {"w": init_weights(rng, (i, self.units), i, self.init, dtype, self.scale),
                 "b": np.zeros(self.units, dtype=dtype)}
 
     def forward(self, be, x, train):
