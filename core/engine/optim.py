@@ -1,8 +1,9 @@
 """Optimisers: per-parameter state on the parameter's backend, updates as ops.
 
-``SGD`` is the dissertation's mini-batch SGD with momentum and its linear
-learning-rate decay eps_k = (1 - (k-1)/N) eps_0 over N epochs; ``Adam`` is the
-default recipe because it learns well on real music.
+``SGD`` is the dissertation's mini-batch SGD with momentum; ``Adam`` learns well
+on real music, and ``AdamW`` is Adam with decoupled weight decay (the decay
+shrinks the weights directly instead of entering the moments). The rate of each
+step is set from outside (:mod:`genrecnn.engine.schedules`) through ``lr``.
 """
 from __future__ import annotations
 
@@ -14,20 +15,12 @@ from genrecnn.errors import GenrecnnError
 class Optimizer:
     """Holds hyper-parameters and per-parameter state; ``step`` applies the grads."""
 
-    def __init__(self, lr: float, weight_decay: float = 0.0, decay_epochs: int | None = None):
-        if lr <= 0:
+    def __init__(self, lr: float, weight_decay: float = 0.0):
+        if not lr > 0:
             raise GenrecnnError(f"learning rate must be positive, got {lr}")
-        self.lr0 = float(lr)
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
-        self.decay_epochs = decay_epochs
         self._state: dict[tuple[str, str], tuple[str, tuple]] = {}
-
-    def start_epoch(self, k: int) -> float:
-        """Set the rate for epoch ``k`` (from 1): linear decay if ``decay_epochs`` is set."""
-        if self.decay_epochs:
-            self.lr = self.lr0 * max(0.0, 1.0 - (k - 1) / self.decay_epochs)
-        return self.lr
 
     def _slots(self, layer, key, be, count: int) -> tuple:
         """State arrays for one parameter, created (or moved) on its backend."""
@@ -49,7 +42,7 @@ class Optimizer:
             self._update(be, layer, key, layer.params[key], layer.grads[key])
 
     def state_dict(self) -> dict:
-        return {"lr0": self.lr0, "lr": self.lr}
+        return {"lr": self.lr}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore the scalars of :meth:`state_dict` (the arrays go through load_state_arrays)."""
@@ -90,8 +83,8 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    def __init__(self, lr=0.01, momentum=0.9, weight_decay=0.0, decay_epochs=None):
-        super().__init__(lr, weight_decay, decay_epochs)
+    def __init__(self, lr=0.01, momentum=0.9, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
         self.momentum = float(momentum)
 
     def _update(self, be, layer, key, param, grad):
@@ -100,9 +93,12 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-                 decay_epochs=None):
-        super().__init__(lr, weight_decay, decay_epochs)
+    """Adam; ``weight_decay`` enters the gradient (L2), as in Kingma and Ba."""
+
+    decoupled = False
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.t = 0
 
@@ -119,11 +115,22 @@ class Adam(Optimizer):
 
     def _update(self, be, layer, key, param, grad):
         m, v = self._slots(layer, key, be, 2)
-        be.adam_update(param, grad, m, v, self.t, self.lr, self.beta1, self.beta2, self.eps,
-                       self.weight_decay)
+        if self.decoupled:
+            be.adam_update(param, grad, m, v, self.t, self.lr, self.beta1, self.beta2, self.eps,
+                           0.0, self.weight_decay)
+        else:
+            be.adam_update(param, grad, m, v, self.t, self.lr, self.beta1, self.beta2, self.eps,
+                           self.weight_decay)
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter): the weights shrink by
+    ``lr * weight_decay`` each step, outside the adaptive moments."""
+
+    decoupled = True
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 
 
 def make_optimizer(name: str, **kwargs) -> Optimizer:

@@ -1,15 +1,20 @@
-"""The hyper-parameters of one training run: saved in the model, checked on resume."""
+"""The hyper-parameters of one training run, and named recipes of them.
+
+A recipe is a complete set of settings chosen together (architecture and
+training); options given explicitly override it. The settings are saved in the
+model and checked on resume.
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
 from genrecnn.engine.architectures import build_network, load_architecture
-from genrecnn.engine.optim import SGD, Adam, Optimizer
+from genrecnn.engine.optim import OPTIMIZERS, make_optimizer
+from genrecnn.engine.schedules import SCHEDULES
 from genrecnn.errors import GenrecnnError
 
 NORMS = ("band", "none")
-OPTIMIZERS = ("adam", "sgd")
-DEFAULT_LR = {"adam": 1e-3, "sgd": 0.01}
+SELECTIONS = ("last", "valid")
 
 
 class TrainingError(GenrecnnError):
@@ -23,26 +28,35 @@ class TrainSettings:
     arch: str = "small"
     epochs: int = 12
     batch_size: int = 16
-    optimizer: str = "adam"
-    lr: float | None = None          # None: DEFAULT_LR of the optimiser
+    optimizer: str = "adam"          # adam, adamw (decoupled weight decay) or sgd
+    lr: float = 1e-3                 # the peak rate of the schedule
     momentum: float = 0.9            # sgd only
     weight_decay: float = 0.0
+    schedule: str = "constant"       # constant, linear (per epoch), cosine, onecycle
     norm: str = "band"               # per-band standardisation, or raw [0, 1] input
+    crop: int | None = None          # train on random crops of this many frames
+    mixup: float = 0.0               # Beta(a, a) mixing of example pairs; 0: off
+    freq_mask: int = 0               # widest masked band span per example; 0: off
+    time_mask: int = 0               # widest masked frame span per example; 0: off
+    select: str = "last"             # valid: keep the epoch with the best validation score
     seed: int = 0
+    recipe: str = ""                 # the recipe these settings came from, if any
 
     def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise TrainingError(f"unknown optimiser {self.optimizer!r}; use one of "
-                                f"{', '.join(OPTIMIZERS)}")
-        if self.norm not in NORMS:
-            raise TrainingError(f"unknown input normalisation {self.norm!r}; use one of "
-                                f"{', '.join(NORMS)}")
+        for name, value, allowed in (("optimiser", self.optimizer, OPTIMIZERS),
+                                     ("input normalisation", self.norm, NORMS),
+                                     ("learning-rate schedule", self.schedule, SCHEDULES),
+                                     ("epoch selection", self.select, SELECTIONS)):
+            if value not in allowed:
+                raise TrainingError(f"unknown {name} {value!r}; use one of {', '.join(allowed)}")
         if self.epochs < 1 or self.batch_size < 1:
             raise TrainingError("epochs and batch size must be at least 1")
-        if self.lr is None:
-            self.lr = DEFAULT_LR[self.optimizer]
-        if not self.lr > 0:
-            raise TrainingError(f"learning rate must be positive, got {self.lr}")
+        if not 0 < self.lr < float("inf"):
+            raise TrainingError(f"learning rate must be a positive finite number, got {self.lr}")
+        if self.crop is not None and self.crop < 1:
+            raise TrainingError(f"crop must be at least 1 frame, got {self.crop}")
+        if self.mixup < 0 or self.freq_mask < 0 or self.time_mask < 0 or self.weight_decay < 0:
+            raise TrainingError("mixup, masks and weight decay cannot be negative")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -52,14 +66,47 @@ class TrainSettings:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
-    def make_optimizer(self) -> Optimizer:
-        """Adam, or the dissertation's SGD with momentum and linear decay over ``epochs``."""
+    @classmethod
+    def from_recipe(cls, recipe: str | None = None, **overrides) -> "TrainSettings":
+        """The settings of ``recipe`` (default: DEFAULT_RECIPE) with the ``overrides``
+        that are not None."""
+        name = recipe or DEFAULT_RECIPE
+        if name not in RECIPES:
+            raise TrainingError(f"unknown recipe {name!r}; use one of {', '.join(RECIPES)}")
+        values = dict(RECIPES[name], recipe=name)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(values)
+
+    def make_optimizer(self):
+        kwargs = {"lr": self.lr, "weight_decay": self.weight_decay}
         if self.optimizer == "sgd":
-            return SGD(lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
-                       decay_epochs=self.epochs)
-        return Adam(lr=self.lr, weight_decay=self.weight_decay)
+            kwargs["momentum"] = self.momentum
+        return make_optimizer(self.optimizer, **kwargs)
+
+    def input_frames(self, frames: int) -> int:
+        """The network's input width for items of ``frames`` frames (the crop, if smaller)."""
+        return min(self.crop, frames) if self.crop else frames
+
+
+# Named recipes. ``cangea2016`` is the dissertation's training as far as it is
+# known here: its network (Listing 3.1) on raw [0, 1] log-mel input, mini-batch
+# SGD with momentum and its linear learning-rate decay; the epoch count, batch
+# size and peak rate are this project's choice where the text gives none.
+RECIPES: dict[str, dict] = {
+    "cangea2016": dict(arch="cangea2016", norm="none", optimizer="sgd", lr=0.01, momentum=0.9,
+                       schedule="linear", epochs=20, batch_size=32),
+    "small": dict(arch="small", norm="band", optimizer="adam", lr=1e-3, schedule="constant",
+                  epochs=12, batch_size=16),
+    "cnn2d": dict(arch="cnn2d", norm="band", optimizer="adamw", lr=3e-3, weight_decay=1e-2,
+                  schedule="onecycle", epochs=80, batch_size=32, crop=256, select="valid"),
+}
+DEFAULT_RECIPE = "cnn2d"
+# The built-in synthetic dataset is a quick demonstration: it trains with this recipe
+# unless one is named.
+SYNTHETIC_RECIPE = "small"
 
 
 def new_network(settings: TrainSettings, n_mels: int, frames: int, n_classes: int):
-    return build_network(load_architecture(settings.arch), (n_mels, frames), n_classes,
-                         seed=settings.seed)
+    """A fresh network of the settings' architecture for items of ``frames`` frames."""
+    return build_network(load_architecture(settings.arch),
+                         (n_mels, settings.input_frames(frames)), n_classes, seed=settings.seed)
