@@ -33,6 +33,10 @@ VARIANTS = {
     "wd5e-2": {"weight_decay": 5e-2},
     "e120": {"epochs": 120},
     "lr1e-3": {"lr": 1e-3},
+    # pooling over time only keeps the frequency axis: the classifier sees which bands
+    "tpool": {"pool": "time"},
+    "tpool-narrow": {"pool": "time", "channels": (16, 32, 64, 128)},
+    "tpool+masks": {"pool": "time", "freq_mask": 8, "time_mask": 16},
 }
 BASE = dict(epochs=80, batch=32, lr=3e-3, weight_decay=1e-2, crop=256, dropout=0.5,
             freq_mask=0, time_mask=0, mixup=0.0, pool="meanmaxl2", channels=(32, 64, 128, 256))
@@ -43,10 +47,12 @@ def build(n_classes: int, cfg: dict):
     from torch import nn
 
     class Pool(nn.Module):
+        """Mean, max (and L2) over all positions, or over time only (per band)."""
+
         def forward(self, h):
-            h = h.flatten(2)
+            h = h.flatten(1, 2) if cfg["pool"] == "time" else h.flatten(2)
             parts = [h.mean(2), h.amax(2)]
-            if cfg["pool"] == "meanmaxl2":
+            if cfg["pool"] in ("meanmaxl2", "time"):
                 parts.append(torch.linalg.vector_norm(h, dim=2))
             return torch.cat(parts, 1)
 
@@ -55,7 +61,8 @@ def build(n_classes: int, cfg: dict):
         layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(),
                    nn.MaxPool2d(2)]
         c_in = c
-    width = c_in * (3 if cfg["pool"] == "meanmaxl2" else 2)
+    bands = 128 // 2 ** len(cfg["channels"])
+    width = {"meanmax": 2 * c_in, "meanmaxl2": 3 * c_in, "time": 3 * c_in * bands}[cfg["pool"]]
     return nn.Sequential(*layers, Pool(), nn.Dropout(cfg["dropout"]), nn.Linear(width, n_classes))
 
 

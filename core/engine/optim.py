@@ -15,12 +15,15 @@ from genrecnn.errors import GenrecnnError
 class Optimizer:
     """Holds hyper-parameters and per-parameter state; ``step`` applies the grads."""
 
+    slots = 1          # state arrays per parameter
+
     def __init__(self, lr: float, weight_decay: float = 0.0):
         if not lr > 0:
             raise GenrecnnError(f"learning rate must be positive, got {lr}")
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
         self._state: dict[tuple[str, str], tuple[str, tuple]] = {}
+        self._hyper: dict[str, object] = {}     # backend name -> device scalars
 
     def _slots(self, layer, key, be, count: int) -> tuple:
         """State arrays for one parameter, created (or moved) on its backend."""
@@ -38,8 +41,43 @@ class Optimizer:
         return held[1]
 
     def step(self, network) -> None:
+        """One update of every parameter from its gradient: :meth:`prepare`, then :meth:`apply`."""
+        self.prepare(network)
+        self.apply(network)
+
+    def prepare(self, network) -> None:
+        """The host's part of a step: advance the step count and write this step's
+        scalars to every backend that updates all its parameters in one call (so a
+        captured :meth:`apply` reads them there)."""
+        self._advance()
+        values = np.asarray(self._hyper_values(), dtype=network.dtype)
+        for be in _unique(b for _, _, b in network.parameters()):
+            if not be.supports("update_many"):
+                continue
+            held = self._hyper.get(be.name)
+            if held is not None and be.supports("batch"):
+                be.write(held, values)
+            else:
+                self._hyper[be.name] = be.from_host(values)
+
+    def apply(self, network) -> None:
+        """The device's part of a step: the update ops, with nothing read back."""
+        groups: dict[str, list] = {}
         for layer, key, be in network.parameters():
-            self._update(be, layer, key, layer.params[key], layer.grads[key])
+            groups.setdefault(be.name, []).append((layer, key, be))
+        for items in groups.values():
+            be = items[0][2]
+            if be.supports("update_many"):
+                slots = [self._slots(layer, key, be, self.slots) for layer, key, _ in items]
+                self._update_many(be, [layer.params[k] for layer, k, _ in items],
+                                  [layer.grads[k] for layer, k, _ in items],
+                                  *zip(*slots), self._hyper[be.name])
+            else:
+                for layer, key, _ in items:
+                    self._update(be, layer, key, layer.params[key], layer.grads[key])
+
+    def _advance(self) -> None:
+        """Count a step (Adam's bias corrections need it)."""
 
     def state_dict(self) -> dict:
         return {"lr": self.lr}
@@ -87,6 +125,12 @@ class SGD(Optimizer):
         super().__init__(lr, weight_decay)
         self.momentum = float(momentum)
 
+    def _hyper_values(self) -> list[float]:
+        return [self.lr, self.momentum, self.weight_decay]
+
+    def _update_many(self, be, params, grads, velocities, hyper):
+        be.sgd_update_many(params, grads, list(velocities), hyper)
+
     def _update(self, be, layer, key, param, grad):
         (velocity,) = self._slots(layer, key, be, 1)
         be.sgd_update(param, grad, velocity, self.lr, self.momentum, self.weight_decay)
@@ -96,15 +140,23 @@ class Adam(Optimizer):
     """Adam; ``weight_decay`` enters the gradient (L2), as in Kingma and Ba."""
 
     decoupled = False
+    slots = 2
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         super().__init__(lr, weight_decay)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.t = 0
 
-    def step(self, network):
+    def _advance(self) -> None:
         self.t += 1
-        super().step(network)
+
+    def _hyper_values(self) -> list[float]:
+        l2, dwd = (0.0, self.weight_decay) if self.decoupled else (self.weight_decay, 0.0)
+        return [self.lr, self.beta1, self.beta2, self.eps, l2, dwd,
+                1 - self.beta1 ** self.t, 1 - self.beta2 ** self.t]
+
+    def _update_many(self, be, params, grads, ms, vs, hyper):
+        be.adam_update_many(params, grads, list(ms), list(vs), hyper)
 
     def state_dict(self) -> dict:
         return dict(super().state_dict(), t=self.t)
@@ -137,3 +189,11 @@ def make_optimizer(name: str, **kwargs) -> Optimizer:
     if name not in OPTIMIZERS:
         raise GenrecnnError(f"unknown optimiser {name!r}; use one of {', '.join(OPTIMIZERS)}")
     return OPTIMIZERS[name](**kwargs)
+
+
+def _unique(backends) -> list:
+    """Backends in first-seen order, each once."""
+    seen: dict[int, object] = {}
+    for be in backends:
+        seen.setdefault(id(be), be)
+    return list(seen.values())

@@ -3,7 +3,7 @@
 Every backend subclasses :class:`Backend` and implements these ops. This
 package is the single place where their shapes and semantics are written down
 (sequence ops in :mod:`.sequence`, 2-D map ops in :mod:`.maps`, training ops in
-:mod:`.training`); the conformance suite (:mod:`genrecnn.conformance`) checks
+:mod:`.training`, execution ops in :mod:`.graphs`); the conformance suite (:mod:`genrecnn.conformance`) checks
 them on every backend.
 
 Conventions, for every op:
@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from genrecnn.engine.ops.graphs import GraphOps
 from genrecnn.engine.ops.maps import MapOps, conv2d_out, lowbias32, pool2d_out
 from genrecnn.engine.ops.sequence import SequenceOps
 from genrecnn.engine.ops.training import TrainingOps
@@ -87,6 +88,11 @@ OP_GROUPS: tuple[OpGroup, ...] = (
             "crops, masks and mixup cut from a resident training set"),
     OpGroup("train_loss", ("softmax_cross_entropy_acc", "softmax_cross_entropy_acc_backward"),
             "cross-entropy (mixup pairs) accumulated on the backend"),
+    OpGroup("update_many", ("sgd_update_many", "adam_update_many"),
+            "every parameter updated in one call, scalars read from the device"),
+    OpGroup("graph", ("new_stream", "use_stream", "capture_begin", "capture_end",
+                      "graph_launch"),
+            "a whole training step captured as a CUDA graph and replayed"),
 )
 
 OP_NAMES: frozenset[str] = frozenset(g.name for g in OP_GROUPS)
@@ -103,7 +109,7 @@ def maxpool1d_out_width(width: int, size: int, stride: int) -> int:
     return (width - size) // stride + 1
 
 
-class Backend(SequenceOps, MapOps, TrainingOps):
+class Backend(SequenceOps, MapOps, TrainingOps, GraphOps):
     """Base class of every backend: declare who you are, implement the ops.
 
     Class attributes a backend sets:
