@@ -3,7 +3,8 @@
 
 // One warp per row of logits: max-shifted log-sum-exp, probabilities and,
 // when labels are given, the row's negative log-likelihood.
-extern "C" __global__ void softmax_rows(const T* __restrict__ logits, const int* __restrict__ labels,
+extern "C" __global__ void softmax_rows(const T* __restrict__ logits,
+                                        const int* __restrict__ labels,
                                         T* __restrict__ probs, T* __restrict__ nll,
                                         int N, int K, int with_labels) {
     int warp = (int)(((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5);
@@ -24,7 +25,8 @@ extern "C" __global__ void softmax_rows(const T* __restrict__ logits, const int*
 }
 
 // d loss / d logits = (probs - onehot(labels)) / N. Rows: N; columns: K.
-extern "C" __global__ void softmax_ce_bwd(const T* __restrict__ probs, const int* __restrict__ labels,
+extern "C" __global__ void softmax_ce_bwd(const T* __restrict__ probs,
+                                          const int* __restrict__ labels,
                                           T* __restrict__ g, int K, T inv_n) {
     ROW_COL(K)
     long long i = (long long)row * K + col;

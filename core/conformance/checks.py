@@ -175,9 +175,9 @@ def _judge(what: str, got, ref, dtype: str, slack=0.0, noun: str = "") -> float:
     err, idx = relative_error(got_1, ref_1, slack)
     if not err <= TOLERANCE[dtype]:
         where = f"[{', '.join(str(int(i)) for i in idx)}]" if got_a.ndim else ""
-        raise CheckFailed(f"{what}{where}{noun} = {got_1[idx]!r} but the reference gives "
-                          f"{ref_1[idx]!r} (relative error {err:.3g} > {TOLERANCE[dtype]:g})",
-                          err)
+        raise CheckFailed(f"{what}{where}{noun} = {float(got_1[idx]):.9g} but the reference "
+                          f"gives {float(ref_1[idx]):.9g} (relative error {err:.3g} > "
+                          f"{TOLERANCE[dtype]:g})", err)
     return err
 
 

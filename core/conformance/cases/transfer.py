@@ -27,13 +27,13 @@ def _host_data(rng, shape, dtype):
     return normal(rng, shape, dtype, 10.0)
 
 
-def _exact(what: str, got: np.ndarray, want: np.ndarray) -> float:
+def _exact(what: str, got: np.ndarray, want: np.ndarray, why: str = "must be exact") -> float:
     """Transfers move bits: values and signs of zero must survive unchanged."""
     bad = (got != want) | (np.signbit(got) != np.signbit(want))
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise CheckFailed(f"{what}{list(idx)} = {got[idx]!r}, expected {want[idx]!r} (transfers "
-                          f"must be exact)", float("inf"))
+        raise CheckFailed(f"{what}{list(idx)} = {got[idx].item()!r}, expected "
+                          f"{want[idx].item()!r} ({why})", float("inf"))
     return 0.0
 
 
@@ -49,7 +49,8 @@ def _roundtrip(be, dtype, rng, shape, how):
     if a.size:
         a[...] = a.flat[0] if how != "special" else 5   # the device copy must not see this
     h = output(be, d, "from_host result", keep.shape, dtype)
-    return _exact("to_host(from_host(a)) (later host changes must not show)", h, keep)
+    return _exact("to_host(from_host(a))", h, keep,
+                  "a round trip must be exact, and later host changes must not show")
 
 
 def _zeros(be, dtype, rng, shape):
