@@ -388,7 +388,8 @@ def test_pytest_one_liner_exits_1_on_a_failure(tmp_path):
     info = tmp_path / "genrecnn_planted-0.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: genrecnn-planted\nVersion: 0.0\n")
-    (info / "entry_points.txt").write_text("[genrecnn]\nplanted = test_planted_bugs:ENTRY_POINT_PLUGIN\n")
+    (info / "entry_points.txt").write_text(
+        "[genrecnn]\nplanted = test_planted_bugs:ENTRY_POINT_PLUGIN\n")
     path = os.pathsep.join([str(tmp_path), str(Path(__file__).parent),
                             os.environ.get("PYTHONPATH", "")])
     proc = subprocess.run(

@@ -267,14 +267,15 @@ class PycudaBackend(GemmOps, Backend):
     # -- updates ---------------------------------------------------------------------------
 
     def sgd_update(self, param, grad, velocity, lr, momentum, weight_decay):
-        self._elementwise("sgd_update", "PPPqTTT", str(param.dtype), param.size, self._ptr(param),
-                          self._ptr(grad), self._ptr(velocity), param.size, float(lr),
-                          float(momentum), float(lr) * float(weight_decay))
+        n = param.size
+        self._elementwise("sgd_update", "PPPqTTT", str(param.dtype), n, self._ptr(param),
+                          self._ptr(grad), self._ptr(velocity), n, float(lr), float(momentum),
+                          float(lr) * float(weight_decay))
 
     def adam_update(self, param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay,
                     decoupled_weight_decay=0.0):
-        b1, b2 = float(beta1), float(beta2)
-        self._elementwise("adam_update", "PPPPqTTTTTTTTTT", str(param.dtype), param.size, self._ptr(param),
-                          self._ptr(grad), self._ptr(m), self._ptr(v), param.size, float(lr),
+        b1, b2, n = float(beta1), float(beta2), param.size
+        self._elementwise("adam_update", "PPPPqTTTTTTTTTT", str(param.dtype), n, self._ptr(param),
+                          self._ptr(grad), self._ptr(m), self._ptr(v), n, float(lr),
                           b1, 1.0 - b1, b2, 1.0 - b2, float(eps), float(weight_decay),
                           1.0 - b1 ** step, 1.0 - b2 ** step, float(decoupled_weight_decay))

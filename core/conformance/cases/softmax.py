@@ -6,7 +6,8 @@ import functools
 import numpy as np
 
 from genrecnn.conformance import reference as ref
-from genrecnn.conformance.checks import CheckFailed, call, compare, device, gradcheck, output, unpack
+from genrecnn.conformance.checks import (CheckFailed, call, compare, device, gradcheck, output,
+                                         unpack)
 from genrecnn.conformance.cases.common import Case, normal, random_labels
 
 HUGE = np.array([[1e4, 0.0, -1e4], [1e4, 1e4 - 1, 1e4 - 2], [-1e4, -1e4, -1e4 + 5],
