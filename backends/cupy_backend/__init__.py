@@ -1,4 +1,5 @@
-"""The CuPy GPU backend: cuBLAS GEMMs plus CuPy kernels; importable without CuPy."""
+"""The CuPy GPU backend: cuBLAS GEMMs plus hand-written kernels (the .cu files here);
+importable without CuPy."""
 from .backend import CupyBackend
 
 __all__ = ["CupyBackend"]

@@ -4,17 +4,15 @@ Matrix work is cuBLAS through ``cupy.matmul``: the convolution is one im2col
 kernel writing the column matrix of the whole batch ``[C*K, N*Wo]`` and ONE
 GEMM over it; its backward is one GEMM for dw, one for the column gradient and
 a col2im gather. The backward reuses the forward's column matrix while its
-input array is alive (a weak reference), else rebuilds it. Everything else is a CuPy kernel (:mod:`.kernels`,
-ElementwiseKernels below), so a step never leaves the GPU. Importing this
-module needs no CuPy, driver or GPU; :meth:`CupyBackend.availability` says why
-it cannot run.
+input array is alive (a weak reference), else rebuilds it. Everything else is
+a hand-written kernel from the ``.cu`` files beside this module (see
+:mod:`.kernels`), so a step never leaves the GPU. Inputs are C-contiguous (the
+contract says so), so no op copies defensively. Importing this module needs
+no CuPy, driver or GPU; :meth:`CupyBackend.availability` says why it cannot run.
 """
 from __future__ import annotations
 
 import weakref
-from functools import lru_cache
-
-import numpy as np
 
 from genrecnn.engine.ops import Backend
 
@@ -26,32 +24,6 @@ except Exception:  # ImportError, or a broken CUDA install raising at import
     cp = None
 
 _CUDA_ERROR_NO_DEVICE = 100
-
-
-@lru_cache(maxsize=None)
-def _elementwise(name: str):
-    """The ElementwiseKernels (compiled per dtype by CuPy on first use)."""
-    specs = {
-        "relu": ("T x", "T y", "y = x <= (T)0 ? (T)0 : x"),
-        "relu_bwd": ("T x, T dy", "T dx", "dx = dy * (T)(x > (T)0)"),
-        "leaky": ("T x, T slope", "T y", "y = x > (T)0 ? x : x * slope"),
-        "leaky_bwd": ("T x, T dy, T slope", "T dx", "dx = dy * (x > (T)0 ? (T)1 : slope)"),
-        "sigmoid": ("T x", "T y",
-                    "T e = exp(-abs(x)); y = x >= (T)0 ? (T)1 / ((T)1 + e) : e / ((T)1 + e)"),
-        "sigmoid_bwd": ("T y, T dy", "T dx", "dx = dy * y * ((T)1 - y)"),
-        "tanh": ("T x", "T y", "y = tanh(x)"),
-        "tanh_bwd": ("T y, T dy", "T dx", "dx = dy * ((T)1 - y * y)"),
-        "sgd": ("T grad, T lr, T momentum, T lr_wd", "T param, T velocity",
-                "velocity = momentum * velocity - lr * grad - lr_wd * param; param += velocity"),
-        "adam": ("T grad, T lr, T beta1, T one_m_beta1, T beta2, T one_m_beta2, T eps, T wd, "
-                 "T bc1, T bc2, T dwd", "T param, T m, T v",
-                 "T p0 = param; T g = grad + wd * p0;"
-                 "m = beta1 * m + one_m_beta1 * g;"
-                 "v = beta2 * v + one_m_beta2 * (g * g);"
-                 "param = p0 - lr * ((m / bc1) / (sqrt(v / bc2) + eps) + dwd * p0)"),
-    }
-    params, out, body = specs[name]
-    return cp.ElementwiseKernel(params, out, body, f"genrecnn_{name}")
 
 
 class CupyBackend(Backend):
@@ -85,7 +57,7 @@ class CupyBackend(Backend):
     # -- moving arrays -----------------------------------------------------------------
 
     def from_host(self, a):
-        return cp.array(np.ascontiguousarray(a), copy=True)
+        return cp.array(a, copy=True, order="C")
 
     def to_host(self, x):
         if not isinstance(x, cp.ndarray):
@@ -96,14 +68,14 @@ class CupyBackend(Backend):
         return cp.zeros(shape, dtype=dtype)
 
     def adopt(self, x, source):
-        """Zero-copy for CuPy arrays and anything with ``__cuda_array_interface__``.
+        """Zero-copy for contiguous CuPy arrays and anything with
+        ``__cuda_array_interface__``; a view that is not C-contiguous is copied on
+        the device.
 
         ``cupy.asarray`` wraps the foreign pointer in ``UnownedMemory`` whose
         owner is ``x``, so ``x`` stays alive as long as the CuPy view does.
         """
-        if isinstance(x, cp.ndarray):
-            return x
-        if hasattr(x, "__cuda_array_interface__"):
+        if isinstance(x, cp.ndarray) or hasattr(x, "__cuda_array_interface__"):
             return cp.ascontiguousarray(cp.asarray(x))
         return super().adopt(x, source)
 
@@ -132,9 +104,8 @@ class CupyBackend(Backend):
     def _im2col(x, k: int):
         n, c, w = x.shape
         wo = w - k + 1
-        x = cp.ascontiguousarray(x)
         cols = cp.empty((c * k, n * wo), dtype=x.dtype)
-        K.launch_blocks("im2col", str(x.dtype), n * c * k, wo,
+        K.launch_blocks("conv.cu", "im2col", str(x.dtype), n * c * k, wo,
                         (x, cols, K.i32(n), K.i32(c), K.i32(w), K.i32(k), K.i32(wo)))
         return cols
 
@@ -144,10 +115,10 @@ class CupyBackend(Backend):
         wo = width - k + 1
         cols = self._im2col(x, k)
         self._remember_cols(x, k, cols)
-        yr = cp.matmul(cp.ascontiguousarray(w).reshape(f, c * k), cols)   # [F, N*Wo], one GEMM
+        yr = cp.matmul(w.reshape(f, c * k), cols)                        # [F, N*Wo], one GEMM
         y = cp.empty((n, f, wo), dtype=x.dtype)
-        K.launch_rows("unfold_bias", str(x.dtype), n * f, wo,
-                      (yr, cp.ascontiguousarray(b), y, K.i32(n), K.i32(f), K.i32(wo)))
+        K.launch_rows("conv.cu", "unfold_bias", str(x.dtype), n * f, wo,
+                      (yr, b, y, K.i32(n), K.i32(f), K.i32(wo)))
         return y
 
     def conv1d_backward(self, x, w, dy):
@@ -155,10 +126,9 @@ class CupyBackend(Backend):
         n, _, width = x.shape
         wo = width - k + 1
         dyr, dw, db = self._conv_param_grads(x, w, dy)
-        wm = cp.ascontiguousarray(w).reshape(f, c * k)
-        dcols = cp.matmul(wm.T, dyr)                                          # one GEMM
+        dcols = cp.matmul(w.reshape(f, c * k).T, dyr)                     # one GEMM
         dx = cp.empty((n, c, width), dtype=x.dtype)
-        K.launch_rows("col2im", str(x.dtype), n * c, width,
+        K.launch_rows("conv.cu", "col2im", str(x.dtype), n * c, width,
                       (dcols, dx, K.i32(n), K.i32(c), K.i32(width), K.i32(k), K.i32(wo)))
         return dx, dw, db
 
@@ -170,11 +140,11 @@ class CupyBackend(Backend):
         f, c, k = w.shape
         n, _, width = x.shape
         wo = width - k + 1
-        dy = cp.ascontiguousarray(dy)
         dyr = cp.empty((f, n * wo), dtype=dy.dtype)
-        K.launch_rows("fold", str(x.dtype), f * n, wo, (dy, dyr, K.i32(n), K.i32(f), K.i32(wo)))
+        K.launch_rows("conv.cu", "fold", str(x.dtype), f * n, wo,
+                      (dy, dyr, K.i32(n), K.i32(f), K.i32(wo)))
         cols = self._forward_cols(x, k)
-        dw = cp.matmul(dyr, cols.T).reshape(f, c, k)                         # one GEMM
+        dw = cp.matmul(dyr, cols.T).reshape(f, c, k)                        # one GEMM
         return dyr, dw, dyr.sum(axis=1)
 
     # -- pooling -------------------------------------------------------------------------
@@ -182,10 +152,9 @@ class CupyBackend(Backend):
     def maxpool1d(self, x, size, stride):
         n, c, w = x.shape
         wo = (w - size) // stride + 1
-        x = cp.ascontiguousarray(x)
         y = cp.empty((n, c, wo), dtype=x.dtype)
         argmax = cp.empty((n, c, wo), dtype=cp.int32)
-        K.launch_rows("maxpool_fwd", str(x.dtype), n * c, wo,
+        K.launch_rows("pool.cu", "maxpool_fwd", str(x.dtype), n * c, wo,
                       (x, y, argmax, K.i32(w), K.i32(wo), K.i32(size), K.i32(stride)))
         return y, argmax
 
@@ -193,10 +162,8 @@ class CupyBackend(Backend):
         # The op is not told size and stride, so overlapping windows are always
         # possible: scatter with atomicAdd into a zeroed dx (one memset, one pass).
         n, c, wo = dy.shape
-        dy = cp.ascontiguousarray(dy)
-        argmax = cp.ascontiguousarray(argmax, dtype=cp.int32)
         dx = cp.zeros((n, c, width), dtype=dy.dtype)
-        K.launch_rows("maxpool_bwd_scatter", str(dy.dtype), n * c, wo,
+        K.launch_rows("pool.cu", "maxpool_bwd_scatter", str(dy.dtype), n * c, wo,
                       (dy, argmax, dx, K.i32(width), K.i32(wo)))
         return dx
 
@@ -204,19 +171,16 @@ class CupyBackend(Backend):
 
     def global_pool(self, x):
         n, c, w = x.shape
-        x = cp.ascontiguousarray(x)
         y = cp.empty((n, 3 * c), dtype=x.dtype)
         argmax = cp.empty((n, c), dtype=cp.int32)
-        K.launch("global_pool_fwd", str(x.dtype), n * c,
+        K.launch("pool.cu", "global_pool_fwd", str(x.dtype), n * c,
                  (x, y, argmax, K.i32(n * c), K.i32(c), K.i32(w)), per_thread=32)
         return y, argmax
 
     def global_pool_backward(self, x, y, argmax, dy):
         n, c, w = x.shape
-        x, y, dy = (cp.ascontiguousarray(a) for a in (x, y, dy))
-        argmax = cp.ascontiguousarray(argmax, dtype=cp.int32)
         dx = cp.empty_like(x)
-        K.launch_rows("global_pool_bwd", str(x.dtype), n * c, w,
+        K.launch_rows("pool.cu", "global_pool_bwd", str(x.dtype), n * c, w,
                       (x, y, argmax, dy, dx, K.i32(c), K.i32(w)))
         return dx
 
@@ -233,53 +197,56 @@ class CupyBackend(Backend):
     # -- activations -----------------------------------------------------------------------
 
     @staticmethod
+    def _map(name: str, inputs: tuple, *scalars):
+        """Run elementwise kernel ``name`` of elementwise.cu over ``inputs``; a new output."""
+        x = inputs[0]
+        out = cp.empty_like(x)
+        K.launch("elementwise.cu", name, str(x.dtype), x.size,
+                 inputs + (out, K.i64(x.size)) + tuple(x.dtype.type(v) for v in scalars))
+        return out
+
+    @staticmethod
     def _relu_vec(x, dy):
-        """ReLU (dy None) or its gradient on 16-byte vectors; None if the arrays do
-        not allow it (size not a whole number of vectors, or unaligned/strided)."""
+        """ReLU (dy None) or its gradient on 16-byte vectors; None where the size is not a
+        whole number of vectors or an array does not start on a 16-byte boundary."""
         lanes = 16 // x.dtype.itemsize
         arrays = (x,) if dy is None else (x, dy)
-        if x.size == 0 or x.size % lanes or not all(
-                a.flags.c_contiguous and a.data.ptr % 16 == 0 and a.dtype == x.dtype
-                and a.shape == x.shape for a in arrays):
+        if x.size == 0 or x.size % lanes or any(a.data.ptr % 16 for a in arrays):
             return None
         out = cp.empty_like(x)
         name = "relu_fwd_vec" if dy is None else "relu_bwd_vec"
-        K.launch(name, str(x.dtype), x.size // lanes, arrays + (out, K.i64(x.size // lanes)))
+        K.launch("elementwise.cu", name, str(x.dtype), x.size // lanes,
+                 arrays + (out, K.i64(x.size // lanes)))
         return out
 
     def activation(self, kind, x, slope=0.01):
         if kind == "relu":
             y = self._relu_vec(x, None)
-            return _elementwise("relu")(x) if y is None else y
+            return self._map("relu_fwd", (x,)) if y is None else y
         if kind == "leaky_relu":
-            return _elementwise("leaky")(x, x.dtype.type(slope))
-        if kind == "sigmoid":
-            return _elementwise("sigmoid")(x)
-        if kind == "tanh":
-            return _elementwise("tanh")(x)
+            return self._map("leaky_fwd", (x,), slope)
+        if kind in ("sigmoid", "tanh"):
+            return self._map(f"{kind}_fwd", (x,))
         raise ValueError(f"unknown activation {kind!r}")
 
     def activation_backward(self, kind, x, y, dy, slope=0.01):
         if kind == "relu":
             dx = self._relu_vec(x, dy)
-            return _elementwise("relu_bwd")(x, dy) if dx is None else dx
+            return self._map("relu_bwd", (x, dy)) if dx is None else dx
         if kind == "leaky_relu":
-            return _elementwise("leaky_bwd")(x, dy, x.dtype.type(slope))
-        if kind == "sigmoid":
-            return _elementwise("sigmoid_bwd")(y, dy)
-        if kind == "tanh":
-            return _elementwise("tanh_bwd")(y, dy)
+            return self._map("leaky_bwd", (x, dy), slope)
+        if kind in ("sigmoid", "tanh"):
+            return self._map(f"{kind}_bwd", (y, dy))
         raise ValueError(f"unknown activation {kind!r}")
 
     # -- output ----------------------------------------------------------------------------
 
     def _softmax_rows(self, logits, labels):
         n, k = logits.shape
-        logits = cp.ascontiguousarray(logits)
         probs = cp.empty_like(logits)
         nll = cp.empty((n,), dtype=logits.dtype)
         lab = labels if labels is not None else nll          # unused pointer when no labels
-        K.launch("softmax_rows", str(logits.dtype), n,
+        K.launch("softmax.cu", "softmax_rows", str(logits.dtype), n,
                  (logits, lab, probs, nll, K.i32(n), K.i32(k), K.i32(labels is not None)),
                  per_thread=32)
         return probs, nll
@@ -288,16 +255,13 @@ class CupyBackend(Backend):
         return self._softmax_rows(logits, None)[0]
 
     def softmax_cross_entropy(self, logits, labels):
-        labels = cp.ascontiguousarray(labels, dtype=cp.int32)
         probs, nll = self._softmax_rows(logits, labels)
         return float(nll.mean()), probs
 
     def softmax_cross_entropy_backward(self, probs, labels):
         n, k = probs.shape
-        probs = cp.ascontiguousarray(probs)
-        labels = cp.ascontiguousarray(labels, dtype=cp.int32)
         g = cp.empty_like(probs)
-        K.launch_rows("softmax_ce_bwd", str(probs.dtype), n, k,
+        K.launch_rows("softmax.cu", "softmax_ce_bwd", str(probs.dtype), n, k,
                       (probs, labels, g, K.i32(k), probs.dtype.type(1.0 / n)))
         return g
 
@@ -305,11 +269,14 @@ class CupyBackend(Backend):
 
     def sgd_update(self, param, grad, velocity, lr, momentum, weight_decay):
         t = param.dtype.type
-        _elementwise("sgd")(grad, t(lr), t(momentum), t(lr * weight_decay), param, velocity)
+        K.launch("elementwise.cu", "sgd_update", str(param.dtype), param.size,
+                 (param, grad, velocity, K.i64(param.size), t(lr), t(momentum),
+                  t(lr * weight_decay)))
 
     def adam_update(self, param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay,
                     decoupled_weight_decay=0.0):
         t = param.dtype.type
-        _elementwise("adam")(grad, t(lr), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2), t(eps),
-                             t(weight_decay), t(1 - beta1 ** step), t(1 - beta2 ** step),
-                             t(decoupled_weight_decay), param, m, v)
+        K.launch("elementwise.cu", "adam_update", str(param.dtype), param.size,
+                 (param, grad, m, v, K.i64(param.size), t(lr), t(beta1), t(1 - beta1), t(beta2),
+                  t(1 - beta2), t(eps), t(weight_decay), t(1 - beta1 ** step),
+                  t(1 - beta2 ** step), t(decoupled_weight_decay)))

@@ -93,6 +93,9 @@ def _running_max(win: np.ndarray, y: np.ndarray, local: np.ndarray) -> None:
         step *= later
         idx += step                                   # idx = j where later, else unchanged
         np.maximum(y, tap, out=y)
+    nan = np.isnan(y)                                 # NaN is the maximum: its first position
+    if nan.any():
+        idx[nan] = np.isnan(win[nan]).argmax(axis=-1)
     local[...] = idx
 
 
@@ -110,9 +113,10 @@ class NumpyBackend(Backend):
         return np.zeros(shape, dtype=dtype)
 
     def adopt(self, x, source):
-        # Any CPU backend whose arrays are NumPy arrays can hand them over as they are.
+        # Any CPU backend whose arrays are NumPy arrays can hand them over as they are
+        # (copied only if another backend gave a view that is not C-contiguous).
         if isinstance(x, np.ndarray):
-            return x
+            return np.ascontiguousarray(x)
         return super().adopt(x, source)
 
     # -- convolution ---------------------------------------------------------------------

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-import numpy as np
-
+BLOCK = 256                      # threads per block of every launch
 _SCALAR = {"float32": "f", "float64": "d"}
 _CTYPE = {"float32": "float", "float64": "double"}
 
@@ -57,6 +56,6 @@ class KernelCache:
         return func
 
 
-def scalar(dtype: str, value: float):
-    """A Python float as the kernel's scalar type T."""
-    return np.dtype(dtype).type(value)
+def cdiv(a: int, b: int) -> int:
+    """Ceiling division: blocks (or tiles) of ``b`` that cover ``a``."""
+    return -(-a // b)

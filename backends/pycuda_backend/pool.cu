@@ -1,6 +1,16 @@
 // Max pooling along time (with argmax) and global mean / max / L2 pooling.
 
-// One thread per output (row, j): the first maximum of window j.
+// True when (v, i) should replace (b, bi) as the first maximum: a NaN counts as
+// larger than any number (the contract's rule), ties and NaN against NaN go to
+// the smaller index.
+__device__ __forceinline__ bool better(T v, int i, T b, int bi)
+{
+    const bool vn = isnan(v), bn = isnan(b);
+    if (vn || bn) return vn && (!bn || i < bi);
+    return v > b || (v == b && i < bi);
+}
+
+// One thread per output (row, j): the first maximum (or first NaN) of window j.
 extern "C" __global__ void maxpool_fwd(const T* __restrict__ x, T* __restrict__ y,
                                        int* __restrict__ am, long long rows, int W, int Wo,
                                        int size, int stride)
@@ -13,7 +23,7 @@ extern "C" __global__ void maxpool_fwd(const T* __restrict__ x, T* __restrict__ 
         int bi = 0;
         for (int k = 1; k < size; ++k) {
             const T v = xr[k];
-            if (v > best) { best = v; bi = k; }
+            if (better(v, k, best, bi)) { best = v; bi = k; }
         }
         y[idx] = best;
         am[idx] = start + bi;
@@ -33,7 +43,7 @@ extern "C" __global__ void maxpool_bwd(const T* __restrict__ dy, const int* __re
 }
 
 // One warp per row (n, c): y[n, c] = mean, y[n, C + c] = max (first one at
-// am[n, c]), y[n, 2C + c] = L2 norm, all over the W steps of the row.
+// am[n, c], NaN first), y[n, 2C + c] = L2 norm, all over the W steps of the row.
 extern "C" __global__ void global_pool_fwd(const T* __restrict__ x, T* __restrict__ y,
                                            int* __restrict__ am, int N, int C, int W)
 {
@@ -48,7 +58,7 @@ extern "C" __global__ void global_pool_fwd(const T* __restrict__ x, T* __restric
         const T v = xr[t];
         s += v;
         q += v * v;
-        if (v > best) { best = v; bi = t; }
+        if (better(v, t, best, bi)) { best = v; bi = t; }
     }
     #pragma unroll
     for (int off = 16; off > 0; off >>= 1) {
@@ -56,7 +66,7 @@ extern "C" __global__ void global_pool_fwd(const T* __restrict__ x, T* __restric
         q += __shfl_down_sync(0xffffffffu, q, off);
         const T ob = __shfl_down_sync(0xffffffffu, best, off);
         const int oi = __shfl_down_sync(0xffffffffu, bi, off);
-        if (ob > best || (ob == best && oi < bi)) { best = ob; bi = oi; }
+        if (better(ob, oi, best, bi)) { best = ob; bi = oi; }
     }
     if (lane == 0) {
         const long long n = row / C, c = row - n * C, base = n * 3 * C;

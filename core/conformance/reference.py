@@ -28,9 +28,8 @@ def conv1d(x, w, b):
     wo = width - k + 1
     y = np.zeros((n, f, wo)) + b[None, :, None]
     for tap in range(k):
-        window = x[:, :, tap:tap + wo]                         # [N, C, Wo]
         # sum over channels of w[f, c, tap] * x[n, c, t + tap]
-        y += (w[None, :, :, tap, None] * window[:, None, :, :]).sum(axis=2)
+        y += np.einsum("fc,nct->nft", w[:, :, tap], x[:, :, tap:tap + wo])
     return y
 
 
@@ -44,8 +43,8 @@ def conv1d_backward(x, w, dy):
     dw = np.zeros_like(w)
     for tap in range(k):
         # x[n, c, t + tap] fed y[n, f, t] with weight w[f, c, tap]
-        dx[:, :, tap:tap + wo] += (w[None, :, :, tap, None] * dy[:, :, None, :]).sum(axis=1)
-        dw[:, :, tap] = (dy[:, :, None, :] * x[:, None, :, tap:tap + wo]).sum(axis=(0, 3))
+        dx[:, :, tap:tap + wo] += np.einsum("fc,nft->nct", w[:, :, tap], dy)
+        dw[:, :, tap] = np.einsum("nft,nct->fc", dy, x[:, :, tap:tap + wo])
     db = dy.sum(axis=(0, 2))
     return dx, dw, db
 
@@ -53,7 +52,11 @@ def conv1d_backward(x, w, dy):
 # -- max pooling ------------------------------------------------------------------------------
 
 def maxpool1d(x, size, stride):
-    """Window maxima and the absolute index of the first maximum of each window."""
+    """Window maxima and the absolute index of the first maximum of each window.
+
+    NaN counts as the maximum: NumPy's ``max`` returns NaN for a window holding one
+    and its ``argmax`` the window's first NaN, exactly the contract's rule.
+    """
     (x,) = _f64(x)
     n, c, width = x.shape
     wo = (width - size) // stride + 1
@@ -62,7 +65,7 @@ def maxpool1d(x, size, stride):
     for j in range(wo):
         start = j * stride
         window = x[:, :, start:start + size]
-        local = window.argmax(axis=2)                          # first maximum
+        local = window.argmax(axis=2)                          # first maximum (or NaN)
         arg[:, :, j] = start + local
         y[:, :, j] = window.max(axis=2)
     return y, arg
@@ -84,7 +87,8 @@ def maxpool1d_backward(dy, argmax, width):
 # -- global pooling ---------------------------------------------------------------------------
 
 def global_pool(x):
-    """[mean | max | L2] over time, and the first-maximum index of every row."""
+    """[mean | max | L2] over time, and the first-maximum index of every row (NaN
+    counting as the maximum, as in :func:`maxpool1d`)."""
     (x,) = _f64(x)
     c = x.shape[1]
     y = np.zeros((x.shape[0], 3 * c))

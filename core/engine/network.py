@@ -207,12 +207,3 @@ class Network:
 
     def config(self) -> list[dict]:
         return [dict(layer.config(), name=layer.name) for layer in self.layers]
-
-    def summary(self) -> str:
-        lines = [f"input {self.input_shape} {self.dtype}"]
-        for layer, b in zip(self.layers, self.backend_names):
-            n = sum(int(np.prod(np.shape(v) if not hasattr(v, "shape") else v.shape))
-                    for v in layer.params.values())
-            lines.append(f"  {layer.name:<9} {layer.kind:<7} -> {str(layer.output_shape):<14} "
-                         f"params {n:>9}  on {b}")
-        return "\n".join(lines)

@@ -1,15 +1,16 @@
 """Every conformance case: (op group, dtype, check, shape label) -> a function of a backend.
 
-A case returns its largest scaled error or raises :class:`CheckFailed`.
-Inputs are drawn from a generator seeded by the case's id, so a failure
-reproduces exactly. The grid covers the edge cases named in the contract:
-batch 1, width equal to the kernel, pools that do not divide the width,
-overlapping and gapped pools, ties, all-zero rows, huge logits and large
-activations. Finite-difference cases (``gradcheck``) exist for float64 only;
+A case returns its largest relative error (see :mod:`genrecnn.conformance.checks`)
+or raises :class:`CheckFailed`. Inputs are drawn from a generator seeded by the
+case's id, so a failure reproduces exactly. The grid covers the edge cases named
+in the contract: batch 1, width equal to the kernel, pools that do not divide the
+width, overlapping and gapped pools, ties, NaN in maxima, all-zero rows, huge
+logits and large activations, non-contiguous arrays handed to ``adopt``; and
+shapes that cross GPU thread blocks and take GEMM backends' other paths (tilings,
+split reductions). Finite-difference cases (``gradcheck``) exist for float64 only;
 float32 backward ops are checked against the reference's analytic gradient,
 which is itself proven by finite differences in genrecnn's tests.
 """
-from __future__ import annotations
 from __future__ import annotations
 
 from genrecnn.conformance.cases import (activation, conv1d, dense, global_pool, maxpool1d, softmax,

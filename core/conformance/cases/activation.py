@@ -6,12 +6,9 @@ import functools
 import numpy as np
 
 from genrecnn.conformance import reference as ref
+from genrecnn.conformance.checks import call, compare, device, gradcheck, output
+from genrecnn.conformance.cases.common import Case, normal
 from genrecnn.engine.ops import ACTIVATIONS
-from genrecnn.conformance.checks import (call, compare, device,
-                                         gradcheck, output)
-from genrecnn.conformance.cases.common import (Case, normal)
-
-
 
 LARGE = np.array([[-1000.0, -100.0, -40.0, -20.0, -1.0, -0.0, 0.0, 1.0, 20.0, 40.0, 100.0, 1000.0]])
 ACT_KINDS = [(k, 0.01) for k in ACTIVATIONS] + [("leaky_relu", 0.2)]
@@ -22,6 +19,8 @@ def _act_x(rng, values, dtype):
         return normal(rng, (4, 6), dtype, 2.0)
     if values == "3d":
         return normal(rng, (2, 3, 5), dtype, 2.0)
+    if values == "odd":                 # 105 elements: no whole number of 16-byte vectors
+        return normal(rng, (3, 5, 7), dtype, 2.0)
     if values == "large":
         return LARGE.astype(dtype)
     if values == "big":
@@ -67,7 +66,7 @@ def _act_gradcheck(be, dtype, rng, kind, slope, values):
 def activation_cases(dtype):
     out = []
     for kind, slope in ACT_KINDS:
-        for values in ("2d", "3d", "large", "big"):
+        for values in ("2d", "3d", "odd", "large", "big"):
             out.append(Case("activation", dtype, "forward", _act_label(kind, slope, values),
                             functools.partial(_act_forward, kind=kind, slope=slope, values=values)))
             out.append(Case("activation", dtype, "backward", _act_label(kind, slope, values),

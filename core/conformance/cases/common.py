@@ -45,6 +45,18 @@ def ties(rng, shape, dtype):
     return rng.integers(0, 3, size=shape).astype(dtype)
 
 
+def with_nans(rng, shape, dtype):
+    """Normal values with NaNs: row r of the flattened [rows, W] holds r % 3 of them at
+    random places (none, one, or two that may share a window), and row 3 is all NaN."""
+    x = normal(rng, shape, dtype)
+    rows = x.reshape(-1, shape[-1])
+    for r, row in enumerate(rows):
+        row[rng.choice(row.size, size=min(r % 3, row.size), replace=False)] = np.nan
+    if len(rows) > 3:
+        rows[3] = np.nan
+    return x
+
+
 def random_labels(rng, n, k):
     return rng.integers(0, k, size=n).astype(np.int32)
 

@@ -1,19 +1,19 @@
 """conv1d: valid time-axis convolution, its gradients and the params-only backward."""
 from __future__ import annotations
 
-
-
 from genrecnn.conformance import reference as ref
-from genrecnn.conformance.checks import (call, compare, device,
-                                         gradcheck, output, unpack)
-from genrecnn.conformance.cases.common import (layer_op_cases,
-                                               normal)
+from genrecnn.conformance.checks import call, compare, device, gradcheck, output, unpack
+from genrecnn.conformance.cases.common import layer_op_cases, normal
 
-
-
-# the last shape of each grid is larger than one GPU thread block in every direction
+# (N, C, W, F, K): edge cases first, then shapes larger than a GPU thread block or tile
+# in every direction, and shapes that take a GEMM backend's other paths (on a GPU of
+# 132 multiprocessors): a reduction over C*K = 512 terms, the weight gradient split
+# over time (N = 1, long W), and enough tiles for the large tiling in the forward
+# (F, Wo >= 128) and in the input gradient (C, W >= 128)
 CONV_SHAPES = [(1, 1, 1, 1, 1), (1, 3, 5, 2, 5), (2, 3, 10, 4, 3), (3, 8, 17, 5, 4),
-               (2, 16, 33, 6, 1), (2, 40, 300, 33, 5)]
+               (2, 16, 33, 6, 1), (2, 40, 300, 33, 5), (2, 17, 129, 70, 1),
+               (4, 128, 300, 32, 4), (1, 8, 2000, 40, 3), (66, 2, 131, 129, 3),
+               (66, 129, 130, 2, 2)]
 CONV_FD_SHAPES = [(1, 3, 5, 2, 5), (2, 3, 10, 4, 3)]
 
 
@@ -37,8 +37,10 @@ def _conv_forward(be, dtype, rng, cfg):
 
 
 def _conv_backward(be, dtype, rng, cfg):
-    x, w, _, dy = _conv_inputs(rng, cfg, dtype)
-    out = call(be, "conv1d_backward", device(be, x), device(be, w), device(be, dy))
+    x, w, b, dy = _conv_inputs(rng, cfg, dtype)
+    xd, wd = device(be, x), device(be, w)
+    be.conv1d(xd, wd, device(be, b))          # as in training: the forward on the same x first
+    out = call(be, "conv1d_backward", xd, wd, device(be, dy))
     dx, dw, db = unpack(out, 3, "conv1d_backward")
     rdx, rdw, rdb = ref.conv1d_backward(x, w, dy)
     out = call(be, "conv1d_backward_params", device(be, x), device(be, w), device(be, dy))
@@ -66,4 +68,4 @@ def _conv_gradcheck(be, dtype, rng, cfg):
 
 def conv1d_cases(dtype):
     return layer_op_cases("conv1d", dtype, _conv_label, CONV_SHAPES, CONV_FD_SHAPES,
-                           _conv_forward, _conv_backward, _conv_gradcheck)
+                          _conv_forward, _conv_backward, _conv_gradcheck)

@@ -1,17 +1,16 @@
 """dense: x @ w + b and its gradients."""
 from __future__ import annotations
 
-
-
 from genrecnn.conformance import reference as ref
-from genrecnn.conformance.checks import (call, compare, device,
-                                         gradcheck, output, unpack)
-from genrecnn.conformance.cases.common import (layer_op_cases,
-                                               normal)
+from genrecnn.conformance.checks import call, compare, device, gradcheck, output, unpack
+from genrecnn.conformance.cases.common import layer_op_cases, normal
 
-
-
-DENSE_SHAPES = [(1, 1, 1), (1, 5, 3), (4, 7, 2), (8, 32, 10), (70, 300, 130)]
+# (N, I, O): edge cases, then long reductions that a GEMM backend splits (split-K: the
+# forward over I = 3000 or 1536, the input gradient over O = 300 or 16769, the weight
+# gradient over N = 300), and an output large enough for the large tiling (N, O >= 128
+# and enough tiles on 132 multiprocessors)
+DENSE_SHAPES = [(1, 1, 1), (1, 5, 3), (4, 7, 2), (8, 32, 10), (70, 300, 130), (5, 3000, 7),
+                (32, 1536, 300), (300, 256, 200), (129, 3, 16769)]
 DENSE_FD_SHAPES = [(1, 5, 3), (4, 7, 2)]
 
 
@@ -51,4 +50,4 @@ def _dense_gradcheck(be, dtype, rng, cfg):
 
 def dense_cases(dtype):
     return layer_op_cases("dense", dtype, lambda s: "N{}I{}O{}".format(*s), DENSE_SHAPES,
-                           DENSE_FD_SHAPES, _dense_forward, _dense_backward, _dense_gradcheck)
+                          DENSE_FD_SHAPES, _dense_forward, _dense_backward, _dense_gradcheck)

@@ -1,21 +1,24 @@
-"""global_pool: mean, max (first arg-max) and L2 norm over time, zero rows and ties."""
+"""global_pool: mean, max (first arg-max) and L2 norm over time; zero rows, ties, rows
+around a warp's width, and NaN (the maximum: the arg-max points at a row's first NaN)."""
 from __future__ import annotations
 
+import functools
 
 import numpy as np
 
 from genrecnn.conformance import reference as ref
-from genrecnn.conformance.checks import (call, compare, compare_exact, device,
-                                         gradcheck, output, unpack)
-from genrecnn.conformance.cases.common import (INDEX, distinct, layer_op_cases,
-                                               normal, ties)
-
-
+from genrecnn.conformance.checks import (call, compare, compare_exact, device, gradcheck, output,
+                                         unpack)
+from genrecnn.conformance.cases.common import (INDEX, Case, distinct, layer_op_cases, normal,
+                                               ties, with_nans)
 
 GPOOL_CONFIGS = [(1, 1, 1, "normal"), (2, 3, 7, "normal"), (3, 5, 16, "normal"),
                  (2, 4, 6, "zero-rows"), (2, 3, 8, "ties"), (2, 3, 5, "negative"),
-                 (3, 70, 1100, "normal")]
+                 (2, 3, 31, "normal"), (2, 5, 33, "ties"), (3, 70, 1100, "normal")]
 GPOOL_FD_CONFIGS = [(2, 3, 7, "distinct"), (1, 4, 5, "distinct")]
+# forward only: with NaN in x the L2 term of the gradient is left to each backend's IEEE
+# arithmetic (0 or NaN), so the backward is not pinned down there
+GPOOL_NAN_CONFIGS = [(2, 3, 9, "nan"), (2, 4, 70, "nan")]
 
 
 def _gpool_label(cfg):
@@ -30,6 +33,8 @@ def _gpool_x(rng, cfg, dtype):
         return ties(rng, (n, c, w), dtype)
     if values == "distinct":
         return distinct(rng, (n, c, w), dtype)
+    if values == "nan":
+        return with_nans(rng, (n, c, w), dtype)
     x = normal(rng, (n, c, w), dtype)
     if values == "negative":
         return -np.abs(x) - 1
@@ -77,4 +82,6 @@ def _gpool_gradcheck(be, dtype, rng, cfg):
 
 def global_pool_cases(dtype):
     return layer_op_cases("global_pool", dtype, _gpool_label, GPOOL_CONFIGS, GPOOL_FD_CONFIGS,
-                           _gpool_forward, _gpool_backward, _gpool_gradcheck)
+                          _gpool_forward, _gpool_backward, _gpool_gradcheck) + [
+        Case("global_pool", dtype, "forward", _gpool_label(c),
+             functools.partial(_gpool_forward, cfg=c)) for c in GPOOL_NAN_CONFIGS]

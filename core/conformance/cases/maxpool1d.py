@@ -1,16 +1,14 @@
-"""maxpool1d: window maxima with the first arg-max; overlapping, gapped and tied windows."""
+"""maxpool1d: window maxima with the first arg-max; overlapping, gapped and tied
+windows, and NaN (the maximum: the arg-max points at a window's first NaN)."""
 from __future__ import annotations
-
 
 import numpy as np
 
 from genrecnn.conformance import reference as ref
-from genrecnn.conformance.checks import (call, compare, compare_exact, device,
-                                         gradcheck, output, unpack)
-from genrecnn.conformance.cases.common import (INDEX, distinct, layer_op_cases,
-                                               normal, ties)
-
-
+from genrecnn.conformance.checks import (call, compare, compare_exact, device, gradcheck, output,
+                                         unpack)
+from genrecnn.conformance.cases.common import (INDEX, distinct, layer_op_cases, normal, ties,
+                                               with_nans)
 
 # (N, C, W, size, stride, values)
 POOL_CONFIGS = [
@@ -24,8 +22,11 @@ POOL_CONFIGS = [
     (2, 3, 12, 4, 4, "ties"),
     (2, 3, 11, 3, 2, "ties"),           # ties shared by overlapping windows
     (1, 2, 8, 3, 1, "constant"),
+    (2, 3, 12, 4, 4, "nan"),
+    (2, 3, 11, 3, 2, "nan"),            # NaN shared by overlapping windows
     (3, 70, 1030, 4, 4, "normal"),
     (2, 33, 1030, 5, 3, "normal"),
+    (3, 4, 1289, 4, 4, "ties"),         # ties across several GPU thread blocks
 ]
 POOL_FD_CONFIGS = [(2, 3, 13, 4, 4, "distinct"), (2, 3, 11, 3, 2, "distinct"),
                    (1, 2, 9, 4, 1, "distinct")]
@@ -45,6 +46,8 @@ def _pool_x(rng, cfg, dtype):
         return np.full((n, c, w), 0.5, dtype=dtype)
     if values == "distinct":
         return distinct(rng, (n, c, w), dtype)
+    if values == "nan":
+        return with_nans(rng, (n, c, w), dtype)
     return normal(rng, (n, c, w), dtype)
 
 

@@ -6,23 +6,22 @@ import functools
 import numpy as np
 
 from genrecnn.conformance import reference as ref
-from genrecnn.conformance.checks import (CheckFailed, call, compare, device,
-                                         gradcheck, output, unpack)
-from genrecnn.conformance.cases.common import (Case, random_labels, normal)
-
-
+from genrecnn.conformance.checks import (CheckFailed, call, compare, device, gradcheck, output,
+                                         unpack)
+from genrecnn.conformance.cases.common import Case, normal, random_labels
 
 HUGE = np.array([[1e4, 0.0, -1e4], [1e4, 1e4 - 1, 1e4 - 2], [-1e4, -1e4, -1e4 + 5],
                  [-1e4, -1e4, -1e4], [0.0, 0.0, 0.0]])
-SOFTMAX_CONFIGS = ["N1K1", "N1K3", "N4K10", "huge-logits", "N300K10", "N5K1100"]
+SOFTMAX_CONFIGS = ["N1K1", "N1K3", "N4K10", "huge-logits", "N33K70-huge", "N300K10", "N5K1100"]
 SOFTMAX_FD_CONFIGS = ["N1K3", "N4K10"]
 
 
 def _logits(rng, cfg, dtype):
     if cfg == "huge-logits":
         return HUGE.astype(dtype)
-    n, k = (int(v) for v in cfg[1:].split("K"))
-    return normal(rng, (n, k), dtype, 3.0)
+    size, _, huge = cfg.partition("-")
+    n, k = (int(v) for v in size[1:].split("K"))
+    return normal(rng, (n, k), dtype, 1e4 if huge else 3.0)
 
 
 def _softmax_forward(be, dtype, rng, cfg):

@@ -180,7 +180,8 @@ class Backend(SequenceOps, MapOps, TrainingOps, GraphOps):
         raise self._unsupported("zeros")
 
     def adopt(self, x, source: "Backend"):
-        """Take an array produced by backend ``source`` for use here.
+        """Take an array produced by backend ``source`` for use here; the result is
+        C-contiguous even where ``x`` is a strided view (then it is copied).
 
         The default goes through the host. Backends that can read another
         backend's memory directly (two CUDA backends sharing a context through

@@ -14,6 +14,10 @@ conformance suite means something:
   overflow; softmax as ``e / sum(e)`` with ``e = exp(x - max x)`` (the
   conformance suite caught ``exp(x - logsumexp(x))``: in float32 it loses
   digits when logits are near 1e4).
+
+Every output is made C-contiguous, as the contract asks: ``einsum`` with
+``optimize=True`` and gathered windows can hand back other memory layouts
+(the conformance suite caught that too).
 """
 from __future__ import annotations
 
@@ -57,7 +61,7 @@ class ExampleBackend(Backend):
         ws = np.fft.rfft(w[:, :, ::-1].astype(np.float64), size, axis=2)   # [F, C, S]
         full = np.fft.irfft(np.einsum("ncs,fcs->nfs", xs, ws, optimize=True), size, axis=2)
         y = full[:, :, k - 1:k - 1 + wo] + b.astype(np.float64)[None, :, None]
-        return y.astype(x.dtype)
+        return y.astype(x.dtype, order="C")
 
     def conv1d_backward(self, x, w, dy):
         f, c, k = w.shape
@@ -78,7 +82,7 @@ class ExampleBackend(Backend):
         windows = x[:, :, idx]                                            # gathered copy
         local = np.argmax(windows, axis=3)
         arg = (local + idx[:, 0][None, None, :]).astype(np.int32)
-        y = np.max(windows, axis=3)
+        y = np.ascontiguousarray(np.max(windows, axis=3))
         return y, arg
 
     def maxpool1d_backward(self, dy, argmax, width):
@@ -109,11 +113,11 @@ class ExampleBackend(Backend):
     # -- dense -----------------------------------------------------------------------------
 
     def dense(self, x, w, b):
-        return np.einsum("ni,io->no", x, w, optimize=True) + b
+        return np.ascontiguousarray(np.einsum("ni,io->no", x, w, optimize=True) + b)
 
     def dense_backward(self, x, w, dy):
-        return (np.einsum("no,io->ni", dy, w, optimize=True),
-                np.einsum("ni,no->io", x, dy, optimize=True),
+        return (np.ascontiguousarray(np.einsum("no,io->ni", dy, w, optimize=True)),
+                np.ascontiguousarray(np.einsum("ni,no->io", x, dy, optimize=True)),
                 np.einsum("no->o", dy))
 
     # -- activations -----------------------------------------------------------------------
