@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 from genrecnn.engine.ops import conv2d_out
 
+# The kernel files both CUDA backends compile (conv2d_c1.cu needs KH and KW defined).
+SHARED_FILES = ("conv2d.cu", "conv2d_c1.cu", "maps.cu", "norm.cu", "batches.cu")
 THREADS = 256
 MAX_GRID_Y = 65535
 DIRECT_MAX_TAPS = 49            # one-channel convolutions up to 7 x 7 run conv2d_c1.cu
