@@ -19,6 +19,8 @@ import numpy as np
 from genrecnn.engine.ops import Backend
 
 from . import kernels as K
+from .batches import CupyBatchOps
+from .maps import CupyMapOps
 
 try:  # CuPy stays optional: the class must be importable (and listed) without it
     import cupy as cp
@@ -54,7 +56,7 @@ def _elementwise(name: str):
     return cp.ElementwiseKernel(params, out, body, f"genrecnn_{name}")
 
 
-class CupyBackend(Backend):
+class CupyBackend(CupyMapOps, CupyBatchOps, Backend):
     name = "cupy"
     device = "cuda"
     dtypes = ("float32", "float64")
