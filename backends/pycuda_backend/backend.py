@@ -21,7 +21,9 @@ import numpy as np
 from genrecnn.errors import ShapeError
 from genrecnn.engine.ops import ACTIVATIONS, Backend, conv1d_out_width, maxpool1d_out_width
 
+from .batches import PycudaBatchOps
 from .kernels import KernelCache
+from .maps import PycudaMapOps
 
 BLOCK = 256
 # GEMM tilings (block tile BM x BN, reduction slice BK, per-thread TM x TN); both use 256 threads.
@@ -62,7 +64,7 @@ def probe() -> tuple[bool, str]:
     return True, ""
 
 
-class PycudaBackend(Backend):
+class PycudaBackend(PycudaMapOps, PycudaBatchOps, Backend):
     """Hand-written CUDA kernels through PyCUDA, float32 and float64."""
 
     name = "pycuda"
