@@ -111,7 +111,8 @@ extern "C" __global__ void softmax_xent_acc(const T* __restrict__ logits,
     }
 }
 
-// Grid-stride over N*K: g[n, k] = (probs[n, k] - lam[n] [k == a[n]] - (1 - lam[n]) [k == b[n]]) / N.
+// Grid-stride over N*K:
+// g[n, k] = (probs[n, k] - lam[n] [k == a[n]] - (1 - lam[n]) [k == b[n]]) / N.
 extern "C" __global__ void softmax_xent_acc_bwd(const T* __restrict__ probs,
                                                 const int* __restrict__ la,
                                                 const int* __restrict__ lb,
