@@ -17,6 +17,8 @@ import weakref
 from genrecnn.engine.ops import Backend
 
 from . import kernels as K
+from .batches import CupyBatchOps
+from .maps import CupyMapOps
 
 try:  # CuPy stays optional: the class must be importable (and listed) without it
     import cupy as cp
@@ -26,7 +28,7 @@ except Exception:  # ImportError, or a broken CUDA install raising at import
 _CUDA_ERROR_NO_DEVICE = 100
 
 
-class CupyBackend(Backend):
+class CupyBackend(CupyMapOps, CupyBatchOps, Backend):
     name = "cupy"
     device = "cuda"
     dtypes = ("float32", "float64")

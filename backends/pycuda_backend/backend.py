@@ -23,8 +23,10 @@ import numpy as np
 
 from genrecnn.engine.ops import ACTIVATIONS, Backend, maxpool1d_out_width
 
+from .batches import PycudaBatchOps
 from .gemm import GemmOps
 from .kernels import BLOCK, KernelCache, cdiv
+from .maps import PycudaMapOps
 
 _ACT_CODE = {kind: i for i, kind in enumerate(ACTIVATIONS)}
 
@@ -57,7 +59,7 @@ def probe() -> tuple[bool, str]:
     return True, ""
 
 
-class PycudaBackend(GemmOps, Backend):
+class PycudaBackend(PycudaMapOps, PycudaBatchOps, GemmOps, Backend):
     """Hand-written CUDA kernels through PyCUDA, float32 and float64."""
 
     name = "pycuda"

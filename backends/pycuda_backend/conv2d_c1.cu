@@ -1,0 +1,110 @@
+// Direct 2-D convolution of a ONE-channel input (the first layer of a spectrogram CNN:
+// a big map, few taps, C == 1). There im2col + GEMM would move many times the memory
+// the arithmetic needs: these kernels read x in place and keep the KH*KW taps in
+// registers (KH and KW are compile-time constants, defined before this file).
+// Both CUDA backends compile this file; it defines no name that common.cu defines.
+#define KK (KH * KW)
+
+// Grid (N*FG, up to 65535): block x is (n, filter group fg) = (x / FG, x % FG), the
+// group holding filters [fg*fper, min(F, fg*fper + fper)); threads (and block y) stride
+// over p = i*Wo + j. Each thread loads its KK taps once and writes one output per filter:
+// y[n, f, i, j] = b[f] + sum_{u, v} w[f, 0, u, v] * x[n, 0, i*sh - ph + u, j*sw - pw + v]
+// (x taken as 0 outside the map).
+extern "C" __global__ void conv2d_c1_fwd(const T* __restrict__ x, const T* __restrict__ w,
+                                         const T* __restrict__ b, T* __restrict__ y,
+                                         int H, int W, int sh, int sw, int ph, int pw,
+                                         int Wo, int P, int F, int FG, int fper)
+{
+    const int n = blockIdx.x / FG, fg = blockIdx.x - n * FG;
+    const int f0 = fg * fper, f1 = min(F, f0 + fper);
+    const T* __restrict__ src = x + (long long)n * H * W;
+    for (int p = blockIdx.y * blockDim.x + threadIdx.x; p < P; p += gridDim.y * blockDim.x) {
+        const int i = p / Wo, j = p - i * Wo, h0 = i * sh - ph, w0 = j * sw - pw;
+        T tap[KK];
+        #pragma unroll
+        for (int u = 0; u < KH; ++u) {
+            #pragma unroll
+            for (int v = 0; v < KW; ++v) {
+                const int h = h0 + u, ww = w0 + v;
+                tap[u * KW + v] = (h >= 0 && h < H && ww >= 0 && ww < W)
+                                  ? src[(long long)h * W + ww] : T(0);
+            }
+        }
+        for (int f = f0; f < f1; ++f) {
+            const T* __restrict__ wf = w + (long long)f * KK;
+            T acc = b[f];
+            #pragma unroll
+            for (int r = 0; r < KK; ++r) acc += wf[r] * tap[r];
+            y[((long long)n * F + f) * P + p] = acc;
+        }
+    }
+}
+
+// Grid (F, G), 256 threads: block (f, g) sums over examples [g*rows, min(N, g*rows + rows))
+// and all p, into part[(f*G + g)*(KK + 1) + r]:
+//   r = u*KW + v < KK: sum of dy[n, f, i, j] * x[n, 0, i*sh - ph + u, j*sw - pw + v],
+//   r = KK:            sum of dy[n, f, i, j] (the bias gradient).
+// conv2d_c1_dw_sum adds the G partial sums in a fixed order (deterministic, no atomics).
+extern "C" __global__ void conv2d_c1_dw_part(const T* __restrict__ x, const T* __restrict__ dy,
+                                             T* __restrict__ part, int N, int H, int W,
+                                             int sh, int sw, int ph, int pw, int Wo, int P,
+                                             int F, int rows)
+{
+    const int f = blockIdx.x, g = blockIdx.y;
+    const int n0 = g * rows, n1 = min(N, n0 + rows);
+    T acc[KK + 1];
+    #pragma unroll
+    for (int r = 0; r <= KK; ++r) acc[r] = T(0);
+    for (int n = n0; n < n1; ++n) {
+        const T* __restrict__ src = x + (long long)n * H * W;
+        const T* __restrict__ grad = dy + ((long long)n * F + f) * P;
+        for (int p = threadIdx.x; p < P; p += blockDim.x) {
+            const T d = grad[p];
+            const int i = p / Wo, j = p - i * Wo, h0 = i * sh - ph, w0 = j * sw - pw;
+            #pragma unroll
+            for (int u = 0; u < KH; ++u) {
+                #pragma unroll
+                for (int v = 0; v < KW; ++v) {
+                    const int h = h0 + u, ww = w0 + v;
+                    if (h >= 0 && h < H && ww >= 0 && ww < W)
+                        acc[u * KW + v] += d * src[(long long)h * W + ww];
+                }
+            }
+            acc[KK] += d;
+        }
+    }
+    // Block sums: each warp reduces its lanes, then one thread per accumulator adds
+    // the warps' sums (blockDim.x is a multiple of 32, at most 1024).
+    __shared__ T by_warp[KK + 1][32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    #pragma unroll
+    for (int r = 0; r <= KK; ++r) {
+        T s = acc[r];
+        #pragma unroll
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+        if (lane == 0) by_warp[r][warp] = s;
+    }
+    __syncthreads();
+    for (int r = threadIdx.x; r <= KK; r += blockDim.x) {
+        T s = T(0);
+        for (int k = 0; k < nwarps; ++k) s += by_warp[r][k];
+        part[((long long)f * gridDim.y + g) * (KK + 1) + r] = s;
+    }
+}
+
+// Grid-stride over F*(KK + 1): dw[f, 0, u, v] = sum_g part[(f*G + g)*(KK + 1) + u*KW + v]
+// and db[f] = sum_g part[(f*G + g)*(KK + 1) + KK], g in increasing order.
+extern "C" __global__ void conv2d_c1_dw_sum(const T* __restrict__ part, T* __restrict__ dw,
+                                            T* __restrict__ db, int F, int G)
+{
+    const int total = F * (KK + 1);
+    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += gridDim.x * blockDim.x) {
+        const int f = idx / (KK + 1), r = idx - f * (KK + 1);
+        const T* __restrict__ src = part + (long long)f * G * (KK + 1) + r;
+        T s = T(0);
+        for (int g = 0; g < G; ++g) s += src[(long long)g * (KK + 1)];
+        if (r < KK) dw[(long long)f * KK + r] = s;
+        else db[f] = s;
+    }
+}

@@ -1,0 +1,127 @@
+"""Launch geometry of the kernel files that both CUDA backends compile.
+
+``conv2d.cu``, ``conv2d_c1.cu``, ``maps.cu``, ``norm.cu`` and ``batches.cu`` live here,
+beside the PyCUDA backend, and the CuPy backend builds the same files with NVRTC: one
+copy of every kernel. This module holds what both need to launch them: the
+convolution's shapes, the grids, the per-channel split of the batch-norm reductions and
+the dropout threshold. Pure Python, so it imports without CUDA.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from genrecnn.engine.ops import conv2d_out
+
+# The kernel files both CUDA backends compile (conv2d_c1.cu needs KH and KW defined).
+SHARED_FILES = ("conv2d.cu", "conv2d_c1.cu", "maps.cu", "norm.cu", "batches.cu")
+THREADS = 256
+MAX_GRID_Y = 65535
+DIRECT_MAX_TAPS = 49            # one-channel convolutions up to 7 x 7 run conv2d_c1.cu
+CHANNEL_MIN_VALUES = 4096       # a batch-norm block gets at least this many values
+
+
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class Conv2dShape(NamedTuple):
+    """Every size of one convolution call (also the key of its cached column matrix)."""
+
+    n: int
+    c: int
+    h: int
+    w: int
+    f: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    ho: int
+    wo: int
+
+    @property
+    def p(self) -> int:
+        """Output positions per example and filter."""
+        return self.ho * self.wo
+
+    @property
+    def r(self) -> int:
+        """Taps per filter: rows of the column matrix."""
+        return self.c * self.kh * self.kw
+
+    @property
+    def direct(self) -> bool:
+        """One input channel and few taps: the direct kernels beat im2col + GEMM."""
+        return self.c == 1 and self.kh * self.kw <= DIRECT_MAX_TAPS
+
+    @property
+    def geometry_args(self) -> tuple[int, ...]:
+        """(H, W, sh, sw, ph, pw) as the kernels take them."""
+        return self.h, self.w, self.sh, self.sw, self.ph, self.pw
+
+
+def conv2d_shape(x_shape, w_shape, stride, padding) -> Conv2dShape:
+    n, c, h, w = (int(s) for s in x_shape)
+    f, _, kh, kw = (int(s) for s in w_shape)
+    sh, sw = (int(s) for s in stride)
+    ph, pw = (int(s) for s in padding)
+    return Conv2dShape(n, c, h, w, f, kh, kw, sh, sw, ph, pw,
+                       conv2d_out(h, kh, sh, ph), conv2d_out(w, kw, sw, pw))
+
+
+def rows_grid(rows: int, cols: int) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """(grid, block) for a kernel with one block row per row and threads striding over
+    ``cols`` (block y splits the columns; the kernels loop past 65535 of them)."""
+    threads = min(THREADS, max(32, cdiv(cols, 32) * 32))
+    return (rows, max(1, min(MAX_GRID_Y, cdiv(cols, threads))), 1), (threads, 1, 1)
+
+
+def flat_blocks(total: int, sm_count: int) -> int:
+    """Blocks of THREADS for a grid-stride kernel over ``total`` items."""
+    return max(1, min(cdiv(total, THREADS), sm_count * 32))
+
+
+def filter_groups(n: int, f: int, p: int, sm_count: int) -> tuple[int, int]:
+    """(groups, filters per group) for conv2d_c1_fwd: split the filters only when the
+    examples and positions alone give fewer than two blocks per SM."""
+    blocks = n * min(MAX_GRID_Y, cdiv(p, THREADS))
+    groups = max(1, min(f, cdiv(2 * sm_count, blocks)))
+    per = cdiv(f, groups)
+    return cdiv(f, per), per
+
+
+def channel_split(n: int, c: int, s: int, sm_count: int) -> tuple[int, int, int]:
+    """(G, rows, lts) for the per-channel kernels of norm.cu (and conv2d_c1_dw_part,
+    which splits filters the same way): G blocks per channel, each over ``rows``
+    examples; 2^lts threads along the S positions. G fills the GPU about twice over
+    but keeps at least CHANNEL_MIN_VALUES values per block."""
+    want = cdiv(2 * sm_count, max(1, c))
+    most = max(1, (n * s) // CHANNEL_MIN_VALUES)
+    rows = max(1, cdiv(n, max(1, min(n, want, most))))
+    lts = min(8, max(0, (s - 1).bit_length()))
+    return max(1, cdiv(n, rows)), rows, lts
+
+
+def positions(shape) -> int:
+    """Values per example and channel of x[N, C, ...] (1 for x[N, C])."""
+    return math.prod(int(s) for s in shape[2:])
+
+
+def dropout_threshold(rate: float) -> tuple[int, float]:
+    """(keep_from, scale): element i is kept iff (h >> 8) >= keep_from, which is exactly
+    the contract's (h >> 8) / 2^24 >= rate (rate * 2^24 is exact in a double)."""
+    return math.ceil(float(rate) * (1 << 24)), 1.0 / (1.0 - float(rate))
+
+
+def variance_correction(count: int) -> float:
+    """count / (count - 1): the unbiased running variance; 1 when count is 1."""
+    return count / (count - 1) if count > 1 else 1.0
+
+
+def loss_blocks(n: int) -> int:
+    """Blocks of softmax_xent_acc: one warp per row, at most 1024 blocks (one atomicAdd
+    pair each)."""
+    return max(1, min(1024, cdiv(n, THREADS // 32)))

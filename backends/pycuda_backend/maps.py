@@ -1,0 +1,217 @@
+"""PyCUDA: the contract's 2-D map ops (conv2d, maxpool2d, batchnorm, dropout) and reshape.
+
+A convolution is im2col (``conv2d.cu``) into per-example column matrices
+``[N, C*KH*KW, Ho*Wo]`` and the tiled GEMMs of ``gemm.cu`` with a kernel width of 1:
+``conv1d_fwd`` writes y batch-first with its bias, ``conv1d_dw`` (split-K) gives dw
+and ``conv1d_dx`` the column gradient that col2im gathers back onto the input (no
+atomics). A one-channel input (a spectrogram CNN's first layer) skips the column
+matrix: ``conv2d_c1.cu`` reads the map in place. Batch norm reduces every channel over
+a few blocks (Welford and Chan merges, deterministic). All launches go through the
+backend's ``_launch``/``_elementwise``/``_gemm``; nothing here waits for the device.
+"""
+from __future__ import annotations
+
+from genrecnn.engine.ops import pool2d_out
+
+from . import grids as G
+
+_BLOCK = (G.THREADS, 1, 1)
+
+
+class PycudaMapOps:
+    """conv2d, maxpool2d, batchnorm, dropout and reshape for :class:`.PycudaBackend`
+    (listed before ``Backend`` among its bases)."""
+
+    def reshape(self, x, shape):
+        return x.reshape(tuple(int(s) for s in shape))
+
+    def _run(self, file, name, arg_types, dtype, grid, block, *args, **consts):
+        """``_launch`` unless the grid is empty."""
+        if min(grid) > 0:
+            self._launch(file, name, arg_types, dtype, grid, block, *args, **consts)
+
+    # -- convolution ---------------------------------------------------------------------
+
+    def conv2d(self, x, w, b, stride, padding):
+        g = G.conv2d_shape(x.shape, w.shape, stride, padding)
+        dt = str(x.dtype)
+        y = self._empty((g.n, g.f, g.ho, g.wo), dt)
+        if not y.size:
+            return y
+        if g.direct:
+            groups, per = G.filter_groups(g.n, g.f, g.p, self.sm_count)
+            grid, block = G.rows_grid(g.n * groups, g.p)
+            self._run("conv2d_c1.cu", "conv2d_c1_fwd", "PPPP" + "i" * 11, dt, grid, block,
+                      self._ptr(x), self._ptr(w), self._ptr(b), self._ptr(y),
+                      *g.geometry_args, g.wo, g.p, g.f, groups, per, KH=g.kh, KW=g.kw)
+            return y
+        cols = self._im2col2d(x, g)
+        # y[n] = w[F, R] @ cols[n] + b, every example in one launch (grid z = n)
+        self._gemm("conv1d_fwd", dt, g.f, g.p, g.n, self._tile(g.f, g.p, g.n),
+                   (self._ptr(cols), self._ptr(w), self._ptr(b), self._ptr(y), g.r, g.p, g.f),
+                   "PPPPiii", KW=1)
+        return y
+
+    def conv2d_backward(self, x, w, dy, stride, padding):
+        g = G.conv2d_shape(x.shape, w.shape, stride, padding)
+        dt = str(x.dtype)
+        dw, db = self._conv2d_params(x, dy, g)
+        dx = self._empty(x.shape, dt)
+        if dx.size:
+            dcols = self._empty((g.n, g.r, g.p), dt)
+            # dcols[n] = w[F, R]^T @ dy[n]
+            self._gemm("conv1d_dx", dt, g.r, g.p, g.n, self._tile(g.r, g.p, g.n),
+                       (self._ptr(dy), self._ptr(w), self._ptr(dcols), g.r, g.p, g.f),
+                       "PPPiii", KW=1)
+            grid, block = G.rows_grid(g.n * g.c, g.h * g.w)
+            self._run("conv2d.cu", "col2im2d", "PP" + "i" * 11 + "qq", dt, grid, block,
+                      self._ptr(dcols), self._ptr(dx), g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw,
+                      g.ph, g.pw, g.ho, g.wo, g.p, g.r * g.p)
+        return dx, dw, db
+
+    def conv2d_backward_params(self, x, w, dy, stride, padding):
+        return self._conv2d_params(x, dy, G.conv2d_shape(x.shape, w.shape, stride, padding))
+
+    def _conv2d_params(self, x, dy, g):
+        """(dw, db): direct kernels for one input channel, else the split-K ``conv1d_dw``
+        over the column matrices and norm.cu's per-channel sums for db."""
+        dt = str(x.dtype)
+        if g.direct:
+            return self._conv2d_c1_params(x, dy, g)
+        if not dy.size:
+            return self.zeros((g.f, g.c, g.kh, g.kw), dt), self.zeros((g.f,), dt)
+        dw = self._empty((g.f, g.c, g.kh, g.kw), dt)
+        self._conv_dw(self._im2col2d(x, g), dy, dw, dt, g.n, g.r, g.p, g.f, 1, g.p)
+        return dw, self._channel_total(dy, g.n, g.f, g.p)
+
+    def _conv2d_c1_params(self, x, dy, g):
+        dt = str(x.dtype)
+        parts, rows, _ = G.channel_split(g.n, g.f, g.p, self.sm_count)
+        kk = g.kh * g.kw
+        part = self._empty((g.f * parts * (kk + 1),), dt)
+        self._run("conv2d_c1.cu", "conv2d_c1_dw_part", "PPP" + "i" * 11, dt, (g.f, parts, 1),
+                  _BLOCK, self._ptr(x), self._ptr(dy), self._ptr(part), g.n, *g.geometry_args,
+                  g.wo, g.p, g.f, rows, KH=g.kh, KW=g.kw)
+        dw = self._empty((g.f, 1, g.kh, g.kw), dt)
+        db = self._empty((g.f,), dt)
+        self._elementwise("conv2d_c1_dw_sum", "PPPii", dt, g.f * (kk + 1), self._ptr(part),
+                          self._ptr(dw), self._ptr(db), g.f, parts, file="conv2d_c1.cu",
+                          KH=g.kh, KW=g.kw)
+        return dw, db
+
+    def _im2col2d(self, x, g):
+        """Per-example column matrices [N, R, P] (conv2d.cu with sr = P, sn = R*P)."""
+        cols = self._empty((g.n, g.r, g.p), str(x.dtype))
+        grid, block = G.rows_grid(g.n * g.r, g.p)
+        self._run("conv2d.cu", "im2col2d", "PP" + "i" * 11 + "qq", str(x.dtype), grid, block,
+                  self._ptr(x), self._ptr(cols), g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph,
+                  g.pw, g.wo, g.p, g.p, g.r * g.p)
+        return cols
+
+    def _channel_total(self, a, n, c, s):
+        """out[c] = sum of a[N, C, S] over n and s (norm.cu's channel sums, no x)."""
+        dt = str(a.dtype)
+        parts, rows, lts = G.channel_split(n, c, s, self.sm_count)
+        pa = self._empty((c * parts,), dt)
+        p = self._ptr(a)
+        self._run("norm.cu", "channel_sums", "PPPPPPiiqiii", dt, (c, parts, 1), _BLOCK,
+                  p, p, p, p, self._ptr(pa), self._ptr(pa), n, c, s, rows, lts, 0)
+        out = self._empty((c,), dt)
+        self._elementwise("channel_sums_total", "PPii", dt, c, self._ptr(pa), self._ptr(out),
+                          c, parts, file="norm.cu")
+        return out
+
+    # -- max pooling ---------------------------------------------------------------------
+
+    def maxpool2d(self, x, size, stride):
+        n, c, h, w = (int(s) for s in x.shape)
+        (kh, kw), (sh, sw) = size, stride
+        ho, wo = pool2d_out(h, kh, sh), pool2d_out(w, kw, sw)
+        dt = str(x.dtype)
+        y = self._empty((n, c, ho, wo), dt)
+        argmax = self._empty((n, c, ho, wo), "int32")
+        grid, block = G.rows_grid(n * c, ho * wo)
+        self._run("maps.cu", "maxpool2d_fwd", "PPP" + "i" * 8, dt, grid, block, self._ptr(x),
+                  self._ptr(y), self._ptr(argmax), h, w, ho, wo, int(kh), int(kw), int(sh),
+                  int(sw))
+        return y, argmax
+
+    def maxpool2d_backward(self, dy, argmax, height, width):
+        n, c, ho, wo = (int(s) for s in dy.shape)
+        dt = str(dy.dtype)
+        dx = self.zeros((n, c, int(height), int(width)), dt)
+        grid, block = G.rows_grid(n * c, ho * wo)
+        self._run("maps.cu", "maxpool2d_bwd", "PPPii", dt, grid, block, self._ptr(dy),
+                  self._ptr(argmax), self._ptr(dx), int(height) * int(width), ho * wo)
+        return dx
+
+    # -- batch normalisation ---------------------------------------------------------------
+
+    def _channels(self, x):
+        """(N, C, S, G, rows, lts) of x[N, C, ...] for norm.cu's per-channel grid (C, G)."""
+        n, c = int(x.shape[0]), int(x.shape[1])
+        s = G.positions(x.shape)
+        return (n, c, s) + G.channel_split(n, c, s, self.sm_count)
+
+    def batchnorm_train(self, x, gamma, beta, eps):
+        dt = str(x.dtype)
+        n, c, s, parts, rows, lts = self._channels(x)
+        pmean, pm2 = self._empty((c * parts,), dt), self._empty((c * parts,), dt)
+        self._run("norm.cu", "bn_stats_part", "PPPiiqii", dt, (c, parts, 1), _BLOCK,
+                  self._ptr(x), self._ptr(pmean), self._ptr(pm2), n, c, s, rows, lts)
+        y = self._empty(x.shape, dt)
+        mean, invstd = self._empty((c,), dt), self._empty((c,), dt)
+        self._run("norm.cu", "bn_normalize", "PPPPPPPPiiqiiT", dt, (c, parts, 1), _BLOCK,
+                  self._ptr(x), self._ptr(gamma), self._ptr(beta), self._ptr(pmean),
+                  self._ptr(pm2), self._ptr(y), self._ptr(mean), self._ptr(invstd), n, c, s,
+                  rows, lts, float(eps))
+        return y, mean, invstd
+
+    def batchnorm_running_update(self, running_mean, running_var, mean, invstd, count,
+                                 momentum, eps):
+        c = int(running_mean.shape[0])
+        self._elementwise("bn_running_update", "PPPPiTTT", str(running_mean.dtype), c,
+                          self._ptr(running_mean), self._ptr(running_var), self._ptr(mean),
+                          self._ptr(invstd), c, float(momentum), float(eps),
+                          G.variance_correction(count), file="norm.cu")
+
+    def batchnorm_infer(self, x, gamma, beta, running_mean, running_var, eps):
+        dt = str(x.dtype)
+        n, c, s, parts, rows, lts = self._channels(x)
+        y = self._empty(x.shape, dt)
+        self._run("norm.cu", "bn_infer", "PPPPPPiiqiiT", dt, (c, parts, 1), _BLOCK,
+                  self._ptr(x), self._ptr(gamma), self._ptr(beta), self._ptr(running_mean),
+                  self._ptr(running_var), self._ptr(y), n, c, s, rows, lts, float(eps))
+        return y
+
+    def batchnorm_backward(self, x, gamma, mean, invstd, dy):
+        dt = str(x.dtype)
+        n, c, s, parts, rows, lts = self._channels(x)
+        pa, pb = self._empty((c * parts,), dt), self._empty((c * parts,), dt)
+        self._run("norm.cu", "channel_sums", "PPPPPPiiqiii", dt, (c, parts, 1), _BLOCK,
+                  self._ptr(dy), self._ptr(x), self._ptr(mean), self._ptr(invstd),
+                  self._ptr(pa), self._ptr(pb), n, c, s, rows, lts, 1)
+        dx = self._empty(x.shape, dt)
+        dgamma, dbeta = self._empty((c,), dt), self._empty((c,), dt)
+        self._run("norm.cu", "bn_backward_dx", "PPPPPPPPPPiiqii", dt, (c, parts, 1), _BLOCK,
+                  self._ptr(x), self._ptr(dy), self._ptr(gamma), self._ptr(mean),
+                  self._ptr(invstd), self._ptr(pa), self._ptr(pb), self._ptr(dx),
+                  self._ptr(dgamma), self._ptr(dbeta), n, c, s, rows, lts)
+        return dx, dgamma, dbeta
+
+    # -- dropout ---------------------------------------------------------------------------
+
+    def dropout(self, x, rate, key):
+        return self._dropout(x, rate, key)
+
+    def dropout_backward(self, dy, rate, key):
+        return self._dropout(dy, rate, key)
+
+    def _dropout(self, a, rate, key):
+        """The keyed mask applied to ``a`` (forward and backward are the same map)."""
+        keep_from, scale = G.dropout_threshold(rate)
+        out = self._empty(a.shape, str(a.dtype))
+        self._elementwise("dropout_keyed", "PPqPIT", str(a.dtype), out.size, self._ptr(a),
+                          self._ptr(out), out.size, self._ptr(key), keep_from, scale,
+                          file="maps.cu")
+        return out

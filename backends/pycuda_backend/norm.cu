@@ -1,0 +1,265 @@
+// Batch normalisation and per-channel sums over x[N, C, S] (S = positions per example
+// and channel: H*W for maps, W for sequences, 1 for vectors). Both CUDA backends compile
+// this file: it needs only T (float or double) and defines no name that common.cu defines.
+//
+// Grid (C, G), blockDim.x = 256: block (c, g) owns channel c of examples
+// [g*rows, min(N, g*rows + rows)). Its threads are 2^lts lanes along s (lts <= 8) times
+// 256 >> lts examples at a time, so a small S (down to 1) keeps every thread busy and no
+// element needs a division. Results of the G blocks are merged in a fixed order: the
+// outputs are deterministic, and no atomics are used.
+
+#define FULL_MASK 0xffffffffu
+
+// The values of channel blockIdx.x held by this block: f(offset in x) for each.
+struct ChannelSlice {
+    int N, C, rows, lts;
+    long long S;
+    template <class Fn>
+    __device__ __forceinline__ void each(Fn f) const {
+        const int lanes = 1 << lts, n1 = min(N, (int)blockIdx.y * rows + rows);
+        for (int n = (int)blockIdx.y * rows + (int)(threadIdx.x >> lts); n < n1;
+             n += (int)(blockDim.x >> lts)) {
+            const long long base = ((long long)n * C + blockIdx.x) * S;
+            for (long long s = threadIdx.x & (lanes - 1); s < S; s += lanes) f(base + s);
+        }
+    }
+};
+
+// Chan et al.'s merge of (count, mean, M2) summaries: b folded into a.
+__device__ __forceinline__ void chan_merge(T& na, T& ma, T& qa, T nb, T mb, T qb)
+{
+    if (nb == T(0)) return;
+    const T n = na + nb, d = mb - ma, fb = nb / n;
+    ma += d * fb;
+    qa += qb + d * d * na * fb;
+    na = n;
+}
+
+// Warp-level merge in a fixed tree: lane 0 ends with the warp's summary.
+__device__ __forceinline__ void chan_warp(T& n, T& m, T& q)
+{
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const T nb = __shfl_down_sync(FULL_MASK, n, o);
+        const T mb = __shfl_down_sync(FULL_MASK, m, o);
+        const T qb = __shfl_down_sync(FULL_MASK, q, o);
+        chan_merge(n, m, q, nb, mb, qb);
+    }
+}
+
+// Block-level merge (every thread calls it once); thread 0 ends with the block's summary.
+__device__ __forceinline__ void chan_block(T& n, T& m, T& q)
+{
+    __shared__ T sn[32], sm[32], sq[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    chan_warp(n, m, q);
+    if (lane == 0) { sn[warp] = n; sm[warp] = m; sq[warp] = q; }
+    __syncthreads();
+    if (warp == 0) {
+        n = lane < nwarps ? sn[lane] : T(0);
+        m = lane < nwarps ? sm[lane] : T(0);
+        q = lane < nwarps ? sq[lane] : T(0);
+        chan_warp(n, m, q);
+    }
+}
+
+// Sum of a and b over the block (every thread calls it once); thread 0 ends with both.
+__device__ __forceinline__ void sum2_block(T& a, T& b)
+{
+    __shared__ T sa[32], sb[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        a += __shfl_down_sync(FULL_MASK, a, o);
+        b += __shfl_down_sync(FULL_MASK, b, o);
+    }
+    if (lane == 0) { sa[warp] = a; sb[warp] = b; }
+    __syncthreads();
+    if (warp == 0) {
+        a = lane < nwarps ? sa[lane] : T(0);
+        b = lane < nwarps ? sb[lane] : T(0);
+        #pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            a += __shfl_down_sync(FULL_MASK, a, o);
+            b += __shfl_down_sync(FULL_MASK, b, o);
+        }
+    }
+}
+
+// Statistics pass: part[c*G + g] gets the mean and M2 (sum of squared deviations from
+// that mean) of block (c, g)'s values, by Welford's update per thread and Chan's merge
+// across threads: numerically sound, one read of x.
+extern "C" __global__ void bn_stats_part(const T* __restrict__ x, T* __restrict__ pmean,
+                                         T* __restrict__ pm2, int N, int C, long long S,
+                                         int rows, int lts)
+{
+    const ChannelSlice sl{N, C, rows, lts, S};
+    int k = 0;
+    T mean = T(0), m2 = T(0);
+    sl.each([&](long long i) {
+        const T v = x[i];
+        ++k;
+        const T d = v - mean;
+        mean += d / T(k);
+        m2 += d * (v - mean);
+    });
+    T n = T(k);
+    chan_block(n, mean, m2);
+    if (threadIdx.x == 0) {
+        const long long o = (long long)blockIdx.x * gridDim.y + blockIdx.y;
+        pmean[o] = mean;
+        pm2[o] = m2;
+    }
+}
+
+// Warp 0 merges channel c's G partial summaries (lane-strided, then a fixed tree);
+// lane 0 gets the channel's mean and biased variance M2 / (N*S). Block g's count is
+// (min(N, g*rows + rows) - g*rows) * S.
+__device__ __forceinline__ void channel_stats(const T* __restrict__ pmean,
+                                              const T* __restrict__ pm2, int c, int G, int N,
+                                              int rows, long long S, T& mean, T& var)
+{
+    const int lane = threadIdx.x & 31;
+    T n = T(0), m = T(0), q = T(0);
+    for (int g = lane; g < G; g += 32) {
+        const T cnt = T((long long)(min(N, g * rows + rows) - g * rows) * S);
+        chan_merge(n, m, q, cnt, pmean[(long long)c * G + g], pm2[(long long)c * G + g]);
+    }
+    chan_warp(n, m, q);
+    mean = m;
+    var = q / n;
+}
+
+// Normalisation pass, same grid as bn_stats_part: every block merges its channel's
+// partials (identically), thread 0 of block (c, 0) stores mean[c] and
+// invstd[c] = 1 / sqrt(var + eps), and y = (x - mean) * (invstd * gamma) + beta.
+extern "C" __global__ void bn_normalize(const T* __restrict__ x, const T* __restrict__ gamma,
+                                        const T* __restrict__ beta,
+                                        const T* __restrict__ pmean, const T* __restrict__ pm2,
+                                        T* __restrict__ y, T* __restrict__ mean_out,
+                                        T* __restrict__ invstd_out, int N, int C, long long S,
+                                        int rows, int lts, T eps)
+{
+    __shared__ T coef[2];
+    const int c = blockIdx.x;
+    if (threadIdx.x < 32) {
+        T mean, var;
+        channel_stats(pmean, pm2, c, gridDim.y, N, rows, S, mean, var);
+        if (threadIdx.x == 0) {
+            const T inv = T(1) / sqrt(var + eps);
+            coef[0] = mean;
+            coef[1] = inv * gamma[c];
+            if (blockIdx.y == 0) { mean_out[c] = mean; invstd_out[c] = inv; }
+        }
+    }
+    __syncthreads();
+    const T mean = coef[0], scale = coef[1], shift = beta[c];
+    const ChannelSlice sl{N, C, rows, lts, S};
+    sl.each([&](long long i) { y[i] = (x[i] - mean) * scale + shift; });
+}
+
+// Inference, grid (C, G) as above: y = (x - rmean) * (gamma / sqrt(rvar + eps)) + beta.
+extern "C" __global__ void bn_infer(const T* __restrict__ x, const T* __restrict__ gamma,
+                                    const T* __restrict__ beta, const T* __restrict__ rmean,
+                                    const T* __restrict__ rvar, T* __restrict__ y,
+                                    int N, int C, long long S, int rows, int lts, T eps)
+{
+    const int c = blockIdx.x;
+    const T mean = rmean[c], scale = gamma[c] / sqrt(rvar[c] + eps), shift = beta[c];
+    const ChannelSlice sl{N, C, rows, lts, S};
+    sl.each([&](long long i) { y[i] = (x[i] - mean) * scale + shift; });
+}
+
+// Grid-stride over the C channels: the running statistics, in place.
+// var = 1 / invstd^2 - eps; rvar takes var * corr (corr = count / (count - 1), or 1).
+extern "C" __global__ void bn_running_update(T* __restrict__ rmean, T* __restrict__ rvar,
+                                             const T* __restrict__ mean,
+                                             const T* __restrict__ invstd, int C,
+                                             T momentum, T eps, T corr)
+{
+    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += gridDim.x * blockDim.x) {
+        const T var = T(1) / (invstd[c] * invstd[c]) - eps;
+        rmean[c] = (T(1) - momentum) * rmean[c] + momentum * mean[c];
+        rvar[c] = (T(1) - momentum) * rvar[c] + momentum * var * corr;
+    }
+}
+
+// Partial per-channel sums, grid (C, G) as above: pa[c*G + g] = sum of dy over block
+// (c, g)'s values and, when with_x, pb[c*G + g] = sum of dy * (x - mean[c]) * invstd[c]
+// (the batch-norm backward's dbeta and dgamma). Without x (a convolution's bias
+// gradient) x, mean, invstd and pb are never touched: any valid pointer will do.
+extern "C" __global__ void channel_sums(const T* __restrict__ dy, const T* __restrict__ x,
+                                        const T* __restrict__ mean,
+                                        const T* __restrict__ invstd, T* __restrict__ pa,
+                                        T* __restrict__ pb, int N, int C, long long S,
+                                        int rows, int lts, int with_x)
+{
+    const int c = blockIdx.x;
+    const T mu = with_x ? mean[c] : T(0), inv = with_x ? invstd[c] : T(0);
+    T a = T(0), b = T(0);
+    const ChannelSlice sl{N, C, rows, lts, S};
+    sl.each([&](long long i) {
+        const T d = dy[i];
+        a += d;
+        if (with_x) b += d * ((x[i] - mu) * inv);
+    });
+    sum2_block(a, b);
+    if (threadIdx.x == 0) {
+        const long long o = (long long)c * gridDim.y + blockIdx.y;
+        pa[o] = a;
+        if (with_x) pb[o] = b;
+    }
+}
+
+// Grid-stride over the C channels: out[c] = sum_g part[c*G + g], g in increasing order.
+extern "C" __global__ void channel_sums_total(const T* __restrict__ part, T* __restrict__ out,
+                                              int C, int G)
+{
+    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += gridDim.x * blockDim.x) {
+        T s = T(0);
+        for (int g = 0; g < G; ++g) s += part[(long long)c * G + g];
+        out[c] = s;
+    }
+}
+
+// Backward, grid (C, G) as above, after channel_sums with x: warp 0 adds the channel's
+// partials (dbeta = sum dy, dgamma = sum dy * xhat; block (c, 0) stores them), then
+// dx = gamma * invstd * (dy - dbeta / m - xhat * dgamma / m), xhat = (x - mean) * invstd,
+// m = N*S: the contract's gamma * invstd / m * (m dy - dbeta - xhat dgamma).
+extern "C" __global__ void bn_backward_dx(const T* __restrict__ x, const T* __restrict__ dy,
+                                          const T* __restrict__ gamma,
+                                          const T* __restrict__ mean,
+                                          const T* __restrict__ invstd,
+                                          const T* __restrict__ pa, const T* __restrict__ pb,
+                                          T* __restrict__ dx, T* __restrict__ dgamma,
+                                          T* __restrict__ dbeta, int N, int C, long long S,
+                                          int rows, int lts)
+{
+    __shared__ T coef[2];
+    const int c = blockIdx.x, G = gridDim.y;
+    if (threadIdx.x < 32) {
+        T a = T(0), b = T(0);
+        for (int g = threadIdx.x; g < G; g += 32) {
+            a += pa[(long long)c * G + g];
+            b += pb[(long long)c * G + g];
+        }
+        #pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            a += __shfl_down_sync(FULL_MASK, a, o);
+            b += __shfl_down_sync(FULL_MASK, b, o);
+        }
+        if (threadIdx.x == 0) {
+            const T m = T((long long)N * S);
+            coef[0] = a / m;
+            coef[1] = b / m;
+            if (blockIdx.y == 0) { dbeta[c] = a; dgamma[c] = b; }
+        }
+    }
+    __syncthreads();
+    const T mu = mean[c], inv = invstd[c], k = gamma[c] * inv, mdb = coef[0], mdg = coef[1];
+    const ChannelSlice sl{N, C, rows, lts, S};
+    sl.each([&](long long i) {
+        const T d = dy[i], xhat = (x[i] - mu) * inv;
+        dx[i] = k * (d - mdb - xhat * mdg);
+    });
+}

@@ -1,0 +1,73 @@
+"""The kernel files both CUDA backends share, checked where there is no GPU: each compiles
+(with nvcc, when it is on PATH) as PyCUDA's loader and as CuPy's assemble it, for float
+and double, and the launch geometry keeps the contract's rules (the dropout mask, every
+example in one channel block)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from genrecnn.backends.cupy_backend import CupyBackend
+from genrecnn.backends.cupy_backend.cufiles import source as cupy_source
+from genrecnn.backends.pycuda_backend import grids as G
+from genrecnn.backends.pycuda_backend.backend import PycudaBackend
+from genrecnn.backends.pycuda_backend.kernels import kernel_source
+from genrecnn.engine.ops import OP_NAMES
+from genrecnn.engine.ops.maps import GOLDEN, lowbias32
+
+NVCC = shutil.which("nvcc")
+CONSTS = {"conv2d_c1.cu": {"KH": 3, "KW": 3}}
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc not on PATH")
+@pytest.mark.parametrize("loader", ["pycuda", "cupy"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("file", G.SHARED_FILES)
+def test_shared_kernel_file_compiles(tmp_path, file, dtype, loader):
+    consts = CONSTS.get(file, {})
+    if loader == "pycuda":
+        text = kernel_source(file, dtype, consts)
+    else:
+        text = cupy_source(file, dtype, tuple(sorted(consts.items())))
+    path = tmp_path / f"{loader}_{dtype}_{file}"
+    path.write_text(text)
+    done = subprocess.run([NVCC, "--ptx", "-arch=compute_90", "--std=c++14", "-o", "/dev/null",
+                           str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.25, 1 / 3, 0.5, 0.9, 1 - 2.0 ** -24,
+                                  np.nextafter(0.5, 1.0), np.nextafter(0.5, 0.0)])
+def test_dropout_threshold_is_the_contract_rule(rate):
+    keep_from, scale = G.dropout_threshold(rate)
+    k = lowbias32((12345 * GOLDEN + 678) % 2 ** 32)
+    i = np.arange(1 << 16, dtype=np.uint64)
+    top = lowbias32((i * GOLDEN + k) % 2 ** 32) >> 8
+    assert np.array_equal(top >= keep_from, top / 2 ** 24 >= rate)
+    boundary = np.arange(max(0, keep_from - 2), min(1 << 24, keep_from + 2), dtype=np.uint64)
+    assert np.array_equal(boundary >= keep_from, boundary / 2 ** 24 >= rate)
+    assert scale == pytest.approx(1 / (1 - rate))
+
+
+@pytest.mark.parametrize("n,c,s,sms", [(32, 32, 32768, 132), (32, 256, 512, 132), (32, 256, 1, 132),
+                                       (1, 1, 1, 132), (7, 3, 5, 1), (0, 4, 9, 132),
+                                       (1000, 2, 3, 16)])
+def test_channel_split_gives_every_example_one_block(n, c, s, sms):
+    g, rows, lts = G.channel_split(n, c, s, sms)
+    assert 1 <= g <= 65535 and rows >= 1 and (g - 1) * rows < max(n, 1) <= g * rows
+    assert 0 <= lts <= 8 and (1 << lts) <= G.THREADS
+
+
+def test_conv2d_shape_and_direct_path():
+    g = G.conv2d_shape((32, 1, 128, 256), (32, 1, 3, 3), (1, 1), (1, 1))
+    assert (g.ho, g.wo, g.p, g.r, g.direct) == (128, 256, 128 * 256, 9, True)
+    g = G.conv2d_shape((32, 32, 64, 128), (64, 32, 3, 3), (2, 1), (0, 1))
+    assert (g.ho, g.wo, g.r, g.direct) == (31, 128, 288, False)
+
+
+@pytest.mark.parametrize("cls", [CupyBackend, PycudaBackend])
+def test_cuda_backends_declare_every_op_group(cls):
+    assert cls.declared_ops() == OP_NAMES
