@@ -1,6 +1,6 @@
 """CuPy implementation of the op contract (see :mod:`genrecnn.engine.ops`).
 
-Matrix work is cuBLAS through ``cupy.matmul``: the convolution is one im2col
+Matrix work is cuBLAS (through :mod:`.blas`, which graph capture allows): the convolution is one im2col
 kernel writing the column matrix of the whole batch ``[C*K, N*Wo]`` and ONE
 GEMM over it; its backward is one GEMM for dw, one for the column gradient and
 a col2im gather. The backward reuses the forward's column matrix while its
@@ -16,8 +16,10 @@ import weakref
 
 from genrecnn.engine.ops import Backend
 
+from . import blas as B
 from . import kernels as K
 from .batches import CupyBatchOps
+from .graphs import CupyGraphOps
 from .maps import CupyMapOps
 
 try:  # CuPy stays optional: the class must be importable (and listed) without it
@@ -28,7 +30,7 @@ except Exception:  # ImportError, or a broken CUDA install raising at import
 _CUDA_ERROR_NO_DEVICE = 100
 
 
-class CupyBackend(CupyMapOps, CupyBatchOps, Backend):
+class CupyBackend(CupyGraphOps, CupyMapOps, CupyBatchOps, Backend):
     name = "cupy"
     device = "cuda"
     dtypes = ("float32", "float64")
@@ -117,7 +119,7 @@ class CupyBackend(CupyMapOps, CupyBatchOps, Backend):
         wo = width - k + 1
         cols = self._im2col(x, k)
         self._remember_cols(x, k, cols)
-        yr = cp.matmul(w.reshape(f, c * k), cols)                        # [F, N*Wo], one GEMM
+        yr = B.matmul(w.reshape(f, c * k), cols)                        # [F, N*Wo], one GEMM
         y = cp.empty((n, f, wo), dtype=x.dtype)
         K.launch_rows("conv.cu", "unfold_bias", str(x.dtype), n * f, wo,
                       (yr, b, y, K.i32(n), K.i32(f), K.i32(wo)))
@@ -128,7 +130,7 @@ class CupyBackend(CupyMapOps, CupyBatchOps, Backend):
         n, _, width = x.shape
         wo = width - k + 1
         dyr, dw, db = self._conv_param_grads(x, w, dy)
-        dcols = cp.matmul(w.reshape(f, c * k).T, dyr)                     # one GEMM
+        dcols = B.matmul(w.reshape(f, c * k), dyr, trans_a=True)                     # one GEMM
         dx = cp.empty((n, c, width), dtype=x.dtype)
         K.launch_rows("conv.cu", "col2im", str(x.dtype), n * c, width,
                       (dcols, dx, K.i32(n), K.i32(c), K.i32(width), K.i32(k), K.i32(wo)))
@@ -146,7 +148,7 @@ class CupyBackend(CupyMapOps, CupyBatchOps, Backend):
         K.launch_rows("conv.cu", "fold", str(x.dtype), f * n, wo,
                       (dy, dyr, K.i32(n), K.i32(f), K.i32(wo)))
         cols = self._forward_cols(x, k)
-        dw = cp.matmul(dyr, cols.T).reshape(f, c, k)                        # one GEMM
+        dw = B.matmul(dyr, cols, trans_b=True).reshape(f, c, k)                        # one GEMM
         return dyr, dw, dyr.sum(axis=1)
 
     # -- pooling -------------------------------------------------------------------------
@@ -189,12 +191,12 @@ class CupyBackend(CupyMapOps, CupyBatchOps, Backend):
     # -- dense ---------------------------------------------------------------------------
 
     def dense(self, x, w, b):
-        y = cp.matmul(x, w)
+        y = B.matmul(x, w)
         y += b
         return y
 
     def dense_backward(self, x, w, dy):
-        return cp.matmul(dy, w.T), cp.matmul(x.T, dy), dy.sum(axis=0)
+        return B.matmul(dy, w, trans_b=True), B.matmul(x, dy, trans_a=True), dy.sum(axis=0)
 
     # -- activations -----------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """Compiling and launching the CuPy backend's hand-written kernels (the ``.cu`` files here).
 
-The matrix work goes to cuBLAS through ``cupy.matmul``; the kernels do the
+The matrix work goes to cuBLAS (:mod:`.blas`); the kernels do the
 memory-bound rest: ``conv.cu`` (im2col, col2im, re-ordering), ``pool.cu``,
 ``softmax.cu`` and ``elementwise.cu`` (activations, fused optimiser updates).
 A file is compiled once per dtype with ``cupy.RawModule`` (NVRTC) after a

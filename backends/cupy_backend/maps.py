@@ -17,6 +17,7 @@ from genrecnn.backends.pycuda_backend import grids as G
 from genrecnn.engine.ops import pool2d_out
 
 from . import cufiles as CF
+from . import blas as B
 from . import kernels as K
 
 try:  # CuPy stays optional: the backend must import (and be listed) without it
@@ -65,7 +66,7 @@ class CupyMapOps:
             return y
         cols = self._im2col2d(x, g)
         self._remember_cols(x, g, cols)
-        yr = cp.matmul(w.reshape(g.f, g.r), cols)                      # [F, N*P]: one GEMM
+        yr = B.matmul(w.reshape(g.f, g.r), cols)                      # [F, N*P]: one GEMM
         K.launch_rows("conv.cu", "unfold_bias", str(x.dtype), g.n * g.f, g.p, (yr, b, y) + _i32(g.n, g.f, g.p))
         return y
 
@@ -73,7 +74,7 @@ class CupyMapOps:
         g = G.conv2d_shape(x.shape, w.shape, stride, padding)
         dyr = self._fold(dy, g)
         dw, db = self._conv2d_params(x, dy, dyr, g)
-        dcols = cp.matmul(w.reshape(g.f, g.r).T, dyr)                  # [R, N*P]: one GEMM
+        dcols = B.matmul(w.reshape(g.f, g.r), dyr, trans_a=True)                  # [R, N*P]: one GEMM
         dx = cp.empty(x.shape, dtype=x.dtype)
         grid, block = G.rows_grid(g.n * g.c, g.h * g.w)
         CF.launch("conv2d.cu", "col2im2d", x.dtype, grid, block,
@@ -91,7 +92,7 @@ class CupyMapOps:
         if g.direct:
             return self._conv2d_c1_params(x, dy, g)
         cols = self._forward_cols2d(x, g)
-        dw = cp.matmul(dyr, cols.T).reshape(g.f, g.c, g.kh, g.kw)
+        dw = B.matmul(dyr, cols, trans_b=True).reshape(g.f, g.c, g.kh, g.kw)
         return dw, self._channel_total(dy, g.n, g.f, g.p)
 
     def _conv2d_c1_params(self, x, dy, g):

@@ -16,6 +16,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from genrecnn.engine.ops import Backend
 
+from .updates import NumpyManyUpdates, adam_step
+
 _PARALLEL_MIN = 1 << 20        # elements; below this threads cost more than they save
 
 
@@ -99,7 +101,7 @@ def _running_max(win: np.ndarray, y: np.ndarray, local: np.ndarray) -> None:
     local[...] = idx
 
 
-class NumpyBackend(Backend):
+class NumpyBackend(NumpyManyUpdates, Backend):
     name = "numpy"
     device = "cpu"
 
@@ -255,13 +257,5 @@ class NumpyBackend(Backend):
 
     def adam_update(self, param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay,
                     decoupled_weight_decay=0.0):
-        g = grad + weight_decay * param if weight_decay else grad
-        m *= beta1
-        m += (1 - beta1) * g
-        v *= beta2
-        v += (1 - beta2) * (g * g)
-        mhat = m / (1 - beta1 ** step)
-        vhat = v / (1 - beta2 ** step)
-        if decoupled_weight_decay:
-            param *= 1 - lr * decoupled_weight_decay
-        param -= lr * mhat / (np.sqrt(vhat) + eps)
+        adam_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay,
+                  1 - beta1 ** step, 1 - beta2 ** step)

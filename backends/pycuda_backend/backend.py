@@ -6,9 +6,10 @@ how they are compiled and cached); the GEMM-based ops (conv1d, dense) are in
 contract's rules), so ops neither copy nor check them. Arrays are
 ``pycuda.gpuarray.GPUArray`` allocated from one memory pool; the backend works
 in the device's *primary* context (``pycuda.autoprimaryctx``), the one CuPy
-uses, so arrays cross between the two without copies. Everything runs on the
-default stream, so launches are ordered and only ``to_host``, ``loss`` and
-``synchronize`` wait.
+uses, so arrays cross between the two without copies. Everything runs on one
+stream (the default one, or a stream of its own while training steps are
+captured as graphs, :mod:`.graphs`), so launches are ordered and only
+``to_host`` and ``synchronize`` wait.
 
 Importing this module needs neither PyCUDA nor a GPU: PyCUDA is imported when
 the backend is instantiated, after :meth:`PycudaBackend.availability` said yes.
@@ -24,6 +25,7 @@ import numpy as np
 from genrecnn.engine.ops import ACTIVATIONS, Backend, maxpool1d_out_width
 
 from .batches import PycudaBatchOps
+from .graphs import PycudaGraphOps
 from .gemm import GemmOps
 from .kernels import BLOCK, KernelCache, cdiv
 from .maps import PycudaMapOps
@@ -59,7 +61,7 @@ def probe() -> tuple[bool, str]:
     return True, ""
 
 
-class PycudaBackend(PycudaMapOps, PycudaBatchOps, GemmOps, Backend):
+class PycudaBackend(PycudaGraphOps, PycudaMapOps, PycudaBatchOps, GemmOps, Backend):
     """Hand-written CUDA kernels through PyCUDA, float32 and float64."""
 
     name = "pycuda"
@@ -102,14 +104,14 @@ class PycudaBackend(PycudaMapOps, PycudaBatchOps, GemmOps, Backend):
 
     def _zero_fill(self, a) -> None:
         if a.nbytes:
-            self._drv.memset_d8(self._ptr(a), 0, a.nbytes)
+            self._drv.memset_d8_async(self._ptr(a), 0, a.nbytes, self._stream)
 
     def _grid1d(self, n: int) -> tuple[int, int, int]:
         return (max(1, min(cdiv(n, BLOCK), self.sm_count * 32)), 1, 1)
 
     def _launch(self, file, name, arg_types, dtype, grid, block, *args, **consts):
         func = self.kernels.get(file, name, arg_types, dtype, **consts)
-        func.prepared_call(grid, block, *args)
+        func.prepared_async_call(grid, block, self._stream, *args)
 
     def _elementwise(self, name, arg_types, dtype, n, *args, file="elementwise.cu", **consts):
         if n:
@@ -122,12 +124,14 @@ class PycudaBackend(PycudaMapOps, PycudaBatchOps, GemmOps, Backend):
         a = np.ascontiguousarray(a)
         out = self._empty(a.shape, a.dtype)
         if a.nbytes:
+            self._settle()
             self._drv.memcpy_htod(self._ptr(out), a)
         return out
 
     def to_host(self, x):
         out = np.empty(tuple(x.shape), dtype=x.dtype)
         if out.nbytes:
+            self._settle()
             self._drv.memcpy_dtoh(out, self._ptr(x))
         return out
 
@@ -148,7 +152,7 @@ class PycudaBackend(PycudaMapOps, PycudaBatchOps, GemmOps, Backend):
         dtype = np.dtype(cai["typestr"])
         ptr = int(cai["data"][0])
         stream = cai.get("stream")
-        if stream not in (None, 1, 2):   # a stream that may not order with ours: wait for it
+        if stream not in (None, 1, 2, self._stream_handle()):   # may not order with ours: wait
             self._drv.Context.synchronize()
         contiguous = [dtype.itemsize]
         for extent in reversed(shape[1:]):

@@ -2,14 +2,12 @@
 cross-entropy that accumulates on the device (``batches.cu``, shared with CuPy).
 
 Every kernel goes through the backend's launch helpers and nothing waits for the
-device; ``write`` is an asynchronous host-to-device copy on the default stream (the
-one every launch uses), so it lands after the work already queued.
+device (``write`` is in :mod:`.graphs`, beside the stream it must respect).
 """
 from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from . import grids as G
 
@@ -49,11 +47,6 @@ class PycudaBatchOps:
         self._run("batches.cu", "mix_pairs", "PPPPq", str(x.dtype), grid, block, self._ptr(x),
                   self._ptr(perm), self._ptr(lam), self._ptr(y), s)
         return y
-
-    def write(self, dst, a):
-        a = np.ascontiguousarray(a, dtype=dst.dtype)
-        if a.nbytes:
-            self._drv.memcpy_htod_async(self._ptr(dst), a)   # default stream, no wait
 
     def softmax_cross_entropy_acc(self, logits, labels_a, labels_b, lam, stats):
         n, k = (int(s) for s in logits.shape)

@@ -14,7 +14,9 @@ from typing import NamedTuple
 from genrecnn.engine.ops import conv2d_out
 
 # The kernel files both CUDA backends compile (conv2d_c1.cu needs KH and KW defined).
-SHARED_FILES = ("conv2d.cu", "conv2d_c1.cu", "maps.cu", "norm.cu", "batches.cu")
+SHARED_FILES = ("conv2d.cu", "conv2d_c1.cu", "maps.cu", "norm.cu", "batches.cu",
+                "update_many.cu")
+UPDATE_SLOTS = 32               # parameters one update_many.cu launch takes
 THREADS = 256
 MAX_GRID_Y = 65535
 DIRECT_MAX_TAPS = 49            # one-channel convolutions up to 7 x 7 run conv2d_c1.cu
@@ -125,3 +127,25 @@ def loss_blocks(n: int) -> int:
     """Blocks of softmax_xent_acc: one warp per row, at most 1024 blocks (one atomicAdd
     pair each)."""
     return max(1, min(1024, cdiv(n, THREADS // 32)))
+
+
+def update_launches(sizes: list[int], sm_count: int):
+    """(first, last, grid) of each update_many.cu launch over parameters of these sizes:
+    UPDATE_SLOTS parameters a launch, one block row each."""
+    out = []
+    for s in range(0, len(sizes), UPDATE_SLOTS):
+        chunk = sizes[s:s + UPDATE_SLOTS]
+        x = max(1, min(cdiv(max(chunk), THREADS), 4 * sm_count))
+        out.append((s, s + len(chunk), (x, len(chunk), 1)))
+    return out
+
+
+def update_args(arrays: list[list], sizes: list[int], first: int, last: int) -> list:
+    """The kernel's by-value arguments: UPDATE_SLOTS slots of each of the four array
+    lists (param, grad, state a, state b; unused slots repeat the first array), then
+    the sizes (0 in unused slots)."""
+    args = []
+    for group in arrays:
+        chunk = list(group[first:last])
+        args += chunk + [chunk[0]] * (UPDATE_SLOTS - len(chunk))
+    return args + list(sizes[first:last]) + [0] * (UPDATE_SLOTS - (last - first))

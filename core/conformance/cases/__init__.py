@@ -13,8 +13,8 @@ which is itself proven by finite differences in genrecnn's tests.
 """
 from __future__ import annotations
 
-from genrecnn.conformance.cases import (activation, conv1d, dense, global_pool, maxpool1d, softmax,
-                                        transfer, updates)
+from genrecnn.conformance.cases import (activation, conv1d, dense, global_pool, graph,
+                                        maxpool1d, softmax, transfer, update_many, updates)
 from genrecnn.conformance.cases.common import INDEX, Case
 from genrecnn.engine.ops import OP_GROUPS
 
@@ -27,7 +27,7 @@ BUILDERS = {"transfer": transfer.transfer_cases, "conv1d": conv1d.conv1d_cases,
             "conv2d": lambda dtype: [], "maxpool2d": lambda dtype: [],
             "batchnorm": lambda dtype: [], "dropout": lambda dtype: [],
             "batch": lambda dtype: [], "train_loss": lambda dtype: [],
-            "update_many": lambda dtype: [], "graph": lambda dtype: []}
+            "update_many": update_many.update_many_cases, "graph": graph.graph_cases}
 assert set(BUILDERS) == {g.name for g in OP_GROUPS}, "every op group needs conformance cases"
 
 __all__ = ["BUILDERS", "INDEX", "Case", "cases_for"]
