@@ -16,6 +16,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from genrecnn.engine.ops import Backend
 
+from .maps import NumpyMapOps
+
 _PARALLEL_MIN = 1 << 20        # elements; below this threads cost more than they save
 
 
@@ -96,7 +98,7 @@ def _running_max(win: np.ndarray, y: np.ndarray, local: np.ndarray) -> None:
     local[...] = idx
 
 
-class NumpyBackend(Backend):
+class NumpyBackend(NumpyMapOps, Backend):
     name = "numpy"
     device = "cpu"
 

@@ -1,0 +1,333 @@
+"""NumPy implementation of the contract's 2-D map and training ops (see
+:mod:`genrecnn.engine.ops.maps` and :mod:`genrecnn.engine.ops.training`).
+
+Vectorised over the batch like the rest of the backend: the 2-D convolution
+is an im2col (one strided copy per kernel tap) and one GEMM per example, its
+input gradient GEMMs and a col2im (one strided add per tap); pooling keeps a
+running maximum over the taps of strided window views; batch normalisation
+works on per-channel sums. The copies and elementwise passes are split over
+the cores by batch slices while BLAS runs the GEMMs on all of them.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from genrecnn.engine.ops import conv2d_out, lowbias32, pool2d_out
+from genrecnn.engine.ops.maps import GOLDEN
+
+
+@functools.lru_cache(maxsize=1)
+def _batch_runner():
+    """The backend's batch-splitting thread helper (looked up on first use: the
+    backend module imports this one)."""
+    try:
+        from .parallel import over_batch
+    except ImportError:
+        from .backend import _over_batch as over_batch
+    return over_batch
+
+
+def _over_batch(fn, n: int, work: int) -> None:
+    _batch_runner()(fn, n, work)
+
+
+# -- 2-D convolution -----------------------------------------------------------------------
+
+def _taps(x, kh, kw, sh, sw, ho, wo):
+    """(u, v, view) for every kernel tap: view[n, c, i, j] = x[n, c, i sh + u, j sw + v]."""
+    for u in range(kh):
+        for v in range(kw):
+            yield u, v, x[:, :, u:u + sh * (ho - 1) + 1:sh, v:v + sw * (wo - 1) + 1:sw]
+
+
+def _padded(x, ph, pw):
+    if not (ph or pw):
+        return x
+    n, c, h, w = x.shape
+    xp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
+    xp[:, :, ph:ph + h, pw:pw + w] = x
+    return xp
+
+
+def _geometry(x, w, stride, padding):
+    (sh, sw), (ph, pw) = stride, padding
+    kh, kw = w.shape[2:]
+    return kh, kw, sh, sw, ph, pw, conv2d_out(x.shape[2], kh, sh, ph), conv2d_out(
+        x.shape[3], kw, sw, pw)
+
+
+def _im2col2d(x, w, stride, padding):
+    """x[N, C, H, W] -> cols[N, C*KH*KW, Ho*Wo], rows in w's (c, u, v) order."""
+    n, c = x.shape[:2]
+    kh, kw, sh, sw, ph, pw, ho, wo = _geometry(x, w, stride, padding)
+    if kh == kw == sh == sw == 1 and not (ph or pw):
+        return x.reshape(n, c, ho * wo)                    # a 1x1 convolution reads x as it is
+    cols = np.empty((n, c, kh, kw, ho, wo), dtype=x.dtype)
+
+    def fill(s):
+        for u, v, tap in _taps(_padded(x[s], ph, pw), kh, kw, sh, sw, ho, wo):
+            cols[s, :, u, v] = tap
+    _over_batch(fill, n, cols.size)
+    return cols.reshape(n, c * kh * kw, ho * wo)
+
+
+def _col2im2d(dcols, x, w, stride, padding):
+    """The adjoint of :func:`_im2col2d`: every tap's column added back onto the input."""
+    n, c, h, wd = x.shape
+    kh, kw, sh, sw, ph, pw, ho, wo = _geometry(x, w, stride, padding)
+    dcols = dcols.reshape(n, c, kh, kw, ho, wo)
+    dx = np.empty_like(x)
+
+    def add(s):
+        dxp = np.zeros((dcols[s].shape[0], c, h + 2 * ph, wd + 2 * pw), dtype=x.dtype)
+        for u, v, tap in _taps(dxp, kh, kw, sh, sw, ho, wo):
+            tap += dcols[s, :, u, v]
+        dx[s] = dxp[:, :, ph:ph + h, pw:pw + wd]
+    _over_batch(add, n, dcols.size)
+    return dx
+
+
+def _conv2d_param_grads(cols, w, dy3):
+    f = w.shape[0]
+    dw = np.matmul(dy3, cols.transpose(0, 2, 1)).sum(axis=0)   # sum_n dy[n] cols[n]^T
+    return dw.reshape(w.shape), dy3.sum(axis=(0, 2)).reshape(f)
+
+
+# -- 2-D max pooling -----------------------------------------------------------------------
+
+def _running_max2d(taps, y, idx):
+    """Max over ``taps`` [(offset, view)] into ``y``, and in ``idx`` the offset of the
+    first maximum, a NaN counting as the maximum: a tap takes over where it is
+    greater, or is NaN while the maximum so far is not."""
+    first, view = taps[0]
+    y[...] = view
+    idx[...] = first
+    later = np.empty(y.shape, dtype=bool)
+    known = np.empty(y.shape, dtype=bool)
+    step = np.empty_like(idx)
+    for off, tap in taps[1:]:
+        np.less_equal(tap, y, out=later)          # False where tap > y or either is NaN
+        np.logical_not(later, out=later)
+        np.equal(y, y, out=known)                 # y is not NaN
+        later &= known
+        np.subtract(off, idx, out=step)
+        step *= later
+        idx += step                               # idx = off where the tap takes over
+        np.maximum(y, tap, out=y)                 # NaN propagates
+
+
+# -- batch normalisation --------------------------------------------------------------------
+
+def _per_channel(x):
+    """x[N, C, ...] as [N, C, S] (a view)."""
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+def _channel_sum(a3):
+    """Sum of [N, C, S] over N and S, accumulated in float64 -> [C] float64."""
+    return a3.sum(axis=2).sum(axis=0, dtype=np.float64)
+
+
+def _col(v, dtype):
+    return np.asarray(v, dtype=dtype)[None, :, None]
+
+
+# -- the mixin ------------------------------------------------------------------------------
+
+class NumpyMapOps:
+    """conv2d, maxpool2d, batchnorm, dropout, the batch ops and the on-device loss."""
+
+    def reshape(self, x, shape):
+        return x.reshape(shape)
+
+    # -- 2-D convolution ----------------------------------------------------------------
+
+    def conv2d(self, x, w, b, stride, padding):
+        n, f = x.shape[0], w.shape[0]
+        ho, wo = _geometry(x, w, stride, padding)[6:]
+        cols = _im2col2d(x, w, stride, padding)
+        y = np.matmul(w.reshape(f, -1), cols)                   # [N, F, Ho*Wo]
+        y += b[None, :, None]
+        return y.reshape(n, f, ho, wo)
+
+    def conv2d_backward(self, x, w, dy, stride, padding):
+        f = w.shape[0]
+        dy3 = dy.reshape(dy.shape[0], f, -1)
+        dw, db = _conv2d_param_grads(_im2col2d(x, w, stride, padding), w, dy3)
+        dcols = np.matmul(w.reshape(f, -1).T, dy3)              # [N, C*KH*KW, Ho*Wo]
+        return _col2im2d(dcols, x, w, stride, padding), dw, db
+
+    def conv2d_backward_params(self, x, w, dy, stride, padding):
+        dy3 = dy.reshape(dy.shape[0], w.shape[0], -1)
+        return _conv2d_param_grads(_im2col2d(x, w, stride, padding), w, dy3)
+
+    # -- 2-D max pooling ------------------------------------------------------------------
+
+    def maxpool2d(self, x, size, stride):
+        n, c, h, w = x.shape
+        (kh, kw), (sh, sw) = size, stride
+        ho, wo = pool2d_out(h, kh, sh), pool2d_out(w, kw, sw)
+        y = np.empty((n, c, ho, wo), dtype=x.dtype)
+        arg = np.empty((n, c, ho, wo), dtype=np.int32)
+
+        def run(s):
+            taps = [(u * w + v, view) for u, v, view in _taps(x[s], kh, kw, sh, sw, ho, wo)]
+            _running_max2d(taps, y[s], arg[s])
+        _over_batch(run, n, x.size)
+        # offsets are relative to each window's corner (i sh, j sw)
+        arg += (np.arange(ho, dtype=np.int32)[:, None] * (sh * w)
+                + np.arange(wo, dtype=np.int32)[None, :] * sw)
+        return y, arg
+
+    def maxpool2d_backward(self, dy, argmax, height, width):
+        n, c = dy.shape[:2]
+        flat = argmax.reshape(n, c, -1)
+        dy3 = dy.reshape(n, c, -1)
+        if flat.shape[2] <= 1 or np.all(flat[:, :, 1:] > flat[:, :, :-1]):
+            # distinct maxima in every plane (always so without overlap): a scatter
+            dx = np.zeros((n, c, height * width), dtype=dy.dtype)
+            _over_batch(lambda s: np.put_along_axis(dx[s], flat[s].astype(np.intp), dy3[s],
+                                                    axis=2), n, dx.size)
+            return dx.reshape(n, c, height, width)
+        # overlapping windows may share a maximum: sum their gradients
+        planes = np.arange(n * c, dtype=np.intp).reshape(n, c, 1) * (height * width)
+        dx = np.bincount((planes + flat).ravel(), weights=dy3.ravel(),
+                         minlength=n * c * height * width)
+        return dx.astype(dy.dtype, copy=False).reshape(n, c, height, width)
+
+    # -- batch normalisation ----------------------------------------------------------------
+
+    def batchnorm_train(self, x, gamma, beta, eps):
+        x3 = _per_channel(x)
+        m = x3.shape[0] * x3.shape[2]
+        mean = _channel_sum(x3) / m
+        xc = np.empty_like(x3)
+        sq = np.zeros((x3.shape[0], x3.shape[1]))
+
+        def centre(s):
+            np.subtract(x3[s], _col(mean, x.dtype), out=xc[s])
+            sq[s] = np.einsum("ncs,ncs->nc", xc[s], xc[s])
+        _over_batch(centre, x3.shape[0], x3.size)
+        invstd = 1.0 / np.sqrt(sq.sum(axis=0) / m + eps)
+        scale, shift = _col(invstd * gamma, x.dtype), _col(beta, x.dtype)
+
+        def normalise(s):
+            xc[s] *= scale
+            xc[s] += shift
+        _over_batch(normalise, x3.shape[0], x3.size)
+        return xc.reshape(x.shape), mean.astype(x.dtype), invstd.astype(x.dtype)
+
+    def batchnorm_running_update(self, running_mean, running_var, mean, invstd, count,
+                                 momentum, eps):
+        var = 1.0 / np.square(invstd, dtype=np.float64) - eps
+        if count > 1:
+            var *= count / (count - 1)
+        running_mean *= 1 - momentum
+        running_mean += momentum * mean
+        running_var *= 1 - momentum
+        running_var += (momentum * var).astype(running_var.dtype)
+
+    def batchnorm_infer(self, x, gamma, beta, running_mean, running_var, eps):
+        scale = gamma / np.sqrt(running_var.astype(np.float64) + eps)
+        shift = _col(beta - running_mean * scale, x.dtype)
+        scale = _col(scale, x.dtype)
+        x3 = _per_channel(x)
+        y = np.empty_like(x3)
+
+        def run(s):
+            np.multiply(x3[s], scale, out=y[s])
+            y[s] += shift
+        _over_batch(run, x3.shape[0], x3.size)
+        return y.reshape(x.shape)
+
+    def batchnorm_backward(self, x, gamma, mean, invstd, dy):
+        x3, dy3 = _per_channel(x), _per_channel(dy)
+        n, m = x3.shape[0], x3.shape[0] * x3.shape[2]
+        xc = np.empty_like(x3)
+        part = np.zeros((2, n, x3.shape[1]))
+
+        def sums(s):
+            np.subtract(x3[s], _col(mean, x.dtype), out=xc[s])
+            part[0, s] = dy3[s].sum(axis=2)
+            part[1, s] = np.einsum("ncs,ncs->nc", dy3[s], xc[s])
+        _over_batch(sums, n, 2 * x3.size)
+        dbeta = part[0].sum(axis=0)
+        dgamma = part[1].sum(axis=0) * invstd
+        # dx = gamma invstd / m (m dy - dbeta - xhat dgamma), xhat = xc invstd
+        k = gamma.astype(np.float64) * invstd
+        k_dy, k_xc = _col(k, x.dtype), _col(-k * invstd * dgamma / m, x.dtype)
+        k_0 = _col(-k * dbeta / m, x.dtype)
+        dx = np.empty_like(x3)
+
+        def grad(s):
+            np.multiply(dy3[s], k_dy, out=dx[s])
+            xc[s] *= k_xc
+            dx[s] += xc[s]
+            dx[s] += k_0
+        _over_batch(grad, n, 2 * x3.size)
+        return dx.reshape(x.shape), dgamma.astype(x.dtype), dbeta.astype(x.dtype)
+
+    # -- dropout ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _dropout(x, rate, key):
+        seed, offset = (int(v) & 0xFFFFFFFF for v in key)
+        k = lowbias32((seed * GOLDEN + offset) & 0xFFFFFFFF)
+        i = np.arange(x.size, dtype=np.uint32)
+        i *= np.uint32(GOLDEN)
+        i += np.uint32(k)
+        keep = (lowbias32(i) >> 8) >= math.ceil(rate * 2 ** 24)     # the contract's exact test
+        return np.multiply(x, keep.reshape(x.shape), dtype=x.dtype) * x.dtype.type(1 / (1 - rate))
+
+    def dropout(self, x, rate, key):
+        return self._dropout(x, rate, key)
+
+    def dropout_backward(self, dy, rate, key):
+        return self._dropout(dy, rate, key)
+
+    # -- batches from a resident training set ---------------------------------------------
+
+    def gather_batch(self, data, labels, index, start, width):
+        windows = sliding_window_view(data, width, axis=2)     # [M, H, T - width + 1, width]
+        return (np.ascontiguousarray(windows[index, :, start]),  # [B, H, width]
+                labels[index])
+
+    def mask_spans(self, x, f0, fw, t0, tw):
+        def inside(start, width, size):                        # [B, size]: in the span
+            pos, start = np.arange(size), start.astype(np.int64)[:, None]
+            return (pos >= start) & (pos < start + width[:, None])
+        masked = inside(f0, fw, x.shape[1])[:, :, None] | inside(t0, tw, x.shape[2])[:, None, :]
+        return np.where(masked, x.dtype.type(0), x)
+
+    def mix(self, x, perm, lam):
+        lam = lam.reshape((-1,) + (1,) * (x.ndim - 1))
+        y = x * lam
+        y += x[perm] * (1 - lam)
+        return y
+
+    def write(self, dst, a):
+        np.copyto(dst, a)
+
+    # -- the on-device loss ---------------------------------------------------------------
+
+    def softmax_cross_entropy_acc(self, logits, labels_a, labels_b, lam, stats):
+        z = logits - logits.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        rows = np.arange(len(logits))
+        loss = -(lam * logp[rows, labels_a] + (1 - lam) * logp[rows, labels_b]).sum()
+        best = logits.argmax(axis=1)
+        credit = (lam * (best == labels_a) + (1 - lam) * (best == labels_b)).sum()
+        stats += np.array([loss, credit], dtype=stats.dtype)
+        return np.exp(logp)
+
+    def softmax_cross_entropy_acc_backward(self, probs, labels_a, labels_b, lam):
+        g = probs.copy()
+        rows = np.arange(len(probs))
+        g[rows, labels_a] -= lam
+        g[rows, labels_b] -= 1 - lam
+        g /= len(probs)
+        return g
