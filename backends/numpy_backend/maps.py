@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -37,6 +38,21 @@ def _over_batch(fn, n: int, work: int) -> None:
 
 # -- 2-D convolution -----------------------------------------------------------------------
 
+_CHUNK = 1 << 22     # elements of im2col columns per chunk of the batch (16 MB in float32)
+_local = threading.local()
+
+
+def _work(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A scratch array kept between calls (per thread): a large fresh array costs a
+    page fault per 4 kB on first touch, more than filling it."""
+    size = int(np.prod(shape))
+    bufs = _local.__dict__.setdefault("bufs", {})
+    buf = bufs.get((name, np.dtype(dtype)))
+    if buf is None or buf.size < size:
+        buf = bufs[(name, np.dtype(dtype))] = np.empty(size, dtype=dtype)
+    return buf[:size].reshape(shape)
+
+
 def _taps(x, kh, kw, sh, sw, ho, wo):
     """(u, v, view) for every kernel tap: view[n, c, i, j] = x[n, c, i sh + u, j sw + v]."""
     for u in range(kh):
@@ -44,57 +60,74 @@ def _taps(x, kh, kw, sh, sw, ho, wo):
             yield u, v, x[:, :, u:u + sh * (ho - 1) + 1:sh, v:v + sw * (wo - 1) + 1:sw]
 
 
-def _padded(x, ph, pw):
-    if not (ph or pw):
-        return x
-    n, c, h, w = x.shape
-    xp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
-    xp[:, :, ph:ph + h, pw:pw + w] = x
-    return xp
+class _Geometry:
+    """Sizes of one convolution, and the batch cut into chunks whose im2col columns
+    fit in ``_CHUNK`` elements (at least one example each)."""
+
+    def __init__(self, x, w, stride, padding):
+        self.n, self.c, self.h, self.w = x.shape
+        self.f, _, self.kh, self.kw = w.shape
+        (self.sh, self.sw), (self.ph, self.pw) = stride, padding
+        self.ho = conv2d_out(self.h, self.kh, self.sh, self.ph)
+        self.wo = conv2d_out(self.w, self.kw, self.sw, self.pw)
+        self.rows, self.cols = self.c * self.kh * self.kw, self.ho * self.wo
+        self.identity = (self.kh == self.kw == self.sh == self.sw == 1
+                         and not (self.ph or self.pw))      # a 1x1 convolution reads x as it is
+        per = max(1, _CHUNK // (self.rows * self.cols))
+        self.chunks = [slice(a, min(self.n, a + per)) for a in range(0, self.n, per)]
+
+    def padded(self, name, m, dtype):
+        """Zeroed scratch [m, C, H + 2 ph, W + 2 pw] and its interior view."""
+        g = self
+        xp = _work(name, (m, g.c, g.h + 2 * g.ph, g.w + 2 * g.pw), dtype)
+        xp[...] = 0
+        return xp, xp[:, :, g.ph:g.ph + g.h, g.pw:g.pw + g.w]
+
+    def im2col(self, xs):
+        """xs[m, C, H, W] -> columns [m, C*KH*KW, Ho*Wo] (rows in w's (c, u, v) order)."""
+        g, m = self, xs.shape[0]
+        if g.identity:
+            return xs.reshape(m, g.c, g.cols)
+        src = xs
+        if g.ph or g.pw:
+            src, inner = g.padded("xp", m, xs.dtype)
+            inner[...] = xs
+        cols = _work("cols", (m, g.c, g.kh, g.kw, g.ho, g.wo), xs.dtype)
+        for u, v, tap in _taps(src, g.kh, g.kw, g.sh, g.sw, g.ho, g.wo):
+            cols[:, :, u, v] = tap
+        return cols.reshape(m, g.rows, g.cols)
+
+    def col2im(self, dcols, out):
+        """The adjoint of :meth:`im2col`: every tap's columns added back, into ``out``."""
+        g, m = self, dcols.shape[0]
+        dcols = dcols.reshape(m, g.c, g.kh, g.kw, g.ho, g.wo)
+        if g.ph or g.pw:
+            dxp, inner = g.padded("dxp", m, dcols.dtype)
+        else:
+            dxp = inner = out
+            dxp[...] = 0
+        for u, v, tap in _taps(dxp, g.kh, g.kw, g.sh, g.sw, g.ho, g.wo):
+            tap += dcols[:, :, u, v]
+        if inner is not out:
+            out[...] = inner
 
 
-def _geometry(x, w, stride, padding):
-    (sh, sw), (ph, pw) = stride, padding
-    kh, kw = w.shape[2:]
-    return kh, kw, sh, sw, ph, pw, conv2d_out(x.shape[2], kh, sh, ph), conv2d_out(
-        x.shape[3], kw, sw, pw)
-
-
-def _im2col2d(x, w, stride, padding):
-    """x[N, C, H, W] -> cols[N, C*KH*KW, Ho*Wo], rows in w's (c, u, v) order."""
-    n, c = x.shape[:2]
-    kh, kw, sh, sw, ph, pw, ho, wo = _geometry(x, w, stride, padding)
-    if kh == kw == sh == sw == 1 and not (ph or pw):
-        return x.reshape(n, c, ho * wo)                    # a 1x1 convolution reads x as it is
-    cols = np.empty((n, c, kh, kw, ho, wo), dtype=x.dtype)
-
-    def fill(s):
-        for u, v, tap in _taps(_padded(x[s], ph, pw), kh, kw, sh, sw, ho, wo):
-            cols[s, :, u, v] = tap
-    _over_batch(fill, n, cols.size)
-    return cols.reshape(n, c * kh * kw, ho * wo)
-
-
-def _col2im2d(dcols, x, w, stride, padding):
-    """The adjoint of :func:`_im2col2d`: every tap's column added back onto the input."""
-    n, c, h, wd = x.shape
-    kh, kw, sh, sw, ph, pw, ho, wo = _geometry(x, w, stride, padding)
-    dcols = dcols.reshape(n, c, kh, kw, ho, wo)
-    dx = np.empty_like(x)
-
-    def add(s):
-        dxp = np.zeros((dcols[s].shape[0], c, h + 2 * ph, wd + 2 * pw), dtype=x.dtype)
-        for u, v, tap in _taps(dxp, kh, kw, sh, sw, ho, wo):
-            tap += dcols[s, :, u, v]
-        dx[s] = dxp[:, :, ph:ph + h, pw:pw + wd]
-    _over_batch(add, n, dcols.size)
-    return dx
-
-
-def _conv2d_param_grads(cols, w, dy3):
-    f = w.shape[0]
-    dw = np.matmul(dy3, cols.transpose(0, 2, 1)).sum(axis=0)   # sum_n dy[n] cols[n]^T
-    return dw.reshape(w.shape), dy3.sum(axis=(0, 2)).reshape(f)
+def _conv2d_backward(x, w, dy, stride, padding, want_dx: bool):
+    """(dx or None, dw, db), a chunk of the batch at a time: the chunk's columns give
+    its share of dw; w^T dy gives its columns' gradient, which col2im adds back."""
+    g = _Geometry(x, w, stride, padding)
+    w2 = w.reshape(g.f, g.rows)
+    dy3 = dy.reshape(g.n, g.f, g.cols)
+    dw = np.zeros((g.f, g.rows), dtype=w.dtype)
+    dx = np.empty_like(x) if want_dx else None
+    for s in g.chunks:
+        cols = g.im2col(x[s])
+        dw += np.matmul(dy3[s], cols.transpose(0, 2, 1)).sum(axis=0)
+        if want_dx:
+            dcols = np.matmul(w2.T, dy3[s], out=_work("dcols", (cols.shape[0], g.rows, g.cols),
+                                                       x.dtype))
+            g.col2im(dcols, dx[s])
+    return dx, dw.reshape(w.shape), dy3.sum(axis=(0, 2))
 
 
 # -- 2-D max pooling -----------------------------------------------------------------------
@@ -147,23 +180,19 @@ class NumpyMapOps:
     # -- 2-D convolution ----------------------------------------------------------------
 
     def conv2d(self, x, w, b, stride, padding):
-        n, f = x.shape[0], w.shape[0]
-        ho, wo = _geometry(x, w, stride, padding)[6:]
-        cols = _im2col2d(x, w, stride, padding)
-        y = np.matmul(w.reshape(f, -1), cols)                   # [N, F, Ho*Wo]
+        g = _Geometry(x, w, stride, padding)
+        w2 = w.reshape(g.f, g.rows)
+        y = np.empty((g.n, g.f, g.cols), dtype=x.dtype)
+        for s in g.chunks:
+            np.matmul(w2, g.im2col(x[s]), out=y[s])
         y += b[None, :, None]
-        return y.reshape(n, f, ho, wo)
+        return y.reshape(g.n, g.f, g.ho, g.wo)
 
     def conv2d_backward(self, x, w, dy, stride, padding):
-        f = w.shape[0]
-        dy3 = dy.reshape(dy.shape[0], f, -1)
-        dw, db = _conv2d_param_grads(_im2col2d(x, w, stride, padding), w, dy3)
-        dcols = np.matmul(w.reshape(f, -1).T, dy3)              # [N, C*KH*KW, Ho*Wo]
-        return _col2im2d(dcols, x, w, stride, padding), dw, db
+        return _conv2d_backward(x, w, dy, stride, padding, want_dx=True)
 
     def conv2d_backward_params(self, x, w, dy, stride, padding):
-        dy3 = dy.reshape(dy.shape[0], w.shape[0], -1)
-        return _conv2d_param_grads(_im2col2d(x, w, stride, padding), w, dy3)
+        return _conv2d_backward(x, w, dy, stride, padding, want_dx=False)[1:]
 
     # -- 2-D max pooling ------------------------------------------------------------------
 
