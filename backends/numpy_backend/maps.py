@@ -38,7 +38,7 @@ def _over_batch(fn, n: int, work: int) -> None:
 
 # -- 2-D convolution -----------------------------------------------------------------------
 
-_CHUNK = 1 << 22     # elements of im2col columns per chunk of the batch (16 MB in float32)
+_CHUNK = 1 << 23     # elements of im2col columns per chunk of the batch (32 MB in float32)
 _local = threading.local()
 
 
@@ -77,10 +77,10 @@ class _Geometry:
         self.chunks = [slice(a, min(self.n, a + per)) for a in range(0, self.n, per)]
 
     def padded(self, name, m, dtype):
-        """Zeroed scratch [m, C, H + 2 ph, W + 2 pw] and its interior view."""
+        """Scratch [m, C, H + 2 ph, W + 2 pw] for x with its zero border, and the
+        interior view (to be filled, and the border zeroed, by :meth:`pad`)."""
         g = self
         xp = _work(name, (m, g.c, g.h + 2 * g.ph, g.w + 2 * g.pw), dtype)
-        xp[...] = 0
         return xp, xp[:, :, g.ph:g.ph + g.h, g.pw:g.pw + g.w]
 
     def im2col(self, xs):
@@ -88,28 +88,31 @@ class _Geometry:
         g, m = self, xs.shape[0]
         if g.identity:
             return xs.reshape(m, g.c, g.cols)
-        src = xs
-        if g.ph or g.pw:
-            src, inner = g.padded("xp", m, xs.dtype)
-            inner[...] = xs
+        xp, inner = g.padded("xp", m, xs.dtype) if g.ph or g.pw else (xs, xs)
         cols = _work("cols", (m, g.c, g.kh, g.kw, g.ho, g.wo), xs.dtype)
-        for u, v, tap in _taps(src, g.kh, g.kw, g.sh, g.sw, g.ho, g.wo):
-            cols[:, :, u, v] = tap
+
+        def fill(s):
+            if inner is not xs:
+                xp[s] = 0
+                inner[s] = xs[s]
+            for u, v, tap in _taps(xp[s], g.kh, g.kw, g.sh, g.sw, g.ho, g.wo):
+                cols[s, :, u, v] = tap
+        _over_batch(fill, m, cols.size)
         return cols.reshape(m, g.rows, g.cols)
 
     def col2im(self, dcols, out):
         """The adjoint of :meth:`im2col`: every tap's columns added back, into ``out``."""
         g, m = self, dcols.shape[0]
         dcols = dcols.reshape(m, g.c, g.kh, g.kw, g.ho, g.wo)
-        if g.ph or g.pw:
-            dxp, inner = g.padded("dxp", m, dcols.dtype)
-        else:
-            dxp = inner = out
-            dxp[...] = 0
-        for u, v, tap in _taps(dxp, g.kh, g.kw, g.sh, g.sw, g.ho, g.wo):
-            tap += dcols[:, :, u, v]
-        if inner is not out:
-            out[...] = inner
+        dxp, inner = g.padded("dxp", m, dcols.dtype) if g.ph or g.pw else (out, out)
+
+        def add(s):
+            dxp[s] = 0
+            for u, v, tap in _taps(dxp[s], g.kh, g.kw, g.sh, g.sw, g.ho, g.wo):
+                tap += dcols[s, :, u, v]
+            if inner is not out:
+                out[s] = inner[s]
+        _over_batch(add, m, dcols.size)
 
 
 def _conv2d_backward(x, w, dy, stride, padding, want_dx: bool):
@@ -132,17 +135,19 @@ def _conv2d_backward(x, w, dy, stride, padding, want_dx: bool):
 
 # -- 2-D max pooling -----------------------------------------------------------------------
 
-def _running_max2d(taps, y, idx):
+def _window_max(taps, y, idx):
     """Max over ``taps`` [(offset, view)] into ``y``, and in ``idx`` the offset of the
     first maximum, a NaN counting as the maximum: a tap takes over where it is
-    greater, or is NaN while the maximum so far is not."""
-    first, view = taps[0]
-    y[...] = view
-    idx[...] = first
+    greater, or is NaN while the maximum so far is not. Each strided tap is copied
+    once into a contiguous buffer (strided reads cost most); the rest is contiguous."""
+    y[...] = taps[0][1]
+    idx[...] = taps[0][0]
+    tap = np.empty_like(y)
     later = np.empty(y.shape, dtype=bool)
     known = np.empty(y.shape, dtype=bool)
     step = np.empty_like(idx)
-    for off, tap in taps[1:]:
+    for off, view in taps[1:]:
+        tap[...] = view
         np.less_equal(tap, y, out=later)          # False where tap > y or either is NaN
         np.logical_not(later, out=later)
         np.equal(y, y, out=known)                 # y is not NaN
@@ -205,7 +210,7 @@ class NumpyMapOps:
 
         def run(s):
             taps = [(u * w + v, view) for u, v, view in _taps(x[s], kh, kw, sh, sw, ho, wo)]
-            _running_max2d(taps, y[s], arg[s])
+            _window_max(taps, y[s], arg[s])
         _over_batch(run, n, x.size)
         # offsets are relative to each window's corner (i sh, j sw)
         arg += (np.arange(ho, dtype=np.int32)[:, None] * (sh * w)
@@ -213,20 +218,20 @@ class NumpyMapOps:
         return y, arg
 
     def maxpool2d_backward(self, dy, argmax, height, width):
+        # an unbuffered scatter-add (windows that share a maximum sum their gradients)
+        # by flat index into each batch slice, in int32 arithmetic where it fits
         n, c = dy.shape[:2]
-        flat = argmax.reshape(n, c, -1)
-        dy3 = dy.reshape(n, c, -1)
-        if flat.shape[2] <= 1 or np.all(flat[:, :, 1:] > flat[:, :, :-1]):
-            # distinct maxima in every plane (always so without overlap): a scatter
-            dx = np.zeros((n, c, height * width), dtype=dy.dtype)
-            _over_batch(lambda s: np.put_along_axis(dx[s], flat[s].astype(np.intp), dy3[s],
-                                                    axis=2), n, dx.size)
-            return dx.reshape(n, c, height, width)
-        # overlapping windows may share a maximum: sum their gradients
-        planes = np.arange(n * c, dtype=np.intp).reshape(n, c, 1) * (height * width)
-        dx = np.bincount((planes + flat).ravel(), weights=dy3.ravel(),
-                         minlength=n * c * height * width)
-        return dx.astype(dy.dtype, copy=False).reshape(n, c, height, width)
+        plane = height * width
+        flat, dy3 = argmax.reshape(n, c, -1), dy.reshape(n, c, -1)
+        dx = np.zeros((n, c, plane), dtype=dy.dtype)
+
+        def scatter(s):
+            m = s.stop - s.start
+            kind = np.int32 if m * c * plane < 2 ** 31 else np.int64
+            at = flat[s] + np.arange(0, m * c * plane, plane, dtype=kind).reshape(m, c, 1)
+            np.add.at(dx[s].reshape(-1), at.ravel(), dy3[s].ravel())
+        _over_batch(scatter, n, dx.size)
+        return dx.reshape(n, c, height, width)
 
     # -- batch normalisation ----------------------------------------------------------------
 
