@@ -1,12 +1,13 @@
 """NumPy implementation of the contract's 2-D map and training ops (see
 :mod:`genrecnn.engine.ops.maps` and :mod:`genrecnn.engine.ops.training`).
 
-Vectorised over the batch like the rest of the backend: the 2-D convolution
-is an im2col (one strided copy per kernel tap) and one GEMM per example, its
-input gradient GEMMs and a col2im (one strided add per tap); pooling keeps a
-running maximum over the taps of strided window views; batch normalisation
-works on per-channel sums. The copies and elementwise passes are split over
-the cores by batch slices while BLAS runs the GEMMs on all of them.
+Vectorised over the batch like the rest of the backend. The 2-D convolution
+takes the batch a chunk at a time: an im2col (one strided copy per kernel tap)
+into scratch kept between calls, then batched GEMMs; its input gradient is a
+GEMM and a col2im (one strided add per tap). Pooling keeps a running maximum
+over the kernel taps, its backward is a scatter-add; batch normalisation works
+on per-channel sums. Copies and elementwise passes are split over the cores by
+batch slices, while BLAS runs the GEMMs on all of them.
 """
 from __future__ import annotations
 

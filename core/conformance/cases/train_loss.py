@@ -9,11 +9,10 @@ import numpy as np
 from genrecnn.conformance import reference as ref_seq
 from genrecnn.conformance import reference_maps as ref
 from genrecnn.conformance.cases.common import Case, normal, random_labels
+from genrecnn.conformance.cases.softmax import HUGE
 from genrecnn.conformance.cases.support import call_in_place, seeded
 from genrecnn.conformance.checks import call, compare, device, gradcheck, output
 
-HUGE = np.array([[1e4, 0.0, -1e4], [1e4, 1e4 - 1, 1e4 - 2], [-1e4, -1e4, -1e4 + 5],
-                 [-1e4, -1e4, -1e4], [0.0, 0.0, 0.0]])
 # (N, K, lam, logits): lam "mixed" is uniform in [0, 1]; "ties" rows have equal maxima
 LOSS_CONFIGS = [(1, 1, "one", "normal"), (4, 10, "mixed", "normal"), (5, 3, "one", "normal"),
                 (5, 4, "zero", "normal"), (6, 5, "mixed", "ties"), (5, 3, "one", "huge"),
