@@ -110,15 +110,14 @@ def _write(be, dtype, rng, shape, kind):
     else:
         values = [normal(rng, shape, kind) for _ in range(4)]
     left, old, right, new = values
-    beside = {"before": device(be, left), "dst": device(be, old), "after": device(be, right)}
-    dst = beside.pop("dst")
+    before, dst, after = (device(be, a) for a in (left, old, right))   # allocated in order
     if kind != INDEX:       # queued work that reads dst: mix with lam 1 copies it
         b = shape[0]
         queued = be.mix(dst, device(be, np.arange(b, dtype=np.int32)),
                         device(be, np.ones(b, dtype=dtype)))
     _, err = call_in_place(be, "write", {"dst": dst, "a": new}, {"dst": new}, dtype,
                            host=("a",))
-    for where, arr, want in (("before", beside["before"], left), ("after", beside["after"], right)):
+    for where, arr, want in (("before", before, left), ("after", after, right)):
         if not np.array_equal(be.to_host(arr), want):
             raise CheckFailed(f"write changed an array allocated just {where} dst (it may "
                               f"change only dst)", float("inf"))
