@@ -12,7 +12,7 @@ from genrecnn.engine import bench
 from genrecnn.backends.numpy_backend.backend import NumpyBackend
 from genrecnn.cli.main import main
 from genrecnn.errors import GenrecnnError
-from genrecnn.engine.layers import KINDS
+from genrecnn.engine.layers import KINDS, LAYER_TYPES
 from genrecnn.engine.registry import registry
 
 
@@ -61,7 +61,7 @@ def test_measure_layer_times_every_kind_with_syncs(kind):
     cfg, shape, batch = bench.sweep_case(kind, 2 ** 10)
     t = bench.measure_layer(be, cfg, shape, batch, "float32", optimizer="adam", reps=2)
     assert t.backend == "counting" and t.forward.reps == 2 and t.backward.reps == 2
-    assert (t.update is not None) == (kind in ("conv", "fc"))
+    assert (t.update is not None) == (kind in ("conv", "fc", "norm"))
     assert t.total > 0 and be.syncs >= 2 * (1 + 1 + 2)
 
 
@@ -101,7 +101,7 @@ def test_sweep_cases_and_size_parsing():
         for k in (5, 12, 20):
             cfg, shape, batch = bench.sweep_case(kind, 2 ** k)
             elements = batch * int(np.prod(shape))
-            assert 0.6 * 2 ** k <= elements <= 2 ** k and cfg["type"] == kind
+            assert 0.6 * 2 ** k <= elements <= 2 ** k and LAYER_TYPES[cfg["type"]].kind == kind
     assert bench.parse_sizes("5:8") == [32, 64, 128, 256]
     assert bench.parse_sizes("5:24:6") == [2 ** 5, 2 ** 11, 2 ** 17, 2 ** 23]
     assert bench.parse_sizes("10,12") == [1024, 4096]

@@ -16,6 +16,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from genrecnn.engine.ops import Backend
 
+from .maps import NumpyMapOps
 from .updates import NumpyManyUpdates, adam_step
 
 _PARALLEL_MIN = 1 << 20        # elements; below this threads cost more than they save
@@ -101,7 +102,7 @@ def _running_max(win: np.ndarray, y: np.ndarray, local: np.ndarray) -> None:
     local[...] = idx
 
 
-class NumpyBackend(NumpyManyUpdates, Backend):
+class NumpyBackend(NumpyMapOps, NumpyManyUpdates, Backend):
     name = "numpy"
     device = "cpu"
 

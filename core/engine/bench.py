@@ -172,7 +172,8 @@ def measure_layer(be, config: dict, input_shape: tuple[int, ...], batch: int, dt
     layer = layer_from_config(config)
     layer.name = config.get("name") or "bench"
     layer.build(tuple(input_shape), rng, dtype)
-    layer.params = {k: be.from_host(np.asarray(v)) for k, v in layer.params.items()}
+    layer.place(None, be)
+    layer.begin_step(be, 0)
     x = be.from_host(_sample((batch, *layer.input_shape), dtype))
     if layer.kind == "softmax":
         labels = be.from_host(rng.integers(0, layer.output_shape[0], batch).astype(np.int32))
@@ -233,19 +234,23 @@ def measure_transfer(src, dst, shape: tuple[int, ...], dtype: str, *, reps: int 
 def sweep_case(kind: str, elements: int) -> tuple[dict, tuple[int, ...], int]:
     """(layer config, per-example input shape, batch) of about ``elements`` input values.
 
-    Sequence layers (conv, pool, gpool, act) see one example of C x W with
-    C = min(32, elements / 32) channels (conv keeps C filters of width 4, pool
-    takes windows of 4); fc sees N = min(32, elements / 32) rows of
-    elements / N inputs and has 64 units; softmax sees rows of 10 classes.
+    Sequence layers (conv, pool, gpool, act, norm, drop) see one example of
+    C x W with C = min(32, elements / 32) channels (conv keeps C filters of
+    width 4, pool takes windows of 4, drop a rate of 0.5); fc sees
+    N = min(32, elements / 32) rows of elements / N inputs and has 64 units;
+    softmax sees rows of 10 classes. The 2-D layers of the conv and pool kinds
+    are timed at an architecture's own shapes (``arch_layers``).
     """
     e = max(32, int(elements))
-    if kind in ("conv", "pool", "gpool", "act"):
+    if kind in ("conv", "pool", "gpool", "act", "norm", "drop"):
         c = min(32, max(1, e // 32))
         shape, batch = (c, e // c), 1
         cfg = {"conv": {"type": "conv", "filters": c, "width": 4},
                "pool": {"type": "pool", "size": 4},
                "gpool": {"type": "gpool"},
-               "act": {"type": "act", "fn": "relu"}}[kind]
+               "act": {"type": "act", "fn": "relu"},
+               "norm": {"type": "batchnorm"},
+               "drop": {"type": "dropout", "rate": 0.5}}[kind]
         return cfg, shape, batch
     if kind == "fc":
         n = min(32, max(1, e // 32))
@@ -305,7 +310,7 @@ def sweep_layers(backends, kinds, sizes, dtype: str, *, reps: int = REPS,
             for be in backends:
                 if progress:
                     progress(f"{kind} 2^{int(np.log2(size))} on {be.name}")
-                if be.name in too_slow or not can_run(be, kind, dtype):
+                if be.name in too_slow or not can_run(be, cfg["type"], dtype):
                     continue
                 base = {"kind": kind, "layer": kind, "elements": batch * int(np.prod(shape)),
                         "shape": "x".join(map(str, (batch, *shape)))}

@@ -14,8 +14,8 @@ UPDATE_OPS = {"sgd": "sgd_update", "adam": "adam_update"}
 
 
 def required_ops(layer, optimizer: str | None = None) -> set[str]:
-    """Op groups a backend needs to run ``layer`` (an instance, or a kind such as
-    ``"conv"``), with the ``optimizer``'s update where the layer has parameters."""
+    """Op groups a backend needs to run ``layer`` (an instance, or a config type such
+    as ``"conv2d"``), with the ``optimizer``'s update where the layer has parameters."""
     cls = LAYER_TYPES[layer] if isinstance(layer, str) else type(layer)
     ops = {"transfer", cls.op}
     if cls.has_params and optimizer:

@@ -1,9 +1,12 @@
 """A network: an ordered chain of layers, each placed on a backend.
 
-The network checks shapes when built, moves parameters to each layer's
-backend, and moves activations between backends only where the placement
-changes (through :meth:`Backend.adopt`, which avoids the host where the two
-backends share memory). It never touches array contents itself.
+The network checks shapes when built, moves parameters and state to each
+layer's backend, and moves activations between backends only where the
+placement changes (through :meth:`Backend.adopt`, which avoids the host where
+the two backends share memory). It never touches array contents itself.
+
+Its input is ``[N, mels, frames]``; a network whose first layers take 2-D maps
+sees it as ``[N, 1, mels, frames]`` (one channel, reshaped on the host).
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import numpy as np
 
 from genrecnn.errors import DataError, PlacementError, ShapeError
 from genrecnn.engine.capability import missing
-from genrecnn.engine.layers import Layer, Softmax
+from genrecnn.engine.layers import Layer, Softmax, layer_seed
 from genrecnn.engine.ops import DTYPES
 from genrecnn.engine.placement import DEFAULT_BACKEND, resolve_placement
 from genrecnn.engine.registry import Registry, registry as default_registry
@@ -33,10 +36,13 @@ class Network:
         self.layers = layers
         self.dtype = dtype
         self.input_shape = tuple(int(s) for s in input_shape)
+        self.seed = int(seed)
+        self.steps = 0     # training steps taken: the offset of each step's dropout keys
         self._name_layers()
         rng = np.random.default_rng(seed)
-        shape = self.input_shape
-        for layer in layers:
+        shape = (1, *self.input_shape) if _takes_maps(layers) else self.input_shape
+        for i, layer in enumerate(layers):
+            layer.seed = layer_seed(self.seed, i)
             shape = layer.build(shape, rng, dtype)
         self.n_classes = shape[0]
         layers[0].needs_input_grad = False   # nothing consumes the gradient of the input
@@ -86,12 +92,7 @@ class Network:
                                      f"layer on another backend ({layer.name}=numpy)")
         old = self.backends or [None] * len(self.layers)
         for layer, src, dst in zip(self.layers, old, new):
-            for key, value in layer.params.items():
-                if src is None:
-                    layer.params[key] = dst.from_host(np.asarray(value))
-                elif src is not dst:
-                    layer.params[key] = dst.adopt(value, src)
-            layer.grads = {}
+            layer.place(src, dst)
         self._registry, self.backend_names, self.backends = reg, names, new
         return names
 
@@ -138,7 +139,7 @@ class Network:
     def _forward_features(self, x, train: bool):
         """Run every layer but the softmax; return (logits, backend they live on)."""
         be = self.backends[0]
-        h = be.from_host(x)
+        h = be.from_host(x.reshape(len(x), *self.layers[0].input_shape))
         for layer, lbe in zip(self.layers[:-1], self.backends[:-1]):
             h = self._move(h, be, lbe)
             be = lbe
@@ -157,10 +158,15 @@ class Network:
     def loss_and_grads(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
         """Forward with loss, then backward filling every layer's ``grads``.
 
+        One training step: its per-step values are created first (each dropout
+        layer's key, from the layer's seed and :attr:`steps`, by ``from_host``
+        in :meth:`Layer.begin_step`), and :attr:`steps` counts it at the end.
         Returns the mean cross-entropy and the host probabilities [N, classes].
         """
         self._ensure_placed()
         x, labels = self.check_batch(x, labels)
+        for layer, be in zip(self.layers, self.backends):
+            layer.begin_step(be, self.steps)
         logits, be = self._forward_features(x, train=True)
         out_be = self.backends[-1]
         loss, probs = self.layers[-1].forward_loss(
@@ -171,6 +177,7 @@ class Network:
             grad = self._move(grad, be, lbe)
             be = lbe
             grad = layer.backward(be, grad)
+        self.steps += 1
         return loss, out_be.to_host(probs)
 
     def parameters(self):
@@ -182,28 +189,44 @@ class Network:
 
     # -- host views for saving -------------------------------------------------------------
 
-    def host_params(self) -> dict[str, np.ndarray]:
-        """Every parameter as a host array, keyed ``layer/param``."""
-        out = {}
+    def _stored(self):
+        """(file key, the dict holding it, key, backend or None) of every array a model
+        file holds: parameters as ``layer/param``, state as ``layer/state/name``."""
         for layer, be in zip(self.layers, self.backends or [None] * len(self.layers)):
-            for key, value in layer.params.items():
-                out[f"{layer.name}/{key}"] = be.to_host(value) if be else np.asarray(value)
-        return out
+            for key in layer.params:
+                yield f"{layer.name}/{key}", layer.params, key, be
+            for key in layer.state:
+                yield f"{layer.name}/state/{key}", layer.state, key, be
+
+    def host_params(self) -> dict[str, np.ndarray]:
+        """Every parameter and state array as a host array, keyed as :meth:`_stored` says."""
+        return {full: be.to_host(d[key]) if be else np.asarray(d[key])
+                for full, d, key, be in self._stored()}
 
     def load_host_params(self, params: dict[str, np.ndarray]) -> None:
-        """Replace parameters (before placement, or re-placed afterwards)."""
-        for layer, be in zip(self.layers, self.backends or [None] * len(self.layers)):
-            for key, old in layer.params.items():
-                full = f"{layer.name}/{key}"
-                if full not in params:
-                    raise ShapeError(f"saved weights lack {full!r}; the file does not match "
-                                     f"this architecture")
-                value = np.asarray(params[full], dtype=self.dtype)
-                want = tuple(be.to_host(old).shape if be else np.shape(old))
-                if value.shape != want:
-                    raise ShapeError(f"saved weights {full!r} have shape {value.shape}, "
-                                     f"the layer needs {want}")
-                layer.params[key] = be.from_host(value) if be else value
+        """Replace parameters and state (before placement, or re-placed afterwards)."""
+        for full, d, key, be in list(self._stored()):
+            if full not in params:
+                raise ShapeError(f"saved weights lack {full!r}; the file does not match "
+                                 f"this architecture")
+            value = np.asarray(params[full], dtype=self.dtype)
+            old = d[key]
+            want = tuple(be.to_host(old).shape if be else np.shape(old))
+            if value.shape != want:
+                raise ShapeError(f"saved weights {full!r} have shape {value.shape}, "
+                                 f"the layer needs {want}")
+            d[key] = be.from_host(value) if be else value
 
     def config(self) -> list[dict]:
         return [dict(layer.config(), name=layer.name) for layer in self.layers]
+
+
+def _takes_maps(layers) -> bool:
+    """Whether the input reaches the first layers as 2-D maps: the first layer that
+    takes sequences or maps but not both decides."""
+    for layer in layers:
+        ranks = set(layer.input_ranks or ())
+        if len(ranks & {2, 3}) == 1:
+            return 3 in ranks
+    return False
+

@@ -1,9 +1,11 @@
 """Placement specs: which backend runs which layer.
 
 A spec is a bare backend name (``numpy``: everything there) or a comma list of
-``key=backend`` where key is a layer kind (conv, pool, gpool, fc, act,
-softmax), a layer name (``conv2``) or ``default``. Layer names win over kinds,
-kinds over ``default``; what nothing names runs on NumPy.
+``key=backend`` where key is a layer kind, a layer name (``conv2``) or
+``default``. The kinds: conv (1-D and 2-D convolutions), pool (1-D and 2-D max
+pooling), gpool (global pooling), fc (fully connected), act (activations),
+softmax, norm (batch normalisation) and drop (dropout). Layer names win over
+kinds, kinds over ``default``; what nothing names runs on NumPy.
 """
 from __future__ import annotations
 

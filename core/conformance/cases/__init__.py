@@ -13,8 +13,9 @@ which is itself proven by finite differences in genrecnn's tests.
 """
 from __future__ import annotations
 
-from genrecnn.conformance.cases import (activation, conv1d, dense, global_pool, graph,
-                                        maxpool1d, softmax, transfer, update_many, updates)
+from genrecnn.conformance.cases import (activation, batch, batchnorm, conv1d, conv2d, dense,
+                                        dropout, global_pool, graph, maxpool1d, maxpool2d,
+                                        softmax, train_loss, transfer, update_many, updates)
 from genrecnn.conformance.cases.common import INDEX, Case
 from genrecnn.engine.ops import OP_GROUPS
 
@@ -22,11 +23,10 @@ BUILDERS = {"transfer": transfer.transfer_cases, "conv1d": conv1d.conv1d_cases,
             "maxpool1d": maxpool1d.maxpool1d_cases, "global_pool": global_pool.global_pool_cases,
             "dense": dense.dense_cases, "activation": activation.activation_cases,
             "softmax": softmax.softmax_cases, "sgd_update": updates.sgd_cases,
-            "adam_update": updates.adam_cases,
-            # cases for these groups are being written (issue 9); until then none run
-            "conv2d": lambda dtype: [], "maxpool2d": lambda dtype: [],
-            "batchnorm": lambda dtype: [], "dropout": lambda dtype: [],
-            "batch": lambda dtype: [], "train_loss": lambda dtype: [],
+            "adam_update": updates.adam_cases, "conv2d": conv2d.conv2d_cases,
+            "maxpool2d": maxpool2d.maxpool2d_cases, "batchnorm": batchnorm.batchnorm_cases,
+            "dropout": dropout.dropout_cases, "batch": batch.batch_cases,
+            "train_loss": train_loss.train_loss_cases,
             "update_many": update_many.update_many_cases, "graph": graph.graph_cases}
 assert set(BUILDERS) == {g.name for g in OP_GROUPS}, "every op group needs conformance cases"
 

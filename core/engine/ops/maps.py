@@ -23,7 +23,9 @@ def pool2d_out(size: int, window: int, stride: int) -> int:
 #   k = lowbias32((seed * 0x9E3779B9 + offset) mod 2^32)
 #   h = lowbias32((i * 0x9E3779B9 + k) mod 2^32)
 #   (h >> 8) / 2^24 >= rate
-# all arithmetic on unsigned 32-bit integers, i the flat C-order index (< 2^32).
+# all arithmetic on unsigned 32-bit integers, i the flat C-order index (< 2^32). The last
+# test is exact: with rate a float64, it is the integer test (h >> 8) >= ceil(rate * 2^24)
+# (rate * 2^24 is exact); comparing against rate rounded to float32 is not the same test.
 GOLDEN = 0x9E3779B9
 
 

@@ -51,7 +51,8 @@ class TrainingOps:
         """SpecAugment-style masking: a copy of x[B, H, W] with rows
         ``f0[b] <= h < f0[b] + fw[b]`` and columns ``t0[b] <= t < t0[b] + tw[b]``
         of example b set to 0 (the band mean after standardisation). All four
-        are int32 [B]; a width of 0 masks nothing; spans are clipped to the map.
+        are int32 [B]; a width (>= 0) of 0 masks nothing; spans are clipped to the
+        map, so a start may be negative or past the end.
         """
         raise self._unsupported("mask_spans")
 
@@ -75,10 +76,12 @@ class TrainingOps:
         logits[N, K], labels_a/labels_b[N] int32, lam[N] and stats[2] (logits'
         dtype) -> probs[N, K] (the softmax, max-shifted). Per example the loss is
         ``-(lam log p[a] + (1 - lam) log p[b])`` (mixup; ``lam = 1`` is plain
-        cross-entropy) and its credit ``lam [argmax p == a] + (1 - lam) [argmax p == b]``
-        (the first maximum); ``stats[0] += sum of losses``, ``stats[1] += sum of
-        credits``. Nothing is read back to the host: the caller reads ``stats``
-        once per epoch.
+        cross-entropy), with ``log p`` from the log-sum-exp of the max-shifted row
+        (finite for huge logits, so a weight of 0 contributes exactly 0), and its
+        credit ``lam [argmax p == a] + (1 - lam) [argmax p == b]`` (the first
+        maximum); ``stats[0] += sum of losses``, ``stats[1] += sum of credits``,
+        nothing else changes. Nothing is read back to the host: the caller reads
+        ``stats`` once per epoch.
         """
         raise self._unsupported("softmax_cross_entropy_acc")
 

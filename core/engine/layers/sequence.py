@@ -1,101 +1,21 @@
-"""The dissertation's layers, written once against the op contract.
-
-A layer knows its shapes and parameters; every computation is a call to an op
-of the backend it is placed on (``be``). Shapes are per example (no batch
-axis): sequences are ``(C, W)``, flat vectors ``(I,)``.
-"""
+"""The dissertation's layers: convolution and pooling along time, global pooling,
+fully connected layers, activations and the softmax output."""
 from __future__ import annotations
 
 import numpy as np
 
 from genrecnn.errors import ShapeError
+from genrecnn.engine.layers.base import Layer, init_weights
 from genrecnn.engine.ops import ACTIVATIONS, conv1d_out_width, maxpool1d_out_width
-
-KINDS = ("conv", "pool", "gpool", "fc", "act", "softmax")
-INITS = ("variance", "he", "uniform")
-
-
-def init_weights(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int,
-                 scheme: str, dtype: str, scale: float | None = None) -> np.ndarray:
-    """Initial weights.
-
-    ``variance``: uniform in +-1/sqrt(fan_in), so each unit's input variance
-    does not grow with its fan-in. ``he``: normal with variance 2 / fan_in,
-    suited to ReLU layers. ``uniform``: uniform in +-``scale``, as the
-    dissertation's listing gives a scale per layer.
-    """
-    if scheme == "variance":
-        bound = 1.0 / np.sqrt(fan_in)
-        w = rng.uniform(-bound, bound, size=shape)
-    elif scheme == "he":
-        w = rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
-    elif scheme == "uniform":
-        if scale is None or not scale > 0:
-            raise ShapeError(f"init 'uniform' needs a positive scale, got {scale!r}; "
-                             f"add scale = 0.05 (say) to the layer")
-        w = rng.uniform(-scale, scale, size=shape)
-    else:
-        raise ShapeError(f"unknown weight initialisation {scheme!r}; use one of {', '.join(INITS)}")
-    return w.astype(dtype)
-
-
-class Layer:
-    """Base layer: shape inference, parameters and forward/backward through ops."""
-
-    kind = ""
-    op = ""              # the op group of the contract this layer calls
-    has_params = False   # whether it has trainable parameters (and so an update op)
-
-    def __init__(self, name: str | None = None):
-        self.name = name or ""
-        self.input_shape: tuple[int, ...] = ()
-        self.output_shape: tuple[int, ...] = ()
-        self.params: dict[str, object] = {}   # backend arrays once placed
-        self.grads: dict[str, object] = {}
-        self._cache: tuple = ()
-        # False for the first layer: its backward need not compute an input gradient.
-        self.needs_input_grad = True
-
-    def config(self) -> dict:
-        """The constructor arguments, for saving the architecture."""
-        return {"type": self.kind}
-
-    def build(self, input_shape: tuple[int, ...], rng: np.random.Generator, dtype: str
-              ) -> tuple[int, ...]:
-        """Check ``input_shape``, create parameters on the host, return the output shape."""
-        self.input_shape = tuple(input_shape)
-        self.output_shape = self._infer(self.input_shape)
-        self.params = self._init_params(rng, dtype)
-        return self.output_shape
-
-    def _infer(self, shape):
-        return shape
-
-    def _init_params(self, rng, dtype) -> dict:
-        return {}
-
-    def _need(self, shape, ndim: int, what: str) -> None:
-        if len(shape) != ndim:
-            raise ShapeError(
-                f"layer {self.name!r} ({self.kind}) expects {what} but gets input of shape "
-                f"{shape}; check the layer before it")
-
-    def forward(self, be, x, train: bool):
-        raise NotImplementedError
-
-    def backward(self, be, dy):
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"{self.name}: {self.kind} {self.input_shape} -> {self.output_shape}"
 
 
 class Conv1D(Layer):
     """Convolution along time; each of ``filters`` filters spans all input channels."""
 
-    kind = "conv"
+    kind = type = "conv"
     op = "conv1d"
     has_params = True
+    input_ranks = (2,)
 
     def __init__(self, filters: int, width: int, init: str = "he", scale: float | None = None,
                  name=None):
@@ -107,7 +27,6 @@ class Conv1D(Layer):
                 **({"scale": self.scale} if self.scale is not None else {})}
 
     def _infer(self, shape):
-        self._need(shape, 2, "a (channels, time) sequence")
         c, w = shape
         if w < self.width:
             raise ShapeError(
@@ -138,8 +57,9 @@ class Conv1D(Layer):
 class MaxPool1D(Layer):
     """Max pooling along time; ``stride`` defaults to ``size`` (no overlap)."""
 
-    kind = "pool"
+    kind = type = "pool"
     op = "maxpool1d"
+    input_ranks = (2,)
 
     def __init__(self, size: int, stride: int | None = None, name=None):
         super().__init__(name)
@@ -150,7 +70,6 @@ class MaxPool1D(Layer):
         return {"type": "pool", "size": self.size, "stride": self.stride}
 
     def _infer(self, shape):
-        self._need(shape, 2, "a (channels, time) sequence")
         c, w = shape
         if w < self.size:
             raise ShapeError(
@@ -170,16 +89,20 @@ class MaxPool1D(Layer):
 
 
 class GlobalPool(Layer):
-    """Mean, max and L2 norm over time: a fixed-size summary of any length."""
+    """Mean, max and L2 norm over time, or over every position of 2-D maps (seen as
+    sequences through ``reshape``): a fixed-size summary of any length."""
 
-    kind = "gpool"
+    kind = type = "gpool"
     op = "global_pool"
+    input_ranks = (2, 3)
 
     def _infer(self, shape):
-        self._need(shape, 2, "a (channels, time) sequence")
         return (3 * shape[0],)
 
     def forward(self, be, x, train):
+        if len(x.shape) == 4:
+            n, c, h, w = x.shape
+            x = be.reshape(x, (n, c, h * w))
         y, argmax = be.global_pool(x)
         if train:
             self._cache = (x, y, argmax)
@@ -187,15 +110,20 @@ class GlobalPool(Layer):
 
     def backward(self, be, dy):
         x, y, argmax = self._cache
-        return be.global_pool_backward(x, y, argmax, dy)
+        dx = be.global_pool_backward(x, y, argmax, dy)
+        if len(self.input_shape) == 3:
+            dx = be.reshape(dx, (dx.shape[0], *self.input_shape))
+        return dx
 
 
 class Dense(Layer):
     """Fully connected layer x @ w + b."""
 
-    kind = "fc"
+    kind = type = "fc"
     op = "dense"
     has_params = True
+    input_ranks = (1,)
+    rank_hint = " (put a global pooling layer before it)"
 
     def __init__(self, units: int, init: str = "he", scale: float | None = None, name=None):
         super().__init__(name)
@@ -206,7 +134,6 @@ class Dense(Layer):
                 **({"scale": self.scale} if self.scale is not None else {})}
 
     def _infer(self, shape):
-        self._need(shape, 1, "a flat vector (put a global pooling layer before it)")
         return (self.units,)
 
     def _init_params(self, rng, dtype):
@@ -228,7 +155,7 @@ class Dense(Layer):
 class Activation(Layer):
     """Elementwise nonlinearity: relu, leaky_relu (with ``slope``), sigmoid, tanh."""
 
-    kind = "act"
+    kind = type = "act"
     op = "activation"
 
     def __init__(self, fn: str = "relu", slope: float = 0.01, name=None):
@@ -254,12 +181,10 @@ class Activation(Layer):
 class Softmax(Layer):
     """Output layer: class probabilities; with labels, the mean cross-entropy loss."""
 
-    kind = "softmax"
+    kind = type = "softmax"
     op = "softmax"
-
-    def _infer(self, shape):
-        self._need(shape, 1, "a flat vector of class scores")
-        return shape
+    input_ranks = (1,)
+    rank_hint = " of class scores"
 
     def forward(self, be, x, train):
         return be.softmax(x)
@@ -272,19 +197,3 @@ class Softmax(Layer):
     def backward(self, be, dy=None):
         probs, labels = self._cache
         return be.softmax_cross_entropy_backward(probs, labels)
-
-
-LAYER_TYPES: dict[str, type[Layer]] = {
-    cls.kind: cls for cls in (Conv1D, MaxPool1D, GlobalPool, Dense, Activation, Softmax)}
-
-
-def layer_from_config(cfg: dict) -> Layer:
-    """Build a layer from ``{"type": kind, ...arguments}`` (as in architecture files)."""
-    cfg = dict(cfg)
-    kind = cfg.pop("type", None)
-    if kind not in LAYER_TYPES:
-        raise ShapeError(f"unknown layer type {kind!r}; use one of {', '.join(KINDS)}")
-    try:
-        return LAYER_TYPES[kind](**cfg)
-    except TypeError as exc:
-        raise ShapeError(f"bad arguments for a {kind!r} layer {cfg}: {exc}") from None
