@@ -23,26 +23,24 @@ from genrecnn.cli.options import FRACTION, data_options, fit_options, json_optio
               help="Number of random stratified by-clip partitions (N).")
 @click.option("--test-fraction", type=FRACTION, default=0.2, show_default=True)
 @click.option("--split", "split_dir", type=click.Path(path_type=Path),
-              help="Train once on train(+valid) of this split folder, report on its test.")
+              help="Train once on this split folder's train part (its valid part chooses the "
+                   "epoch, or joins train with --select last), report on its test part.")
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
               help="Also score MFCC + spectral statistics with logistic regression.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("confusion_matrix.png"),
               show_default=True, help="Where to write the mean confusion matrix PNG.")
 @json_option
-def evaluate(data, genres, frames, windows, strict, backend_spec, arch, epochs, batch_size, lr,
-             optimizer, norm, seed, vote, repeats, test_fraction, split_dir, baseline, out,
-             as_json):
+def evaluate(data, repeats, test_fraction, split_dir, baseline, out, as_json, vote, graphs,
+             backend_spec, resident_mb, genres, frames, windows, strict, **settings):
     """Mean test error over N partitions of DATA (95% interval), confusion matrix, baseline."""
     from genrecnn.run.evaluation import evaluate_folder
 
     echo = (lambda s: click.echo(s, err=True)) if as_json else click.echo
     result, report, ds = evaluate_folder(
-        data, dict(genres=genres, frames=frames, windows=windows, strict=strict),
-        dict(arch=arch, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-             norm=norm, seed=seed),
+        data, dict(genres=genres, frames=frames, windows=windows, strict=strict), settings,
         backend_spec=backend_spec, repeats=repeats, test_fraction=test_fraction,
         split_dir=split_dir, vote=vote, baseline=baseline, out=out, echo=echo,
-        progress=not as_json)
+        progress=not as_json, graphs=graphs)
     if as_json:
         report_skipped(ds.skipped, echo)
         click.echo(json.dumps(result, indent=2))

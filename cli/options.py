@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import click
 
+from genrecnn.engine.optim import OPTIMIZERS
+from genrecnn.engine.schedules import SCHEDULES
 from genrecnn.run.scoring import VOTES
-from genrecnn.run.settings import NORMS, OPTIMIZERS, TrainSettings
+from genrecnn.run.settings import (DEFAULT_RECIPE, NORMS, RECIPES, SELECTIONS,
+                                   SYNTHETIC_RECIPE)
 
-DEFAULTS = TrainSettings()
 FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 FRACTION0 = click.FloatRange(0, 1, max_open=True)
 
@@ -39,22 +41,45 @@ data_options = _stack([
 
 fit_options = _stack([
     backend_option(),
-    click.option("--arch", default=DEFAULTS.arch, show_default=True,
-                 help="Architecture name (see genrecnn.engine.architectures: small, cangea2016, wide) or a .toml/.json file."),
-    click.option("--epochs", type=click.IntRange(min=1), default=DEFAULTS.epochs,
-                 show_default=True),
-    click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS.batch_size,
-                 show_default=True),
+    click.option("--recipe", type=click.Choice(sorted(RECIPES)),
+                 help=f"Settings chosen together (default: {DEFAULT_RECIPE} for a DATA folder, "
+                      f"{SYNTHETIC_RECIPE} for the synthetic default); the options below "
+                      f"override single settings of it."),
+    click.option("--arch", help="Architecture name (small, cangea2016, wide, cnn2d) or a "
+                                ".toml/.json file."),
+    click.option("--epochs", type=click.IntRange(min=1)),
+    click.option("--batch-size", type=click.IntRange(min=1)),
     click.option("--lr", type=click.FloatRange(0, min_open=True),
-                 help="Learning rate (default: 1e-3 for adam, 0.01 for sgd)."),
-    click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=DEFAULTS.optimizer,
-                 show_default=True, help="adam, or sgd with momentum 0.9 and linear decay to 0."),
-    click.option("--norm", type=click.Choice(NORMS), default=DEFAULTS.norm, show_default=True,
+                 help="Peak learning rate of the schedule."),
+    click.option("--optimizer", type=click.Choice(sorted(OPTIMIZERS)),
+                 help="adam, adamw (decoupled weight decay) or sgd with momentum 0.9."),
+    click.option("--weight-decay", type=click.FloatRange(0)),
+    click.option("--schedule", type=click.Choice(SCHEDULES),
+                 help="Learning rate over the run: constant, linear (the dissertation's "
+                      "per-epoch decay), cosine or onecycle."),
+    click.option("--norm", type=click.Choice(NORMS),
                  help="band: standardise each mel band (fitted on the training part); "
                       "none: raw [0, 1] log-mel."),
-    click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True),
+    click.option("--crop", type=click.IntRange(min=1),
+                 help="Train on random crops of this many frames; clips are judged by the "
+                      "mean over crops covering them."),
+    click.option("--mixup", type=click.FloatRange(0), help="Mixup strength (Beta(a, a)); 0: off."),
+    click.option("--freq-mask", type=click.IntRange(min=0),
+                 help="Widest span of mel bands masked per example; 0: off."),
+    click.option("--time-mask", type=click.IntRange(min=0),
+                 help="Widest span of frames masked per example; 0: off."),
+    click.option("--select", type=click.Choice(SELECTIONS),
+                 help="valid: keep the epoch with the best validation accuracy, where there "
+                      "is a validation part; last: the last epoch."),
+    click.option("--seed", type=int),
     click.option("--vote", type=click.Choice(VOTES), default="mean", show_default=True,
                  help="How windows decide their clip."),
+    click.option("--graphs/--no-graphs", default=True, show_default=True,
+                 help="On CUDA backends, capture each training step as one CUDA graph "
+                      "(off: launch op by op, for debugging)."),
+    click.option("--resident-mb", type=click.IntRange(min=0), default=4096, show_default=True,
+                 help="Upload the training set to the first layer's backend once when it "
+                      "is at most this large (MiB); else batches travel from the host."),
 ])
 
 

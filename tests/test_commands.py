@@ -72,7 +72,8 @@ def test_json_output_is_the_metrics(npy_data, tmp_path, capsys):
 
 def test_cli_resume_matches_uninterrupted(npy_data, tmp_path, capsys):
     from genrecnn.run.model_io import read_model_file
-    args = ["train", npy_data, "--optimizer", "sgd", "--seed", "5", "--batch-size", "4"]
+    args = ["train", npy_data, "--optimizer", "sgd", "--seed", "5", "--batch-size", "4",
+            "--schedule", "constant"]   # a schedule over the run changes with --epochs
     assert run(args + ["--epochs", "3", "--out", tmp_path / "a"], capsys)[0] == 0
     assert run(args + ["--epochs", "1", "--out", tmp_path / "b"], capsys)[0] == 0
     code, out, _ = run(["train", npy_data, "--resume", "--epochs", "3", "--out", tmp_path / "b"],
@@ -147,9 +148,10 @@ def test_filters_outputs_come_from_the_backend_op(trained):
     x = np.random.default_rng(0).normal(size=(N_MELS, 60)).astype(np.float32)
     y = first_layer_outputs(net, x)
     w, b = net.host_params()["conv1/w"], net.host_params()["conv1/b"]
-    assert y.shape == (w.shape[0], 60 - w.shape[2] + 1)
-    ref = np.einsum("fck,ck->f", w, x[:, 7:7 + w.shape[2]]) + b
-    np.testing.assert_allclose(y[:, 7], ref, rtol=1e-4, atol=1e-4)
+    assert y.shape == (w.shape[0], N_MELS, 60)              # 3x3, padding 1: the map's size
+    # an interior position: y[f, i, j] = b[f] + sum_uv w[f, 0, u, v] x[i + u - 1, j + v - 1]
+    ref = np.einsum("fuv,uv->f", w[:, 0], x[4:7, 6:9]) + b
+    np.testing.assert_allclose(y[:, 5, 7], ref, rtol=1e-4, atol=1e-4)
 
 
 def test_evaluate_json_with_baseline(npy_data, tmp_path, capsys):
@@ -245,7 +247,7 @@ def test_bad_evaluate_and_predict_options(trained, npy_data, capsys):
     assert code == 2 and "Invalid value for '--top'" in err
     code, _, err = run(["filters", trained / "model.npz", npy_data / "low" / "low.00000.npy",
                         "--filters", "0,99"], capsys)
-    assert code == 2 and "has 32 filters" in one_error_line(err)
+    assert code == 2 and "has 16 filters" in one_error_line(err)
 
 
 def test_unknown_backend(npy_data, tmp_path, trained, capsys):

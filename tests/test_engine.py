@@ -18,7 +18,10 @@ from genrecnn.engine.ops import Backend
 from genrecnn.engine.optim import SGD, Adam
 from genrecnn.engine.placement import parse_placement, resolve_placement
 from genrecnn.engine.registry import build_registry
-from genrecnn.run.fit import train_epoch
+from genrecnn.engine.schedules import learning_rate
+from genrecnn.run.fit import fit
+from genrecnn.run.parts import Parts
+from genrecnn.run.settings import TrainSettings
 
 TINY = [{"type": "conv", "filters": 4, "width": 3}, {"type": "act", "fn": "relu"},
         {"type": "pool", "size": 2}, {"type": "gpool"}, {"type": "fc", "units": "classes"},
@@ -280,9 +283,20 @@ def test_declared_ops_inferred_from_overrides():
 
 # -- training primitives ----------------------------------------------------------------------
 
-def test_sgd_linear_decay_follows_the_dissertation():
-    opt = SGD(lr=0.1, decay_epochs=4)
-    assert [round(opt.start_epoch(k), 6) for k in (1, 2, 3, 4)] == [0.1, 0.075, 0.05, 0.025]
+def test_linear_schedule_follows_the_dissertation():
+    """eps_k = (1 - (k - 1) / N) eps_0 for epoch k of N, constant within an epoch."""
+    rates = [learning_rate("linear", 0.1, step, 12, 3) for step in range(12)]
+    assert [round(r, 6) for r in rates[::3]] == [0.1, 0.075, 0.05, 0.025]
+    assert rates[0] == rates[1] == rates[2]
+
+
+def test_onecycle_and_cosine_schedules():
+    total = 100
+    one = [learning_rate("onecycle", 1.0, s, total, 10) for s in range(total)]
+    assert one[0] == pytest.approx(1 / 25) and max(one) == pytest.approx(1.0, rel=1e-3)
+    assert int(np.argmax(one)) in (29, 30) and one[-1] < 1e-3
+    cos = [learning_rate("cosine", 1.0, s, total, 10) for s in range(total)]
+    assert cos[0] == 1.0 and all(a >= b for a, b in zip(cos, cos[1:])) and cos[-1] < 1e-3
 
 
 @pytest.mark.parametrize("opt_cls", [SGD, Adam])
@@ -294,9 +308,10 @@ def test_training_is_seeded_and_learns(opt_cls):
     for _ in range(2):
         net = tiny_net(seed=5)
         opt = opt_cls(lr=0.05 if opt_cls is SGD else 0.01)
-        rng = np.random.default_rng(7)
-        hist = [train_epoch(net, opt, x, y, 8, rng).loss for _ in range(15)]
-        losses.append(hist)
+        s = TrainSettings(epochs=15, batch_size=8, optimizer="sgd" if opt_cls is SGD else "adam",
+                          seed=7)
+        hist = fit(net, opt, Parts(x, y, x[:6], y[:6], np.arange(6)), s)
+        losses.append([row["train_loss"] for row in hist])
     assert losses[0] == losses[1]
     assert losses[0][-1] < 0.5 * losses[0][0]
 

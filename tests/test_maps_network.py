@@ -45,20 +45,21 @@ def needs_example():
 
 # -- shapes --------------------------------------------------------------------------------
 
-def test_cnn2d_shapes_names_and_input_as_one_channel_maps():
-    net = build_network(load_architecture("cnn2d"), (128, 256), 4)
+@pytest.mark.parametrize("arch, channels, pooled", [("cnn2d", [16, 32, 64, 128], 3 * 128 * 8),
+                                                     ("cnn2d-global", [32, 64, 128, 256], 768)])
+def test_cnn2d_shapes_names_and_input_as_one_channel_maps(arch, channels, pooled):
+    net = build_network(load_architecture(arch), (128, 256), 4)
     assert net.layers[0].input_shape == (1, 128, 256)
     assert [(l.name, l.type) for l in net.layers[:5]] == [
         ("conv1", "conv2d"), ("norm1", "batchnorm"), ("act1", "act"), ("pool1", "pool2d"),
         ("conv2", "conv2d")]
     convs = [l for l in net.layers if l.type == "conv2d"]
-    assert [l.filters for l in convs] == [32, 64, 128, 256]
+    assert [l.filters for l in convs] == channels
     assert all(l.kernel == (3, 3) and l.padding == (1, 1) for l in convs)
     assert [l.output_shape for l in net.layers if l.type == "pool2d"] == [
-        (32, 64, 128), (64, 32, 64), (128, 16, 32), (256, 8, 16)]
+        (c, 128 // 2 ** (i + 1), 256 // 2 ** (i + 1)) for i, c in enumerate(channels)]
     gpool, drop, fc = net.layers[-4:-1]
-    assert gpool.output_shape == (768,) and drop.rate == 0.5 and fc.output_shape == (4,)
-    assert "seen as maps (1, 128, 256)" in net.summary()
+    assert gpool.output_shape == (pooled,) and drop.rate == 0.5 and fc.output_shape == (4,)
 
 
 def test_layer_shapes_with_stride_padding_and_non_square_windows():

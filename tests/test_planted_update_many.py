@@ -1,5 +1,4 @@
 """Planted bugs in the one-call updates are reported by the shipped suite."""
-import numpy as np
 import pytest
 
 from genrecnn.backends.numpy_backend import NumpyBackend

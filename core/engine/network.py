@@ -96,7 +96,8 @@ class Network:
         self._registry, self.backend_names, self.backends = reg, names, new
         return names
 
-    def _ensure_placed(self) -> None:
+    def ensure_placed(self) -> None:
+        """Place every layer on the default backend if nothing placed it yet."""
         if not self.backends:
             self.place(DEFAULT_BACKEND)
 
@@ -137,9 +138,14 @@ class Network:
     # -- computation -----------------------------------------------------------------------
 
     def _forward_features(self, x, train: bool):
-        """Run every layer but the softmax; return (logits, backend they live on)."""
+        """Run every layer but the softmax on a host batch; return (logits, their backend)."""
         be = self.backends[0]
-        h = be.from_host(x.reshape(len(x), *self.layers[0].input_shape))
+        return self._features(be.from_host(x.reshape(len(x), *self.layers[0].input_shape)), train)
+
+    def _features(self, h, train: bool):
+        """Every layer but the softmax from ``h`` on the first backend (already shaped
+        for the first layer); return (logits, their backend)."""
+        be = self.backends[0]
         for layer, lbe in zip(self.layers[:-1], self.backends[:-1]):
             h = self._move(h, be, lbe)
             be = lbe
@@ -148,7 +154,7 @@ class Network:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities [N, classes] for a host batch."""
-        self._ensure_placed()
+        self.ensure_placed()
         x, _ = self.check_batch(x)
         logits, be = self._forward_features(x, train=False)
         out_be = self.backends[-1]
@@ -163,26 +169,74 @@ class Network:
         in :meth:`Layer.begin_step`), and :attr:`steps` counts it at the end.
         Returns the mean cross-entropy and the host probabilities [N, classes].
         """
-        self._ensure_placed()
+        self.ensure_placed()
         x, labels = self.check_batch(x, labels)
-        for layer, be in zip(self.layers, self.backends):
-            layer.begin_step(be, self.steps)
+        self.begin_step()
         logits, be = self._forward_features(x, train=True)
         out_be = self.backends[-1]
         loss, probs = self.layers[-1].forward_loss(
             out_be, self._move(logits, be, out_be), out_be.from_host(labels))
+        self._backward(out_be)
+        return loss, out_be.to_host(probs)
+
+    def loss_and_grads_pairs(self, x: np.ndarray, labels_a, labels_b, lam
+                             ) -> tuple[float, np.ndarray]:
+        """:meth:`loss_and_grads` for mixup pairs of labels with weights ``lam`` (the loss
+        of the ``train_loss`` ops); plain labels when every ``lam`` is 1."""
+        lam = np.asarray(lam)
+        if np.all(lam == 1) and np.array_equal(labels_a, labels_b):
+            return self.loss_and_grads(x, labels_a)
+        self.ensure_placed()
+        x, labels_a = self.check_batch(x, labels_a)
+        out_be = self.backends[-1]
+        stats = out_be.zeros((2,), self.dtype)
+        self.begin_step()
+        h = self.backends[0].from_host(x.reshape(len(x), *self.layers[0].input_shape))
+        probs = self.device_step(h, out_be.from_host(labels_a),
+                                 out_be.from_host(np.asarray(labels_b, dtype=np.int32)),
+                                 out_be.from_host(lam.astype(self.dtype)), stats)
+        return float(out_be.to_host(stats)[0]) / len(x), out_be.to_host(probs)
+
+    def begin_step(self) -> None:
+        """Write the values of the next training step (each dropout layer's key, from the
+        layer's seed and :attr:`steps`) and count it. Called before the step runs, so a
+        captured step replays with each step's values."""
+        self.ensure_placed()
+        for layer, be in zip(self.layers, self.backends):
+            layer.begin_step(be, self.steps)
+        self.steps += 1
+
+    def device_step(self, x, labels_a, labels_b, lam, stats):
+        """Forward, loss and backward of a batch already on the first backend, the loss
+        accumulated into ``stats`` on the last (see ``softmax_cross_entropy_acc``);
+        nothing is read back, so the step can be captured. Returns the probabilities."""
+        first = self.backends[0]
+        shape = (int(x.shape[0]), *self.layers[0].input_shape)
+        if tuple(x.shape) != shape:
+            x = first.reshape(x, shape)
+        logits, be = self._features(x, train=True)
+        out_be = self.backends[-1]
+        probs = self.layers[-1].forward_loss_acc(out_be, self._move(logits, be, out_be),
+                                                 labels_a, labels_b, lam, stats)
+        self._backward(out_be)
+        return probs
+
+    def _backward(self, out_be) -> None:
+        """Gradients of every layer, from the softmax's loss back to the first layer."""
         grad = self.layers[-1].backward(out_be)
         be = out_be
         for layer, lbe in zip(reversed(self.layers[:-1]), reversed(self.backends[:-1])):
             grad = self._move(grad, be, lbe)
             be = lbe
             grad = layer.backward(be, grad)
-        self.steps += 1
-        return loss, out_be.to_host(probs)
+
+    def finite(self) -> bool:
+        """Whether every parameter and state value is finite (a diverged run is not)."""
+        return all(np.isfinite(a).all() for a in self.host_params().values())
 
     def parameters(self):
         """(layer, key, backend) for every parameter, in layer order."""
-        self._ensure_placed()
+        self.ensure_placed()
         for layer, be in zip(self.layers, self.backends):
             for key in layer.params:
                 yield layer, key, be

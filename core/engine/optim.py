@@ -50,10 +50,10 @@ class Optimizer:
         scalars to every backend that updates all its parameters in one call (so a
         captured :meth:`apply` reads them there)."""
         self._advance()
-        values = np.asarray(self._hyper_values(), dtype=network.dtype)
-        for be in _unique(b for _, _, b in network.parameters()):
+        for layer, key, be in _first_of_each_backend(network.parameters()):
             if not be.supports("update_many"):
                 continue
+            values = np.asarray(self._hyper_values(), dtype=str(layer.params[key].dtype))
             held = self._hyper.get(be.name)
             if held is not None and be.supports("batch"):
                 be.write(held, values)
@@ -196,4 +196,12 @@ def _unique(backends) -> list:
     seen: dict[int, object] = {}
     for be in backends:
         seen.setdefault(id(be), be)
+    return list(seen.values())
+
+
+def _first_of_each_backend(parameters) -> list:
+    """(layer, key, backend) of the first parameter on each backend."""
+    seen: dict[int, tuple] = {}
+    for item in parameters:
+        seen.setdefault(id(item[2]), item)
     return list(seen.values())

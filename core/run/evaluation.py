@@ -24,7 +24,9 @@ from genrecnn.run.fit import fit, predict_proba
 from genrecnn.run.parts import make_parts
 from genrecnn.run.plots import confusion_matrix
 from genrecnn.run.scoring import clip_decisions, confusion, interval95
-from genrecnn.run.settings import TrainSettings, new_network
+from genrecnn.run.settings import (TrainSettings, describe_settings, new_network,
+                                   settings_from)
+from genrecnn.run.steps import StepRunner
 
 @dataclass
 class MethodScore:
@@ -92,34 +94,43 @@ class EvaluationReport:
         return "\n".join(rows)
 
 
-def partitions(ds, repeats: int, test_fraction: float, seed: int, split_dir=None):
-    """(train, test) item indices of each partition (valid folded into train)."""
+def partitions(ds, repeats: int, test_fraction: float, seed: int, split_dir=None,
+               keep_valid: bool = False):
+    """(train, valid, test) item indices of each partition: random partitions have no
+    valid part; a split folder's valid part is kept apart when ``keep_valid`` (it
+    chooses the epoch), else folded into train."""
+    empty = np.zeros(0, dtype=int)
     if split_dir is not None:
-        tr, va, te = split_from_dir(ds, split_dir)
-        yield np.concatenate([tr, va]).astype(int), np.asarray(te, dtype=int)
+        tr, va, te = (np.asarray(p, dtype=int) for p in split_from_dir(ds, split_dir))
+        yield (tr, va, te) if keep_valid else (np.concatenate([tr, va]), empty, te)
         return
     for r in range(repeats):
         tr, va, te = stratified_split(ds, test_fraction=test_fraction, seed=seed + r)
-        yield np.concatenate([tr, va]).astype(int), np.asarray(te, dtype=int)
+        yield np.concatenate([tr, va]).astype(int), empty, np.asarray(te, dtype=int)
 
 
 def run_protocol(ds, settings: TrainSettings, repeats: int = 5, test_fraction: float = 0.2,
                  split_dir=None, placement: str = "numpy", vote: str = "mean",
-                 baseline: bool = True, echo=None, progress=False) -> EvaluationReport:
-    """Train and judge the network (and the baseline) on each partition of ``ds``."""
+                 baseline: bool = True, echo=None, progress=False, graphs: bool = True
+                 ) -> EvaluationReport:
+    """Train and judge the network (and the baseline) on each partition of ``ds``; the
+    baseline learns from the same items the network trains on."""
     k = len(ds.class_names)
     net_score, base_score = MethodScore("convnet"), MethodScore("baseline") if baseline else None
     histories = []
-    for r, (tr, te) in enumerate(partitions(ds, repeats, test_fraction, settings.seed,
-                                            split_dir)):
+    for r, (tr, va, te) in enumerate(partitions(ds, repeats, test_fraction, settings.seed,
+                                                split_dir, settings.select == "valid")):
         if len(te) == 0:
             raise DataError("a partition has no test clips; raise --test-fraction or use "
                             "more clips")
         run = TrainSettings.from_dict(dict(settings.as_dict(), seed=settings.seed + r))
-        parts = make_parts(ds, tr, None, te, norm=run.norm)
+        parts = make_parts(ds, tr, va, te, norm=run.norm)
         net = new_network(run, ds.x.shape[1], ds.x.shape[2], k)
         net.place(placement)
-        histories.append(fit(net, run.make_optimizer(), parts, run, progress=progress))
+        opt = run.make_optimizer()
+        runner = StepRunner(net, opt, parts.x_train, parts.y_train, run, graphs=graphs)
+        histories.append(fit(net, opt, parts, run, progress=progress, runner=runner,
+                             score_test=False))
         clips, pred = clip_decisions(predict_proba(net, parts.x_test, run.batch_size),
                                      parts.clip_test, vote)
         y_clip = _clip_labels(ds, clips)
@@ -148,12 +159,13 @@ def _clip_labels(ds, clips: np.ndarray) -> np.ndarray:
 
 def evaluate_folder(data, data_opts: dict, settings_opts: dict, *, backend_spec: str,
                     repeats: int, test_fraction: float, split_dir, vote: str, baseline: bool,
-                    out, echo=print, progress: bool = True):
+                    out, echo=print, progress: bool = True, graphs: bool = True):
     """What `genrecnn evaluate` does: load DATA, resolve the placement once (auto
     measures once), run the protocol, draw the mean confusion matrix to ``out``.
     Returns (JSON-ready result, EvaluationReport, dataset)."""
     check_writable_dir(Path(out).parent)   # fail now, not after training, if out is unwritable
-    settings = TrainSettings(**settings_opts)
+    settings = settings_from(dict(settings_opts, data=data))
+    echo(f"recipe: {settings.recipe} ({describe_settings(settings)})")
     ds = load_data(data, progress=progress, **data_opts)
     echo(f"data: {data}, {len(ds.clip_ids)} clips of {ds.n_classes} classes "
          f"({', '.join(ds.class_names)}), {len(ds.x)} items of {ds.input_shape[0]}x"
@@ -163,7 +175,7 @@ def evaluate_folder(data, data_opts: dict, settings_opts: dict, *, backend_spec:
                                    echo=lambda s: echo(f"placement: {s}"))
     report = run_protocol(ds, settings, repeats=repeats, test_fraction=test_fraction,
                           split_dir=split_dir, placement=list(placement), vote=vote,
-                          baseline=baseline, echo=echo)
+                          baseline=baseline, echo=echo, graphs=graphs)
     confusion_matrix(report.network.mean_confusion(), ds.class_names, out,
                      title=f"convnet, mean over {report.partitions} partition(s)")
     result = dict(report.as_dict(), confusion_png=str(out),

@@ -20,6 +20,7 @@ from genrecnn.run.batches import epoch_rng, plan_epoch
 from genrecnn.run.checkpoint import Checkpoint
 from genrecnn.run.crops import predict_items
 from genrecnn.run.parts import Parts
+from genrecnn.run.selection import Selection
 from genrecnn.run.settings import TrainingError, TrainSettings
 from genrecnn.run.steps import StepRunner
 
@@ -47,31 +48,16 @@ def evaluate(network, x: np.ndarray, y: np.ndarray, batch_size: int = 64) -> Epo
     return EpochResult(float(-np.log(p).mean()), float((probs.argmax(axis=1) == y).mean()))
 
 
-@dataclass
-class Selection:
-    """The best epoch so far by validation score (accuracy, then lower loss)."""
-
-    epoch: int = 0
-    accuracy: float = -1.0
-    loss: float = math.inf
-    params: dict | None = None        # host copies of its parameters and state
-
-    def offer(self, epoch: int, accuracy: float, loss: float, network) -> bool:
-        if (accuracy, -loss) <= (self.accuracy, -self.loss):
-            return False
-        self.epoch, self.accuracy, self.loss = epoch, accuracy, loss
-        self.params = network.host_params()
-        return True
-
-
 def fit(network, optimizer, parts: Parts, settings: TrainSettings,
         checkpoint: Checkpoint | None = None, start_epoch: int = 0,
         history: list[dict] | None = None, on_epoch=None, progress: bool | None = False,
-        selection: Selection | None = None, runner: StepRunner | None = None) -> list[dict]:
+        selection: Selection | None = None, runner: StepRunner | None = None,
+        score_test: bool = True) -> list[dict]:
     """Train from ``start_epoch`` to ``settings.epochs``; return the per-epoch history.
 
     Each history row has epoch, lr, seconds, train/test (and valid) loss and
-    accuracy. With ``settings.select == "valid"`` and a valid part, the network
+    accuracy (test only with ``score_test``: the evaluation protocol scores the test
+    part once, at the end). With ``settings.select == "valid"`` and a valid part, the network
     ends with the weights of its best validation epoch (``selection`` carries
     that choice across a resume). ``on_epoch(row)`` is called after each epoch's
     checkpoint is written; ``progress``: a tqdm bar per epoch (None: only on a
@@ -105,9 +91,10 @@ def fit(network, optimizer, parts: Parts, settings: TrainSettings,
             row.update(valid_loss=va.loss, valid_acc=va.accuracy)
             if selecting and selection.offer(epoch, va.accuracy, va.loss, network):
                 row["selected"] = True
-        te = evaluate(network, parts.x_test, parts.y_test, settings.batch_size)
-        row.update(test_loss=te.loss, test_acc=te.accuracy,
-                   seconds=round(time.perf_counter() - t0, 3))
+        if score_test:
+            te = evaluate(network, parts.x_test, parts.y_test, settings.batch_size)
+            row.update(test_loss=te.loss, test_acc=te.accuracy)
+        row["seconds"] = round(time.perf_counter() - t0, 3)
         history.append(row)
         if checkpoint is not None:
             checkpoint.save(network, optimizer, settings, epoch, history,

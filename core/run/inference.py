@@ -74,10 +74,13 @@ def parse_filters(text: str, n_filters: int) -> list[int]:
 
 
 def first_layer_outputs(net, x):
-    """Outputs [F, W-K+1] of the network's first layer on one input [n_mels, W], on its backend."""
+    """Outputs of the network's first layer on one input [n_mels, W], on its backend:
+    [F, W-K+1] for a time-axis convolution, [F, bands, frames] for a 2-D one."""
     layer, be = net.layers[0], net.backends[0]
-    if x.shape[1] < layer.width:
+    width = layer.kernel[1] if layer.type == "conv2d" else layer.width
+    if x.shape[1] < width:
         raise GenrecnnError(f"the clip has {x.shape[1]} frames, fewer than the filter width "
-                            f"{layer.width}; use a longer clip")
-    y = layer.forward(be, be.from_host(x[None].astype(net.dtype)), train=False)
+                            f"{width}; use a longer clip")
+    shape = (1, *layer.input_shape[:-1], x.shape[1])
+    y = layer.forward(be, be.from_host(x.reshape(shape).astype(net.dtype)), train=False)
     return be.to_host(y)[0]

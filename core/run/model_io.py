@@ -22,17 +22,20 @@ VERSION = 1
 HEADER = "__genrecnn__"
 
 
-def save_model(path, network, meta: dict | None = None, extra_arrays: dict | None = None) -> None:
+def save_model(path, network, meta: dict | None = None, extra_arrays: dict | None = None,
+               params: dict | None = None) -> None:
     """Write ``network`` and ``meta`` (JSON-serialisable) to ``path`` atomically.
 
     ``extra_arrays`` are stored beside the weights under ``extra/<key>`` (e.g.
-    normalisation statistics or optimiser state).
+    normalisation statistics or optimiser state); ``params`` (host arrays keyed as
+    ``Network.host_params``) replace the network's own weights in the file.
     """
     header = {"format": FORMAT, "version": VERSION, "layers": network.config(),
               "input_shape": list(network.input_shape), "dtype": network.dtype,
               "n_classes": network.n_classes, "placement": network.backend_names,
+              "seed": network.seed,
               "meta": meta or {}}
-    arrays = {f"param/{k}": v for k, v in network.host_params().items()}
+    arrays = {f"param/{k}": v for k, v in (params or network.host_params()).items()}
     for key, value in (extra_arrays or {}).items():
         arrays[f"extra/{key}"] = np.asarray(value)
     arrays[HEADER] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
@@ -75,7 +78,7 @@ def load_model(path, placement=None):
     header, params, extra = read_model_file(path)
     try:
         net = build_network(header["layers"], tuple(header["input_shape"]), header["n_classes"],
-                            dtype=header["dtype"])
+                            dtype=header["dtype"], seed=int(header.get("seed", 0)))
         net.load_host_params(params)
     except GenrecnnError as exc:
         raise ModelFileError(f"{path}: {exc}") from None

@@ -77,7 +77,9 @@ def confusion_matrix(cm: np.ndarray, class_names: list[str], path, title: str = 
 
 def filter_outputs(spec: np.ndarray, outputs: np.ndarray, filters: list[int], path,
                    seconds_per_frame: float, title: str = "") -> None:
-    """The spectrogram [n_mels, F] above the chosen filters' outputs [len(filters), F'] over time.
+    """The spectrogram [n_mels, F] above the chosen filters' outputs over time: a curve
+    per filter for a time-axis convolution ([len(filters), F']), a map per filter for
+    a 2-D one ([len(filters), bands, F']).
 
     A convolution of width K yields F - K + 1 steps; they are drawn from the
     frame each window starts at, on the same time axis as the spectrogram.
@@ -91,11 +93,15 @@ def filter_outputs(spec: np.ndarray, outputs: np.ndarray, filters: list[int], pa
     axes[0].imshow(spec, origin="lower", aspect="auto", cmap="magma",
                    extent=(0, t_end, 0, spec.shape[0]))
     axes[0].set(ylabel="mel band", title=title or "log-mel spectrogram and first-layer filters")
-    t = np.arange(outputs.shape[1]) * seconds_per_frame
+    t = np.arange(outputs.shape[-1]) * seconds_per_frame
     for ax, f, out in zip(axes[1:], filters, outputs):
-        ax.plot(t, out, lw=0.8)
+        if out.ndim == 2:
+            ax.imshow(out, origin="lower", aspect="auto", cmap="viridis",
+                      extent=(0, t[-1] + seconds_per_frame, 0, out.shape[0]))
+        else:
+            ax.plot(t, out, lw=0.8)
+            ax.grid(alpha=0.3)
         ax.set_ylabel(f"filter {f}")
-        ax.grid(alpha=0.3)
     axes[-1].set_xlabel("time (s)")
     axes[-1].set_xlim(0, t_end)
     fig.tight_layout()

@@ -106,6 +106,37 @@ DEFAULT_RECIPE = "cnn2d"
 SYNTHETIC_RECIPE = "small"
 
 
+# options that override a recipe's settings (None: the recipe's value)
+SETTING_KEYS = tuple(f.name for f in fields(TrainSettings) if f.name != "recipe")
+
+
+def settings_from(opts: dict) -> TrainSettings:
+    """A run's settings from command options: the named recipe (the default one for a
+    DATA folder, the quick one for the synthetic default) with every option given
+    overriding it."""
+    recipe = opts.get("recipe") or (SYNTHETIC_RECIPE if opts.get("data") is None
+                                    else DEFAULT_RECIPE)
+    return TrainSettings.from_recipe(recipe, **{k: opts.get(k) for k in SETTING_KEYS})
+
+
+def describe_settings(s: TrainSettings) -> str:
+    """One line naming what a run does, for people."""
+    parts = [s.arch, f"{s.epochs} epochs", f"batch {s.batch_size}",
+             f"{s.optimizer} lr {s.lr:g} {s.schedule}"]
+    if s.weight_decay:
+        parts.append(f"weight decay {s.weight_decay:g}")
+    parts.append("band-normalised" if s.norm == "band" else "raw input")
+    if s.crop:
+        parts.append(f"random {s.crop}-frame crops")
+    if s.freq_mask or s.time_mask:
+        parts.append(f"masks {s.freq_mask} bands / {s.time_mask} frames")
+    if s.mixup:
+        parts.append(f"mixup {s.mixup:g}")
+    if s.select == "valid":
+        parts.append("best validation epoch")
+    return ", ".join(parts)
+
+
 def new_network(settings: TrainSettings, n_mels: int, frames: int, n_classes: int):
     """A fresh network of the settings' architecture for items of ``frames`` frames."""
     return build_network(load_architecture(settings.arch),

@@ -166,7 +166,6 @@ class StepRunner:
         for plan, lr in zip(plans, lrs):
             self.opt.lr = lr
             xb, la, lb, lam = assemble_on_host(self.x, self.y, plan, self.width)
-            self.net.begin_step()
             loss, probs = self.net.loss_and_grads_pairs(xb, la, lb, lam)
             self.opt.step(self.net)
             pred = probs.argmax(axis=1)

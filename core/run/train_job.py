@@ -25,11 +25,12 @@ from genrecnn.run.model_io import read_model_file
 from genrecnn.run.parts import make_parts, normalizer_arrays, normalizer_from_extra, split_digest
 from genrecnn.run.plots import confusion_matrix, learning_curves
 from genrecnn.run.scoring import clip_decisions, confusion
-from genrecnn.run.settings import TrainSettings, new_network
+from genrecnn.run.settings import SETTING_KEYS, new_network, settings_from
+from genrecnn.run.steps import RESIDENT_BUDGET, StepRunner
 
 # settings a resumed run takes from the checkpoint; a different explicit value is an error
-RUN_KEYS = ("arch", "batch_size", "lr", "optimizer", "norm", "seed", "genres", "frames",
-            "windows", "test_fraction", "valid_fraction", "split_dir", "data", "vote")
+RUN_KEYS = ("recipe", *SETTING_KEYS, "genres", "frames", "windows", "test_fraction",
+            "valid_fraction", "split_dir", "data", "vote")
 
 
 def _same(a, b) -> bool:
@@ -47,13 +48,15 @@ def resume_values(opts: dict, explicit: set[str], meta: dict, path: Path) -> dic
     for key in RUN_KEYS:
         if key not in saved:
             continue
-        if key in explicit and not _same(opts[key], saved[key]):
+        if key == "epochs":
+            continue                   # a resumed run may be given a new length
+        if key in explicit and opts.get(key) is not None and not _same(opts[key], saved[key]):
             flag = "DATA" if key == "data" else "--" + key.replace("_dir", "").replace("_", "-")
             raise GenrecnnError(f"{flag} {opts[key]} differs from {saved[key]} in the checkpoint "
                                 f"{path}; drop it to resume, or train afresh without --resume")
         out[key] = saved[key]
-    if "epochs" not in explicit:
-        out["epochs"] = saved.get("epochs", opts["epochs"])
+    if "epochs" in explicit:
+        out["epochs"] = opts["epochs"]
     return out
 
 
@@ -83,9 +86,7 @@ def run_train(opts: dict, explicit: set[str] = frozenset(), echo=print,
         opts["data"] = Path(opts["data"])
     if opts["split_dir"] is not None and opts["data"] is None:
         raise DataError("--split needs a DATA folder whose clip ids it lists; pass DATA")
-    settings = TrainSettings(arch=opts["arch"], epochs=opts["epochs"],
-                             batch_size=opts["batch_size"], optimizer=opts["optimizer"],
-                             lr=opts["lr"], norm=opts["norm"], seed=opts["seed"])
+    settings = settings_from(opts)
     if not opts["dry_run"]:
         check_writable_dir(out)
     t_start = time.perf_counter()
@@ -111,8 +112,10 @@ def run_train(opts: dict, explicit: set[str] = frozenset(), echo=print,
                         f"(clips or classes changed); train afresh without --resume")
 
     n_mels, frames = ds.input_shape
+    selection = None
     if meta is not None:
-        net, meta, extra, optimizer = load_checkpoint(model_path, epochs=settings.epochs)
+        net, meta, extra, optimizer, selection = load_checkpoint(model_path,
+                                                                 epochs=settings.epochs)
         start_epoch, history = int(meta["epoch"]), list(meta.get("history", []))
         normalizer = normalizer_from_extra(extra)
     else:
@@ -144,15 +147,24 @@ def run_train(opts: dict, explicit: set[str] = frozenset(), echo=print,
     else:
         if start_epoch:
             echo(f"resuming at epoch {start_epoch + 1} of {settings.epochs}")
+        runner = StepRunner(net, optimizer, parts.x_train, parts.y_train, settings,
+                            graphs=opts.get("graphs", True),
+                            resident_budget=opts.get("resident_mb", RESIDENT_BUDGET >> 20) << 20)
+        echo(f"steps: {runner.path} ({RUNNER_PATHS[runner.path]})")
         history = fit(net, optimizer, parts, settings, checkpoint=ck, start_epoch=start_epoch,
                       history=history, on_epoch=lambda row: echo(format_row(row)),
-                      progress=progress)
+                      progress=progress, selection=selection, runner=runner)
     metrics = final_metrics(net, ds, parts, settings, history, opts,
                             time.perf_counter() - t_start)
     write_outputs(out, metrics, history, ds)
     for line in summary_lines(metrics, out):
         echo(line)
     return metrics
+
+
+RUNNER_PATHS = {"graph": "training set on the device, each step one CUDA graph replay",
+                "device": "training set on the device, batches cut there",
+                "host": "batches assembled on the host"}
 
 
 def _describe(ds, data) -> str:

@@ -77,9 +77,14 @@ class Dropout(Layer):
         return {"type": self.type, "rate": self.rate}
 
     def begin_step(self, be, step):
-        """This step's key (seed, step), int32 [2] holding the two as unsigned 32-bit."""
-        key = np.array([self.seed & 0xFFFFFFFF, step & 0xFFFFFFFF], dtype=np.uint32)
-        self.key = be.from_host(key.view(np.int32))
+        """This step's key (seed, step), int32 [2] holding the two as unsigned 32-bit;
+        written into the same array where the backend can (a captured step reads it
+        there), else a new one."""
+        key = np.array([self.seed & 0xFFFFFFFF, step & 0xFFFFFFFF], dtype=np.uint32).view(np.int32)
+        if self.key is not None and be.supports("batch"):
+            be.write(self.key, key)
+        else:
+            self.key = be.from_host(key)
 
     def forward(self, be, x, train):
         if not train or self.rate == 0:

@@ -89,20 +89,34 @@ class MaxPool1D(Layer):
 
 
 class GlobalPool(Layer):
-    """Mean, max and L2 norm over time, or over every position of 2-D maps (seen as
-    sequences through ``reshape``): a fixed-size summary of any length."""
+    """Mean, max and L2 norm over time: a fixed-size summary of any length. 2-D maps are
+    pooled over every position (``over="all"``) or over time only, band by band
+    (``over="time"``: which bands hold the energy survives, as timbre needs); either
+    way they are seen as sequences through ``reshape``."""
 
     kind = type = "gpool"
     op = "global_pool"
     input_ranks = (2, 3)
+    OVER = ("all", "time")
+
+    def __init__(self, over: str = "all", name=None):
+        super().__init__(name)
+        if over not in self.OVER:
+            raise ShapeError(f"global pooling over {over!r}; use one of {', '.join(self.OVER)}")
+        self.over = over
+
+    def config(self):
+        return {"type": self.type, **({"over": self.over} if self.over != "all" else {})}
 
     def _infer(self, shape):
+        if len(shape) == 3 and self.over == "time":
+            return (3 * shape[0] * shape[1],)
         return (3 * shape[0],)
 
     def forward(self, be, x, train):
         if len(x.shape) == 4:
             n, c, h, w = x.shape
-            x = be.reshape(x, (n, c, h * w))
+            x = be.reshape(x, (n, c * h, w) if self.over == "time" else (n, c, h * w))
         y, argmax = be.global_pool(x)
         if train:
             self._cache = (x, y, argmax)
@@ -194,6 +208,14 @@ class Softmax(Layer):
         self._cache = (probs, labels)
         return loss, probs
 
+    def forward_loss_acc(self, be, logits, labels_a, labels_b, lam, stats):
+        """The loss of label pairs (mixup), accumulated into ``stats`` on the backend."""
+        probs = be.softmax_cross_entropy_acc(logits, labels_a, labels_b, lam, stats)
+        self._cache = (probs, labels_a, labels_b, lam)
+        return probs
+
     def backward(self, be, dy=None):
+        if len(self._cache) == 4:
+            return be.softmax_cross_entropy_acc_backward(*self._cache)
         probs, labels = self._cache
         return be.softmax_cross_entropy_backward(probs, labels)
