@@ -82,6 +82,7 @@ def fit(network, optimizer, parts: Parts, settings: TrainSettings,
         with tqdm(total=n, desc=f"epoch {epoch}/{settings.epochs}", unit="ex", leave=False,
                   disable=(None if progress is None else not progress)) as bar:
             loss, acc = runner.run_epoch(plans, lrs, on_step=bar.update)
+        trained = time.perf_counter() - t0
         if not math.isfinite(loss) or not network.finite():
             raise TrainingError(f"training diverged at epoch {epoch} (loss {loss}); lower "
                                 f"--lr (now {settings.lr:g}); no model of this epoch was saved")
@@ -94,7 +95,7 @@ def fit(network, optimizer, parts: Parts, settings: TrainSettings,
         if score_test:
             te = evaluate(network, parts.x_test, parts.y_test, settings.batch_size)
             row.update(test_loss=te.loss, test_acc=te.accuracy)
-        row["seconds"] = round(time.perf_counter() - t0, 3)
+        row.update(seconds=round(time.perf_counter() - t0, 3), train_seconds=round(trained, 4))
         history.append(row)
         if checkpoint is not None:
             checkpoint.save(network, optimizer, settings, epoch, history,

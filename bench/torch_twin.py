@@ -1,0 +1,73 @@
+"""The same network in PyTorch: a genrecnn network's layers, one PyTorch module each,
+its initial weights copied in, for benchmarks that compare like with like."""
+from __future__ import annotations
+
+
+def twin(net, device: str = "cuda"):
+    """A ``torch.nn.Sequential`` computing what ``net`` (a genrecnn Network) computes,
+    without the softmax (PyTorch's cross-entropy takes logits)."""
+    import torch
+    from torch import nn
+
+    class GlobalPool(nn.Module):
+        """Mean, max and L2 norm over time (2-D maps: over all positions, or over time
+        band by band), concatenated as genrecnn's global_pool lays them out."""
+
+        def __init__(self, over: str):
+            super().__init__()
+            self.over = over
+
+        def forward(self, h):
+            if h.dim() == 4:
+                h = h.flatten(1, 2) if self.over == "time" else h.flatten(2)
+            return torch.cat([h.mean(2), h.amax(2), torch.linalg.vector_norm(h, dim=2)], 1)
+
+    class Unsqueeze(nn.Module):
+        def forward(self, x):
+            return x[:, None]
+
+    params = net.host_params()
+    t = lambda a: torch.from_numpy(a.copy())    # noqa: E731
+    mods = [Unsqueeze()] if len(net.layers[0].input_shape) == 3 else []
+    for layer in net.layers[:-1]:
+        kind, p = layer.type, lambda k: params[f"{layer.name}/{k}"]   # noqa: E731
+        if kind == "conv":
+            m = nn.Conv1d(layer.input_shape[0], layer.filters, layer.width)
+            m.weight.data, m.bias.data = t(p("w")), t(p("b"))
+        elif kind == "conv2d":
+            m = nn.Conv2d(layer.input_shape[0], layer.filters, layer.kernel, layer.stride,
+                          layer.padding)
+            m.weight.data, m.bias.data = t(p("w")), t(p("b"))
+        elif kind == "fc":
+            m = nn.Linear(layer.input_shape[0], layer.units)
+            m.weight.data, m.bias.data = t(p("w").T), t(p("b"))
+        elif kind == "pool":
+            m = nn.MaxPool1d(layer.size, layer.stride)
+        elif kind == "pool2d":
+            m = nn.MaxPool2d(layer.size, layer.stride)
+        elif kind == "gpool":
+            m = GlobalPool(getattr(layer, "over", "all"))
+        elif kind == "batchnorm":
+            dims = len(layer.input_shape)
+            m = {1: nn.BatchNorm1d, 2: nn.BatchNorm1d, 3: nn.BatchNorm2d}[dims](
+                layer.input_shape[0], eps=layer.eps, momentum=layer.momentum)
+            m.weight.data, m.bias.data = t(p("gamma")), t(p("beta"))
+        elif kind == "dropout":
+            m = nn.Dropout(layer.rate)
+        elif kind == "act":
+            m = {"relu": nn.ReLU(), "leaky_relu": nn.LeakyReLU(layer.slope),
+                 "sigmoid": nn.Sigmoid(), "tanh": nn.Tanh()}[layer.fn]
+        else:
+            raise SystemExit(f"error: layer {layer.name} ({kind}) has no PyTorch twin here")
+        mods.append(m)
+    return nn.Sequential(*mods).to(device)
+
+
+def torch_optimizer(model, settings):
+    """The PyTorch optimiser of a genrecnn TrainSettings (Adam, AdamW or SGD)."""
+    import torch
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
+                               weight_decay=settings.weight_decay)
+    cls = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
+    return cls(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
