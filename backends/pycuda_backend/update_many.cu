@@ -12,11 +12,16 @@
 #define DECL_A(i) T* __restrict__ a##i,
 #define DECL_B(i) T* __restrict__ b##i,
 #define DECL_N(i) long long n##i,
-#define CASE(i) case i: P_ = p##i; G_ = g##i; A_ = a##i; B_ = b##i; N_ = n##i; break;
+#define CASE3(i) case i: P_ = p##i; G_ = g##i; A_ = a##i; N_ = n##i; break;
+#define CASE4(i) case i: P_ = p##i; G_ = g##i; A_ = a##i; B_ = b##i; N_ = n##i; break;
 // the parameter of this block row, chosen by a switch (no per-thread local arrays)
-#define PICK(X, Y, Z, W, N)                                                  \
+#define PICK3(X, Y, Z, N)                                                    \
+    T* P_ = 0; const T* G_ = 0; T* A_ = 0; long long N_ = 0;                 \
+    switch (blockIdx.y) { R32(CASE3) default: return; }                      \
+    T* X = P_; const T* Y = G_; T* Z = A_; const long long N = N_;
+#define PICK4(X, Y, Z, W, N)                                                 \
     T* P_ = 0; const T* G_ = 0; T* A_ = 0; T* B_ = 0; long long N_ = 0;     \
-    switch (blockIdx.y) { R32(CASE) default: return; }                       \
+    switch (blockIdx.y) { R32(CASE4) default: return; }                      \
     T* X = P_; const T* Y = G_; T* Z = A_; T* W = B_; const long long N = N_;
 
 // velocity = momentum velocity - lr (grad + wd param); param += velocity;
@@ -24,8 +29,7 @@
 extern "C" __global__ void sgd_many(R32(DECL_P) R32(DECL_G) R32(DECL_A) R32(DECL_B)
                                     R32(DECL_N) const T* __restrict__ hyper)
 {
-    PICK(p, g, vel, unused, n)
-    (void)unused;
+    PICK3(p, g, vel, n)
     const T lr = hyper[0], mom = hyper[1], wd = hyper[2];
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
          i += (long long)gridDim.x * blockDim.x) {
@@ -40,7 +44,7 @@ extern "C" __global__ void sgd_many(R32(DECL_P) R32(DECL_G) R32(DECL_A) R32(DECL
 extern "C" __global__ void adam_many(R32(DECL_P) R32(DECL_G) R32(DECL_A) R32(DECL_B)
                                      R32(DECL_N) const T* __restrict__ hyper)
 {
-    PICK(p, g, m, v, n)
+    PICK4(p, g, m, v, n)
     const T lr = hyper[0], beta1 = hyper[1], beta2 = hyper[2], eps = hyper[3];
     const T wd = hyper[4], dwd = hyper[5], bc1 = hyper[6], bc2 = hyper[7];
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;

@@ -56,10 +56,13 @@ class SharedStream:
         return Captured(self.owner, keep)
 
     def close(self) -> None:
-        """Wait for the stream, then every backend back on its default stream."""
+        """Wait for the stream, then every backend back on its default stream, the
+        stream's owner last (the others must let go of its stream before it is gone)."""
         self.owner.synchronize()
         for b in self.backends:
-            b.use_stream(None)
+            if b is not self.owner:
+                b.use_stream(None)
+        self.owner.use_stream(None)
 
 
 class Captured:
