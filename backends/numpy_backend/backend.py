@@ -7,41 +7,12 @@ loops run over the taps of a kernel or a pooling window.
 """
 from __future__ import annotations
 
-import functools
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from genrecnn.engine.ops import Backend
 
-_PARALLEL_MIN = 1 << 20        # elements; below this threads cost more than they save
-
-
-@functools.lru_cache(maxsize=1)
-def _threads() -> tuple[ThreadPoolExecutor | None, int]:
-    """One worker per core this process may use (no pool on one core)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = cores or 1
-    return (ThreadPoolExecutor(cores, thread_name_prefix="genrecnn-numpy") if cores > 1
-            else None), cores
-
-
-def _over_batch(fn, n: int, size: int) -> None:
-    """Call ``fn(s)`` for slices ``s`` of the batch axis covering ``range(n)``.
-
-    Memory-bound passes (copies, elementwise ops, pooling) use one core in
-    NumPy while BLAS uses them all; NumPy releases the GIL inside its loops, so
-    splitting a large batch over the cores in threads speeds those passes up.
-    """
-    pool, cores = _threads()
-    parts = min(n, cores)
-    if parts < 2 or size < _PARALLEL_MIN:
-        fn(slice(0, n))
-        return
-    bounds = np.linspace(0, n, parts + 1).astype(int)
-    list(pool.map(fn, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]))
+from .parallel import over_batch
 
 
 def _im2col(x: np.ndarray, k: int) -> np.ndarray:
@@ -54,7 +25,7 @@ def _im2col(x: np.ndarray, k: int) -> np.ndarray:
     def fill(s):
         for j in range(k):                            # K taps, each a contiguous copy
             cols[s, :, j, :] = win[s, :, :, j]
-    _over_batch(fill, n, cols.size)
+    over_batch(fill, n, cols.size)
     return cols.reshape(n, c * k, wo)
 
 
@@ -145,7 +116,7 @@ class NumpyBackend(Backend):
         win = _pool_windows(x, size, stride)
         y = np.empty(win.shape[:3], dtype=x.dtype)
         local = np.empty(win.shape[:3], dtype=np.int32)
-        _over_batch(lambda s: _running_max(win[s], y[s], local[s]), x.shape[0], x.size)
+        over_batch(lambda s: _running_max(win[s], y[s], local[s]), x.shape[0], x.size)
         local += np.arange(win.shape[2], dtype=np.int32) * np.int32(stride)
         return y, local
 
@@ -195,7 +166,7 @@ class NumpyBackend(Backend):
     def activation(self, kind, x, slope=0.01):
         if kind == "relu":
             y = np.empty_like(x)
-            _over_batch(lambda s: np.maximum(x[s], 0, out=y[s]), x.shape[0], x.size)
+            over_batch(lambda s: np.maximum(x[s], 0, out=y[s]), x.shape[0], x.size)
             return y
         if kind == "leaky_relu":
             return np.where(x > 0, x, x * x.dtype.type(slope))
@@ -209,7 +180,7 @@ class NumpyBackend(Backend):
     def activation_backward(self, kind, x, y, dy, slope=0.01):
         if kind == "relu":
             dx = np.empty_like(dy)
-            _over_batch(lambda s: np.multiply(dy[s], x[s] > 0, out=dx[s]), x.shape[0], x.size)
+            over_batch(lambda s: np.multiply(dy[s], x[s] > 0, out=dx[s]), x.shape[0], x.size)
             return dx
         if kind == "leaky_relu":
             return dy * np.where(x > 0, x.dtype.type(1), x.dtype.type(slope))
