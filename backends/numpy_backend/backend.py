@@ -12,32 +12,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from genrecnn.engine.ops import Backend
 
-from .parallel import over_batch
-
-
-def _im2col(x: np.ndarray, k: int) -> np.ndarray:
-    """x[N, C, W] -> cols[N, C*K, Wo] with cols[n, c*K + j, t] = x[n, c, t + j]."""
-    n, c, w = x.shape
-    wo = w - k + 1
-    win = sliding_window_view(x, k, axis=2)           # [N, C, Wo, K] view
-    cols = np.empty((n, c, k, wo), dtype=x.dtype)
-
-    def fill(s):
-        for j in range(k):                            # K taps, each a contiguous copy
-            cols[s, :, j, :] = win[s, :, :, j]
-    over_batch(fill, n, cols.size)
-    return cols.reshape(n, c * k, wo)
-
-
-def _conv_param_grads(x: np.ndarray, w: np.ndarray, dy: np.ndarray):
-    """(dw, db) of the convolution: one batched GEMM per tap straight from
-    strided views of x, no im2col copy."""
-    k = w.shape[2]
-    wo = dy.shape[2]
-    dw = np.empty_like(w)
-    for j in range(k):
-        dw[:, :, j] = np.matmul(dy, x[:, :, j:j + wo].transpose(0, 2, 1)).sum(axis=0)
-    return dw, dy.sum(axis=(0, 2))
+from . import conv
+from .parallel import BLOCK, over_batch, over_blocks
 
 
 def _pool_windows(x: np.ndarray, size: int, stride: int) -> np.ndarray:
@@ -67,15 +43,66 @@ def _running_max(win: np.ndarray, y: np.ndarray, local: np.ndarray) -> None:
     local[...] = idx
 
 
+def _copy(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy, made by all threads: a batch read from memory (not
+    cache) copies faster on several cores."""
+    out = np.empty(a.shape, dtype=a.dtype)
+    if a.ndim == 0:
+        out[...] = a
+    else:
+        over_batch(lambda s: np.copyto(out[s], a[s]), a.shape[0], a.size)
+    return out
+
+
+def _blockwise(x: np.ndarray, fn, *more: np.ndarray) -> np.ndarray:
+    """A new array ``out`` of x's shape from ``fn(x_block, out_block, *more_blocks)``
+    on cache-sized blocks of the flattened arrays, shared out over the threads."""
+    out = np.empty_like(x)
+    flat = [a.reshape(-1) for a in (x, out, *more)]
+    over_blocks(lambda b: fn(*(a[b] for a in flat)), x.size)
+    return out
+
+
+def _leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
+    """x if x > 0 else slope * x, as max(x, slope * x) (min for slope > 1):
+    two streaming passes where ``np.where`` mispredicts a branch per element."""
+    if slope == 0:                    # 0 * inf is NaN, so the formula needs slope != 0
+        return np.where(x > 0, x, x * x.dtype.type(slope))
+    s = x.dtype.type(slope)
+    pick = np.maximum if slope < 1 else np.minimum
+
+    def fn(xb, yb):
+        np.multiply(xb, s, out=yb)
+        pick(xb, yb, out=yb)
+    return _blockwise(x, fn)
+
+
+def _gate_backward(x: np.ndarray, dy: np.ndarray, slope: float) -> np.ndarray:
+    """dy * (1 if x > 0 else slope), relu's (slope 0) and leaky ReLU's gradient.
+
+    For 0 <= slope <= 1 the factor is max([x > 0], slope), exact and branch-free.
+    """
+    if not 0 <= slope <= 1:
+        return dy * np.where(x > 0, x.dtype.type(1), x.dtype.type(slope))
+    s = x.dtype.type(slope)
+
+    def fn(xb, dxb, dyb):
+        np.greater(xb, 0, out=dxb)            # 1.0 or 0.0 (0.0 for NaN)
+        if slope:
+            np.maximum(dxb, s, out=dxb)
+        dxb *= dyb
+    return _blockwise(x, fn, dy)
+
+
 class NumpyBackend(Backend):
     name = "numpy"
     device = "cpu"
 
     def from_host(self, a):
-        return np.array(a, copy=True, order="C")
+        return _copy(np.asarray(a))
 
     def to_host(self, x):
-        return np.array(x, copy=True, order="C")
+        return _copy(x)
 
     def zeros(self, shape, dtype):
         return np.zeros(shape, dtype=dtype)
@@ -89,26 +116,13 @@ class NumpyBackend(Backend):
     # -- convolution ---------------------------------------------------------------------
 
     def conv1d(self, x, w, b):
-        f, c, k = w.shape
-        cols = _im2col(x, k)
-        y = np.matmul(w.reshape(f, c * k), cols)         # [N, F, Wo]
-        y += b[None, :, None]
-        return y
+        return conv.forward(x, w, b)
 
     def conv1d_backward(self, x, w, dy):
-        dw, db = _conv_param_grads(x, w, dy)
-        f, c, k = w.shape
-        wo = dy.shape[2]
-        taps = np.ascontiguousarray(w.transpose(2, 1, 0))     # [K, C, F]
-        dx = np.zeros_like(x)
-        part = np.empty((x.shape[0], c, wo), dtype=x.dtype)
-        for j in range(k):                                   # dx[:, :, t + j] += w_j^T dy[:, :, t]
-            np.matmul(taps[j], dy, out=part)
-            dx[:, :, j:j + wo] += part
-        return dx, dw, db
+        return conv.backward(x, w, dy)
 
     def conv1d_backward_params(self, x, w, dy):
-        return _conv_param_grads(x, w, dy)
+        return conv.backward(x, w, dy, need_dx=False)[1:]
 
     # -- pooling -------------------------------------------------------------------------
 
@@ -122,17 +136,14 @@ class NumpyBackend(Backend):
 
     def maxpool1d_backward(self, dy, argmax, width):
         n, c, wo = dy.shape
-        distinct = wo <= 1 or (argmax.size and np.all(argmax[:, :, 1:] > argmax[:, :, :-1]))
-        if distinct:
-            # Maxima are distinct positions in every row (always so without overlap): a scatter.
-            dx = np.zeros((n, c, width), dtype=dy.dtype)
-            np.put_along_axis(dx, argmax.astype(np.intp), dy, axis=2)
-            return dx
-        # Overlapping windows may share a maximum: sum their gradients.
-        rows = np.arange(n * c, dtype=np.intp).reshape(n, c, 1) * width
-        flat = (rows + argmax).ravel()
-        dx = np.bincount(flat, weights=dy.ravel(), minlength=n * c * width)
-        return dx.astype(dy.dtype, copy=False).reshape(n, c, width)
+        dx = np.zeros((n * c, width), dtype=dy.dtype)
+        flat, arg, grad = dx.reshape(-1), argmax.reshape(-1, wo), dy.reshape(-1, wo)
+
+        def rows(r):                      # a scatter that sums where overlapping windows
+            at = arg[r] + (np.arange(r.start, r.stop, dtype=np.intp) * width)[:, None]
+            np.add.at(flat, at.ravel(), grad[r].ravel())       # share a maximum
+        over_blocks(rows, n * c, max(1, BLOCK // max(1, wo)), dx.size)
+        return dx.reshape(n, c, width)
 
     def global_pool(self, x):
         argmax = x.argmax(axis=2)
@@ -165,11 +176,9 @@ class NumpyBackend(Backend):
 
     def activation(self, kind, x, slope=0.01):
         if kind == "relu":
-            y = np.empty_like(x)
-            over_batch(lambda s: np.maximum(x[s], 0, out=y[s]), x.shape[0], x.size)
-            return y
+            return _blockwise(x, lambda xb, yb: np.maximum(xb, 0, out=yb))
         if kind == "leaky_relu":
-            return np.where(x > 0, x, x * x.dtype.type(slope))
+            return _leaky_relu(x, slope)
         if kind == "sigmoid":
             e = np.exp(-np.abs(x))
             return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
@@ -178,12 +187,8 @@ class NumpyBackend(Backend):
         raise ValueError(f"unknown activation {kind!r}")
 
     def activation_backward(self, kind, x, y, dy, slope=0.01):
-        if kind == "relu":
-            dx = np.empty_like(dy)
-            over_batch(lambda s: np.multiply(dy[s], x[s] > 0, out=dx[s]), x.shape[0], x.size)
-            return dx
-        if kind == "leaky_relu":
-            return dy * np.where(x > 0, x.dtype.type(1), x.dtype.type(slope))
+        if kind in ("relu", "leaky_relu"):
+            return _gate_backward(x, dy, 0.0 if kind == "relu" else slope)
         if kind == "sigmoid":
             return dy * y * (1 - y)
         if kind == "tanh":

@@ -15,6 +15,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 MIN_WORK = 1 << 20        # elements touched; below this a thread costs more than it saves
+BLOCK = 1 << 15           # elements per call of an elementwise pass: its operands stay in cache
 
 _lock = threading.Lock()
 _requested: int | None = None
@@ -131,3 +132,17 @@ def over_batch(fn, n: int, work: int, blas: bool = False) -> None:
         for exc in errors:
             if exc is not None:
                 raise exc
+
+
+def over_blocks(fn, size: int, block: int = BLOCK, work: int | None = None) -> None:
+    """Call ``fn(s)`` for slices ``s`` of at most ``block`` items covering
+    ``range(size)``, the slices shared out over the threads as in :func:`over_batch`
+    (``work`` as there; default ``size``).
+
+    For elementwise passes over flattened arrays: a pass of several ufuncs
+    then reads and writes each block while it is still in cache.
+    """
+    def run(part: slice) -> None:
+        for a in range(part.start, part.stop, block):
+            fn(slice(a, min(a + block, part.stop)))
+    over_batch(run, size, size if work is None else work)
