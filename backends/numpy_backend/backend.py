@@ -16,6 +16,9 @@ from . import conv
 from .parallel import BLOCK, over_batch, over_blocks
 
 
+POOL_BLOCK = 1 << 18     # input elements per block of pooling windows
+
+
 def _pool_windows(x: np.ndarray, size: int, stride: int) -> np.ndarray:
     """x[N, C, W] -> view [N, C, Wo, size] of the pooling windows."""
     return sliding_window_view(x, size, axis=2)[:, :, ::stride, :]
@@ -127,12 +130,18 @@ class NumpyBackend(Backend):
     # -- pooling -------------------------------------------------------------------------
 
     def maxpool1d(self, x, size, stride):
-        win = _pool_windows(x, size, stride)
-        y = np.empty(win.shape[:3], dtype=x.dtype)
-        local = np.empty(win.shape[:3], dtype=np.int32)
-        over_batch(lambda s: _running_max(win[s], y[s], local[s]), x.shape[0], x.size)
-        local += np.arange(win.shape[2], dtype=np.int32) * np.int32(stride)
-        return y, local
+        n, c, width = x.shape
+        win = _pool_windows(x.reshape(n * c, 1, width), size, stride)   # rows of windows
+        wo = win.shape[2]
+        y = np.empty((n * c, 1, wo), dtype=x.dtype)
+        arg = np.empty((n * c, 1, wo), dtype=np.int32)
+        start = np.arange(wo, dtype=np.int32) * np.int32(stride)
+
+        def rows(r):
+            _running_max(win[r], y[r], arg[r])
+            arg[r] += start
+        over_blocks(rows, n * c, max(1, POOL_BLOCK // (wo * size)), x.size)
+        return y.reshape(n, c, wo), arg.reshape(n, c, wo)
 
     def maxpool1d_backward(self, dy, argmax, width):
         n, c, wo = dy.shape
