@@ -21,7 +21,10 @@ def two_threads(monkeypatch):
 
 
 def blas_threads():
-    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    """Threads of the BLAS libraries loaded when the backend first limited them
+    (NumPy's among them; a library loaded later, say SciPy's, is not NumPy's)."""
+    known = {i["filepath"] for i in parallel._blas_limiter().info()}
+    return [i["num_threads"] for i in threadpool_info() if i["filepath"] in known]
 
 
 @pytest.mark.parametrize("n,parts", [(0, 3), (1, 4), (7, 2), (7, 3), (32, 16), (5, 5)])
@@ -111,3 +114,17 @@ def test_conv_is_the_same_however_the_batch_is_cut(two_threads, monkeypatch, c, 
     for got, want in zip((dx, dw, db), ref.conv1d_backward(x, w, dy)):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     assert conv.backward(x, w, dy, need_dx=False)[0] is None
+
+
+@pytest.mark.parametrize("kind", ["relu", "leaky_relu"])
+def test_blockwise_activations_take_any_layout_and_return_c_order(two_threads, kind):
+    """Another CPU backend may hand over a Fortran-ordered array (adopt shares it)."""
+    from genrecnn.backends.numpy_backend import NumpyBackend
+    be = NumpyBackend()
+    x = np.asfortranarray(np.random.default_rng(0).normal(size=(6, 5)))
+    slope = 0.01 if kind == "leaky_relu" else 0.0
+    y = be.activation(kind, x, slope)
+    dx = be.activation_backward(kind, x, y, np.asfortranarray(x * 3), slope)
+    assert y.flags.c_contiguous and dx.flags.c_contiguous
+    np.testing.assert_array_equal(y, np.where(x > 0, x, x * slope))
+    np.testing.assert_array_equal(dx, x * 3 * np.where(x > 0, 1.0, slope))

@@ -60,7 +60,7 @@ def _copy(a: np.ndarray) -> np.ndarray:
 def _blockwise(x: np.ndarray, fn, *more: np.ndarray) -> np.ndarray:
     """A new array ``out`` of x's shape from ``fn(x_block, out_block, *more_blocks)``
     on cache-sized blocks of the flattened arrays, shared out over the threads."""
-    out = np.empty_like(x)
+    out = np.empty(x.shape, dtype=x.dtype)          # C order whatever x's layout
     flat = [a.reshape(-1) for a in (x, out, *more)]
     over_blocks(lambda b: fn(*(a[b] for a in flat)), x.size)
     return out

@@ -72,7 +72,7 @@ def backward(x: np.ndarray, w: np.ndarray, dy: np.ndarray, need_dx: bool = True)
     n, c, width = x.shape
     f, _, k = w.shape
     wo = dy.shape[2]
-    dx = np.empty_like(x) if need_dx else None
+    dx = np.empty(x.shape, dtype=x.dtype) if need_dx else None
     w_t = np.ascontiguousarray(w.transpose(1, 2, 0)).reshape(c, k * f) if need_dx else None
     step = _chunk(k * f * width * x.itemsize)
     sums: dict[int, tuple[np.ndarray, np.ndarray]] = {}
