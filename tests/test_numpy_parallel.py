@@ -10,11 +10,13 @@ from threadpoolctl import threadpool_info
 from genrecnn.backends.numpy_backend import conv, parallel
 from genrecnn.conformance import reference as ref
 
+BIG = 1 << 40       # work enough for every thread
+
 
 @pytest.fixture
 def two_threads(monkeypatch):
     """Two threads, and every pass big enough to split."""
-    monkeypatch.setattr(parallel, "MIN_WORK", 0)
+    monkeypatch.setattr(parallel, "MIN_WORK", 1)
     parallel.set_threads(2)
     yield
     parallel.set_threads(None)
@@ -41,7 +43,7 @@ def test_over_batch_covers_each_index_once_on_several_threads(two_threads):
     def fn(s):
         seen.extend(range(s.start, s.stop))
         names.add(threading.current_thread().name)
-    parallel.over_batch(fn, 9, 1)
+    parallel.over_batch(fn, 9, BIG)
     assert sorted(seen) == list(range(9))
     assert len(names) == 2
 
@@ -57,10 +59,21 @@ def test_small_work_or_one_thread_runs_in_the_caller():
     assert names == {threading.current_thread().name}
 
 
+def test_threads_follow_the_work():
+    parallel.set_threads(4)
+    try:
+        for work, want in [(parallel.MIN_WORK - 1, 1), (2 * parallel.MIN_WORK, 2), (BIG, 4)]:
+            got = []
+            parallel.over_batch(lambda s: got.append(s), 8, work)
+            assert len(got) == want
+    finally:
+        parallel.set_threads(None)
+
+
 def test_blas_is_held_to_one_thread_inside_and_restored_after(two_threads):
     before = blas_threads()
     inside = []
-    parallel.over_batch(lambda s: inside.append(blas_threads()), 4, 1, blas=True)
+    parallel.over_batch(lambda s: inside.append(blas_threads()), 4, BIG, blas=True)
     assert inside and all(t == [1] * len(before) for t in inside)
     assert blas_threads() == before
 
@@ -72,7 +85,7 @@ def test_errors_in_a_worker_reach_the_caller_and_blas_is_restored(two_threads):
         if s.start > 0:
             raise ValueError("worker failed")
     with pytest.raises(ValueError, match="worker failed"):
-        parallel.over_batch(fn, 4, 1, blas=True)
+        parallel.over_batch(fn, 4, BIG, blas=True)
     assert blas_threads() == before
 
 
@@ -82,8 +95,8 @@ def test_a_pass_inside_a_pass_runs_serially(two_threads):
     def outer(s):
         me = threading.current_thread().name
         parallel.over_batch(lambda t: calls.append((me, threading.current_thread().name, t)),
-                            3, 1)
-    parallel.over_batch(outer, 4, 1)
+                            3, BIG)
+    parallel.over_batch(outer, 4, BIG)
     assert len(calls) == 2
     assert all(a == b and t == slice(0, 3) for a, b, t in calls)
 

@@ -14,7 +14,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-MIN_WORK = 1 << 20        # elements touched; below this a thread costs more than it saves
+MIN_WORK = 1 << 18        # elements touched per thread; less work gets fewer threads
 BLOCK = 1 << 15           # elements per call of an elementwise pass: its operands stay in cache
 
 _lock = threading.Lock()
@@ -110,15 +110,17 @@ def _run(fn, part: slice) -> None:
 
 
 def over_batch(fn, n: int, work: int, blas: bool = False) -> None:
-    """Call ``fn(s)`` for slices ``s`` covering ``range(n)``, in parallel when
-    ``work`` (about the number of elements the pass touches) makes it worth it.
+    """Call ``fn(s)`` for slices ``s`` covering ``range(n)``, on as many threads
+    as ``work`` (about the number of elements the pass touches, or multiply-adds)
+    keeps busy: at least ``MIN_WORK`` each, since every thread woken and every
+    hand-over of the GIL costs time.
 
     The calling thread runs the first slice itself. ``blas``: ``fn`` calls
     BLAS, which is held to one thread meanwhile. A pass started from inside
     another runs serially.
     """
-    parts = min(n, threads())
-    if parts < 2 or work < MIN_WORK or getattr(_local, "inside", False):
+    parts = min(n, threads(), work // MIN_WORK)
+    if parts < 2 or getattr(_local, "inside", False):
         fn(slice(0, n))
         return
     first, *rest = slices(n, parts)
