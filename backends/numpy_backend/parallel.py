@@ -15,7 +15,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 MIN_WORK = 1 << 18        # elements touched per thread; less work gets fewer threads
-BLOCK = 1 << 15           # elements per call of an elementwise pass: its operands stay in cache
+BLOCK = 1 << 16           # elements per call of an elementwise pass: its operands stay in cache
 
 _lock = threading.Lock()
 _requested: int | None = None
