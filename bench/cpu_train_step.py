@@ -69,13 +69,17 @@ def numpy_step(net, opt, x, y):
 
 def numpy_layers(net, opt, x, y) -> dict[str, list[float]]:
     """One step layer by layer (what ``loss_and_grads`` does on one backend):
-    name -> [forward s, backward s]; 'input' is the batch check and copy in."""
+    name -> [forward s, backward s]. 'batch check' is the network's check of
+    the host batch (finite values, shapes, labels), 'from_host' the backend's
+    copy of it."""
     be = net.backends[0]
     t, now = {}, time.perf_counter
     t0 = now()
     xb, yb = net.check_batch(x, y)
+    t1 = now()
     h, labels = be.from_host(xb), be.from_host(yb)
-    t["input"] = [now() - t0, 0.0]
+    t["batch check"] = [t1 - t0, 0.0]
+    t["from_host"] = [now() - t1, 0.0]
     for layer in net.layers[:-1]:
         t0 = now()
         h = layer.forward(be, h, True)

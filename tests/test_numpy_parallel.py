@@ -141,3 +141,13 @@ def test_blockwise_activations_take_any_layout_and_return_c_order(two_threads, k
     assert y.flags.c_contiguous and dx.flags.c_contiguous
     np.testing.assert_array_equal(y, np.where(x > 0, x, x * slope))
     np.testing.assert_array_equal(dx, x * 3 * np.where(x > 0, 1.0, slope))
+
+
+def test_copy_is_c_ordered_and_independent(two_threads):
+    a = np.asfortranarray(np.arange(24.0).reshape(4, 6))
+    out = parallel.copy(a)
+    assert out.flags.c_contiguous and out.dtype == a.dtype
+    np.testing.assert_array_equal(out, a)
+    a[0, 0] = -1
+    assert out[0, 0] == 0
+    assert parallel.copy(np.float32(3)).shape == ()

@@ -1,9 +1,11 @@
 """NumPy implementation of the op contract (see :mod:`genrecnn.engine.ops`).
 
-Every op is vectorised over batch and time: the forward convolution is an
-im2col followed by one batched GEMM, its gradients are one batched GEMM per
-tap on strided views, pooling works on strided window views. The only Python
-loops run over the taps of a kernel or a pooling window.
+Every op is vectorised over batch and time, and the large ones run on all
+cores (:mod:`.parallel`): the convolution is a few GEMMs per example
+(:mod:`.conv`); elementwise passes and pooling work on cache-sized blocks of
+the flattened arrays or of rows of windows, so that the several ufuncs of a
+pass find their operands in cache. The only Python loops run over blocks,
+chunks of examples, and the taps of a kernel or a pooling window.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from genrecnn.engine.ops import Backend
 
 from . import conv
-from .parallel import BLOCK, over_batch, over_blocks
+from .parallel import BLOCK, blockwise, copy, over_blocks
 
 
 POOL_BLOCK = 1 << 18     # input elements per block of pooling windows
@@ -46,29 +48,9 @@ def _running_max(win: np.ndarray, y: np.ndarray, local: np.ndarray) -> None:
     local[...] = idx
 
 
-def _copy(a: np.ndarray) -> np.ndarray:
-    """A C-contiguous copy, made by all threads: a batch read from memory (not
-    cache) copies faster on several cores."""
-    out = np.empty(a.shape, dtype=a.dtype)
-    if a.ndim == 0:
-        out[...] = a
-    else:
-        over_batch(lambda s: np.copyto(out[s], a[s]), a.shape[0], a.size)
-    return out
-
-
-def _blockwise(x: np.ndarray, fn, *more: np.ndarray) -> np.ndarray:
-    """A new array ``out`` of x's shape from ``fn(x_block, out_block, *more_blocks)``
-    on cache-sized blocks of the flattened arrays, shared out over the threads."""
-    out = np.empty(x.shape, dtype=x.dtype)          # C order whatever x's layout
-    flat = [a.reshape(-1) for a in (x, out, *more)]
-    over_blocks(lambda b: fn(*(a[b] for a in flat)), x.size)
-    return out
-
-
 def _leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
-    """x if x > 0 else slope * x, as max(x, slope * x) (min for slope > 1):
-    two streaming passes where ``np.where`` mispredicts a branch per element."""
+    """x if x > 0 else slope * x, as max(x, slope * x) (min for slope > 1): two
+    branch-free ufuncs per block, where ``np.where`` mispredicts a branch per element."""
     if slope == 0:                    # 0 * inf is NaN, so the formula needs slope != 0
         return np.where(x > 0, x, x * x.dtype.type(slope))
     s = x.dtype.type(slope)
@@ -77,7 +59,7 @@ def _leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
     def fn(xb, yb):
         np.multiply(xb, s, out=yb)
         pick(xb, yb, out=yb)
-    return _blockwise(x, fn)
+    return blockwise(x, fn)
 
 
 def _gate_backward(x: np.ndarray, dy: np.ndarray, slope: float) -> np.ndarray:
@@ -94,7 +76,7 @@ def _gate_backward(x: np.ndarray, dy: np.ndarray, slope: float) -> np.ndarray:
         if slope:
             np.maximum(dxb, s, out=dxb)
         dxb *= dyb
-    return _blockwise(x, fn, dy)
+    return blockwise(x, fn, dy)
 
 
 class NumpyBackend(Backend):
@@ -102,10 +84,10 @@ class NumpyBackend(Backend):
     device = "cpu"
 
     def from_host(self, a):
-        return _copy(np.asarray(a))
+        return copy(np.asarray(a))
 
     def to_host(self, x):
-        return _copy(x)
+        return copy(x)
 
     def zeros(self, shape, dtype):
         return np.zeros(shape, dtype=dtype)
@@ -185,7 +167,7 @@ class NumpyBackend(Backend):
 
     def activation(self, kind, x, slope=0.01):
         if kind == "relu":
-            return _blockwise(x, lambda xb, yb: np.maximum(xb, 0, out=yb))
+            return blockwise(x, lambda xb, yb: np.maximum(xb, 0, out=yb))
         if kind == "leaky_relu":
             return _leaky_relu(x, slope)
         if kind == "sigmoid":
