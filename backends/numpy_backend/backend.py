@@ -136,9 +136,10 @@ class NumpyBackend(Backend):
         dx = np.zeros((n * c, width), dtype=dy.dtype)
         flat, arg, grad = dx.reshape(-1), argmax.reshape(-1, wo), dy.reshape(-1, wo)
 
-        def rows(r):                      # a scatter that sums where overlapping windows
+        def rows(r):
             at = arg[r] + (np.arange(r.start, r.stop, dtype=np.intp) * width)[:, None]
-            np.add.at(flat, at.ravel(), grad[r].ravel())       # share a maximum
+            # a scatter-add: overlapping windows that share a maximum sum their gradients
+            np.add.at(flat, at.ravel(), grad[r].ravel())
         over_blocks(rows, n * c, max(1, BLOCK // max(1, wo)), dx.size)
         return dx.reshape(n, c, width)
 
@@ -225,7 +226,7 @@ class NumpyBackend(Backend):
 
     def adam_update(self, param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay,
                     decoupled_weight_decay=0.0):
-        # Every pass in place on two scratch arrays: a dozen ufunc calls per parameter.
+        # Two scratch arrays, every pass in place: few calls and no temporaries.
         g = grad + weight_decay * param if weight_decay else grad
         a, b = np.multiply(g, 1 - beta1), np.multiply(g, g)
         m *= beta1
