@@ -237,7 +237,7 @@ def main():
     except ImportError:
         torch = None
         print("PyTorch not installed: numpy only (pip install torch)")
-    keep = limit_threads(args.threads, torch)   # noqa: F841 (the limits last while it lives)
+    _limits = limit_threads(args.threads, torch)     # in force while referenced
 
     rng = np.random.default_rng(0)
     x = rng.random((args.batch, args.mels, args.frames), dtype=np.float32)
