@@ -226,20 +226,13 @@ class NumpyBackend(Backend):
 
     def adam_update(self, param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay,
                     decoupled_weight_decay=0.0):
-        # Two scratch arrays, every pass in place: few calls and no temporaries.
         g = grad + weight_decay * param if weight_decay else grad
-        a, b = np.multiply(g, 1 - beta1), np.multiply(g, g)
         m *= beta1
-        m += a
-        b *= 1 - beta2
+        m += (1 - beta1) * g
         v *= beta2
-        v += b
-        np.divide(v, 1 - beta2 ** step, out=b)
-        np.sqrt(b, out=b)
-        b += eps                                   # sqrt(v-hat) + eps
-        np.divide(m, 1 - beta1 ** step, out=a)     # m-hat
-        a /= b
-        a *= lr
+        v += (1 - beta2) * (g * g)
+        mhat = m / (1 - beta1 ** step)
+        vhat = v / (1 - beta2 ** step)
         if decoupled_weight_decay:
             param *= 1 - lr * decoupled_weight_decay
-        param -= a
+        param -= lr * mhat / (np.sqrt(vhat) + eps)
