@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .parallel import over_batch
+from .parallel import MADDS_PER_ELEMENT, over_batch
 
 CACHE_BYTES = 1 << 19        # scratch per thread and pass: half a typical L2
 
@@ -63,7 +63,7 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
                     cs[:, j] = x[a:e, :, j:j + wo]
                 np.matmul(w_flat, cs.reshape(e - a, k * c, wo), out=out)
                 out += bias
-    over_batch(part, n, y.size * c * k, blas=True)
+    over_batch(part, n, y.size * k * (c // MADDS_PER_ELEMENT + 1), blas=True)
     return y
 
 
@@ -92,7 +92,7 @@ def backward(x: np.ndarray, w: np.ndarray, dy: np.ndarray, need_dx: bool = True)
                 np.matmul(w_t, flat, out=dx[a:e])
         sums[s.start] = dw, db
 
-    over_batch(part, n, dy.size * c * k, blas=True)
+    over_batch(part, n, dy.size * k * (2 * c // MADDS_PER_ELEMENT + 1), blas=True)
     dw, db = (sum(parts) for parts in zip(*(sums[i] for i in sorted(sums))))
     dw = np.ascontiguousarray(dw.reshape(k, f, c).transpose(1, 2, 0))
     return dx, dw, db

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 MIN_WORK = 1 << 18        # elements touched per thread; less work gets fewer threads
+MADDS_PER_ELEMENT = 32    # BLAS multiply-adds done in the time a ufunc touches one element
 BLOCK = 1 << 16           # elements per call of an elementwise pass: its operands stay in cache
 
 _lock = threading.Lock()
@@ -116,9 +117,10 @@ def _run(fn, part: slice) -> None:
 
 def over_batch(fn, n: int, work: int, blas: bool = False) -> None:
     """Call ``fn(s)`` for slices ``s`` covering ``range(n)``, on as many threads
-    as ``work`` (about the number of elements the pass touches, or multiply-adds)
-    keeps busy: at least ``MIN_WORK`` each, since every thread woken and every
-    hand-over of the GIL costs time.
+    as ``work`` (about the number of elements the pass touches; a GEMM's
+    multiply-adds count ``1 / MADDS_PER_ELEMENT`` each) keeps busy: at least
+    ``MIN_WORK`` each, since every thread woken and every hand-over of the GIL
+    costs time.
 
     The calling thread runs the first slice itself. ``blas``: ``fn`` calls
     BLAS, which is held to one thread meanwhile. A pass started from inside
