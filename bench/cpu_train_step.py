@@ -1,83 +1,223 @@
-"""One training step of the dissertation's network on the CPU: genrecnn's NumPy
-backend side by side with the same network in PyTorch, on the same threads.
+"""One Adam training step of the dissertation's network on the CPU: genrecnn's
+NumPy backend side by side with the same network in PyTorch, on the same threads.
 
-    python bench/cpu_train_step.py [--batch 32] [--frames 1292] [--reps 5] [--arch cangea2016]
+    python bench/cpu_train_step.py [--threads N] [--batch 32] [--frames 1292]
+        [--reps 20] [--arch cangea2016] [--no-layers]
 
-Prints the median step time of each and the ratio of throughputs
-(numpy / torch; 1.0 means as fast as PyTorch's CPU path).
+A step is forward, loss, backward and the Adam update, in float32, on the same
+input, labels and initial weights; ours is the trainer's own call
+(``Network.loss_and_grads`` then ``Adam.step``). The two alternate step by step
+(who goes first alternates too), so load from other processes hits both alike.
+Prints the median step time of each with its spread, the throughput ratio
+numpy / torch (1.0: as fast as PyTorch's CPU path), and then where a step's
+time goes: forward and backward of every layer, ours beside PyTorch's.
+
+``--threads N`` sets NumPy's BLAS threads, the NumPy backend's thread pool and
+``torch.set_num_threads`` to N (default: the cores this process may use). To
+measure on N cores of a larger machine, pin the process too:
+``taskset -c 0-15 python bench/cpu_train_step.py --threads 16``.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 
 import numpy as np
 
+from genrecnn.backends.numpy_backend import parallel
 from genrecnn.engine.architectures import build_network, load_architecture
-from genrecnn.engine.optim import SGD
+from genrecnn.engine.optim import Adam
+
+LR = 1e-3
 
 
-def time_steps(step, reps: int) -> list[float]:
-    step()                                   # warm-up: allocations, thread pools
-    out = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        step()
-        out.append(time.perf_counter() - t0)
-    return out
+def limit_threads(n: int, torch) -> list:
+    """Every thread pool a step uses, set to ``n``; returns what must stay alive."""
+    from threadpoolctl import threadpool_limits
+    parallel.set_threads(n)
+    keep = [threadpool_limits(n, user_api="blas")]
+    if torch is not None:
+        torch.set_num_threads(n)
+    return keep
 
 
-def genrecnn_step(arch, x, y, n_classes):
+def thread_report(torch) -> str:
+    from threadpoolctl import threadpool_info
+    blas = ", ".join(f"{i['internal_api']} {i['num_threads']}" for i in threadpool_info()
+                     if i["user_api"] == "blas")
+    out = f"threads: numpy backend {parallel.threads()}, BLAS ({blas})"
+    if torch is not None:
+        out += f", torch {torch.get_num_threads()}"
+    return out + f"; {parallel.cores()} cores in this process's affinity"
+
+
+# -- ours ---------------------------------------------------------------------------------
+
+def numpy_model(arch: str, x, n_classes: int):
     net = build_network(load_architecture(arch), x.shape[1:], n_classes, seed=0)
     net.place("numpy")
-    opt = SGD(lr=0.01, momentum=0.9)
+    return net, Adam(lr=LR)
 
+
+def numpy_step(net, opt, x, y):
     def step():
         net.loss_and_grads(x, y)
         opt.step(net)
     return step
 
 
-def torch_step(arch_layers, x, y, n_classes):
-    import torch
+def numpy_layers(net, opt, x, y) -> dict[str, list[float]]:
+    """One step layer by layer (what ``loss_and_grads`` does on one backend):
+    name -> [forward s, backward s]. 'batch check' is the network's check of
+    the host batch (finite values, shapes, labels), 'from_host' the backend's
+    copy of it."""
+    be = net.backends[0]
+    t, now = {}, time.perf_counter
+    t0 = now()
+    xb, yb = net.check_batch(x, y)
+    t1 = now()
+    h, labels = be.from_host(xb), be.from_host(yb)
+    t["batch check"] = [t1 - t0, 0.0]
+    t["from_host"] = [now() - t1, 0.0]
+    for layer in net.layers[:-1]:
+        t0 = now()
+        h = layer.forward(be, h, True)
+        t[layer.name] = [now() - t0, 0.0]
+    out = net.layers[-1]
+    t0 = now()
+    out.forward_loss(be, h, labels)
+    t1 = now()
+    g = out.backward(be)
+    t[out.name] = [t1 - t0, now() - t1]
+    for layer in reversed(net.layers[:-1]):
+        t0 = now()
+        g = layer.backward(be, g)
+        t[layer.name][1] = now() - t0
+    t0 = now()
+    opt.step(net)
+    t["adam update"] = [0.0, now() - t0]
+    return t
+
+
+# -- PyTorch ------------------------------------------------------------------------------
+
+def torch_model(net, torch):
+    """The same layers as ``net`` with its initial weights, and Adam over them."""
     from torch import nn
 
     class GlobalPool(nn.Module):
         def forward(self, h):
             return torch.cat([h.mean(2), h.amax(2), h.pow(2).sum(2).sqrt()], 1)
 
-    mods, c = [], x.shape[1]
-    flat = None
-    for cfg in arch_layers:
-        t = cfg["type"]
-        if t == "conv":
-            mods.append(nn.Conv1d(c, cfg["filters"], cfg["width"]))
-            c = cfg["filters"]
-        elif t == "pool":
-            mods.append(nn.MaxPool1d(cfg["size"], cfg.get("stride") or cfg["size"]))
-        elif t == "gpool":
-            mods.append(GlobalPool())
-            flat = 3 * c
-        elif t == "fc":
-            units = n_classes if cfg["units"] == "classes" else cfg["units"]
-            mods.append(nn.Linear(flat, units))
-            flat = units
-        elif t == "act":
-            mods.append({"relu": nn.ReLU(), "tanh": nn.Tanh(), "sigmoid": nn.Sigmoid(),
-                         "leaky_relu": nn.LeakyReLU(cfg.get("slope", 0.01))}[cfg["fn"]])
-    model = nn.Sequential(*mods)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
-    loss_fn = nn.CrossEntropyLoss()
+    mods = []
+    for layer in net.layers[:-1]:
+        cfg = layer.config()
+        p = {k: net.backends[0].to_host(v) for k, v in layer.params.items()}
+        if layer.kind == "conv":
+            m = nn.Conv1d(layer.input_shape[0], layer.filters, layer.width)
+            m.weight.data, m.bias.data = torch.from_numpy(p["w"]), torch.from_numpy(p["b"])
+        elif layer.kind == "fc":
+            m = nn.Linear(layer.input_shape[0], layer.units)
+            m.weight.data = torch.from_numpy(np.ascontiguousarray(p["w"].T))
+            m.bias.data = torch.from_numpy(p["b"])
+        elif layer.kind == "pool":
+            m = nn.MaxPool1d(cfg["size"], cfg["stride"])
+        elif layer.kind == "gpool":
+            m = GlobalPool()
+        else:
+            m = {"relu": nn.ReLU(), "tanh": nn.Tanh(), "sigmoid": nn.Sigmoid(),
+                 "leaky_relu": nn.LeakyReLU(layer.slope)}[layer.fn]
+        mods.append((layer.name, m))
+    model = nn.Sequential(*(m for _, m in mods))
+    return [n for n, _ in mods], model, torch.optim.Adam(model.parameters(), lr=LR)
+
+
+def torch_step(model, opt, xt, yt, torch):
+    loss_fn = torch.nn.CrossEntropyLoss()
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(xt), yt)
-        loss.backward()
+        loss_fn(model(xt), yt).backward()
         opt.step()
     return step
+
+
+def torch_layers(names, model, opt, xt, yt, torch) -> dict[str, list[float]]:
+    """One step module by module, each input cut from the graph so that every
+    backward is timed alone; the first layer's input needs no gradient."""
+    t, now = {}, time.perf_counter
+    opt.zero_grad(set_to_none=True)
+    ins, outs, h = [], [], xt
+    for i, (name, m) in enumerate(zip(names, model)):
+        h = h.detach().requires_grad_(i > 0)
+        t0 = now()
+        out = m(h)
+        t[name] = [now() - t0, 0.0]
+        ins.append(h)
+        outs.append(out)
+        h = out
+    logits = h.detach().requires_grad_(True)
+    t0 = now()
+    loss = torch.nn.functional.cross_entropy(logits, yt)
+    t1 = now()
+    loss.backward()
+    t["softmax"] = [t1 - t0, now() - t1]
+    g = logits.grad
+    for name, inp, out in zip(reversed(names), reversed(ins), reversed(outs)):
+        t0 = now()
+        out.backward(g)
+        t[name][1] = now() - t0
+        g = inp.grad
+    t0 = now()
+    opt.step()
+    t["adam update"] = [0.0, now() - t0]
+    return t
+
+
+# -- measuring ------------------------------------------------------------------------------
+
+def interleaved(calls: dict, reps: int) -> dict[str, list]:
+    """Call each of ``calls`` once per round, alternating who goes first; two
+    untimed rounds first (allocations, thread pools). name -> results or seconds."""
+    names = list(calls)
+    out = {name: [] for name in names}
+    for r in range(reps + 2):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            t0 = time.perf_counter()
+            res = calls[name]()
+            if r >= 2:
+                out[name].append(time.perf_counter() - t0 if res is None else res)
+    return out
+
+
+def spread(ts: list[float]) -> str:
+    q1, q3 = np.percentile(ts, [25, 75])
+    return (f"median {statistics.median(ts) * 1e3:7.1f} ms  (p25 {q1 * 1e3:.1f}, p75 "
+            f"{q3 * 1e3:.1f}, min {min(ts) * 1e3:.1f}, max {max(ts) * 1e3:.1f})")
+
+
+def print_layers(results: dict[str, list[dict]]) -> None:
+    """Median forward and backward per layer, for each side, and the sums."""
+    sides = list(results)
+    names = list(results[sides[0]][0])
+    med = {s: {n: [statistics.median(r[n][i] for r in results[s]) for i in (0, 1)]
+               for n in names if n in results[s][0]} for s in sides}
+    head = "".join(f"{s + ' fwd':>11}{s + ' bwd':>11}" for s in sides)
+    print(f"\nper layer, median ms of {len(results[sides[0]])} steps\n{'layer':<12}{head}"
+          + ("    ratio" if len(sides) == 2 else ""))
+    totals = {s: 0.0 for s in sides}
+    for n in names:
+        cells, sums = "", {}
+        for s in sides:
+            f, b = med[s].get(n, (None, None))
+            cells += "".join(f"{v * 1e3:11.2f}" if v is not None else f"{'-':>11}" for v in (f, b))
+            sums[s] = (f or 0) + (b or 0)
+            totals[s] += sums[s]
+        ratio = (f"{sums[sides[0]] / sums[sides[1]]:9.2f}"
+                 if len(sides) == 2 and sums[sides[1]] > 0 else "")
+        print(f"{n:<12}{cells}{ratio}")
+    print(f"{'sum':<12}" + "".join(f"{totals[s] * 1e3:22.2f}" for s in sides))
 
 
 def main():
@@ -86,30 +226,44 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--frames", type=int, default=1292)
     ap.add_argument("--mels", type=int, default=128)
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--reps", type=int, default=20, help="timed steps of each (default 20)")
+    ap.add_argument("--threads", type=int, default=parallel.cores(),
+                    help="threads for both (default: the cores this process may use)")
+    ap.add_argument("--no-layers", action="store_true", help="skip the per-layer breakdown")
     args = ap.parse_args()
+    try:
+        import torch
+    except ImportError:
+        torch = None
+        print("PyTorch not installed: numpy only (pip install torch)")
+    _limits = limit_threads(args.threads, torch)     # in force while referenced
 
     rng = np.random.default_rng(0)
     x = rng.random((args.batch, args.mels, args.frames), dtype=np.float32)
-    y = rng.integers(0, 10, args.batch).astype(np.int32)
-    layers = load_architecture(args.arch)
-    print(f"one SGD step, {args.arch}, input {args.mels} x {args.frames}, batch {args.batch}, "
-          f"float32, {os.cpu_count()} cores, median of {args.reps}")
+    y = rng.integers(0, args.classes, args.batch).astype(np.int32)
+    net, opt = numpy_model(args.arch, x, args.classes)
+    print(f"one Adam step, {args.arch}, input {args.mels} x {args.frames}, batch {args.batch}, "
+          f"float32, {args.reps} interleaved steps each\n{thread_report(torch)}")
+    steps = {"numpy": numpy_step(net, opt, x, y)}
+    layers = {"numpy": lambda: numpy_layers(net, opt, x, y)}
+    if torch is not None:
+        names, model, topt = torch_model(net, torch)
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+        steps["torch"] = torch_step(model, topt, xt, yt, torch)
+        layers["torch"] = lambda: torch_layers(names, model, topt, xt, yt, torch)
 
-    results = {"numpy": time_steps(genrecnn_step(args.arch, x, y, 10), args.reps)}
-    try:
-        import torch
-        torch.set_num_threads(os.cpu_count())
-        results["torch"] = time_steps(torch_step(layers, x, y, 10), args.reps)
-    except ImportError:
-        print("PyTorch not installed: numpy only")
-    for name, ts in results.items():
-        med = statistics.median(ts)
-        print(f"  {name:<6} {med * 1000:9.1f} ms/step  {args.batch / med:8.1f} examples/s  "
-              f"(min {min(ts) * 1000:.1f}, max {max(ts) * 1000:.1f})")
-    if "torch" in results:
-        ratio = statistics.median(results["torch"]) / statistics.median(results["numpy"])
-        print(f"numpy/torch throughput ratio: {ratio:.2f}")
+    times = interleaved(steps, args.reps)
+    for name, ts in times.items():
+        print(f"  {name:<6} {spread(ts)}  {args.batch / statistics.median(ts):7.1f} examples/s")
+    if torch is not None:
+        paired = [t / n for t, n in zip(times["torch"], times["numpy"])]
+        q1, q3 = np.percentile(paired, [25, 75])
+        ratio = statistics.median(times["torch"]) / statistics.median(times["numpy"])
+        print(f"numpy/torch throughput ratio: {ratio:.2f} (of medians); step by step "
+              f"median {statistics.median(paired):.2f}, p25 {q1:.2f}, p75 {q3:.2f}")
+    if not args.no_layers:
+        print_layers(interleaved(layers, args.reps))
 
 
 if __name__ == "__main__":

@@ -1,75 +1,26 @@
 """NumPy implementation of the op contract (see :mod:`genrecnn.engine.ops`).
 
-Every op is vectorised over batch and time: the forward convolution is an
-im2col followed by one batched GEMM, its gradients are one batched GEMM per
-tap on strided views, pooling works on strided window views. The only Python
-loops run over the taps of a kernel or a pooling window.
+Every op is vectorised over batch and time, and the large ones run on all
+cores (:mod:`.parallel`): the convolution is a few GEMMs per example
+(:mod:`.conv`); elementwise passes and pooling work on cache-sized blocks of
+the flattened arrays or of rows of windows, so that the several ufuncs of a
+pass find their operands in cache. The only Python loops run over blocks,
+chunks of examples, and the taps of a kernel or a pooling window.
 """
 from __future__ import annotations
-
-import functools
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from genrecnn.engine.ops import Backend
 
+from . import conv
 from .maps import NumpyMapOps
+from .parallel import BLOCK, blockwise, copy, over_blocks
 from .updates import NumpyManyUpdates, adam_step
 
-_PARALLEL_MIN = 1 << 20        # elements; below this threads cost more than they save
 
-
-@functools.lru_cache(maxsize=1)
-def _threads() -> tuple[ThreadPoolExecutor | None, int]:
-    """One worker per core this process may use (no pool on one core)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = cores or 1
-    return (ThreadPoolExecutor(cores, thread_name_prefix="genrecnn-numpy") if cores > 1
-            else None), cores
-
-
-def _over_batch(fn, n: int, size: int) -> None:
-    """Call ``fn(s)`` for slices ``s`` of the batch axis covering ``range(n)``.
-
-    Memory-bound passes (copies, elementwise ops, pooling) use one core in
-    NumPy while BLAS uses them all; NumPy releases the GIL inside its loops, so
-    splitting a large batch over the cores in threads speeds those passes up.
-    """
-    pool, cores = _threads()
-    parts = min(n, cores)
-    if parts < 2 or size < _PARALLEL_MIN:
-        fn(slice(0, n))
-        return
-    bounds = np.linspace(0, n, parts + 1).astype(int)
-    list(pool.map(fn, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]))
-
-
-def _im2col(x: np.ndarray, k: int) -> np.ndarray:
-    """x[N, C, W] -> cols[N, C*K, Wo] with cols[n, c*K + j, t] = x[n, c, t + j]."""
-    n, c, w = x.shape
-    wo = w - k + 1
-    win = sliding_window_view(x, k, axis=2)           # [N, C, Wo, K] view
-    cols = np.empty((n, c, k, wo), dtype=x.dtype)
-
-    def fill(s):
-        for j in range(k):                            # K taps, each a contiguous copy
-            cols[s, :, j, :] = win[s, :, :, j]
-    _over_batch(fill, n, cols.size)
-    return cols.reshape(n, c * k, wo)
-
-
-def _conv_param_grads(x: np.ndarray, w: np.ndarray, dy: np.ndarray):
-    """(dw, db) of the convolution: one batched GEMM per tap straight from
-    strided views of x, no im2col copy."""
-    k = w.shape[2]
-    wo = dy.shape[2]
-    dw = np.empty_like(w)
-    for j in range(k):
-        dw[:, :, j] = np.matmul(dy, x[:, :, j:j + wo].transpose(0, 2, 1)).sum(axis=0)
-    return dw, dy.sum(axis=(0, 2))
+POOL_BLOCK = 1 << 18     # input elements per block of pooling windows
 
 
 def _pool_windows(x: np.ndarray, size: int, stride: int) -> np.ndarray:
@@ -102,15 +53,52 @@ def _running_max(win: np.ndarray, y: np.ndarray, local: np.ndarray) -> None:
     local[...] = idx
 
 
+def _fill(value: float, x: np.ndarray) -> np.ndarray:
+    """A block of ``value`` to compare x's blocks with: NumPy's maximum of an
+    array and a scalar takes twice as long as that of two arrays."""
+    return np.full(min(BLOCK, x.size), value, dtype=x.dtype)
+
+
+def _leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
+    """x if x > 0 else slope * x, as max(x, slope * x) (min for slope > 1): two
+    branch-free ufuncs per block, where ``np.where`` mispredicts a branch per element."""
+    if slope == 0:                    # 0 * inf is NaN, so the formula needs slope != 0
+        return np.where(x > 0, x, x * x.dtype.type(slope))
+    s = x.dtype.type(slope)
+    pick = np.maximum if slope < 1 else np.minimum
+
+    def fn(xb, yb):
+        np.multiply(xb, s, out=yb)
+        pick(xb, yb, out=yb)
+    return blockwise(x, fn)
+
+
+def _gate_backward(x: np.ndarray, dy: np.ndarray, slope: float) -> np.ndarray:
+    """dy * (1 if x > 0 else slope), relu's (slope 0) and leaky ReLU's gradient.
+
+    For 0 <= slope <= 1 the factor is max([x > 0], slope), exact and branch-free.
+    """
+    if not 0 <= slope <= 1:
+        return dy * np.where(x > 0, x.dtype.type(1), x.dtype.type(slope))
+    floor = _fill(slope, x)
+
+    def fn(xb, dxb, dyb):
+        np.greater(xb, 0, out=dxb)            # 1.0 or 0.0 (0.0 for NaN)
+        if slope:
+            np.maximum(dxb, floor[:dxb.size], out=dxb)
+        dxb *= dyb
+    return blockwise(x, fn, dy)
+
+
 class NumpyBackend(NumpyMapOps, NumpyManyUpdates, Backend):
     name = "numpy"
     device = "cpu"
 
     def from_host(self, a):
-        return np.array(a, copy=True, order="C")
+        return copy(np.asarray(a))
 
     def to_host(self, x):
-        return np.array(x, copy=True, order="C")
+        return copy(x)
 
     def zeros(self, shape, dtype):
         return np.zeros(shape, dtype=dtype)
@@ -125,50 +113,41 @@ class NumpyBackend(NumpyMapOps, NumpyManyUpdates, Backend):
     # -- convolution ---------------------------------------------------------------------
 
     def conv1d(self, x, w, b):
-        f, c, k = w.shape
-        cols = _im2col(x, k)
-        y = np.matmul(w.reshape(f, c * k), cols)         # [N, F, Wo]
-        y += b[None, :, None]
-        return y
+        return conv.forward(x, w, b)
 
     def conv1d_backward(self, x, w, dy):
-        dw, db = _conv_param_grads(x, w, dy)
-        f, c, k = w.shape
-        wo = dy.shape[2]
-        taps = np.ascontiguousarray(w.transpose(2, 1, 0))     # [K, C, F]
-        dx = np.zeros_like(x)
-        part = np.empty((x.shape[0], c, wo), dtype=x.dtype)
-        for j in range(k):                                   # dx[:, :, t + j] += w_j^T dy[:, :, t]
-            np.matmul(taps[j], dy, out=part)
-            dx[:, :, j:j + wo] += part
-        return dx, dw, db
+        return conv.backward(x, w, dy)
 
     def conv1d_backward_params(self, x, w, dy):
-        return _conv_param_grads(x, w, dy)
+        return conv.backward(x, w, dy, need_dx=False)[1:]
 
     # -- pooling -------------------------------------------------------------------------
 
     def maxpool1d(self, x, size, stride):
-        win = _pool_windows(x, size, stride)
-        y = np.empty(win.shape[:3], dtype=x.dtype)
-        local = np.empty(win.shape[:3], dtype=np.int32)
-        _over_batch(lambda s: _running_max(win[s], y[s], local[s]), x.shape[0], x.size)
-        local += np.arange(win.shape[2], dtype=np.int32) * np.int32(stride)
-        return y, local
+        n, c, width = x.shape
+        win = _pool_windows(x.reshape(n * c, 1, width), size, stride)   # rows of windows
+        wo = win.shape[2]
+        y = np.empty((n * c, 1, wo), dtype=x.dtype)
+        arg = np.empty((n * c, 1, wo), dtype=np.int32)
+        start = np.arange(wo, dtype=np.int32) * np.int32(stride)
+
+        def rows(r):
+            _running_max(win[r], y[r], arg[r])
+            arg[r] += start
+        over_blocks(rows, n * c, max(1, POOL_BLOCK // (wo * size)), x.size)
+        return y.reshape(n, c, wo), arg.reshape(n, c, wo)
 
     def maxpool1d_backward(self, dy, argmax, width):
         n, c, wo = dy.shape
-        distinct = wo <= 1 or (argmax.size and np.all(argmax[:, :, 1:] > argmax[:, :, :-1]))
-        if distinct:
-            # Maxima are distinct positions in every row (always so without overlap): a scatter.
-            dx = np.zeros((n, c, width), dtype=dy.dtype)
-            np.put_along_axis(dx, argmax.astype(np.intp), dy, axis=2)
-            return dx
-        # Overlapping windows may share a maximum: sum their gradients.
-        rows = np.arange(n * c, dtype=np.intp).reshape(n, c, 1) * width
-        flat = (rows + argmax).ravel()
-        dx = np.bincount(flat, weights=dy.ravel(), minlength=n * c * width)
-        return dx.astype(dy.dtype, copy=False).reshape(n, c, width)
+        dx = np.zeros((n * c, width), dtype=dy.dtype)
+        flat, arg, grad = dx.reshape(-1), argmax.reshape(-1, wo), dy.reshape(-1, wo)
+
+        def rows(r):
+            at = arg[r] + (np.arange(r.start, r.stop, dtype=np.intp) * width)[:, None]
+            # a scatter-add: overlapping windows that share a maximum sum their gradients
+            np.add.at(flat, at.ravel(), grad[r].ravel())
+        over_blocks(rows, n * c, max(1, BLOCK // max(1, wo)), dx.size)
+        return dx.reshape(n, c, width)
 
     def global_pool(self, x):
         argmax = x.argmax(axis=2)
@@ -201,11 +180,10 @@ class NumpyBackend(NumpyMapOps, NumpyManyUpdates, Backend):
 
     def activation(self, kind, x, slope=0.01):
         if kind == "relu":
-            y = np.empty_like(x)
-            _over_batch(lambda s: np.maximum(x[s], 0, out=y[s]), x.shape[0], x.size)
-            return y
+            zero = _fill(0, x)
+            return blockwise(x, lambda xb, yb: np.maximum(xb, zero[:xb.size], out=yb))
         if kind == "leaky_relu":
-            return np.where(x > 0, x, x * x.dtype.type(slope))
+            return _leaky_relu(x, slope)
         if kind == "sigmoid":
             e = np.exp(-np.abs(x))
             return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
@@ -214,12 +192,8 @@ class NumpyBackend(NumpyMapOps, NumpyManyUpdates, Backend):
         raise ValueError(f"unknown activation {kind!r}")
 
     def activation_backward(self, kind, x, y, dy, slope=0.01):
-        if kind == "relu":
-            dx = np.empty_like(dy)
-            _over_batch(lambda s: np.multiply(dy[s], x[s] > 0, out=dx[s]), x.shape[0], x.size)
-            return dx
-        if kind == "leaky_relu":
-            return dy * np.where(x > 0, x.dtype.type(1), x.dtype.type(slope))
+        if kind in ("relu", "leaky_relu"):
+            return _gate_backward(x, dy, 0.0 if kind == "relu" else slope)
         if kind == "sigmoid":
             return dy * y * (1 - y)
         if kind == "tanh":

@@ -11,7 +11,6 @@ batch slices, while BLAS runs the GEMMs on all of them.
 """
 from __future__ import annotations
 
-import functools
 import math
 import threading
 
@@ -21,20 +20,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from genrecnn.engine.ops import conv2d_out, lowbias32, pool2d_out
 from genrecnn.engine.ops.maps import GOLDEN
 
-
-@functools.lru_cache(maxsize=1)
-def _batch_runner():
-    """The backend's batch-splitting thread helper (looked up on first use: the
-    backend module imports this one)."""
-    try:
-        from .parallel import over_batch
-    except ImportError:
-        from .backend import _over_batch as over_batch
-    return over_batch
-
-
-def _over_batch(fn, n: int, work: int) -> None:
-    _batch_runner()(fn, n, work)
+from .parallel import over_batch
 
 
 # -- 2-D convolution -----------------------------------------------------------------------
@@ -98,7 +84,7 @@ class _Geometry:
                 inner[s] = xs[s]
             for u, v, tap in _taps(xp[s], g.kh, g.kw, g.sh, g.sw, g.ho, g.wo):
                 cols[s, :, u, v] = tap
-        _over_batch(fill, m, cols.size)
+        over_batch(fill, m, cols.size)
         return cols.reshape(m, g.rows, g.cols)
 
     def col2im(self, dcols, out):
@@ -113,7 +99,7 @@ class _Geometry:
                 tap += dcols[s, :, u, v]
             if inner is not out:
                 out[s] = inner[s]
-        _over_batch(add, m, dcols.size)
+        over_batch(add, m, dcols.size)
 
 
 def _conv2d_backward(x, w, dy, stride, padding, want_dx: bool):
@@ -212,7 +198,7 @@ class NumpyMapOps:
         def run(s):
             taps = [(u * w + v, view) for u, v, view in _taps(x[s], kh, kw, sh, sw, ho, wo)]
             _window_max(taps, y[s], arg[s])
-        _over_batch(run, n, x.size)
+        over_batch(run, n, x.size)
         # offsets are relative to each window's corner (i sh, j sw)
         arg += (np.arange(ho, dtype=np.int32)[:, None] * (sh * w)
                 + np.arange(wo, dtype=np.int32)[None, :] * sw)
@@ -231,7 +217,7 @@ class NumpyMapOps:
             kind = np.int32 if m * c * plane < 2 ** 31 else np.int64
             at = flat[s] + np.arange(0, m * c * plane, plane, dtype=kind).reshape(m, c, 1)
             np.add.at(dx[s].reshape(-1), at.ravel(), dy3[s].ravel())
-        _over_batch(scatter, n, dx.size)
+        over_batch(scatter, n, dx.size)
         return dx.reshape(n, c, height, width)
 
     # -- batch normalisation ----------------------------------------------------------------
@@ -246,14 +232,14 @@ class NumpyMapOps:
         def centre(s):
             np.subtract(x3[s], _col(mean, x.dtype), out=xc[s])
             sq[s] = np.einsum("ncs,ncs->nc", xc[s], xc[s])
-        _over_batch(centre, x3.shape[0], x3.size)
+        over_batch(centre, x3.shape[0], x3.size)
         invstd = 1.0 / np.sqrt(sq.sum(axis=0) / m + eps)
         scale, shift = _col(invstd * gamma, x.dtype), _col(beta, x.dtype)
 
         def normalise(s):
             xc[s] *= scale
             xc[s] += shift
-        _over_batch(normalise, x3.shape[0], x3.size)
+        over_batch(normalise, x3.shape[0], x3.size)
         return xc.reshape(x.shape), mean.astype(x.dtype), invstd.astype(x.dtype)
 
     def batchnorm_running_update(self, running_mean, running_var, mean, invstd, count,
@@ -276,7 +262,7 @@ class NumpyMapOps:
         def run(s):
             np.multiply(x3[s], scale, out=y[s])
             y[s] += shift
-        _over_batch(run, x3.shape[0], x3.size)
+        over_batch(run, x3.shape[0], x3.size)
         return y.reshape(x.shape)
 
     def batchnorm_backward(self, x, gamma, mean, invstd, dy):
@@ -289,7 +275,7 @@ class NumpyMapOps:
             np.subtract(x3[s], _col(mean, x.dtype), out=xc[s])
             part[0, s] = dy3[s].sum(axis=2)
             part[1, s] = np.einsum("ncs,ncs->nc", dy3[s], xc[s])
-        _over_batch(sums, n, 2 * x3.size)
+        over_batch(sums, n, 2 * x3.size)
         dbeta = part[0].sum(axis=0)
         dgamma = part[1].sum(axis=0) * invstd
         # dx = gamma invstd / m (m dy - dbeta - xhat dgamma), xhat = xc invstd
@@ -303,7 +289,7 @@ class NumpyMapOps:
             xc[s] *= k_xc
             dx[s] += xc[s]
             dx[s] += k_0
-        _over_batch(grad, n, 2 * x3.size)
+        over_batch(grad, n, 2 * x3.size)
         return dx.reshape(x.shape), dgamma.astype(x.dtype), dbeta.astype(x.dtype)
 
     # -- dropout ------------------------------------------------------------------------------
