@@ -2,14 +2,15 @@
 resume needs (weights, optimiser scalars and state arrays, epoch, history)."""
 from __future__ import annotations
 
-import os
-import tempfile
-from dataclasses import dataclass, field
+import math
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+
+import numpy as np
 
 from genrecnn.errors import GenrecnnError, ModelFileError
 from genrecnn.run.model_io import load_model, save_model
-from genrecnn.run.settings import TrainSettings
+from genrecnn.run.settings import TrainingError, TrainSettings
 
 @dataclass
 class Checkpoint:
@@ -22,11 +23,66 @@ class Checkpoint:
     def save(self, network, optimizer, settings, epoch, history) -> None:
         if self.path is None:
             return
+        refuse_diverged(network, history[-1] if history else {}, epoch, settings.lr)
         meta = dict(self.meta, epoch=epoch, history=history, settings=settings.as_dict(),
                     optimizer={"name": settings.optimizer, "state": optimizer.state_dict()})
         extra = dict(self.extra_arrays)
         extra.update({f"optim/{k}": v for k, v in optimizer.state_arrays().items()})
         save_model(self.path, network, meta=meta, extra_arrays=extra)
+
+
+def refuse_diverged(network, row: dict, epoch: int, lr: float) -> None:
+    """A model whose weights or scores are no longer finite is never saved: the training
+    loss, computed before each update, cannot see the last update blow the weights up."""
+    losses = [v for k, v in row.items() if k.endswith("_loss") and v is not None]
+    if all(math.isfinite(v) for v in losses) and all(
+            np.isfinite(a).all() for a in network.host_params().values()):
+        return
+    raise TrainingError(f"training diverged at epoch {epoch} (weights or scores no longer "
+                        f"finite); lower --lr (now {lr:g}); no model of this epoch was saved")
+
+
+def _settings_problems(settings: dict) -> list[str]:
+    """Saved settings whose type differs from the default's (a float may be an int)."""
+    bad = []
+    for f in fields(TrainSettings):
+        if f.name not in settings or f.default is MISSING:
+            continue
+        value, default = settings[f.name], f.default
+        if default is None or isinstance(default, float):   # optional numbers, or floats
+            ok = ((value is None and default is None)
+                  or isinstance(value, (int, float)) and not isinstance(value, bool))
+        else:
+            ok = type(value) is type(default)
+        if not ok:
+            bad.append(f"{f.name}={value!r:.30}")
+    return bad
+
+
+def check_training_state(path, meta: dict) -> None:
+    """The fields a resume reads (settings, epoch, history, optimiser), or ModelFileError."""
+    settings, epoch = meta.get("settings"), meta.get("epoch")
+    if settings is None or epoch is None:
+        raise ModelFileError(f"{path} holds no training state (settings, epoch); "
+                             f"train afresh without --resume")
+    optimizer = meta.get("optimizer", {})
+    bad = [name for name, ok in (
+        ("settings", isinstance(settings, dict)),
+        ("epoch", isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0),
+        ("history", isinstance(meta.get("history", []), list)
+         and all(isinstance(r, dict) for r in meta.get("history", []))),
+        ("optimizer", isinstance(optimizer, dict)
+         and isinstance(optimizer.get("state", {}), dict))) if not ok]
+    if not bad:
+        bad = _settings_problems(settings)
+    if bad:
+        raise ModelFileError(f"{path} has damaged training state ({', '.join(bad)}); train "
+                             f"afresh without --resume")
+    try:
+        TrainSettings.from_dict(settings)
+    except GenrecnnError as exc:
+        raise ModelFileError(f"{path} holds unusable settings ({exc}); train afresh without "
+                             f"--resume") from None
 
 
 def load_checkpoint(path, placement=None, epochs: int | None = None):
@@ -36,27 +92,17 @@ def load_checkpoint(path, placement=None, epochs: int | None = None):
     linear decay then runs over the new total.
     """
     net, meta, extra = load_model(path, placement=placement)
-    if "settings" not in meta or "epoch" not in meta:
-        raise ModelFileError(f"{path} holds no training state (settings, epoch); "
-                             f"train afresh without --resume")
+    check_training_state(path, meta)
     saved = dict(meta["settings"], **({"epochs": epochs} if epochs else {}))
-    settings = TrainSettings.from_dict(saved)
-    opt = settings.make_optimizer()
-    opt.load_state_dict(meta.get("optimizer", {}).get("state", {}))
-    opt.load_state_arrays(net, {k[len("optim/"):]: v for k, v in extra.items()
-                                if k.startswith("optim/")})
-    return net, meta, extra, opt
-
-
-def check_writable_dir(path) -> Path:
-    """Create ``path`` if needed and prove a file can be written there (fail before training)."""
-    path = Path(path)
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=path)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise GenrecnnError(f"cannot write to output folder {path}: {exc.strerror or exc}; "
-                            f"choose another --out") from None
-    return path
+        settings = TrainSettings.from_dict(saved)
+        opt = settings.make_optimizer()
+        opt.load_state_dict(meta.get("optimizer", {}).get("state", {}))
+        opt.load_state_arrays(net, {k[len("optim/"):]: v for k, v in extra.items()
+                                    if k.startswith("optim/")})
+    except GenrecnnError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ModelFileError(f"{path} has damaged training state ({str(exc)[:80]}); train "
+                             f"afresh without --resume") from None
+    return net, meta, extra, opt
