@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from genrecnn.errors import GenrecnnError, ModelFileError
-from genrecnn.run.model_io import load_model, save_model
+from genrecnn.run.model_io import is_int, load_model, save_model
 from genrecnn.run.settings import TrainingError, TrainSettings
 
 @dataclass
@@ -51,7 +51,7 @@ def _settings_problems(settings: dict) -> list[str]:
         value, default = settings[f.name], f.default
         if default is None or isinstance(default, float):   # optional numbers, or floats
             ok = ((value is None and default is None)
-                  or isinstance(value, (int, float)) and not isinstance(value, bool))
+                  or isinstance(value, float) or is_int(value))
         else:
             ok = type(value) is type(default)
         if not ok:
@@ -68,7 +68,7 @@ def check_training_state(path, meta: dict) -> None:
     optimizer = meta.get("optimizer", {})
     bad = [name for name, ok in (
         ("settings", isinstance(settings, dict)),
-        ("epoch", isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0),
+        ("epoch", is_int(epoch) and epoch >= 0),
         ("history", isinstance(meta.get("history", []), list)
          and all(isinstance(r, dict) for r in meta.get("history", []))),
         ("optimizer", isinstance(optimizer, dict)

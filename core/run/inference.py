@@ -15,9 +15,10 @@ import numpy as np
 from genrecnn.engine.autoplace import place_by_option
 from genrecnn.errors import DataError, GenrecnnError, ModelFileError
 from genrecnn.music.dataset import window_starts
-from genrecnn.music.features import MIN_FRAMES, FeatureParams, fit_length, load_features, native_rate
+from genrecnn.music.features import (MIN_FRAMES, FeatureParams, fit_length, load_features,
+                                     native_rate)
 from genrecnn.run.fit import predict_proba
-from genrecnn.run.model_io import load_model
+from genrecnn.run.model_io import is_int, load_model
 from genrecnn.run.parts import normalizer_from_extra
 from genrecnn.run.settings import NORMS
 
@@ -63,8 +64,7 @@ def _meta_problem(meta: dict, n_classes: int) -> str | None:
     if meta.get("norm", "none") not in NORMS:
         return f"input normalisation {meta.get('norm')!r:.40}"
     windows = meta.get("windows")
-    if windows is not None and (not isinstance(windows, int) or isinstance(windows, bool)
-                                or windows < 1):
+    if windows is not None and not (is_int(windows) and windows >= 1):
         return f"windows {windows!r:.40}"
     return None
 

@@ -62,7 +62,8 @@ def _show(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
+    """A JSON whole number (``true`` is not one)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -110,7 +111,7 @@ def _parse_header(path: Path, raw: bytes) -> dict:
 def check_header(path, header: dict, params: dict) -> None:
     """Every field of a model header, against the stored ``params``; ModelFileError if wrong."""
     version = header.get("version")
-    if not _is_int(version) or version < 1:
+    if not is_int(version) or version < 1:
         raise _damaged(path, f"'version' is {_show(version)}, expected a whole number from 1")
     if version > VERSION:
         raise ModelFileError(f"{path} was written by a newer genrecnn (format {version}, this "
@@ -121,7 +122,7 @@ def check_header(path, header: dict, params: dict) -> None:
         raise _damaged(path, f"'layers' is {_show(layers)}, expected a list of layer objects "
                              f"with a \"type\"")
     shape = header.get("input_shape")
-    if (not isinstance(shape, list) or len(shape) != 2 or not all(_is_int(s) for s in shape)
+    if (not isinstance(shape, list) or len(shape) != 2 or not all(is_int(s) for s in shape)
             or not (1 <= shape[0] <= MAX_ROWS and 1 <= shape[1] <= MAX_FRAMES)):
         raise _damaged(path, f"'input_shape' is {_show(shape)}, expected [mel bands, frames] "
                              f"(at most {MAX_ROWS} and {MAX_FRAMES})")
@@ -129,7 +130,7 @@ def check_header(path, header: dict, params: dict) -> None:
         raise _damaged(path, f"'dtype' is {_show(header.get('dtype'))}, expected one of "
                              f"{', '.join(DTYPES)}")
     n_classes = header.get("n_classes")
-    if not _is_int(n_classes) or n_classes < 2:
+    if not is_int(n_classes) or n_classes < 2:
         raise _damaged(path, f"'n_classes' is {_show(n_classes)}, expected a whole number "
                              f"of at least 2")
     placement = header.get("placement", [])
@@ -142,7 +143,7 @@ def check_header(path, header: dict, params: dict) -> None:
     cap = max([shape[1]] + [d for a in params.values() for d in np.shape(a)])
     for cfg in layers:
         for key, value in cfg.items():
-            for size in _magnitudes(value):
+            for size in _magnitudes(value) if key not in ("type", "name") else ():
                 if not size <= cap:            # NaN too
                     raise _damaged(path, f"layer {_show(cfg.get('name', cfg['type']))} has "
                                          f"{key}={_show(value)}, larger than any stored "
