@@ -20,12 +20,21 @@ pytest_plugins = ["badinput"]           # fixtures npy_data, trained
 pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("own_cache")]
 
 
+def _train(data, out, *options):
+    assert main(["train", str(data), "--epochs", "1", "--test-fraction", "0.34", "--out",
+                 str(out), "--json", *options]) == 0
+    return out / "model.npz"
+
+
 @pytest.fixture(scope="module")
 def windowed(npy_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("win") / "out"
-    assert main(["train", str(npy_data), "--epochs", "1", "--windows", "20",
-                 "--test-fraction", "0.34", "--out", str(out), "--json"]) == 0
-    return out
+    return _train(npy_data, tmp_path_factory.mktemp("win") / "out", "--windows", "20")
+
+
+@pytest.fixture(scope="module")
+def framed(npy_data, tmp_path_factory):
+    """Trained with --frames: clips down to half of it were padded in training."""
+    return _train(npy_data, tmp_path_factory.mktemp("framed") / "out", "--frames", "40")
 
 
 def _clip(tmp_path, frames: int, name="c.npy"):
@@ -33,28 +42,35 @@ def _clip(tmp_path, frames: int, name="c.npy"):
     return tmp_path / name
 
 
-def test_a_clip_shorter_than_training_allowed_is_refused(trained, tmp_path, capsys):
-    code, _, err = run_cli(["predict", trained / "model.npz", _clip(tmp_path, 19)], capsys)
+def test_a_clip_shorter_than_any_training_clip_is_refused(trained, tmp_path, capsys):
+    """Trained without --frames, the input is the shortest clip: nothing was padded."""
+    code, _, err = run_cli(["predict", trained / "model.npz", _clip(tmp_path, 39)], capsys)
     line = one_error_line(err)
-    assert code == 2 and "too short for this model" in line and "19 frames" in line
-    assert "at least 0.5 s (20 frames)" in line
+    assert code == 2 and "too short for this model" in line and "39 frames" in line
+    assert "at least 0.9 s (40 frames)" in line and "none padded" in line
+    assert run_cli(["predict", trained / "model.npz", _clip(tmp_path, 40)], capsys)[0] == 0
 
 
-def test_a_padded_clip_says_so(trained, tmp_path, capsys):
-    code, out, _ = run_cli(["predict", trained / "model.npz", _clip(tmp_path, 30)], capsys)
+def test_a_clip_shorter_than_half_a_framed_input_is_refused(framed, tmp_path, capsys):
+    code, _, err = run_cli(["predict", framed, _clip(tmp_path, 19)], capsys)
+    line = one_error_line(err)
+    assert code == 2 and "at least 0.5 s (20 frames)" in line and "half its input" in line
+
+
+def test_a_padded_clip_says_so(framed, tmp_path, capsys):
+    code, out, _ = run_cli(["predict", framed, _clip(tmp_path, 30)], capsys)
     assert code == 0 and "note: the 0.7 s clip was padded with 0.2 s of silence" in out
-    code, out, _ = run_cli(["predict", trained / "model.npz", _clip(tmp_path, 30), "--json"],
-                           capsys)
+    code, out, _ = run_cli(["predict", framed, _clip(tmp_path, 30), "--json"], capsys)
     (res,) = json.loads(out)
     assert res["padded_frames"] == 10 and "padded" in res["notes"][0]
-    code, out, _ = run_cli(["predict", trained / "model.npz", _clip(tmp_path, 40)], capsys)
+    code, out, _ = run_cli(["predict", framed, _clip(tmp_path, 40)], capsys)
     assert code == 0 and "note" not in out
 
 
 def test_a_windowed_model_needs_one_whole_window(windowed, tmp_path, capsys):
-    code, _, err = run_cli(["predict", windowed / "model.npz", _clip(tmp_path, 19)], capsys)
+    code, _, err = run_cli(["predict", windowed, _clip(tmp_path, 19)], capsys)
     assert code == 2 and "trained on whole windows" in one_error_line(err)
-    code, out, _ = run_cli(["predict", windowed / "model.npz", _clip(tmp_path, 20)], capsys)
+    code, out, _ = run_cli(["predict", windowed, _clip(tmp_path, 20)], capsys)
     assert code == 0 and "note" not in out
 
 

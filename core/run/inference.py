@@ -31,7 +31,8 @@ class InferenceModel:
     params: FeatureParams
     normalizer: object                # BandNormalizer or None
     names: list[str]
-    windowed: bool                    # trained on windows (never on padded clips)
+    windowed: bool                    # trained on windows cut from the clips
+    padded: bool                      # trained with --frames: short clips were padded
 
     @property
     def frames(self) -> int:
@@ -39,9 +40,21 @@ class InferenceModel:
 
     @property
     def shortest(self) -> int:
-        """Fewest frames a clip may have: what training would have kept for this input
-        (one whole window; else at most half of it padding)."""
-        return max(MIN_FRAMES, self.frames if self.windowed else math.ceil(self.frames / 2))
+        """Fewest frames a clip may have: as in training, one whole window, or at most half
+        the input padding with --frames; else the input (training padded nothing: the
+        input is its shortest clip)."""
+        if self.padded and not self.windowed:
+            return max(MIN_FRAMES, math.ceil(self.frames / 2))
+        return self.frames
+
+    def why_shortest(self) -> str:
+        if self.windowed:
+            return f"it was trained on whole windows of {self.seconds(self.frames)}"
+        if self.padded:
+            return (f"training kept no clip shorter than half its input of "
+                    f"{self.seconds(self.frames)}")
+        return (f"it was trained on clips of at least its input, {self.seconds(self.frames)}, "
+                f"none padded")
 
     def seconds(self, frames: int) -> str:
         return f"{frames * self.params.hop_length / self.params.sr:.1f} s"
@@ -100,8 +113,10 @@ def load_inference_model(path: Path, backend_spec: str, echo=print) -> Inference
         raise ModelFileError(f"{path} holds normalisation statistics of {normalizer.n_bands} "
                              f"bands for {params.n_mels} mel bands; retrain it")
     place_by_option(net, backend_spec, batch_size=8, echo=echo)
+    run = meta.get("run") if isinstance(meta.get("run"), dict) else {}
     return InferenceModel(net, params, normalizer, list(meta["class_names"]),
-                          windowed=meta.get("windows") is not None)
+                          windowed=meta.get("windows") is not None,
+                          padded=run.get("frames") is not None)
 
 
 def clip_windows(feat: np.ndarray, frames: int) -> np.ndarray:
@@ -116,19 +131,17 @@ def file_probabilities(model: InferenceModel, path: Path, cache) -> Prediction:
     """The clip's class probabilities (mean over its windows), or DataError.
 
     A clip shorter than :attr:`InferenceModel.shortest` is refused (training
-    would have skipped it, and mostly-silence input gives confident nonsense);
-    a shorter-than-input clip is padded with silence, as training padded, and
-    the prediction says so. Audio whose band ends below the features' top
+    never saw one so short, and padding it with silence gives confident
+    nonsense); a shorter-than-input clip is padded with silence only where
+    training padded too (``--frames``), and the prediction says so. Audio whose band ends below the features' top
     frequency gets a note.
     """
     feat = load_features(path, model.params, cache=cache)
     n = feat.shape[1]
     if n < model.shortest:
-        why = ("it was trained on whole windows of" if model.windowed
-               else "training kept no clip shorter than half its input of")
         raise DataError(f"{path}: is too short for this model: {model.seconds(n)} ({n} frames), "
                         f"at least {model.seconds(model.shortest)} ({model.shortest} frames) "
-                        f"needed, as {why} {model.seconds(model.frames)}; use a longer clip")
+                        f"needed, as {model.why_shortest()}; use a longer clip")
     x = clip_windows(feat, model.frames)
     if model.normalizer is not None:
         x = model.normalizer.transform(x)
