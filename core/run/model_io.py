@@ -211,7 +211,7 @@ def load_model(path, placement=None):
         net.load_host_params(params)
     except GenrecnnError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
-    except (KeyError, TypeError, ValueError, OverflowError, MemoryError) as exc:
+    except (KeyError, TypeError, ValueError, ArithmeticError, MemoryError) as exc:
         raise _damaged(path, f"its layers cannot be built ({str(exc)[:80]})") from None
     if placement is not None:
         net.place(placement)
