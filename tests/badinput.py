@@ -105,7 +105,12 @@ def one_error_line(err: str) -> str:
 
 # -- clip files -----------------------------------------------------------------------------
 
-def _wav_bytes(y: np.ndarray, sr: int = 22050, subtype: str = "PCM_16") -> bytes:
+def tone(seconds: float = 1.0, sr: int = 22050, hz: float = 330.0) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    return (0.4 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def wav_bytes(y: np.ndarray, sr: int = 22050, subtype: str = "PCM_16") -> bytes:
     buf = io.BytesIO()
     sf.write(buf, y, sr, format="WAV", subtype=subtype)
     return buf.getvalue()
@@ -135,8 +140,8 @@ def audio_corpus(folder: Path) -> dict[str, Path]:
     """name -> path of every hostile clip; all must be refused with a reason (or read)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(11)
-    tone = (0.5 * np.sin(np.linspace(0, 2000, 22050))).astype(np.float32)
-    good_wav = _wav_bytes(tone)
+    clip = tone()
+    good_wav = wav_bytes(clip)
     png = _png_bytes(40, 128, 0)
     files: dict[str, bytes] = {
         "empty.wav": b"",
@@ -150,11 +155,11 @@ def audio_corpus(folder: Path) -> dict[str, Path]:
         "truncated.wav": good_wav[: len(good_wav) // 7],
         "huge-claim.wav": good_wav[:4] + struct.pack("<I", 0xFFFFFFF0) + good_wav[8:40]
                           + struct.pack("<I", 0xFFFFFFF0) + good_wav[44:2000],
-        "nan.wav": _wav_bytes(np.full(22050, np.nan, np.float32), subtype="FLOAT"),
-        "inf.wav": _wav_bytes(np.full(22050, np.inf, np.float32), subtype="FLOAT"),
-        "silent.wav": _wav_bytes(np.zeros(22050, np.float32)),
-        "one-sample.wav": _wav_bytes(np.array([0.5], np.float32)),
-        "tenth-second.wav": _wav_bytes(tone[:2205]),
+        "nan.wav": wav_bytes(np.full(22050, np.nan, np.float32), subtype="FLOAT"),
+        "inf.wav": wav_bytes(np.full(22050, np.inf, np.float32), subtype="FLOAT"),
+        "silent.wav": wav_bytes(np.zeros(22050, np.float32)),
+        "one-sample.wav": wav_bytes(np.array([0.5], np.float32)),
+        "tenth-second.wav": wav_bytes(clip[:2205]),
         "text.png": b"not an image at all",
         "truncated.png": png[: len(png) // 2],
         "one-pixel.png": _png_bytes(1, 1, 255),

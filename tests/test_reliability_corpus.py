@@ -14,8 +14,8 @@ from genrecnn.errors import DataError
 from genrecnn.music.features import SUPPORTED_EXTENSIONS, load_features
 
 pytest.register_assert_rewrite("badinput")   # its checks explain their failures
-from badinput import (audio_corpus, no_hang, one_error_line, run_cli,  # noqa: E402
-                      write_npy_genres)
+from badinput import (audio_corpus, no_hang, one_error_line, run_cli, tone,  # noqa: E402
+                      wav_bytes, write_npy_genres)
 
 pytest_plugins = ["badinput"]           # fixtures npy_data, trained
 pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("own_cache")]
@@ -119,17 +119,7 @@ def test_any_npy_header_gives_features_or_one_line(shape, descr, tail):
         _features_or_refusal(path)
 
 
-def _wav(seconds: float = 1.0) -> bytes:
-    import io
-
-    import soundfile as sf
-    buf = io.BytesIO()
-    t = np.arange(int(22050 * seconds)) / 22050
-    sf.write(buf, 0.4 * np.sin(2 * np.pi * 330 * t), 22050, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
-
-
-GOOD_WAV = _wav()
+GOOD_WAV = wav_bytes(tone())
 
 
 @PROPERTY

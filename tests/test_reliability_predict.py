@@ -14,7 +14,8 @@ import soundfile as sf
 from genrecnn.cli.main import main
 
 pytest.register_assert_rewrite("badinput")   # its checks explain their failures
-from badinput import edit_model, one_error_line, run_cli, write_npy_clip  # noqa: E402
+from badinput import (edit_model, one_error_line, run_cli, tone,  # noqa: E402
+                      write_npy_clip)
 
 pytest_plugins = ["badinput"]           # fixtures npy_data, trained
 pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("own_cache")]
@@ -83,8 +84,7 @@ def test_non_finite_probabilities_are_an_error(trained, tmp_path, capsys):
 
 @pytest.mark.parametrize("rate,noted", [(8000, True), (22050, False)])
 def test_a_band_limited_recording_gets_a_note(rate, noted, trained, tmp_path, capsys):
-    t = np.arange(2 * rate) / rate
-    sf.write(tmp_path / "a.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate)
+    sf.write(tmp_path / "a.wav", tone(2.0, rate), rate)
     code, out, _ = run_cli(["predict", trained / "model.npz", tmp_path / "a.wav"], capsys)
     assert code == 0
     assert (f"sampled at {rate} Hz, so it holds nothing above {rate // 2} Hz" in out) == noted
@@ -103,9 +103,8 @@ def test_one_bad_file_is_one_line(trained, tmp_path, capsys):
 
 
 def test_a_clip_whose_name_is_not_utf8_is_read(trained, tmp_path, capsys):
-    t = np.arange(22050) / 22050
     name = os.fsdecode(b"\xfe\xfd.wav")
-    sf.write(tmp_path / "ok.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 22050)
+    sf.write(tmp_path / "ok.wav", tone(), 22050)
     os.rename(tmp_path / "ok.wav", tmp_path / name)
     code, out, _ = run_cli(["predict", trained / "model.npz", tmp_path / name], capsys)
     assert code == 0 and (": high" in out or ": low" in out)
