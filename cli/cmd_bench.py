@@ -18,12 +18,33 @@ from genrecnn.engine import bench
 from genrecnn.engine.capability import UPDATE_OPS
 from genrecnn.engine.layers import KINDS
 from genrecnn.engine.ops import DTYPES
+from genrecnn.errors import GenrecnnError
 
 DEFAULT_SIZES = "5:20:3"
 
 
+def _known_backends(ctx, param, value):
+    """Names in --backends that are unknown or unavailable here are refused while parsing,
+    in words that name this option (the registry's own message points at --backend)."""
+    if value is None:
+        return value
+    from genrecnn.engine.registry import registry
+
+    reg = registry()
+    available = ", ".join(reg.available_names()) or "none"
+    for name in (s.strip() for s in value.split(",")):
+        info = reg.infos.get(name)
+        if info is None:
+            raise GenrecnnError(f"unknown backend {name!r} in --backends; available here: "
+                                f"{available} (see `genrecnn backends`)")
+        if not info.available:
+            raise GenrecnnError(f"backend {name!r} in --backends is not available here "
+                                f"({info.reason}); choose among {available}")
+    return value
+
+
 @click.command()
-@click.option("--backends", "backends_spec", metavar="A,B",
+@click.option("--backends", "backends_spec", metavar="A,B", callback=_known_backends,
               help="Backends to time (default: every available one).")
 @click.option("--arch", metavar="NAME|FILE",
               help="Time this architecture's layers at their real shapes instead of a sweep.")

@@ -1,13 +1,15 @@
 """`genrecnn conformance`: run the op-contract suite against one backend.
 
 Exit 0 only if every declared op passes, 1 if any check fails; an unknown or
-unavailable backend is the registry's one-line error (exit 2).
+unavailable backend is the registry's one-line error (exit 2), and so is a choice
+of --dtype/--op under which no check applies.
 """
 import sys
 
 import click
 
 from genrecnn.engine.ops import OP_GROUPS
+from genrecnn.errors import GenrecnnError
 
 
 @click.command()
@@ -25,6 +27,13 @@ def conformance(backend, dtypes, ops, as_json, verbose):
     from genrecnn.conformance import run_conformance
 
     report = run_conformance(backend, dtypes=dtypes or None, ops=ops or None)
+    if not any(r.checks for r in report.rows):     # "0/0 passed" would be a false success
+        why = "; ".join(sorted({r.detail for r in report.rows if r.detail})) or \
+            "no case covers that op group and dtype"
+        asked = " ".join([f"--dtype {d}" for d in dtypes] + [f"--op {o}" for o in ops])
+        raise GenrecnnError(f"no conformance check applies to backend {backend!r}"
+                            f"{' with ' + asked if asked else ''} ({why}); choose other "
+                            f"--dtype/--op values (see `genrecnn backends`)")
     if as_json:
         click.echo(report.to_json())
     else:

@@ -7,12 +7,12 @@ scripts.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from genrecnn.cli.options import FRACTION, data_options, fit_options, json_option, report_skipped
+from genrecnn.fsutil import json_text
 
 
 @click.command()
@@ -43,7 +43,7 @@ def evaluate(data, repeats, test_fraction, split_dir, baseline, out, as_json, vo
         progress=not as_json, graphs=graphs)
     if as_json:
         report_skipped(ds.skipped, echo)
-        click.echo(json.dumps(result, indent=2))
+        click.echo(json_text(result))
         return
     click.echo(report.table())
     click.echo(f"wrote {out}")

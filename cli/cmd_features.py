@@ -5,12 +5,12 @@ once (in parallel, with a progress bar) makes every later run start at once.
 """
 from __future__ import annotations
 
-import json
 import time
 
 import click
 
 from genrecnn.errors import DataError
+from genrecnn.fsutil import json_text
 
 
 @click.command()
@@ -37,6 +37,7 @@ def features(data, genres, cache_dir, jobs, strict, as_json, quiet):
     if jobs is not None and jobs < 1:
         raise DataError(f"--jobs {jobs}: give at least 1 worker process")
     cache = FeatureCache(cache_dir)
+    cache.check_writable()        # caching is the point: refuse a folder that would hold nothing
     start = time.perf_counter()
     ds = load_dataset(data, genres=genres, strict=strict, cache=cache, jobs=jobs,
                       progress=not (quiet or as_json))
@@ -50,7 +51,7 @@ def features(data, genres, cache_dir, jobs, strict, as_json, quiet):
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
     }
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
+        click.echo(json_text(summary))
         return
     click.echo(f"{len(ds.clip_ids)} clips of {len(ds.class_names)} genres "
                f"({', '.join(ds.class_names)}) -> {ds.x.shape[1]} x {ds.x.shape[2]} features")

@@ -29,16 +29,16 @@ def filters(model, file, filters_text, out, backend_spec):
     from genrecnn.run.inference import first_layer_outputs, load_inference_model, parse_filters
     from genrecnn.run.plots import filter_outputs
 
-    net, params, normalizer, _ = load_inference_model(
-        model, backend_spec, echo=lambda s: click.echo(s, err=True))
+    m = load_inference_model(model, backend_spec, echo=lambda s: click.echo(s, err=True))
+    net = m.net
     if net.layers[0].kind != "conv":
         raise ModelFileError(f"{model}: the first layer is {net.layers[0].kind!r}, not a "
                              f"convolution; filters needs a network that starts with one")
     chosen = parse_filters(filters_text, net.layers[0].filters)
-    spec = load_features(file, params, cache=FeatureCache())
-    x = normalizer.transform(spec) if normalizer is not None else spec
+    spec = load_features(file, m.params, cache=FeatureCache())
+    x = m.normalizer.transform(spec) if m.normalizer is not None else spec
     outputs = first_layer_outputs(net, x)[chosen]
-    filter_outputs(spec, outputs, chosen, out, params.hop_length / params.sr,
+    filter_outputs(spec, outputs, chosen, out, m.params.hop_length / m.params.sr,
                    title=f"{file.name}: first-layer filters {', '.join(map(str, chosen))}")
     click.echo(f"wrote {out} ({spec.shape[1]} frames, filters {', '.join(map(str, chosen))} "
                f"on {net.backend_names[0]})")

@@ -2,16 +2,17 @@
 
 Writes OUT/model.npz (a checkpoint, atomically, after every epoch), OUT/metrics.json,
 OUT/learning_curve.png and OUT/confusion_matrix.png (see :mod:`genrecnn.run.train_job`).
+OUT is locked while a run writes there; a trained model in it is replaced only with --force.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from genrecnn.cli.options import (FRACTION, FRACTION0, data_options, explicit_options,
                                   fit_options, json_option, report_skipped)
+from genrecnn.fsutil import json_text
 
 
 @click.command()
@@ -21,6 +22,8 @@ from genrecnn.cli.options import (FRACTION, FRACTION0, data_options, explicit_op
 @click.option("--out", type=click.Path(path_type=Path), default=Path("genrecnn-run"),
               show_default=True, help="Folder for model.npz, metrics.json and plots.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/model.npz.")
+@click.option("--force", is_flag=True,
+              help="Replace a trained model already in OUT (refused without this or --resume).")
 @click.option("--test-fraction", type=FRACTION, default=0.2, show_default=True)
 @click.option("--valid-fraction", type=FRACTION0, default=0.0, show_default=True)
 @click.option("--split", "split_dir", type=click.Path(path_type=Path),
@@ -40,4 +43,4 @@ def train(ctx, **opts):
         return
     report_skipped([(s["path"], s["reason"]) for s in metrics["skipped"]], echo)
     if as_json:
-        click.echo(json.dumps(metrics, indent=2))
+        click.echo(json_text(metrics))

@@ -1,12 +1,14 @@
 """The ``genrecnn`` command group; each subcommand lives in its own module.
 
 Any :class:`genrecnn.errors.GenrecnnError` ends as one line on stderr and exit
-status 2; click's own usage errors keep their exit status 2 too.
+status 2; click's own usage errors keep their exit status 2 too. Library warnings
+are not shown (``-W`` / ``PYTHONWARNINGS`` shows them).
 """
 from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import click
 
@@ -47,10 +49,19 @@ def cli():
 
 
 def main(argv=None) -> int:
+    for stream in (sys.stdout, sys.stderr):     # file names that are not UTF-8 print escaped
+        if callable(getattr(stream, "reconfigure", None)):
+            stream.reconfigure(errors="backslashreplace")
     try:
-        # without standalone mode click returns a command's exit status (e.g. a failed
-        # conformance run's 1) instead of raising SystemExit
-        status = cli.main(args=argv, standalone_mode=False)
+        with warnings.catch_warnings():
+            # library warnings (NumPy overflow, librosa, sklearn) would come before our
+            # own line and say less; genrecnn checks the results instead. -W or
+            # PYTHONWARNINGS brings them back.
+            if not sys.warnoptions:
+                warnings.simplefilter("ignore")
+            # without standalone mode click returns a command's exit status (e.g. a failed
+            # conformance run's 1) instead of raising SystemExit
+            status = cli.main(args=argv, standalone_mode=False)
     except GenrecnnError as exc:
         click.echo(f"error: {exc}", err=True)
         return 2

@@ -1,6 +1,8 @@
 """Options shared by several commands (one definition each)."""
 from __future__ import annotations
 
+import math
+
 import click
 
 from genrecnn.engine.optim import OPTIMIZERS
@@ -13,6 +15,13 @@ FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 FRACTION0 = click.FloatRange(0, 1, max_open=True)
 
 
+def _finite(ctx, param, value):
+    """FloatRange lets inf (and NaN) through; a rate of inf trains a NaN model."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number; try 1e-3")
+    return value
+
+
 def _stack(options):
     def deco(f):
         for option in reversed(options):
@@ -21,8 +30,21 @@ def _stack(options):
     return deco
 
 
+def _check_placement(ctx, param, value: str) -> str:
+    """A placement's syntax and backends are checked while parsing, so a typo fails at
+    once instead of after the data is loaded (layer names are checked later)."""
+    from genrecnn.engine.placement import AUTO, parse_placement
+    from genrecnn.engine.registry import registry
+
+    if value.strip() != AUTO:
+        for backend in set(parse_placement(value).values()) - {AUTO}:
+            registry().get(backend)     # unknown or unavailable: the registry's one line
+    return value
+
+
 def backend_option(default: str = "numpy"):
     return click.option("--backend", "backend_spec", default=default, show_default=True,
+                        callback=_check_placement,
                         help="Placement: a backend name, kind=backend,... or auto.")
 
 
@@ -49,7 +71,7 @@ fit_options = _stack([
                                 ".toml/.json file."),
     click.option("--epochs", type=click.IntRange(min=1)),
     click.option("--batch-size", type=click.IntRange(min=1)),
-    click.option("--lr", type=click.FloatRange(0, min_open=True),
+    click.option("--lr", type=click.FloatRange(0, min_open=True), callback=_finite,
                  help="Peak learning rate of the schedule."),
     click.option("--optimizer", type=click.Choice(sorted(OPTIMIZERS)),
                  help="adam, adamw (decoupled weight decay) or sgd with momentum 0.9."),

@@ -31,3 +31,7 @@ class ModelFileError(GenrecnnError):
 
 class DataError(GenrecnnError):
     """Audio, spectrograms or datasets that cannot be used."""
+
+
+class OutputError(GenrecnnError, OSError):
+    """An output file that cannot be written (an OSError too, for callers that catch those)."""

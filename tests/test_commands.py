@@ -279,7 +279,7 @@ def test_unreadable_files_are_skipped_and_listed(npy_data, tmp_path, capsys):
     assert code == 0
     tail = out.splitlines()[-2:]
     assert tail[0].startswith("skipped 1 unreadable file(s)") and "broken.wav" in tail[1]
-    code, _, err = run(["train", data, "--epochs", "1", "--strict", "--out", tmp_path / "o"],
+    code, _, err = run(["train", data, "--epochs", "1", "--strict", "--out", tmp_path / "o2"],
                        capsys)
     assert code == 2 and "broken.wav" in one_error_line(err)
 

@@ -106,7 +106,7 @@ def test_split_from_fault_filtered_dir(classical_metal):
     assert len(split.absent["train"]) == n_listed["train"] - 2
     assert len(split.absent["test"]) == n_listed["test"]
     line = split.report()
-    assert "test 0 items" in line and f"{n_listed['test']} listed ids absent" in line
+    assert "test 0 clips" in line and f"{n_listed['test']} listed ids absent" in line
 
 
 # -- features from each input kind -------------------------------------------------------

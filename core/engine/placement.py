@@ -17,10 +17,15 @@ AUTO = "auto"
 
 
 def parse_placement(spec: str) -> dict[str, str]:
-    """``"conv=pycuda,fc=numpy"`` -> ``{"conv": "pycuda", "fc": "numpy"}``; a bare name -> default."""
+    """``"conv=pycuda,fc=numpy"`` -> ``{"conv": "pycuda", "fc": "numpy"}``; a bare name -> default.
+
+    An empty spec is refused rather than read as NumPy: ``--backend ''`` is most
+    likely an unset shell variable, and silently running on the CPU hides that.
+    """
     spec = (spec or "").strip()
     if not spec:
-        return {"default": DEFAULT_BACKEND}
+        raise PlacementError(f"the placement is empty; name a backend (e.g. --backend "
+                             f"{DEFAULT_BACKEND}), kind=backend pairs, or auto")
     if "=" not in spec and "," not in spec:
         return {"default": spec}
     out: dict[str, str] = {}

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from genrecnn.errors import DataError
+
 N_MFCC = 20
 
 
@@ -39,6 +41,9 @@ class Baseline:
                                    LogisticRegression(C=C, max_iter=2000, random_state=seed))
 
     def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> "Baseline":
+        if len(np.unique(y)) < 2:
+            raise DataError(f"the baseline needs training clips of at least two genres, got "
+                            f"{len(np.unique(y))}; add clips or run with --no-baseline")
         self.n_classes = n_classes
         self.model.fit(item_features(x, self.top_db), y)
         return self

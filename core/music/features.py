@@ -11,13 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 from genrecnn.errors import DataError, GenrecnnError
-from genrecnn.fsutil import atomic_path
+from genrecnn.fsutil import atomic_path, regular_file_problem, writable_folder
 
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".m4a", ".opus")
 IMAGE_EXTENSIONS = (".png",)
@@ -91,6 +94,42 @@ def audio_to_features(y: np.ndarray, params: FeatureParams = FeatureParams()) ->
         raise DataError(f"waveform: {exc}") from None
 
 
+@contextmanager
+def _quiet():
+    """Silence decoders: libmpg123 prints to the process's stderr (fd 2) and librosa
+    warns; a clip's problem is reported once, in our words."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):   # no usable fd 2: nothing to silence
+        saved = None
+    if saved is not None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def native_rate(path) -> int | None:
+    """The sample rate an audio file was recorded at (read from its header), or None."""
+    if Path(path).suffix.lower() not in AUDIO_EXTENSIONS or regular_file_problem(path):
+        return None
+    import librosa
+
+    try:
+        with _quiet():
+            return int(librosa.get_samplerate(str(path)))
+    except Exception:   # unreadable header: the decoder's own error is reported elsewhere
+        return None
+
+
 def _audio_to_features(y, params: FeatureParams) -> np.ndarray:
     import librosa
 
@@ -104,10 +143,12 @@ def _audio_to_features(y, params: FeatureParams) -> np.ndarray:
     peak = float(np.abs(y).max())
     if peak < SILENCE_PEAK:
         raise Unusable("is silent (all samples zero); replace or remove the file")
-    mel = librosa.feature.melspectrogram(y=y, sr=params.sr, n_fft=params.n_fft,
-                                         hop_length=params.hop_length, n_mels=params.n_mels,
-                                         fmax=params.fmax)
-    db = librosa.power_to_db(mel, ref=np.max, top_db=params.top_db)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # e.g. "n_fft too large" for a clip under 1024 samples
+        mel = librosa.feature.melspectrogram(y=y, sr=params.sr, n_fft=params.n_fft,
+                                             hop_length=params.hop_length, n_mels=params.n_mels,
+                                             fmax=params.fmax)
+        db = librosa.power_to_db(mel, ref=np.max, top_db=params.top_db)
     return np.clip((db + params.top_db) / params.top_db, 0.0, 1.0).astype(np.float32)
 
 
@@ -142,6 +183,11 @@ class FeatureCache:
     def entry(self, content_digest: str, params: FeatureParams) -> Path:
         key = f"{content_digest}-{params.digest()}"
         return self.root / "features" / key[:2] / f"{key}.npy"
+
+    def check_writable(self) -> None:
+        """Refuse a cache folder that cannot be written (a run would cache nothing)."""
+        writable_folder(self.root / "features", "the feature cache",
+                        "pass a writable --cache-dir (or set GENRECNN_CACHE)")
 
     def get(self, content_digest: str, params: FeatureParams) -> np.ndarray | None:
         path = self.entry(content_digest, params)
@@ -189,10 +235,11 @@ def _load(path: Path, params: FeatureParams, cache: FeatureCache | None,
     if ext not in SUPPORTED_EXTENSIONS:
         raise Unusable(f"unsupported file type {ext or '(none)'!r}; use audio "
                        f"({', '.join(AUDIO_EXTENSIONS)}), .png or .npy")
-    if not path.exists():
-        raise Unusable("cannot be read (missing, or a broken link); restore or remove it")
-    if path.is_dir():
-        raise Unusable("is a folder, not a file; move it out of the genre folder")
+    problem = regular_file_problem(path)
+    if problem is not None:
+        if not path.exists():
+            raise Unusable("cannot be read (missing, or a broken link); restore or remove it")
+        raise Unusable(f"{problem}; pass an audio, .png or .npy file")
     try:
         size = path.stat().st_size
         digest = file_digest(path) if ext in AUDIO_EXTENSIONS and cache is not None else None
@@ -218,22 +265,31 @@ def _load(path: Path, params: FeatureParams, cache: FeatureCache | None,
 
 
 def _decode(path: Path, params: FeatureParams) -> np.ndarray:
-    import warnings
-
     import librosa
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # librosa's audioread fallback warning
-            y, _ = librosa.load(path, sr=params.sr, mono=True)
+        with _quiet(), open(path, "rb") as fh:
+            # a name that is not UTF-8 cannot reach libsndfile: hand it the open file instead
+            source = path if _utf8(path) else fh
+            y, _ = librosa.load(source, sr=params.sr, mono=True)
     except PermissionError as exc:
         raise Unusable(f"cannot be read ({exc.strerror}); fix its permissions or remove "
                        f"it") from None
     except Exception as exc:  # decoders raise many types (LibsndfileError, NoBackendError, EOF)
-        detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise Unusable(f"is corrupt or not decodable audio ({detail}); re-encode or remove "
-                       f"it") from None
+        # audioread's NoBackendError has no message: no decoder here understood the bytes
+        detail = (str(exc).splitlines()[0][:120] if str(exc).strip()
+                  else "no installed decoder recognises its contents")
+        raise Unusable(f"is corrupt or not decodable audio ({detail}); re-encode it (e.g. as "
+                       f"WAV or FLAC) or remove it") from None
     return y
+
+
+def _utf8(path: Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _read_png(path: Path) -> np.ndarray:
@@ -246,19 +302,20 @@ def _read_png(path: Path) -> np.ndarray:
                 arr = np.asarray(img, dtype=np.float32) / 65535.0
             else:
                 arr = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise Unusable(f"is not a readable PNG image ({type(exc).__name__}); re-export it as "
-                       f"a greyscale PNG") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError,
+            SyntaxError, MemoryError):
+        raise Unusable("is not a readable PNG image (damaged, too large or another format); "
+                       "re-export it as a greyscale PNG") from None
     # image rows run top to bottom; mel band 0 (lowest frequency) is the bottom row
     return np.ascontiguousarray(arr[::-1])
 
 
 def _read_npy(path: Path) -> np.ndarray:
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise Unusable(f"is not a readable .npy array ({type(exc).__name__}); save it with "
-                       f"numpy.save") from None
+    try:   # mapped first: a header claiming more data than the file holds fails at once
+        arr = np.array(np.load(path, mmap_mode="r", allow_pickle=False))
+    except (OSError, ValueError, EOFError, MemoryError, TypeError, OverflowError):
+        raise Unusable("is not a readable .npy array (damaged, another format, or Python "
+                       "objects); save a numeric array with numpy.save") from None
     if arr.ndim != 2:
         raise Unusable(f"holds an array of shape {arr.shape}; expected [n_mels, frames]")
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):

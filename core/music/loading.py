@@ -210,12 +210,16 @@ def load_dataset(root, params: FeatureParams = FeatureParams(), genres=None, fra
                    class_names, params, skipped)
 
 
-def load_data(data, genres, frames, windows, strict, progress: bool):
-    """The dataset the options name: DATA folder, or the embedded synthetic default."""
+def load_data(data, genres, frames, windows, strict, progress: bool, shapes_only: bool = False):
+    """The dataset the options name: DATA folder, or the embedded synthetic default.
+
+    ``shapes_only`` (a dry run): the synthetic default makes one clip per class,
+    enough for its shapes and class names.
+    """
     if data is None:
         for name, value in (("--genres", genres), ("--frames", frames), ("--windows", windows)):
             if value:
                 raise DataError(f"{name} applies to a DATA folder; pass DATA or drop {name}")
-        return synthetic_dataset(n_per_class=SYNTHETIC_CLIPS_PER_CLASS)
+        return synthetic_dataset(n_per_class=1 if shapes_only else SYNTHETIC_CLIPS_PER_CLASS)
     return load_dataset(data, genres=genres, frames=frames, windows=windows, strict=strict,
                         progress=progress)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from genrecnn.errors import DataError
+from genrecnn.fsutil import regular_file_problem
 from genrecnn.music.dataset import Dataset
 from genrecnn.music.features import SUPPORTED_EXTENSIONS
 
@@ -55,25 +56,47 @@ class SplitIndices(tuple):
     """(train, valid, test) item indices from a split folder, plus what did not match.
 
     ``absent[part]`` lists the listed clip ids not in the dataset; ``unlisted``
-    the dataset clips no list names (left out of every part).
+    the dataset clips no list names (left out of every part); ``clips`` the
+    number of clips per part; ``trained`` the genres the training part holds.
     """
 
-    def __new__(cls, parts, absent: dict[str, list[str]], unlisted: list[str], split_dir):
+    def __new__(cls, parts, absent: dict[str, list[str]], unlisted: list[str], split_dir,
+                clips: list[int], trained: list[str], untrained: list[str]):
         obj = super().__new__(cls, parts)
-        obj.absent, obj.unlisted, obj.split_dir = absent, unlisted, str(split_dir)
+        obj.absent, obj.unlisted, obj.split_dir = absent, unlisted, Path(split_dir)
+        obj.clips, obj.trained, obj.untrained = clips, trained, untrained
         return obj
 
     def report(self) -> str:
         """One line saying how many listed ids were found, for the user to check."""
         parts = []
-        for name, idx in zip(("train", "valid", "test"), self):
+        for name, n in zip(("train", "valid", "test"), self.clips):
             n_absent = len(self.absent.get(name, []))
-            parts.append(f"{name} {len(idx)} items ({n_absent} listed ids absent)")
+            parts.append(f"{name} {n} clips ({n_absent} listed ids absent from the data)")
         tail = f", {len(self.unlisted)} dataset clips in no list" if self.unlisted else ""
+        if self.untrained:
+            tail += f"; no training clips of {', '.join(self.untrained)}"
         return f"split {self.split_dir}: " + ", ".join(parts) + tail
+
+    def check_usable(self) -> "SplitIndices":
+        """Refuse a split a network cannot be trained and judged on: no test clip in the
+        data, or training clips of fewer than two genres."""
+        if self.clips[2] == 0:
+            raise DataError(f"none of the clip ids in {self.split_dir / 'test.txt'} is in the "
+                            f"dataset ({len(self.absent['test'])} listed, all absent); list test "
+                            f"clips that DATA holds")
+        if len(self.trained) < 2:
+            raise DataError(f"the training clips of {self.split_dir} (train.txt) that are in "
+                            f"the dataset are of {len(self.trained)} genre(s) "
+                            f"({', '.join(self.trained) or 'none'}); a classifier needs at "
+                            f"least two: list more training clips")
+        return self
 
 
 def _read_ids(path: Path) -> list[str]:
+    problem = regular_file_problem(path)
+    if problem is not None:
+        raise DataError(f"split file {path} {problem}; make it a text file of clip ids")
     try:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -97,6 +120,7 @@ def split_from_dir(ds: Dataset, split_dir) -> SplitIndices:
     artist-filtered split); valid.txt may be missing. Listed ids absent from the
     dataset are counted in ``.absent`` (see ``.report()``); if none of them is
     present, or a clip is listed in two parts, it raises DataError.
+    ``.check_usable()`` refuses a split that cannot train and judge a classifier.
     """
     split_dir = Path(split_dir)
     if not split_dir.is_dir():
@@ -133,4 +157,7 @@ def split_from_dir(ds: Dataset, split_dir) -> SplitIndices:
     unlisted = [cid for cid, p in zip(ds.clip_ids, part) if p < 0]
     item_part = part[ds.clip]
     parts = tuple(np.flatnonzero(item_part == p).astype(np.int64) for p in (0, 1, 2))
-    return SplitIndices(parts, absent, unlisted, split_dir)
+    trained = [c for k, c in enumerate(ds.class_names) if np.any(ds.y[parts[0]] == k)]
+    untrained = [c for c in ds.class_names if c not in trained]
+    clips = [int((part == p).sum()) for p in (0, 1, 2)]
+    return SplitIndices(parts, absent, unlisted, split_dir, clips, trained, untrained)

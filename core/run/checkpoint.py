@@ -2,15 +2,17 @@
 resume needs (weights, optimiser scalars and state arrays, epoch, history)."""
 from __future__ import annotations
 
-import os
-import tempfile
-from dataclasses import dataclass, field
+import math
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
+import numpy as np
+
 from genrecnn.errors import GenrecnnError, ModelFileError
-from genrecnn.run.model_io import load_model, save_model
+from genrecnn.run.model_io import is_int, load_model, save_model
 from genrecnn.run.selection import Selection
-from genrecnn.run.settings import TrainSettings
+from genrecnn.run.settings import TrainingError, TrainSettings
+
 
 @dataclass
 class Checkpoint:
@@ -22,11 +24,12 @@ class Checkpoint:
 
     def save(self, network, optimizer, settings, epoch, history,
              selection: Selection | None = None) -> None:
-        """The model as of ``epoch``. With a ``selection``, the file's weights are the
-        selected epoch's (what predict and evaluate use) and the current ones ride
-        along as ``resume/`` arrays, so a resumed run goes on exactly."""
+        """The model as of ``epoch`` (never a diverged one). With a ``selection``, the
+        file's weights are the selected epoch's (what predict and evaluate use) and the
+        current ones ride along as ``resume/`` arrays, so a resumed run goes on exactly."""
         if self.path is None:
             return
+        refuse_diverged(network, history[-1] if history else {}, epoch, settings.lr)
         meta = dict(self.meta, epoch=epoch, history=history, settings=settings.as_dict(),
                     steps=network.steps,
                     optimizer={"name": settings.optimizer, "state": optimizer.state_dict()})
@@ -41,6 +44,60 @@ class Checkpoint:
         save_model(self.path, network, meta=meta, extra_arrays=extra, params=params)
 
 
+def refuse_diverged(network, row: dict, epoch: int, lr: float) -> None:
+    """A model whose weights or scores are no longer finite is never saved: the training
+    loss, computed before each update, cannot see the last update blow the weights up."""
+    losses = [v for k, v in row.items() if k.endswith("_loss") and v is not None]
+    if all(math.isfinite(v) for v in losses) and all(
+            np.isfinite(a).all() for a in network.host_params().values()):
+        return
+    raise TrainingError(f"training diverged at epoch {epoch} (weights or scores no longer "
+                        f"finite); lower --lr (now {lr:g}); no model of this epoch was saved")
+
+
+def _settings_problems(settings: dict) -> list[str]:
+    """Saved settings whose type differs from the default's (a float may be an int)."""
+    bad = []
+    for f in fields(TrainSettings):
+        if f.name not in settings or f.default is MISSING:
+            continue
+        value, default = settings[f.name], f.default
+        if default is None or isinstance(default, float):   # optional numbers, or floats
+            ok = ((value is None and default is None)
+                  or isinstance(value, float) or is_int(value))
+        else:
+            ok = type(value) is type(default)
+        if not ok:
+            bad.append(f"{f.name}={value!r:.30}")
+    return bad
+
+
+def check_training_state(path, meta: dict) -> None:
+    """The fields a resume reads (settings, epoch, history, optimiser), or ModelFileError."""
+    settings, epoch = meta.get("settings"), meta.get("epoch")
+    if settings is None or epoch is None:
+        raise ModelFileError(f"{path} holds no training state (settings, epoch); "
+                             f"train afresh without --resume")
+    optimizer = meta.get("optimizer", {})
+    bad = [name for name, ok in (
+        ("settings", isinstance(settings, dict)),
+        ("epoch", is_int(epoch) and epoch >= 0),
+        ("history", isinstance(meta.get("history", []), list)
+         and all(isinstance(r, dict) for r in meta.get("history", []))),
+        ("optimizer", isinstance(optimizer, dict)
+         and isinstance(optimizer.get("state", {}), dict))) if not ok]
+    if not bad:
+        bad = _settings_problems(settings)
+    if bad:
+        raise ModelFileError(f"{path} has damaged training state ({', '.join(bad)}); train "
+                             f"afresh without --resume")
+    try:
+        TrainSettings.from_dict(settings)
+    except GenrecnnError as exc:
+        raise ModelFileError(f"{path} holds unusable settings ({exc}); train afresh without "
+                             f"--resume") from None
+
+
 def load_checkpoint(path, placement=None, epochs: int | None = None):
     """(network, meta, extra, optimizer with its state restored, selection) from a model
     file, the network holding the weights training goes on from.
@@ -49,36 +106,32 @@ def load_checkpoint(path, placement=None, epochs: int | None = None):
     learning-rate schedule then runs over the new total.
     """
     net, meta, extra = load_model(path, placement=placement)
-    selection = None
-    if isinstance(meta.get("selected"), dict):
-        chosen = meta["selected"]
-        selection = Selection(int(chosen.get("epoch", 0)), float(chosen.get("valid_acc", -1)),
-                              float(chosen.get("valid_loss", float("inf"))), net.host_params())
+    check_training_state(path, meta)
+    selection, chosen = None, meta.get("selected")
+    if isinstance(chosen, dict):
+        try:
+            selection = Selection(int(chosen["epoch"]), float(chosen["valid_acc"]),
+                                  float(chosen["valid_loss"]), net.host_params())
+        except (KeyError, TypeError, ValueError):
+            raise ModelFileError(f"{path} has a damaged epoch selection; train afresh "
+                                 f"without --resume") from None
         current = {k[len("resume/"):]: v for k, v in extra.items() if k.startswith("resume/")}
         if current:
             net.load_host_params(current)
-    net.steps = int(meta.get("steps", 0))
-    if "settings" not in meta or "epoch" not in meta:
-        raise ModelFileError(f"{path} holds no training state (settings, epoch); "
-                             f"train afresh without --resume")
+    steps = meta.get("steps", 0)
+    if not is_int(steps) or steps < 0:
+        raise ModelFileError(f"{path} has a damaged step count; train afresh without --resume")
+    net.steps = int(steps)
     saved = dict(meta["settings"], **({"epochs": epochs} if epochs else {}))
-    settings = TrainSettings.from_dict(saved)
-    opt = settings.make_optimizer()
-    opt.load_state_dict(meta.get("optimizer", {}).get("state", {}))
-    opt.load_state_arrays(net, {k[len("optim/"):]: v for k, v in extra.items()
-                                if k.startswith("optim/")})
-    return net, meta, extra, opt, selection
-
-
-def check_writable_dir(path) -> Path:
-    """Create ``path`` if needed and prove a file can be written there (fail before training)."""
-    path = Path(path)
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=path)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise GenrecnnError(f"cannot write to output folder {path}: {exc.strerror or exc}; "
-                            f"choose another --out") from None
-    return path
+        settings = TrainSettings.from_dict(saved)
+        opt = settings.make_optimizer()
+        opt.load_state_dict(meta.get("optimizer", {}).get("state", {}))
+        opt.load_state_arrays(net, {k[len("optim/"):]: v for k, v in extra.items()
+                                    if k.startswith("optim/")})
+    except GenrecnnError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ModelFileError(f"{path} has damaged training state ({str(exc)[:80]}); train "
+                             f"afresh without --resume") from None
+    return net, meta, extra, opt, selection

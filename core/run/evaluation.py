@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from genrecnn.errors import DataError
+from genrecnn.fsutil import output_folder
 from genrecnn.music.baseline import Baseline
 from genrecnn.engine.autoplace import place_by_option
 from genrecnn.music.loading import load_data
 from genrecnn.music.splits import split_from_dir, stratified_split
-from genrecnn.run.checkpoint import check_writable_dir
 from genrecnn.run.fit import fit, predict_proba
 from genrecnn.run.parts import make_parts
 from genrecnn.run.plots import confusion_matrix
@@ -95,13 +95,17 @@ class EvaluationReport:
 
 
 def partitions(ds, repeats: int, test_fraction: float, seed: int, split_dir=None,
-               keep_valid: bool = False):
+               keep_valid: bool = False, echo=None):
     """(train, valid, test) item indices of each partition: random partitions have no
     valid part; a split folder's valid part is kept apart when ``keep_valid`` (it
-    chooses the epoch), else folded into train."""
+    chooses the epoch), else folded into train. A split folder's report (listed ids
+    absent from the data) goes to ``echo``."""
     empty = np.zeros(0, dtype=int)
     if split_dir is not None:
-        tr, va, te = (np.asarray(p, dtype=int) for p in split_from_dir(ds, split_dir))
+        split = split_from_dir(ds, split_dir)
+        if echo:
+            echo(split.report())
+        tr, va, te = (np.asarray(p, dtype=int) for p in split.check_usable())
         yield (tr, va, te) if keep_valid else (np.concatenate([tr, va]), empty, te)
         return
     for r in range(repeats):
@@ -119,8 +123,8 @@ def run_protocol(ds, settings: TrainSettings, repeats: int = 5, test_fraction: f
     net_score, base_score = MethodScore("convnet"), MethodScore("baseline") if baseline else None
     histories = []
     for r, (tr, va, te) in enumerate(partitions(ds, repeats, test_fraction, settings.seed,
-                                                split_dir, settings.select == "valid")):
-        if len(te) == 0:
+                                                split_dir, settings.select == "valid", echo)):
+        if len(te) == 0:    # a split folder's empty test part is refused by split_from_dir
             raise DataError("a partition has no test clips; raise --test-fraction or use "
                             "more clips")
         run = TrainSettings.from_dict(dict(settings.as_dict(), seed=settings.seed + r))
@@ -163,21 +167,22 @@ def evaluate_folder(data, data_opts: dict, settings_opts: dict, *, backend_spec:
     """What `genrecnn evaluate` does: load DATA, resolve the placement once (auto
     measures once), run the protocol, draw the mean confusion matrix to ``out``.
     Returns (JSON-ready result, EvaluationReport, dataset)."""
-    check_writable_dir(Path(out).parent)   # fail now, not after training, if out is unwritable
-    settings = settings_from(dict(settings_opts, data=data))
-    echo(f"recipe: {settings.recipe} ({describe_settings(settings)})")
-    ds = load_data(data, progress=progress, **data_opts)
-    echo(f"data: {data}, {len(ds.clip_ids)} clips of {ds.n_classes} classes "
-         f"({', '.join(ds.class_names)}), {len(ds.x)} items of {ds.input_shape[0]}x"
-         f"{ds.input_shape[1]}")
-    net = new_network(settings, ds.input_shape[0], ds.input_shape[1], ds.n_classes)
-    placement, _ = place_by_option(net, backend_spec, settings.batch_size, dry_run=True,
-                                   echo=lambda s: echo(f"placement: {s}"))
-    report = run_protocol(ds, settings, repeats=repeats, test_fraction=test_fraction,
-                          split_dir=split_dir, placement=list(placement), vote=vote,
-                          baseline=baseline, echo=echo, graphs=graphs)
-    confusion_matrix(report.network.mean_confusion(), ds.class_names, out,
-                     title=f"convnet, mean over {report.partitions} partition(s)")
-    result = dict(report.as_dict(), confusion_png=str(out),
-                  skipped=[{"path": p, "reason": r} for p, r in ds.skipped])
-    return result, report, ds
+    # fail now, not after training, if out is unwritable; leave no empty folder on failure
+    with output_folder(Path(out).parent):
+        settings = settings_from(dict(settings_opts, data=data))
+        echo(f"recipe: {settings.recipe} ({describe_settings(settings)})")
+        ds = load_data(data, progress=progress, **data_opts)
+        windows = f"{len(ds.x)} windows of " if data_opts.get("windows") else "input "
+        echo(f"data: {data}, {len(ds.clip_ids)} clips of {ds.n_classes} classes "
+             f"({', '.join(ds.class_names)}), {windows}{ds.input_shape[0]}x{ds.input_shape[1]}")
+        net = new_network(settings, ds.input_shape[0], ds.input_shape[1], ds.n_classes)
+        placement, _ = place_by_option(net, backend_spec, settings.batch_size, dry_run=True,
+                                       echo=lambda s: echo(f"placement: {s}"))
+        report = run_protocol(ds, settings, repeats=repeats, test_fraction=test_fraction,
+                              split_dir=split_dir, placement=list(placement), vote=vote,
+                              baseline=baseline, echo=echo, graphs=graphs)
+        confusion_matrix(report.network.mean_confusion(), ds.class_names, out,
+                         title=f"convnet, mean over {report.partitions} partition(s)")
+        result = dict(report.as_dict(), confusion_png=str(out),
+                      skipped=[{"path": p, "reason": r} for p, r in ds.skipped])
+        return result, report, ds

@@ -114,6 +114,7 @@ def format_row(row: dict) -> str:
         loss, acc = row.get(f"{p}_loss"), row.get(f"{p}_acc")
         if loss is None:
             return ""
-        return f"  {p} loss {loss:.4f} acc {acc:6.1%}" if math.isfinite(loss) else f"  {p} -"
+        return (f"  {p} loss {max(0.0, loss):.4f} acc {acc:6.1%}"   # never "-0.0000"
+                if math.isfinite(loss) else f"  {p} -")
     return (f"epoch {row['epoch']:>3}  lr {row['lr']:.2e}" + score("train") + score("valid")
             + score("test") + f"  ({row['seconds']:.1f}s)" + (" *" if row.get("selected") else ""))

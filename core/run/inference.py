@@ -6,41 +6,117 @@ with its stored statistics, so a clip is seen exactly as in training.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from genrecnn.engine.autoplace import place_by_option
-from genrecnn.errors import GenrecnnError, ModelFileError
+from genrecnn.errors import DataError, GenrecnnError, ModelFileError
 from genrecnn.music.dataset import window_starts
-from genrecnn.music.features import FeatureParams, fit_length, load_features
+from genrecnn.music.features import (MIN_FRAMES, FeatureParams, fit_length, load_features,
+                                     native_rate)
 from genrecnn.run.fit import predict_proba
-from genrecnn.run.model_io import load_model
+from genrecnn.run.model_io import is_int, load_model
 from genrecnn.run.parts import normalizer_from_extra
+from genrecnn.run.settings import NORMS
 
 
-def load_inference_model(path: Path, backend_spec: str, echo=print):
-    """(network placed per ``backend_spec``, FeatureParams, normaliser or None, class names)."""
+@dataclass
+class InferenceModel:
+    """A loaded model and what it needs to see a clip as in training."""
+
+    net: object
+    params: FeatureParams
+    normalizer: object                # BandNormalizer or None
+    names: list[str]
+    windowed: bool                    # trained on windows cut from the clips
+    padded: bool                      # trained with --frames: short clips were padded
+
+    @property
+    def frames(self) -> int:
+        return self.net.input_shape[1]
+
+    @property
+    def shortest(self) -> int:
+        """Fewest frames a clip may have: as in training, one whole window, or at most half
+        the input padding with --frames; else the input (training padded nothing: the
+        input is its shortest clip)."""
+        if self.padded and not self.windowed:
+            return max(MIN_FRAMES, math.ceil(self.frames / 2))
+        return self.frames
+
+    def why_shortest(self) -> str:
+        if self.windowed:
+            return f"it was trained on whole windows of {self.seconds(self.frames)}"
+        if self.padded:
+            return (f"training kept no clip shorter than half its input of "
+                    f"{self.seconds(self.frames)}")
+        return (f"it was trained on clips of at least its input, {self.seconds(self.frames)}, "
+                f"none padded")
+
+    def seconds(self, frames: int) -> str:
+        return f"{frames * self.params.hop_length / self.params.sr:.1f} s"
+
+
+@dataclass
+class Prediction:
+    probs: np.ndarray                 # mean class probabilities over the windows
+    windows: int
+    padded_frames: int = 0            # silence added to reach the model's input length
+    notes: list[str] = field(default_factory=list)
+
+
+def _meta_problem(meta: dict, n_classes: int) -> str | None:
+    names = meta.get("class_names")
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        return f"class names {names!r:.60}"
+    if len(names) != n_classes:
+        return f"{len(names)} class names for {n_classes} outputs"
+    if meta.get("norm", "none") not in NORMS:
+        return f"input normalisation {meta.get('norm')!r:.40}"
+    windows = meta.get("windows")
+    if windows is not None and not (is_int(windows) and windows >= 1):
+        return f"windows {windows!r:.40}"
+    return None
+
+
+def load_inference_model(path: Path, backend_spec: str, echo=print) -> InferenceModel:
+    """The model at ``path``, placed per ``backend_spec``, with its feature parameters,
+    normaliser and class names checked."""
     net, meta, extra = load_model(path)
     if "class_names" not in meta or "feature_params" not in meta:
         raise ModelFileError(f"{path} lacks class names or feature parameters; use a model "
                              f"written by `genrecnn train`")
+    problem = _meta_problem(meta, net.n_classes)
+    if problem:
+        raise ModelFileError(f"{path} has unusable {problem} in its header; retrain it or "
+                             f"restore the file")
     try:
         params = FeatureParams.from_dict(meta["feature_params"])
-    except (GenrecnnError, TypeError) as exc:
+    except (GenrecnnError, TypeError, ValueError, AttributeError) as exc:
         raise ModelFileError(f"{path} has unusable feature parameters ({exc}); retrain it") \
             from None
-    names = list(meta["class_names"])
-    if len(names) != net.n_classes or params.n_mels != net.input_shape[0]:
-        raise ModelFileError(f"{path} is inconsistent ({len(names)} class names for "
-                             f"{net.n_classes} outputs, {params.n_mels} mel bands for input "
+    if params.n_mels != net.input_shape[0]:
+        raise ModelFileError(f"{path} is inconsistent ({params.n_mels} mel bands for input "
                              f"{net.input_shape}); retrain it")
-    normalizer = normalizer_from_extra(extra)
+    try:
+        normalizer = normalizer_from_extra(extra)
+    except (GenrecnnError, KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path} has unusable normalisation statistics ({exc}); "
+                             f"retrain it") from None
     if meta.get("norm", "none") == "band" and normalizer is None:
         raise ModelFileError(f"{path} says its input is band-normalised but holds no "
                              f"statistics; retrain it")
+    if normalizer is not None and normalizer.n_bands != params.n_mels:
+        raise ModelFileError(f"{path} holds normalisation statistics of {normalizer.n_bands} "
+                             f"bands for {params.n_mels} mel bands; retrain it")
     place_by_option(net, backend_spec, batch_size=8, echo=echo)
-    return net, params, normalizer, names
+    run = meta.get("run") if isinstance(meta.get("run"), dict) else {}
+    return InferenceModel(net, params, normalizer, list(meta["class_names"]),
+                          windowed=meta.get("windows") is not None,
+                          padded=run.get("frames") is not None)
 
 
 def clip_windows(feat: np.ndarray, frames: int) -> np.ndarray:
@@ -51,12 +127,39 @@ def clip_windows(feat: np.ndarray, frames: int) -> np.ndarray:
     return np.stack([feat[:, s:s + frames] for s in starts])
 
 
-def file_probabilities(net, params, normalizer, path: Path, cache) -> tuple[np.ndarray, int]:
-    """(mean class probabilities over the clip's windows, number of windows)."""
-    x = clip_windows(load_features(path, params, cache=cache), net.input_shape[1])
-    if normalizer is not None:
-        x = normalizer.transform(x)
-    return predict_proba(net, x).mean(axis=0), len(x)
+def file_probabilities(model: InferenceModel, path: Path, cache) -> Prediction:
+    """The clip's class probabilities (mean over its windows), or DataError.
+
+    A clip shorter than :attr:`InferenceModel.shortest` is refused (training
+    never saw one so short, and padding it with silence gives confident
+    nonsense); a shorter-than-input clip is padded with silence only where
+    training padded too (``--frames``), and the prediction says so. Audio whose band ends below the features' top
+    frequency gets a note.
+    """
+    feat = load_features(path, model.params, cache=cache)
+    n = feat.shape[1]
+    if n < model.shortest:
+        raise DataError(f"{path}: is too short for this model: {model.seconds(n)} ({n} frames), "
+                        f"at least {model.seconds(model.shortest)} ({model.shortest} frames) "
+                        f"needed, as {model.why_shortest()}; use a longer clip")
+    x = clip_windows(feat, model.frames)
+    if model.normalizer is not None:
+        x = model.normalizer.transform(x)
+    probs = predict_proba(model.net, x).mean(axis=0)
+    if not np.isfinite(probs).all():
+        raise GenrecnnError(f"the model gave non-finite probabilities for {path}; its weights "
+                            f"are unusable: retrain it")
+    pred = Prediction(probs, len(x), padded_frames=max(model.frames - n, 0))
+    if pred.padded_frames:
+        pred.notes.append(f"the {model.seconds(n)} clip was padded with "
+                          f"{model.seconds(pred.padded_frames)} of silence to the model's "
+                          f"{model.seconds(model.frames)} input, as training pads short clips")
+    rate = native_rate(path)
+    if rate is not None and rate / 2 < model.params.fmax:
+        pred.notes.append(f"{path} is sampled at {rate} Hz, so it holds nothing above "
+                          f"{rate / 2:.0f} Hz, while the model's features reach "
+                          f"{model.params.fmax:.0f} Hz: the answer may be unreliable")
+    return pred
 
 
 def parse_filters(text: str, n_filters: int) -> list[int]:

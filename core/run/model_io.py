@@ -5,21 +5,27 @@ A model file is a NumPy ``.npz`` archive: one array per parameter
 the format tag, architecture, input shape, dtype, class names and whatever
 else the caller stores (feature parameters, normalisation, placement, training
 state). Arrays are loaded with ``allow_pickle=False``. Writes are atomic.
+
+Reading trusts nothing: every header field is checked, sizes in the header
+are bounded by the arrays actually stored (so an edited header cannot make
+the reader allocate without end), and weights must be finite floating point.
 """
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from genrecnn.engine.ops import DTYPES
 from genrecnn.errors import GenrecnnError, ModelFileError
-from genrecnn.fsutil import atomic_path
+from genrecnn.fsutil import atomic_path, json_text, regular_file_problem
 
 FORMAT = "genrecnn-model"
 VERSION = 1
 HEADER = "__genrecnn__"
+MAX_HEADER_BYTES = 64 << 20       # a header is kilobytes; refuse to inflate more
+MAX_ROWS, MAX_FRAMES = 1 << 16, 1 << 24
 
 
 def save_model(path, network, meta: dict | None = None, extra_arrays: dict | None = None,
@@ -38,41 +44,167 @@ def save_model(path, network, meta: dict | None = None, extra_arrays: dict | Non
     arrays = {f"param/{k}": v for k, v in (params or network.host_params()).items()}
     for key, value in (extra_arrays or {}).items():
         arrays[f"extra/{key}"] = np.asarray(value)
-    arrays[HEADER] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    arrays[HEADER] = np.frombuffer(json_text(header, indent=None).encode(), dtype=np.uint8)
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
 
 
-def read_model_file(path) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(header, params, extra arrays) of a model file, or a ModelFileError saying why not."""
-    path = Path(path)
-    if not path.exists():
-        raise ModelFileError(f"model file {path} does not exist; train one with `genrecnn train`")
+def _damaged(path, what: str) -> ModelFileError:
+    return ModelFileError(f"{path} has a damaged header: {what}; the file was edited or "
+                          f"corrupted: retrain the model or restore the file")
+
+
+def _unreadable(path) -> ModelFileError:
+    return ModelFileError(f"{path} is not a readable genrecnn model (truncated, damaged or "
+                          f"another format); retrain or restore it")
+
+
+def _show(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def is_int(value) -> bool:
+    """A JSON whole number (``true`` is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _read_archive(path: Path) -> tuple[bytes, dict, dict]:
+    """(header bytes, params, extra arrays) of an .npz file, or ModelFileError."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+    except Exception:   # zip, zlib, npy and OS errors of a damaged or foreign file
+        raise _unreadable(path) from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ModelFileError(f"{path} is not a genrecnn model (a single array, no header); "
+                             f"pass a file written by `genrecnn train`")
+    try:
+        with data:
             if HEADER not in data.files:
                 raise ModelFileError(f"{path} is not a genrecnn model (no genrecnn header); "
                                      f"pass a file written by `genrecnn train`")
-            header = json.loads(bytes(data[HEADER]).decode())
+            if data.zip.getinfo(HEADER + ".npy").file_size > MAX_HEADER_BYTES:
+                raise _damaged(path, f"the header is larger than {MAX_HEADER_BYTES >> 20} MB")
+            raw = np.asarray(data[HEADER])
+            if raw.dtype != np.uint8 or raw.ndim != 1:
+                raise _damaged(path, f"the header is a {raw.dtype} array, not UTF-8 bytes")
             params = {k[len("param/"):]: data[k] for k in data.files if k.startswith("param/")}
             extra = {k[len("extra/"):]: data[k] for k in data.files if k.startswith("extra/")}
     except ModelFileError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
-        raise ModelFileError(f"{path} is not a readable genrecnn model (truncated or another "
-                             f"format: {type(exc).__name__}); retrain or restore it") from None
+    except Exception:
+        raise _unreadable(path) from None
+    return raw.tobytes(), params, extra
+
+
+def _parse_header(path: Path, raw: bytes) -> dict:
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise _damaged(path, "it is not valid JSON") from None
+    if not isinstance(header, dict):
+        raise _damaged(path, f"it is a JSON {type(header).__name__}, not an object")
     if header.get("format") != FORMAT:
-        raise ModelFileError(f"{path} is not a genrecnn model; pass a file written by "
+        raise ModelFileError(f"{path} is not a genrecnn model (format {_show(header.get('format'))}"
+                             f"); pass a file written by `genrecnn train`")
+    return header
+
+
+def check_header(path, header: dict, params: dict) -> None:
+    """Every field of a model header, against the stored ``params``; ModelFileError if wrong."""
+    version = header.get("version")
+    if not is_int(version) or version < 1:
+        raise _damaged(path, f"'version' is {_show(version)}, expected a whole number from 1")
+    if version > VERSION:
+        raise ModelFileError(f"{path} was written by a newer genrecnn (format {version}, this "
+                             f"one reads up to {VERSION}); upgrade genrecnn")
+    layers = header.get("layers")
+    if (not isinstance(layers, list) or not layers
+            or not all(isinstance(c, dict) and isinstance(c.get("type"), str) for c in layers)):
+        raise _damaged(path, f"'layers' is {_show(layers)}, expected a list of layer objects "
+                             f"with a \"type\"")
+    shape = header.get("input_shape")
+    if (not isinstance(shape, list) or len(shape) != 2 or not all(is_int(s) for s in shape)
+            or not (1 <= shape[0] <= MAX_ROWS and 1 <= shape[1] <= MAX_FRAMES)):
+        raise _damaged(path, f"'input_shape' is {_show(shape)}, expected [mel bands, frames] "
+                             f"(at most {MAX_ROWS} and {MAX_FRAMES})")
+    if header.get("dtype") not in DTYPES:
+        raise _damaged(path, f"'dtype' is {_show(header.get('dtype'))}, expected one of "
+                             f"{', '.join(DTYPES)}")
+    n_classes = header.get("n_classes")
+    if not is_int(n_classes) or n_classes < 2:
+        raise _damaged(path, f"'n_classes' is {_show(n_classes)}, expected a whole number "
+                             f"of at least 2")
+    placement = header.get("placement", [])
+    if not isinstance(placement, list) or not all(isinstance(b, str) for b in placement):
+        raise _damaged(path, f"'placement' is {_show(placement)}, expected a list of "
+                             f"backend names")
+    if not isinstance(header.get("meta", {}), dict):
+        raise _damaged(path, f"'meta' is {_show(header.get('meta'))}, expected an object")
+    # every size a layer allocates is a number in its config: bound them by what is stored
+    cap = max([shape[1]] + [d for a in params.values() for d in np.shape(a)])
+    for cfg in layers:
+        for key, value in cfg.items():
+            for size in _magnitudes(value) if key not in ("type", "name") else ():
+                if not size <= cap:            # NaN too
+                    raise _damaged(path, f"layer {_show(cfg.get('name', cfg['type']))} has "
+                                         f"{key}={_show(value)}, larger than any stored "
+                                         f"weight array")
+
+
+def _magnitudes(value) -> list:
+    """Sizes in a layer argument as a layer would read them (``int("64")`` works too)."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [abs(value)]
+    if isinstance(value, str):
+        try:
+            return [abs(float(value))]
+        except ValueError:
+            return []
+    if isinstance(value, list):
+        return [n for v in value for n in _magnitudes(v)]
+    return []
+
+
+def check_arrays(path, arrays: dict, what: str) -> None:
+    """Stored arrays must be real numbers, all finite (a diverged run's NaN is refused)."""
+    for key, value in arrays.items():
+        if not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)
+                or value.dtype == np.bool_):
+            raise ModelFileError(f"{path}: {what} {key!r} have dtype {value.dtype}, not real "
+                                 f"numbers; retrain the model or restore the file")
+        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+            bad = int(np.size(value) - np.isfinite(value).sum())
+            raise ModelFileError(f"{path}: {what} {key!r} hold {bad} NaN or infinite value(s) "
+                                 f"(the run that wrote it diverged, or the file is damaged); "
+                                 f"retrain with a lower --lr")
+
+
+def read_model_file(path) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(header, params, extra arrays) of a model file, or a ModelFileError saying why not."""
+    path = Path(path)
+    problem = regular_file_problem(path)
+    if problem is not None:
+        if not path.exists():
+            raise ModelFileError(f"model file {path} does not exist; train one with "
+                                 f"`genrecnn train`")
+        raise ModelFileError(f"model file {path} {problem}; pass a model file written by "
                              f"`genrecnn train`")
-    if header.get("version", 0) > VERSION:
-        raise ModelFileError(f"{path} was written by a newer genrecnn (format "
-                             f"{header['version']}); upgrade genrecnn")
+    raw, params, extra = _read_archive(path)
+    header = _parse_header(path, raw)
+    check_header(path, header, params)
+    check_arrays(path, params, "weights")
+    check_arrays(path, extra, "stored arrays")
+    header.setdefault("meta", {})
     return header, params, extra
 
 
 def load_model(path, placement=None):
-    """(network, meta, extra arrays) from a model file; placed as saved unless told otherwise."""
+    """(network, meta, extra arrays) from a model file; placed as ``placement`` says (unplaced
+    when None)."""
     from genrecnn.engine.architectures import build_network
 
     header, params, extra = read_model_file(path)
@@ -82,8 +214,8 @@ def load_model(path, placement=None):
         net.load_host_params(params)
     except GenrecnnError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
-    except (KeyError, TypeError) as exc:
-        raise ModelFileError(f"{path} has a damaged header ({exc}); retrain or restore it") from None
+    except (KeyError, TypeError, ValueError, ArithmeticError, MemoryError) as exc:
+        raise _damaged(path, f"its layers cannot be built ({str(exc)[:80]})") from None
     if placement is not None:
         net.place(placement)
-    return net, header.get("meta", {}), extra
+    return net, header["meta"], extra

@@ -7,7 +7,6 @@ from the checkpoint's is refused.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -16,21 +15,31 @@ import numpy as np
 from genrecnn.engine.autoplace import place_by_option
 from genrecnn.engine.placement import format_plan
 from genrecnn.errors import DataError, GenrecnnError, ModelFileError
-from genrecnn.fsutil import atomic_write_text
+from genrecnn.fsutil import (atomic_write_text, folder_lock, json_text, output_folder,
+                             remove_stale_temps)
 from genrecnn.music.loading import load_data
 from genrecnn.music.splits import split_from_dir, stratified_split
-from genrecnn.run.checkpoint import Checkpoint, check_writable_dir, load_checkpoint
+from genrecnn.run.checkpoint import Checkpoint, check_training_state, load_checkpoint
 from genrecnn.run.fit import fit, format_row, predict_proba
-from genrecnn.run.model_io import read_model_file
+from genrecnn.run.model_io import load_model
 from genrecnn.run.parts import make_parts, normalizer_arrays, normalizer_from_extra, split_digest
 from genrecnn.run.plots import confusion_matrix, learning_curves
-from genrecnn.run.scoring import clip_decisions, confusion
-from genrecnn.run.settings import SETTING_KEYS, new_network, settings_from
+from genrecnn.run.scoring import VOTES, clip_decisions, confusion
+from genrecnn.run.settings import SETTING_KEYS, TrainSettings, new_network, settings_from
 from genrecnn.run.steps import RESIDENT_BUDGET, StepRunner
 
 # settings a resumed run takes from the checkpoint; a different explicit value is an error
 RUN_KEYS = ("recipe", *SETTING_KEYS, "genres", "frames", "windows", "test_fraction",
             "valid_fraction", "split_dir", "data", "vote")
+RUNNER_PATHS = {"graph": "training set on the device, each step one CUDA graph replay",
+                "device": "training set on the device, batches cut there",
+                "host": "batches assembled on the host"}
+# what the saved run settings that TrainSettings does not check must be
+_NONE = type(None)
+RUN_TYPES = {"genres": (str, _NONE), "frames": (int, _NONE), "windows": (int, _NONE),
+             "test_fraction": (float, int), "valid_fraction": (float, int),
+             "split_dir": (str, _NONE), "data": (str, _NONE), "vote": (str,)}
+OUTPUTS = ("model.npz", "metrics.json", "learning_curve.png", "confusion_matrix.png")
 
 
 def _same(a, b) -> bool:
@@ -43,52 +52,99 @@ def _same(a, b) -> bool:
 
 def resume_values(opts: dict, explicit: set[str], meta: dict, path: Path) -> dict:
     """``opts`` with the checkpoint's run settings; an explicit different value is an error."""
-    saved = dict(meta.get("settings", {}), **meta.get("run", {}))
+    # the resolved settings win over the options as given (lr 0.001, not None)
+    saved = dict(meta.get("run", {}), **meta.get("settings", {}))
     out = dict(opts)
     for key in RUN_KEYS:
-        if key not in saved:
+        if key not in saved or key == "epochs":     # a resumed run may get a new length
             continue
-        if key == "epochs":
-            continue                   # a resumed run may be given a new length
         if key in explicit and opts.get(key) is not None and not _same(opts[key], saved[key]):
             flag = "DATA" if key == "data" else "--" + key.replace("_dir", "").replace("_", "-")
             raise GenrecnnError(f"{flag} {opts[key]} differs from {saved[key]} in the checkpoint "
                                 f"{path}; drop it to resume, or train afresh without --resume")
         out[key] = saved[key]
-    if "epochs" in explicit:
-        out["epochs"] = opts["epochs"]
+    if "epochs" not in explicit:
+        out["epochs"] = saved.get("epochs", opts.get("epochs"))
     return out
 
 
-def _read_resume_meta(model_path: Path) -> tuple[dict, dict]:
+def _read_resume_meta(model_path: Path) -> dict:
     if not model_path.exists():
         raise ModelFileError(f"nothing to resume: {model_path} does not exist; train "
                              f"without --resume first (or pass the same --out)")
-    header, _, extra = read_model_file(model_path)
-    meta = header.get("meta", {})
+    meta = load_model(model_path)[1]         # the whole model is checked before any data
     if "settings" not in meta or "run" not in meta:
         raise ModelFileError(f"{model_path} holds no training state; train afresh "
                              f"without --resume")
-    return meta, extra
+    check_training_state(model_path, meta)
+    run = meta["run"]
+    bad = [k for k, types in RUN_TYPES.items() if not isinstance(run, dict)
+           or (k in run and (not isinstance(run[k], types) or isinstance(run[k], bool)))]
+    if not bad and run.get("vote", VOTES[0]) not in VOTES:
+        bad = ["vote"]
+    if bad:
+        raise ModelFileError(f"{model_path} has damaged run settings ({', '.join(bad)}); "
+                             f"train afresh without --resume")
+    return meta
+
+
+def _next_free(out: Path) -> Path:
+    n = 2
+    while (out.parent / f"{out.name}-{n}").exists():
+        n += 1
+    return out.parent / f"{out.name}-{n}"
+
+
+def _resolve(opts: dict, explicit) -> tuple[dict, TrainSettings, dict | None]:
+    """(options with a resumed run's settings, TrainSettings, checkpoint meta or None)."""
+    meta = None
+    if opts["resume"]:
+        meta = _read_resume_meta(opts["out"] / "model.npz")
+        opts = resume_values(opts, set(explicit), meta, opts["out"] / "model.npz")
+    if opts["data"] is not None:
+        opts["data"] = Path(opts["data"])
+    if opts["split_dir"] is not None and opts["data"] is None:
+        raise DataError("--split needs a DATA folder whose clip ids it lists; pass DATA")
+    return opts, settings_from(opts), meta
 
 
 def run_train(opts: dict, explicit: set[str] = frozenset(), echo=print,
               progress: bool | None = None) -> dict | None:
     """Train as the options of `genrecnn train` say; return the final metrics (None for
-    ``dry_run``). ``explicit``: the option names the user gave (checked on resume)."""
-    out = opts["out"]
+    ``dry_run``). ``explicit``: the option names the user gave (checked on resume).
+
+    OUT is locked for the run; a trained model already there is replaced only with
+    ``force``; temporary files of killed writes are removed; a run that fails
+    before writing anything leaves no OUT folder behind.
+    """
+    if opts["dry_run"]:
+        return _dry_run(opts, explicit, echo)
+    out = Path(opts["out"])
+    with output_folder(out), folder_lock(out):
+        remove_stale_temps(out, OUTPUTS)
+        if not opts["resume"] and not opts.get("force") and (out / "model.npz").exists():
+            raise GenrecnnError(f"{out} already holds a trained model (model.npz); pass "
+                                f"--resume to continue it, --force to replace it, or another "
+                                f"--out (e.g. {_next_free(out)})")
+        return _train(opts, explicit, echo, progress)
+
+
+def _dry_run(opts: dict, explicit, echo) -> None:
+    """Print the placement plan; the data is read only as far as its shapes."""
+    opts, settings, _ = _resolve(opts, explicit)
+    ds = load_data(opts["data"], opts["genres"], opts["frames"], opts["windows"],
+                   opts["strict"], progress=False, shapes_only=True)
+    net = new_network(settings, *ds.input_shape, ds.n_classes)
+    plan, _ = place_by_option(net, opts["backend_spec"], settings.batch_size, dry_run=True,
+                              echo=echo)
+    for layer, b in zip(net.layers, plan):
+        echo(f"  {layer.name:<9} {layer.kind:<7} -> {str(layer.output_shape):<14} on {b}")
+
+
+def _train(opts: dict, explicit, echo, progress) -> dict:
+    opts, settings, meta = _resolve(opts, explicit)
+    out = Path(opts["out"])
     model_path = out / "model.npz"
-    meta = None
-    if opts["resume"]:
-        meta, _ = _read_resume_meta(model_path)
-        opts = resume_values(opts, set(explicit), meta, model_path)
-    if opts["data"] is not None:
-        opts["data"] = Path(opts["data"])
-    if opts["split_dir"] is not None and opts["data"] is None:
-        raise DataError("--split needs a DATA folder whose clip ids it lists; pass DATA")
-    settings = settings_from(opts)
-    if not opts["dry_run"]:
-        check_writable_dir(out)
     t_start = time.perf_counter()
 
     ds = load_data(opts["data"], opts["genres"], opts["frames"], opts["windows"],
@@ -100,6 +156,7 @@ def run_train(opts: dict, explicit: set[str] = frozenset(), echo=print,
     if opts["split_dir"] is not None:
         split = split_from_dir(ds, opts["split_dir"])
         echo(split.report())
+        split.check_usable()
     else:
         split = stratified_split(ds, test_fraction=opts["test_fraction"],
                                  valid_fraction=opts["valid_fraction"], seed=settings.seed)
@@ -122,15 +179,12 @@ def run_train(opts: dict, explicit: set[str] = frozenset(), echo=print,
         net = new_network(settings, n_mels, frames, ds.n_classes)
         optimizer, start_epoch, history, normalizer = settings.make_optimizer(), 0, [], None
     plan, plan_report = place_by_option(net, opts["backend_spec"], settings.batch_size,
-                                        dry_run=opts["dry_run"], echo=echo)
-    if opts["dry_run"]:
-        for layer, b in zip(net.layers, plan):
-            echo(f"  {layer.name:<9} {layer.kind:<7} -> {str(layer.output_shape):<14} on {b}")
-        return None
+                                        echo=echo)
     parts = make_parts(ds, idx_train, idx_valid, idx_test, norm=settings.norm,
                        normalizer=normalizer)
+    unit = "windows" if opts["windows"] else "clips"
     echo(f"data: {_describe(ds, opts['data'])}; train {len(idx_train)}, valid {len(idx_valid)}, "
-         f"test {len(idx_test)} items; input {n_mels}x{frames}")
+         f"test {len(idx_test)} {unit}; input {n_mels}x{frames}")
     echo(f"placement: {format_plan(net.layers, net.backend_names)}")
     run_meta = {k: (str(opts[k]) if isinstance(opts[k], Path) else opts[k])
                 for k in RUN_KEYS if k in opts}
@@ -162,11 +216,6 @@ def run_train(opts: dict, explicit: set[str] = frozenset(), echo=print,
     return metrics
 
 
-RUNNER_PATHS = {"graph": "training set on the device, each step one CUDA graph replay",
-                "device": "training set on the device, batches cut there",
-                "host": "batches assembled on the host"}
-
-
 def _describe(ds, data) -> str:
     src = "synthetic default" if data is None else str(data)
     return f"{src}, {len(ds.clip_ids)} clips of {ds.n_classes} classes ({', '.join(ds.class_names)})"
@@ -186,13 +235,14 @@ def final_metrics(net, ds, parts, settings, history, opts, seconds) -> dict:
         "test_acc": last.get("test_acc"), "test_loss": last.get("test_loss"),
         "train_acc": last.get("train_acc"), "valid_acc": last.get("valid_acc"),
         "test_clip_acc": float((pred == truth).mean()), "test_clips": int(len(clips)),
+        "windows": opts["windows"],
         "confusion": cm.tolist(), "history": history, "seconds": round(seconds, 2),
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
     }
 
 
 def write_outputs(out: Path, metrics: dict, history, ds) -> None:
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    atomic_write_text(out / "metrics.json", json_text(metrics))
     if history:
         learning_curves(history, out / "learning_curve.png",
                         title=f"{metrics['settings']['arch']} on {metrics['data']}")
@@ -201,8 +251,9 @@ def write_outputs(out: Path, metrics: dict, history, ds) -> None:
 
 
 def summary_lines(m: dict, out: Path) -> list[str]:
-    items = f" (items: {m['test_acc']:.1%})" if m["test_acc"] is not None else ""
-    return [f"test accuracy {m['test_clip_acc']:.1%} on {m['test_clips']} clips{items}",
+    windows = (f" (by window: {m['test_acc']:.1%})"
+               if m.get("windows") and m["test_acc"] is not None else "")
+    return [f"test accuracy {m['test_clip_acc']:.1%} on {m['test_clips']} clips{windows}",
             f"wrote {out / 'model.npz'}, {out / 'metrics.json'}, "
             f"{out / 'learning_curve.png'}, {out / 'confusion_matrix.png'} "
             f"({m['seconds']:.1f}s)"]
