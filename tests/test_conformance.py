@@ -50,7 +50,8 @@ def test_numpy_report_covers_every_group_and_dtype():
         for dtype in ("float32", "float64"):
             assert (g.name, dtype) in rows
     assert ("transfer", "int32") in rows
-    assert all(r.status == PASS for r in result.rows)
+    # graph capture is for CUDA backends; every other group passes
+    assert all(r.status == (UNSUPPORTED if r.group == "graph" else PASS) for r in result.rows)
     checks = {c.check for c in result.cases}
     assert {"forward", "backward", "gradcheck", "roundtrip", "zeros", "adopt", "reshape",
             "inplace"} <= checks

@@ -26,7 +26,8 @@ def test_non_finite_lr_is_refused_before_anything_is_written(lr, npy_data, tmp_p
 
 def test_one_epoch_that_blows_the_weights_up_is_refused(npy_data, tmp_path, capsys):
     """One update per run: the loss (computed before it) is finite, the weights after it not."""
-    code, _, err = run_cli(["train", npy_data, "--optimizer", "sgd", "--lr", "1e30", "--norm",
+    code, _, err = run_cli(["train", npy_data, "--recipe", "small", "--optimizer", "sgd", "--lr",
+                            "1e30", "--norm",
                             "none", "--epochs", "1", "--batch-size", "64", "--out",
                             tmp_path / "o"], capsys)
     assert code == 2 and "diverged at epoch 1" in one_error_line(err)
@@ -118,7 +119,7 @@ def test_resume_names_the_saved_learning_rate_not_none(trained, npy_data, capsys
     code, _, err = run_cli(["train", npy_data, "--resume", "--out", trained, "--lr", "0.5"],
                            capsys)
     line = one_error_line(err)
-    assert code == 2 and "--lr 0.5 differs from 0.001" in line and "None" not in line
+    assert code == 2 and "--lr 0.5 differs from 0.003" in line and "None" not in line
 
 
 def test_dry_run_on_the_synthetic_default_makes_no_dataset(monkeypatch, tmp_path, capsys):

@@ -119,7 +119,7 @@ class Network:
         if not np.issubdtype(x.dtype, np.floating):
             raise DataError(f"input batch has dtype {x.dtype}; expected floating point "
                             f"({self.dtype})")
-        if not np.isfinite(x).all():
+        if x.size and not (np.isfinite(x.min()) and np.isfinite(x.max())):   # NaN spreads
             bad = int(np.flatnonzero(~np.isfinite(x).reshape(len(x), -1).all(axis=1))[0])
             raise DataError(f"input batch contains NaN or infinite values (example {bad}); "
                             f"check the features of that clip")

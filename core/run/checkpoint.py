@@ -6,7 +6,6 @@ import math
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
-import numpy as np
 
 from genrecnn.errors import GenrecnnError, ModelFileError
 from genrecnn.run.model_io import is_int, load_model, save_model
@@ -24,12 +23,11 @@ class Checkpoint:
 
     def save(self, network, optimizer, settings, epoch, history,
              selection: Selection | None = None) -> None:
-        """The model as of ``epoch`` (never a diverged one). With a ``selection``, the
+        """The model as of ``epoch`` (:func:`fit` saves no diverged one). With a ``selection``, the
         file's weights are the selected epoch's (what predict and evaluate use) and the
         current ones ride along as ``resume/`` arrays, so a resumed run goes on exactly."""
         if self.path is None:
             return
-        refuse_diverged(network, history[-1] if history else {}, epoch, settings.lr)
         meta = dict(self.meta, epoch=epoch, history=history, settings=settings.as_dict(),
                     steps=network.steps,
                     optimizer={"name": settings.optimizer, "state": optimizer.state_dict()})
@@ -44,12 +42,11 @@ class Checkpoint:
         save_model(self.path, network, meta=meta, extra_arrays=extra, params=params)
 
 
-def refuse_diverged(network, row: dict, epoch: int, lr: float) -> None:
+def refuse_diverged(network, row: dict, epoch: int, lr: float, weights: bool = True) -> None:
     """A model whose weights or scores are no longer finite is never saved: the training
     loss, computed before each update, cannot see the last update blow the weights up."""
     losses = [v for k, v in row.items() if k.endswith("_loss") and v is not None]
-    if all(math.isfinite(v) for v in losses) and all(
-            np.isfinite(a).all() for a in network.host_params().values()):
+    if all(math.isfinite(v) for v in losses) and (not weights or network.finite()):
         return
     raise TrainingError(f"training diverged at epoch {epoch} (weights or scores no longer "
                         f"finite); lower --lr (now {lr:g}); no model of this epoch was saved")

@@ -17,11 +17,11 @@ import numpy as np
 
 from genrecnn.engine.schedules import learning_rate
 from genrecnn.run.batches import epoch_rng, plan_epoch
-from genrecnn.run.checkpoint import Checkpoint
+from genrecnn.run.checkpoint import Checkpoint, refuse_diverged
 from genrecnn.run.crops import predict_items
 from genrecnn.run.parts import Parts
 from genrecnn.run.selection import Selection
-from genrecnn.run.settings import TrainingError, TrainSettings
+from genrecnn.run.settings import TrainSettings
 from genrecnn.run.steps import StepRunner
 
 
@@ -83,10 +83,8 @@ def fit(network, optimizer, parts: Parts, settings: TrainSettings,
                   disable=(None if progress is None else not progress)) as bar:
             loss, acc = runner.run_epoch(plans, lrs, on_step=bar.update)
         trained = time.perf_counter() - t0
-        if not math.isfinite(loss) or not network.finite():
-            raise TrainingError(f"training diverged at epoch {epoch} (loss {loss}); lower "
-                                f"--lr (now {settings.lr:g}); no model of this epoch was saved")
         row = {"epoch": epoch, "lr": lrs[0], "train_loss": loss, "train_acc": acc}
+        refuse_diverged(network, row, epoch, settings.lr)
         if parts.x_valid is not None:
             va = evaluate(network, parts.x_valid, parts.y_valid, settings.batch_size)
             row.update(valid_loss=va.loss, valid_acc=va.accuracy)
@@ -95,6 +93,7 @@ def fit(network, optimizer, parts: Parts, settings: TrainSettings,
         if score_test:
             te = evaluate(network, parts.x_test, parts.y_test, settings.batch_size)
             row.update(test_loss=te.loss, test_acc=te.accuracy)
+        refuse_diverged(network, row, epoch, settings.lr, weights=False)   # the scores too
         row.update(seconds=round(time.perf_counter() - t0, 3), train_seconds=round(trained, 4))
         history.append(row)
         if checkpoint is not None:
