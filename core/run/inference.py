@@ -14,9 +14,9 @@ import numpy as np
 
 from genrecnn.engine.autoplace import place_by_option
 from genrecnn.errors import DataError, GenrecnnError, ModelFileError
-from genrecnn.music.dataset import window_starts
 from genrecnn.music.features import (MIN_FRAMES, FeatureParams, fit_length, load_features,
                                      native_rate)
+from genrecnn.run.crops import covering_starts
 from genrecnn.run.fit import predict_proba
 from genrecnn.run.model_io import is_int, load_model
 from genrecnn.run.parts import normalizer_from_extra
@@ -120,11 +120,11 @@ def load_inference_model(path: Path, backend_spec: str, echo=print) -> Inference
 
 
 def clip_windows(feat: np.ndarray, frames: int) -> np.ndarray:
-    """[n_mels, F] -> [n_windows, n_mels, frames]: half-overlapping windows, or one padded clip."""
+    """[n_mels, F] -> [n_windows, n_mels, frames]: half-overlapping windows covering the
+    clip to its last frame (as evaluation judges clips), or one padded clip."""
     if feat.shape[1] <= frames:
         return fit_length(feat, frames)[None]
-    starts = window_starts(feat.shape[1], frames, max(frames // 2, 1))
-    return np.stack([feat[:, s:s + frames] for s in starts])
+    return np.stack([feat[:, s:s + frames] for s in covering_starts(feat.shape[1], frames)])
 
 
 def file_probabilities(model: InferenceModel, path: Path, cache) -> Prediction:

@@ -94,7 +94,7 @@ class TrainSettings:
 # size and peak rate are this project's choice where the text gives none.
 RECIPES: dict[str, dict] = {
     "cangea2016": dict(arch="cangea2016", norm="none", optimizer="sgd", lr=0.01, momentum=0.9,
-                       schedule="linear", epochs=20, batch_size=32),
+                       schedule="linear", epochs=100, batch_size=32),
     "small": dict(arch="small", norm="band", optimizer="adam", lr=1e-3, schedule="constant",
                   epochs=12, batch_size=16),
     "cnn2d": dict(arch="cnn2d", norm="band", optimizer="adamw", lr=3e-3, weight_decay=1e-2,

@@ -140,6 +140,8 @@ def measure_tables(network, batch_size: int, reg, cands: list[list[str]],
             for names, cut, costs, low in zip(cands, pruned, layer_costs, floor)]
     edge_costs = [{(a, b): m.edge(i, a, b) for a in live[i] for b in live[i + 1] if a != b}
                   for i in range(n_layers - 1)]
-    in_costs = {b: m.into(b) for b in cands[0]}        # every single-backend plan has a sum
-    out_costs = {b: m.out(b) for b in cands[-1]}
+    # every single-backend plan has a sum; a backend that holds the training set (the
+    # batch ops) uploads nothing per step, one that keeps the loss reads nothing back
+    in_costs = {b: 0.0 if reg.get(b).supports("batch") else m.into(b) for b in cands[0]}
+    out_costs = {b: 0.0 if reg.get(b).supports("train_loss") else m.out(b) for b in cands[-1]}
     return Tables(layer_costs, phases, edge_costs, in_costs, out_costs, pruned)

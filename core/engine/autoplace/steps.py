@@ -1,5 +1,7 @@
 """Timing whole training steps under several placements, interleaved, so that
-drifting machine load hits every placement alike."""
+drifting machine load hits every placement alike, each run the way training runs
+it: a placement whose backends can capture a step does so (one CUDA graph
+replay per step, the batch resident), so auto placement compares what users get."""
 from __future__ import annotations
 
 import time
@@ -7,7 +9,8 @@ import time
 import numpy as np
 
 from genrecnn.engine.architectures import build_network
-from genrecnn.engine.optim import make_optimizer
+from genrecnn.engine.graphs import SharedStream, graph_capable
+from genrecnn.engine.optim import _unique, make_optimizer
 
 
 def clone_network(network):
@@ -16,34 +19,81 @@ def clone_network(network):
                          dtype=network.dtype)
 
 
+def _step(net, opt, x, y, session):
+    """One synchronised training step of ``net`` as training runs it: with ``session``
+    (the shared stream of placements that can be captured, see
+    :mod:`genrecnn.engine.graphs`) the batch is resident and the step one CUDA graph
+    replay, else the batch comes from the host."""
+    used = _unique(net.backends)
+    first, last = net.backends[0], net.backends[-1]
+
+    def sync():
+        for b in used:
+            b.synchronize()
+
+    if session is not None:
+        x_dev = first.from_host(x)
+        la, stats = last.from_host(y), last.zeros((2,), net.dtype)
+        lam = last.from_host(np.ones(len(y), dtype=net.dtype))
+
+        def body():
+            net.device_step(x_dev, la, la, lam, stats)
+            opt.apply(net)
+        opt.prepare(net)
+        net.begin_step()
+        body()                                   # the warm-up: state and kernels exist
+        captured = session.capture(body)
+
+        def replay():
+            opt.prepare(net)
+            net.begin_step()
+            captured.replay()
+            sync()
+        return replay
+
+    def host():
+        net.loss_and_grads(x, y)
+        opt.step(net)
+        sync()
+    return host
+
+
+def _session(networks):
+    """One shared stream for every network that can run as CUDA graphs (None if none)."""
+    capable = [_unique(n.backends) for n in networks if not graph_capable(_unique(n.backends))]
+    backends = _unique(b for group in capable for b in group)
+    return SharedStream(backends) if backends else None
+
+
 def time_plans(make_network, plans: dict[str, list[str]], reg, batch_size: int,
                optimizer: str | None, *, reps: int = 5, warmup: int = 2, seed: int = 0
                ) -> dict[str, list[float]]:
-    """Seconds per training step (loss, gradients, optimiser step, synchronised) of a
-    network from ``make_network()`` under each plan, timed in interleaved rounds so
-    that drifting machine load hits every plan alike."""
-    steps = {}
+    """Seconds per training step (batch, loss, gradients, optimiser step, synchronised) of
+    a network from ``make_network()`` under each plan, each run as training runs it
+    (CUDA graphs, resident batch, where the placement allows), timed in interleaved
+    rounds so that drifting machine load hits every plan alike."""
+    nets = {}
     for label, plan in plans.items():
-        net = make_network()
-        net.place(list(plan), registry=reg)
-        opt = make_optimizer(optimizer or "sgd")
-        used = list({id(b): b for b in net.backends}.values())
-        rng = np.random.default_rng(seed)
-        x = rng.standard_normal((batch_size, *net.input_shape)).astype(net.dtype)
-        y = rng.integers(0, net.n_classes, batch_size).astype(np.int32)
-
-        def step(net=net, opt=opt, used=used, x=x, y=y):
-            net.loss_and_grads(x, y)
-            opt.step(net)
-            for b in used:
-                b.synchronize()
-        for _ in range(warmup):
-            step()
-        steps[label] = step
-    samples: dict[str, list[float]] = {label: [] for label in steps}
-    for _ in range(reps):
-        for label, step in steps.items():
-            t0 = time.perf_counter()
-            step()
-            samples[label].append(time.perf_counter() - t0)
+        nets[label] = make_network()
+        nets[label].place(list(plan), registry=reg)
+    session = _session(nets.values())
+    try:
+        steps = {}
+        for label, net in nets.items():
+            rng = np.random.default_rng(seed)
+            x = rng.standard_normal((batch_size, *net.input_shape)).astype(net.dtype)
+            y = rng.integers(0, net.n_classes, batch_size).astype(np.int32)
+            steps[label] = _step(net, make_optimizer(optimizer or "sgd"), x, y,
+                                 session if not graph_capable(_unique(net.backends)) else None)
+            for _ in range(warmup):
+                steps[label]()
+        samples: dict[str, list[float]] = {label: [] for label in steps}
+        for _ in range(reps):
+            for label, step in steps.items():
+                t0 = time.perf_counter()
+                step()
+                samples[label].append(time.perf_counter() - t0)
+    finally:
+        if session is not None:
+            session.close()
     return samples
