@@ -17,7 +17,7 @@ import os
 import sys
 
 from genrecnn.engine.architectures import build_network, load_architecture
-from genrecnn.engine.autoplace import compare_with_single
+from genrecnn.engine.autoplace.compare import compare_with_single
 from genrecnn.errors import GenrecnnError
 
 

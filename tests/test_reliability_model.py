@@ -16,8 +16,8 @@ from genrecnn.run.inference import load_inference_model
 from genrecnn.run.model_io import load_model, read_model_file
 
 pytest.register_assert_rewrite("badinput")   # its checks explain their failures
-from badinput import (edit_model, model_corpus, one_error_line, read_archive,  # noqa: E402
-                      run_cli, write_archive)
+from badinput import (_set, edit_model, model_corpus, one_error_line,  # noqa: E402
+                      read_archive, run_cli, write_archive)
 
 pytest_plugins = ["badinput"]           # fixtures npy_data, trained
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -162,14 +162,9 @@ def test_any_json_header_is_refused_or_loaded(header, trained):
 @settings(PROPERTY, max_examples=100)
 @given(field=st.sampled_from(FIELDS), value=JSON)
 def test_any_field_value_is_refused_or_loaded(field, value, trained):
-    def edit(h):
-        node = h
-        for k in field[:-1]:
-            node = node[k]
-        node[field[-1]] = value
-        return h
     with tempfile.TemporaryDirectory() as d:
-        _loads_or_refuses(edit_model(trained / "model.npz", Path(d) / "m.npz", edit))
+        _loads_or_refuses(edit_model(trained / "model.npz", Path(d) / "m.npz",
+                                     _set(*field, value=value)))
 
 
 @PROPERTY

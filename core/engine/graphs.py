@@ -12,7 +12,7 @@ from __future__ import annotations
 from genrecnn.errors import BackendError
 
 
-def graph_capable(backends) -> str:
+def graph_obstacle(backends) -> str:
     """Why these backends cannot share a captured step ("" when they can)."""
     for be in backends:
         if be.device != "cuda":
@@ -28,7 +28,7 @@ class SharedStream:
 
     def __init__(self, backends):
         self.backends = list(backends)
-        why = graph_capable(self.backends)
+        why = graph_obstacle(self.backends)
         if why:
             raise BackendError(f"cannot capture the training step as a CUDA graph: {why}")
         for owner in self.backends:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genrecnn.engine.graphs import SharedStream, graph_capable
+from genrecnn.engine.graphs import SharedStream, graph_obstacle
 from genrecnn.engine.optim import _unique
 from genrecnn.run.batches import BatchPlan, assemble_on_host
 
@@ -57,7 +57,7 @@ class StepRunner:
         first, last = network.backends[0], network.backends[-1]
         self.device = (first.supports("batch") and last.supports("train_loss")
                        and x.astype(network.dtype, copy=False).nbytes <= resident_budget)
-        self.graphs = graphs and self.device and not graph_capable(_unique(network.backends))
+        self.graphs = graphs and self.device and not graph_obstacle(_unique(network.backends))
         self._ready = False
         self._stream = None
         self._captured = None
