@@ -57,7 +57,7 @@ class StepRunner:
         first, last = network.backends[0], network.backends[-1]
         self.device = (first.supports("batch") and last.supports("train_loss")
                        and x.astype(network.dtype, copy=False).nbytes <= resident_budget)
-        self.graphs = graphs and self.device and not graph_obstacle(_unique(network.backends))
+        self.graphs = graphs and self.device and not graph_obstacle(network.backends)
         self._ready = False
         self._stream = None
         self._captured = None

@@ -60,7 +60,7 @@ def _step(net, opt, x, y, session):
 
 def _session(networks):
     """One shared stream for every network that can run as CUDA graphs (None if none)."""
-    capable = [_unique(n.backends) for n in networks if not graph_obstacle(_unique(n.backends))]
+    capable = [_unique(n.backends) for n in networks if not graph_obstacle(n.backends)]
     backends = _unique(b for group in capable for b in group)
     return SharedStream(backends) if backends else None
 
@@ -84,7 +84,7 @@ def time_plans(make_network, plans: dict[str, list[str]], reg, batch_size: int,
             x = rng.standard_normal((batch_size, *net.input_shape)).astype(net.dtype)
             y = rng.integers(0, net.n_classes, batch_size).astype(np.int32)
             steps[label] = _step(net, make_optimizer(optimizer or "sgd"), x, y,
-                                 session if not graph_obstacle(_unique(net.backends)) else None)
+                                 session if not graph_obstacle(net.backends) else None)
             for _ in range(warmup):
                 steps[label]()
         samples: dict[str, list[float]] = {label: [] for label in steps}
