@@ -12,6 +12,14 @@ from __future__ import annotations
 from genrecnn.errors import BackendError
 
 
+def distinct(backends) -> list:
+    """Backends in first-seen order, each once (a placement names most of them often)."""
+    seen: dict[int, object] = {}
+    for be in backends:
+        seen.setdefault(id(be), be)
+    return list(seen.values())
+
+
 def graph_obstacle(backends) -> str:
     """Why these backends cannot share a captured step ("" when they can)."""
     for be in backends:
@@ -27,7 +35,7 @@ class SharedStream:
     """The backends of a step issuing their work on one stream (until :meth:`close`)."""
 
     def __init__(self, backends):
-        self.backends = list(backends)
+        self.backends = distinct(backends)
         why = graph_obstacle(self.backends)
         if why:
             raise BackendError(f"cannot capture the training step as a CUDA graph: {why}")

@@ -191,14 +191,6 @@ def make_optimizer(name: str, **kwargs) -> Optimizer:
     return OPTIMIZERS[name](**kwargs)
 
 
-def _unique(backends) -> list:
-    """Backends in first-seen order, each once."""
-    seen: dict[int, object] = {}
-    for be in backends:
-        seen.setdefault(id(be), be)
-    return list(seen.values())
-
-
 def _first_of_each_backend(parameters) -> list:
     """(layer, key, backend) of the first parameter on each backend."""
     seen: dict[int, tuple] = {}

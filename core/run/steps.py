@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from genrecnn.engine.graphs import SharedStream, graph_obstacle
-from genrecnn.engine.optim import _unique
 from genrecnn.run.batches import BatchPlan, assemble_on_host
 
 RESIDENT_BUDGET = 4 << 30        # bytes of training set uploaded once (default)
@@ -56,7 +55,7 @@ class StepRunner:
         network.ensure_placed()
         first, last = network.backends[0], network.backends[-1]
         self.device = (first.supports("batch") and last.supports("train_loss")
-                       and x.astype(network.dtype, copy=False).nbytes <= resident_budget)
+                       and x.size * np.dtype(network.dtype).itemsize <= resident_budget)
         self.graphs = graphs and self.device and not graph_obstacle(network.backends)
         self._ready = False
         self._stream = None
@@ -113,7 +112,7 @@ class StepRunner:
             return
         net = self.net
         if self.graphs:
-            self._stream = SharedStream(_unique(net.backends))
+            self._stream = SharedStream(net.backends)
         first, last = net.backends[0], net.backends[-1]
         self.x_dev = first.from_host(np.ascontiguousarray(self.x, dtype=net.dtype))
         self.y_dev = first.from_host(self.y.astype(np.int32))

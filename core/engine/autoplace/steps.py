@@ -9,8 +9,8 @@ import time
 import numpy as np
 
 from genrecnn.engine.architectures import build_network
-from genrecnn.engine.graphs import SharedStream, graph_obstacle
-from genrecnn.engine.optim import _unique, make_optimizer
+from genrecnn.engine.graphs import SharedStream, distinct, graph_obstacle
+from genrecnn.engine.optim import make_optimizer
 
 
 def clone_network(network):
@@ -24,7 +24,7 @@ def _step(net, opt, x, y, session):
     (the shared stream of placements that can be captured, see
     :mod:`genrecnn.engine.graphs`) the batch is resident and the step one CUDA graph
     replay, else the batch comes from the host."""
-    used = _unique(net.backends)
+    used = distinct(net.backends)
     first, last = net.backends[0], net.backends[-1]
 
     def sync():
@@ -60,8 +60,7 @@ def _step(net, opt, x, y, session):
 
 def _session(networks):
     """One shared stream for every network that can run as CUDA graphs (None if none)."""
-    capable = [_unique(n.backends) for n in networks if not graph_obstacle(n.backends)]
-    backends = _unique(b for group in capable for b in group)
+    backends = [b for n in networks if not graph_obstacle(n.backends) for b in n.backends]
     return SharedStream(backends) if backends else None
 
 
