@@ -13,11 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genrecnn.conformance.reference import log_softmax
-
-
-def _f64(*arrays):
-    return tuple(np.asarray(a, dtype=np.float64) for a in arrays)
+from genrecnn.conformance.reference import _f64, log_softmax
 
 
 def _out_len(size, kernel, stride, pad):

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from genrecnn.errors import BackendError, GenrecnnError
-from genrecnn.engine.ops import DTYPES, OP_GROUPS, Backend
+from genrecnn.engine.ops import DTYPES, GROUP_OF_METHOD, OP_GROUPS, Backend
 
 from .cases import INDEX, Case, cases_for
 from .checks import CheckFailed
@@ -22,7 +22,7 @@ from .checks import CheckFailed
 _HERE = Path(__file__).parent
 PASS, FAIL, UNSUPPORTED = "pass", "fail", "unsupported"
 ALL_DTYPES = DTYPES + (INDEX,)
-_GROUP_OF = {m: g.name for g in OP_GROUPS for m in g.methods} | {g.name: g.name for g in OP_GROUPS}
+_GROUP_OF = GROUP_OF_METHOD | {g.name: g.name for g in OP_GROUPS}
 
 
 @dataclass

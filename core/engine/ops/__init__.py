@@ -48,7 +48,7 @@ from genrecnn.errors import BackendError, UnsupportedOp
 DTYPES = ("float32", "float64")
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
 
-__all__ = ["ACTIVATIONS", "DTYPES", "OP_GROUPS", "OP_NAMES", "Backend", "OpGroup",
+__all__ = ["ACTIVATIONS", "DTYPES", "GROUP_OF_METHOD", "OP_GROUPS", "OP_NAMES", "Backend", "OpGroup",
            "conv1d_out_width", "conv2d_out", "lowbias32", "maxpool1d_out_width", "pool2d_out"]
 
 
@@ -96,7 +96,10 @@ OP_GROUPS: tuple[OpGroup, ...] = (
 )
 
 OP_NAMES: frozenset[str] = frozenset(g.name for g in OP_GROUPS)
-_GROUP_OF_METHOD = {m: g.name for g in OP_GROUPS for m in g.methods}
+# Every op method's group, the optional ``*_backward_params`` shortcuts with their layer's.
+GROUP_OF_METHOD: dict[str, str] = ({m: g.name for g in OP_GROUPS for m in g.methods}
+                                   | {"conv1d_backward_params": "conv1d",
+                                      "conv2d_backward_params": "conv2d"})
 
 
 def conv1d_out_width(width: int, kernel: int) -> int:
@@ -204,5 +207,5 @@ class Backend(SequenceOps, MapOps, TrainingOps, GraphOps):
 
     def _unsupported(self, method: str) -> UnsupportedOp:
         return UnsupportedOp(
-            f"backend {self.name!r} does not implement op {_GROUP_OF_METHOD.get(method, method)!r} "
+            f"backend {self.name!r} does not implement op {GROUP_OF_METHOD.get(method, method)!r} "
             f"({method}); place that layer on another backend")
