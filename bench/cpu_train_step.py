@@ -21,13 +21,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from genrecnn.backends.numpy_backend import parallel
 from genrecnn.engine.architectures import build_network, load_architecture
 from genrecnn.engine.optim import Adam
+
+sys.path.insert(0, str(Path(__file__).parent))
+from torch_twin import twin  # noqa: E402
 
 LR = 1e-3
 
@@ -101,37 +106,6 @@ def numpy_layers(net, opt, x, y) -> dict[str, list[float]]:
 
 
 # -- PyTorch ------------------------------------------------------------------------------
-
-def torch_model(net, torch):
-    """The same layers as ``net`` with its initial weights, and Adam over them."""
-    from torch import nn
-
-    class GlobalPool(nn.Module):
-        def forward(self, h):
-            return torch.cat([h.mean(2), h.amax(2), h.pow(2).sum(2).sqrt()], 1)
-
-    mods = []
-    for layer in net.layers[:-1]:
-        cfg = layer.config()
-        p = {k: net.backends[0].to_host(v) for k, v in layer.params.items()}
-        if layer.kind == "conv":
-            m = nn.Conv1d(layer.input_shape[0], layer.filters, layer.width)
-            m.weight.data, m.bias.data = torch.from_numpy(p["w"]), torch.from_numpy(p["b"])
-        elif layer.kind == "fc":
-            m = nn.Linear(layer.input_shape[0], layer.units)
-            m.weight.data = torch.from_numpy(np.ascontiguousarray(p["w"].T))
-            m.bias.data = torch.from_numpy(p["b"])
-        elif layer.kind == "pool":
-            m = nn.MaxPool1d(cfg["size"], cfg["stride"])
-        elif layer.kind == "gpool":
-            m = GlobalPool()
-        else:
-            m = {"relu": nn.ReLU(), "tanh": nn.Tanh(), "sigmoid": nn.Sigmoid(),
-                 "leaky_relu": nn.LeakyReLU(layer.slope)}[layer.fn]
-        mods.append((layer.name, m))
-    model = nn.Sequential(*(m for _, m in mods))
-    return [n for n, _ in mods], model, torch.optim.Adam(model.parameters(), lr=LR)
-
 
 def torch_step(model, opt, xt, yt, torch):
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -248,7 +222,10 @@ def main():
     steps = {"numpy": numpy_step(net, opt, x, y)}
     layers = {"numpy": lambda: numpy_layers(net, opt, x, y)}
     if torch is not None:
-        names, model, topt = torch_model(net, torch)
+        model = twin(net, device="cpu")
+        names = [layer.name for layer in net.layers[:-1]]
+        names = ["to maps"] * (len(model) - len(names)) + names    # twin's Unsqueeze, if any
+        topt = torch.optim.Adam(model.parameters(), lr=LR)
         xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
         steps["torch"] = torch_step(model, topt, xt, yt, torch)
         layers["torch"] = lambda: torch_layers(names, model, topt, xt, yt, torch)

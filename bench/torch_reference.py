@@ -66,19 +66,12 @@ def build(n_classes: int, cfg: dict):
     return nn.Sequential(*layers, Pool(), nn.Dropout(cfg["dropout"]), nn.Linear(width, n_classes))
 
 
-def covering_starts(frames: int, width: int) -> list[int]:
-    if frames <= width:
-        return [0]
-    starts = list(range(0, frames - width + 1, max(width // 2, 1)))
-    if starts[-1] != frames - width:
-        starts.append(frames - width)
-    return starts
-
-
 def train_and_predict(x_tr, y_tr, x_ev: list, n_classes, cfg, seed, x_va=None, y_va=None):
     """Train on (x_tr, y_tr); return class probabilities for each array in x_ev (crop
     averaged), from the epoch with the best validation accuracy when x_va is given."""
     import torch
+
+    from genrecnn.run.crops import covering_starts
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
@@ -164,22 +157,16 @@ def main():
     from genrecnn.music.baseline import Baseline
     from genrecnn.music.loading import load_dataset
     from genrecnn.music.normalize import BandNormalizer
-    from genrecnn.music.splits import split_from_dir, stratified_split
+    from genrecnn.run.evaluation import partitions
     from genrecnn.run.scoring import interval95
 
     ds = load_dataset(args.data, genres=args.genres, progress=False)
     k = ds.n_classes
-    if args.split:
-        tr, va, te = split_from_dir(ds, args.split)
-        parts = [(np.asarray(tr), np.asarray(va), np.asarray(te))]
-    else:
-        parts = [tuple(np.asarray(p) for p in stratified_split(ds, 0.2, 0.0, seed=r))
-                 for r in range(args.repeats)]
+    parts = list(partitions(ds, args.repeats, 0.2, 0, args.split, keep_valid=True))
     results = {}
     base_err = []
     for tr, va, te in parts:
-        fit_idx = np.concatenate([tr, va]) if not args.split else tr
-        model = Baseline(top_db=ds.params.top_db, seed=0).fit(ds.x[fit_idx], ds.y[fit_idx], k)
+        model = Baseline(top_db=ds.params.top_db, seed=0).fit(ds.x[tr], ds.y[tr], k)
         base_err.append(float((model.predict_proba(ds.x[te]).argmax(1) != ds.y[te]).mean()))
     m = len(parts[0][2])
     results["baseline"] = {"errors": base_err, "error": float(np.mean(base_err)),
@@ -192,14 +179,9 @@ def main():
             cfg["epochs"] = args.epochs
         errs, t0 = [], time.perf_counter()
         for r, (tr, va, te) in enumerate(parts):
-            train_idx = tr if args.split else np.concatenate([tr, va])
-            norm = BandNormalizer.fit(ds.x[train_idx])
-            x = norm.transform(ds.x)
-            if args.split:
-                (probs,) = train_and_predict(x[train_idx], ds.y[train_idx], [x[te]], k, cfg, r,
-                                             x[va], ds.y[va])
-            else:
-                (probs,) = train_and_predict(x[train_idx], ds.y[train_idx], [x[te]], k, cfg, r)
+            x = BandNormalizer.fit(ds.x[tr]).transform(ds.x)
+            valid = (x[va], ds.y[va]) if len(va) else (None, None)
+            (probs,) = train_and_predict(x[tr], ds.y[tr], [x[te]], k, cfg, r, *valid)
             errs.append(float((probs.argmax(1) != ds.y[te]).mean()))
         e = float(np.mean(errs))
         results[name] = {"errors": errs, "error": e, "interval95": interval95(e, len(parts), m),
