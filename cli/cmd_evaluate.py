@@ -40,7 +40,7 @@ def evaluate(data, repeats, test_fraction, split_dir, baseline, out, as_json, vo
         data, dict(genres=genres, frames=frames, windows=windows, strict=strict), settings,
         backend_spec=backend_spec, repeats=repeats, test_fraction=test_fraction,
         split_dir=split_dir, vote=vote, baseline=baseline, out=out, echo=echo,
-        progress=not as_json, graphs=graphs)
+        progress=not as_json, graphs=graphs, resident_budget=resident_mb << 20)
     if as_json:
         report_skipped(ds.skipped, echo)
         click.echo(json_text(result))

@@ -26,7 +26,7 @@ from genrecnn.run.plots import confusion_matrix
 from genrecnn.run.scoring import clip_decisions, confusion, interval95
 from genrecnn.run.settings import (TrainSettings, describe_settings, new_network,
                                    settings_from)
-from genrecnn.run.steps import StepRunner
+from genrecnn.run.steps import RESIDENT_BUDGET, StepRunner
 
 @dataclass
 class MethodScore:
@@ -115,12 +115,13 @@ def partitions(ds, repeats: int, test_fraction: float, seed: int, split_dir=None
 
 def run_protocol(ds, settings: TrainSettings, repeats: int = 5, test_fraction: float = 0.2,
                  split_dir=None, placement: str = "numpy", vote: str = "mean",
-                 baseline: bool = True, echo=None, progress=False, graphs: bool = True
-                 ) -> EvaluationReport:
+                 baseline: bool = True, echo=None, progress=False, graphs: bool = True,
+                 resident_budget: int = RESIDENT_BUDGET) -> EvaluationReport:
     """Train and judge the network (and the baseline) on each partition of ``ds``; the
     baseline learns from the same items the network trains on."""
     k = len(ds.class_names)
     net_score, base_score = MethodScore("convnet"), MethodScore("baseline") if baseline else None
+    clip_labels = ds.clip_labels()
     histories = []
     for r, (tr, va, te) in enumerate(partitions(ds, repeats, test_fraction, settings.seed,
                                                 split_dir, settings.select == "valid", echo)):
@@ -132,12 +133,13 @@ def run_protocol(ds, settings: TrainSettings, repeats: int = 5, test_fraction: f
         net = new_network(run, ds.x.shape[1], ds.x.shape[2], k)
         net.place(placement)
         opt = run.make_optimizer()
-        runner = StepRunner(net, opt, parts.x_train, parts.y_train, run, graphs=graphs)
+        runner = StepRunner(net, opt, parts.x_train, parts.y_train, run, graphs=graphs,
+                            resident_budget=resident_budget)
         histories.append(fit(net, opt, parts, run, progress=progress, runner=runner,
                              score_test=False))
         clips, pred = clip_decisions(predict_proba(net, parts.x_test, run.batch_size),
                                      parts.clip_test, vote)
-        y_clip = _clip_labels(ds, clips)
+        y_clip = clip_labels[clips]
         net_score.add(y_clip, pred, k)
         if base_score is not None:
             model = Baseline(top_db=ds.params.top_db, seed=run.seed).fit(ds.x[tr], ds.y[tr], k)
@@ -153,17 +155,10 @@ def run_protocol(ds, settings: TrainSettings, repeats: int = 5, test_fraction: f
                             histories, protocol)
 
 
-def _clip_labels(ds, clips: np.ndarray) -> np.ndarray:
-    """The class of each clip index (from any of its items)."""
-    first = {}
-    for item, c in enumerate(np.asarray(ds.clip)):
-        first.setdefault(int(c), int(ds.y[item]))
-    return np.array([first[int(c)] for c in clips], dtype=np.int64)
-
-
 def evaluate_folder(data, data_opts: dict, settings_opts: dict, *, backend_spec: str,
                     repeats: int, test_fraction: float, split_dir, vote: str, baseline: bool,
-                    out, echo=print, progress: bool = True, graphs: bool = True):
+                    out, echo=print, progress: bool = True, graphs: bool = True,
+                    resident_budget: int = RESIDENT_BUDGET):
     """What `genrecnn evaluate` does: load DATA, resolve the placement once (auto
     measures once), run the protocol, draw the mean confusion matrix to ``out``.
     Returns (JSON-ready result, EvaluationReport, dataset)."""
@@ -180,7 +175,8 @@ def evaluate_folder(data, data_opts: dict, settings_opts: dict, *, backend_spec:
                                        echo=lambda s: echo(f"placement: {s}"))
         report = run_protocol(ds, settings, repeats=repeats, test_fraction=test_fraction,
                               split_dir=split_dir, placement=list(placement), vote=vote,
-                              baseline=baseline, echo=echo, graphs=graphs)
+                              baseline=baseline, echo=echo, graphs=graphs,
+                              resident_budget=resident_budget)
         confusion_matrix(report.network.mean_confusion(), ds.class_names, out,
                          title=f"convnet, mean over {report.partitions} partition(s)")
         result = dict(report.as_dict(), confusion_png=str(out),
