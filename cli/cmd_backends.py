@@ -3,11 +3,12 @@ import json
 
 import click
 
+from genrecnn.cli.options import json_option
 from genrecnn.engine.registry import registry
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@json_option
 def backends(as_json):
     """List every backend plugin: device, dtypes, ops, and availability here."""
     infos = [registry().infos[n] for n in registry().names()]

@@ -50,12 +50,12 @@ def write_npy_genres(root: Path, n: int = 6) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def npy_data(tmp_path_factory):
     return write_npy_genres(tmp_path_factory.mktemp("npydata"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained(npy_data, tmp_path_factory):
     """OUT folder of a 2-epoch run on ``npy_data`` (input 128 x 40, no windows)."""
     out = tmp_path_factory.mktemp("run") / "out"

@@ -9,40 +9,16 @@ import pytest
 
 from genrecnn.cli.main import main
 
-N_MELS, FRAMES = 128, 40
+pytest.register_assert_rewrite("badinput")   # its checks explain their failures
+from badinput import FRAMES, N_MELS, one_error_line, write_npy_clip  # noqa: E402
 
-
-def _write_clip(path, genre_high: bool, rng):
-    x = rng.uniform(0, 0.3, (N_MELS, FRAMES)).astype(np.float32)
-    if genre_high:
-        x[N_MELS // 2:] += 0.6
-    else:
-        x[:N_MELS // 2] += 0.6
-    np.save(path, x)
-
-
-@pytest.fixture(scope="module")
-def npy_data(tmp_path_factory):
-    """Two separable 'genres' of 6 .npy spectrograms each (no audio decoding: fast)."""
-    root = tmp_path_factory.mktemp("npydata")
-    rng = np.random.default_rng(0)
-    for genre in ("high", "low"):
-        (root / genre).mkdir()
-        for i in range(6):
-            _write_clip(root / genre / f"{genre}.{i:05d}.npy", genre == "high", rng)
-    return root
+pytest_plugins = ["badinput"]           # fixture npy_data: two separable genres of 6 clips
 
 
 def run(argv, capsys):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def one_error_line(err: str) -> str:
-    lines = [ln for ln in err.splitlines() if ln.startswith("error: ")]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +77,7 @@ def test_resume_on_other_data_is_refused(trained, tmp_path, capsys):
     for genre in ("high", "low"):
         (other / genre).mkdir(parents=True)
         for i in range(4):
-            _write_clip(other / genre / f"{genre}.{i:05d}.npy", genre == "high", rng)
+            write_npy_clip(other / genre / f"{genre}.{i:05d}.npy", genre == "high", rng)
     (trained_copy := tmp_path / "run").mkdir()
     (trained_copy / "model.npz").write_bytes((trained / "model.npz").read_bytes())
     code, _, err = run(["train", "--resume", "--out", trained_copy], capsys)  # saved DATA
@@ -292,3 +268,22 @@ def test_predict_reports_unreadable_files_and_exits_nonzero(trained, npy_data, t
     assert code == 2
     assert "low.00000.npy: low" in out
     assert "empty.wav" in err and "1 of 2 file(s) could not be classified" in err
+
+
+@pytest.mark.parametrize("mb, path", [("0", "host"), ("4096", "device")])
+def test_evaluate_honours_resident_mb(npy_data, tmp_path, capsys, monkeypatch, mb, path):
+    """evaluate uploads the training set only within --resident-mb, as train does."""
+    import genrecnn.run.evaluation as evaluation
+
+    paths = []
+
+    class Recording(evaluation.StepRunner):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            paths.append(self.path)
+
+    monkeypatch.setattr(evaluation, "StepRunner", Recording)
+    code, _, _ = run(["evaluate", npy_data, "--repeats", "1", "--test-fraction", "0.34",
+                      "--epochs", "1", "--resident-mb", mb, "--no-baseline",
+                      "--out", tmp_path / "cm.png"], capsys)
+    assert code == 0 and paths == [path]

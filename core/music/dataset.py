@@ -37,12 +37,6 @@ class Dataset:
         labels[self.clip] = self.y
         return labels
 
-    def subset(self, idx) -> "Dataset":
-        """The items ``idx`` (clip ids and class names kept whole, so indices stay valid)."""
-        idx = np.asarray(idx, dtype=np.int64)
-        return Dataset(self.x[idx], self.y[idx], self.clip[idx], self.clip_ids, self.class_names,
-                       self.params, self.skipped)
-
 
 def window_starts(n_frames: int, window: int, hop: int) -> list[int]:
     """Start frames of the windows cut from a clip: every ``hop`` frames while a whole
