@@ -336,8 +336,7 @@ class NumpyMapOps:
     # -- the on-device loss ---------------------------------------------------------------
 
     def softmax_cross_entropy_acc(self, logits, labels_a, labels_b, lam, stats):
-        z = logits - logits.max(axis=1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        logp = self._log_softmax(logits)
         rows = np.arange(len(logits))
         loss = -(lam * logp[rows, labels_a] + (1 - lam) * logp[rows, labels_b]).sum()
         best = logits.argmax(axis=1)

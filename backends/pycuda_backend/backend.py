@@ -27,7 +27,9 @@ from genrecnn.engine.ops import ACTIVATIONS, Backend, maxpool1d_out_width
 from .batches import PycudaBatchOps
 from .graphs import PycudaGraphOps
 from .gemm import GemmOps
-from .kernels import BLOCK, KernelCache, cdiv
+from . import grids as G
+from .grids import THREADS as BLOCK, cdiv
+from .kernels import KernelCache
 from .maps import PycudaMapOps
 
 _ACT_CODE = {kind: i for i, kind in enumerate(ACTIVATIONS)}
@@ -107,7 +109,7 @@ class PycudaBackend(PycudaGraphOps, PycudaMapOps, PycudaBatchOps, GemmOps, Backe
             self._drv.memset_d8_async(self._ptr(a), 0, a.nbytes, self._stream)
 
     def _grid1d(self, n: int) -> tuple[int, int, int]:
-        return (max(1, min(cdiv(n, BLOCK), self.sm_count * 32)), 1, 1)
+        return (G.flat_blocks(n, self.sm_count), 1, 1)
 
     def _launch(self, file, name, arg_types, dtype, grid, block, *args, **consts):
         func = self.kernels.get(file, name, arg_types, dtype, **consts)

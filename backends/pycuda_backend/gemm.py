@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from genrecnn.engine.ops import conv1d_out_width
 
-from .kernels import BLOCK, cdiv
+from .grids import THREADS as BLOCK, cdiv
 
 # Tilings (block tile BM x BN, reduction slice BK, per-thread TM x TN); both use 256 threads.
 SMALL_TILE = {"BM": 64, "BN": 64, "BK": 16, "TM": 4, "TN": 4}

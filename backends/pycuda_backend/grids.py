@@ -24,6 +24,7 @@ CHANNEL_MIN_VALUES = 4096       # a batch-norm block gets at least this many val
 
 
 def cdiv(a: int, b: int) -> int:
+    """Ceiling division: blocks (or tiles) of ``b`` that cover ``a``."""
     return -(-a // b)
 
 

@@ -9,8 +9,6 @@ made) so that the plugin loads on machines without it.
 from __future__ import annotations
 
 from importlib import resources
-
-BLOCK = 256                      # threads per block of every launch
 _SCALAR = {"float32": "f", "float64": "d"}
 _CTYPE = {"float32": "float", "float64": "double"}
 
@@ -54,8 +52,3 @@ class KernelCache:
             func.prepare(arg_types.replace("T", _SCALAR[dtype]))
             self._funcs[key] = func
         return func
-
-
-def cdiv(a: int, b: int) -> int:
-    """Ceiling division: blocks (or tiles) of ``b`` that cover ``a``."""
-    return -(-a // b)
