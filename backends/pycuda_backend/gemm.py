@@ -12,16 +12,21 @@ from genrecnn.engine.ops import conv1d_out_width
 
 from .grids import THREADS as BLOCK, cdiv
 
-# Tilings (block tile BM x BN, reduction slice BK, per-thread TM x TN); both use 256 threads.
+# Tilings (block tile BM x BN, reduction slice BK, per-thread TM x TN); all use 256 threads.
 SMALL_TILE = {"BM": 64, "BN": 64, "BK": 16, "TM": 4, "TN": 4}
 LARGE_TILE = {"BM": 128, "BN": 128, "BK": 8, "TM": 8, "TN": 8}
+NARROW_TILE = {"BM": 32, "BN": 128, "BK": 16, "TM": 2, "TN": 8}   # <= 32 rows (e.g. 32 filters)
 
 
 class GemmOps:
     """conv1d, conv1d_backward(_params), dense, dense_backward on ``gemm.cu``."""
 
     def _tile(self, m: int, n: int, batches: int) -> dict:
-        """The large tiling when it still fills the GPU twice over, else the small one."""
+        """The narrow tiling for outputs of at most 32 rows (a 64-row tile would compute
+        zeros half the time); else the large one when it still fills the GPU twice
+        over, else the small one."""
+        if m <= 32 and n >= 128:
+            return NARROW_TILE
         big = cdiv(m, 128) * cdiv(n, 128) * batches
         return LARGE_TILE if m >= 128 and n >= 128 and big >= 2 * self.sm_count else SMALL_TILE
 
