@@ -3,7 +3,8 @@ step one CUDA graph replay, the training set resident on the device) against the
 same network in PyTorch, eager and with the whole step in one CUDA graph.
 
     python bench/gpu_train_throughput.py [--arch cangea2016] [--frames 1292]
-        [--batches 1,32,256] [--backends cupy,pycuda] [--steps 40] [--json out.json]
+        [--batches 1,32,256] [--backends cupy,pycuda] [--steps 40] [--stream]
+        [--json out.json]
 
 One step is: cut a batch from a resident training set by index, forward, loss,
 backward and Adam update (float32, TF32 off everywhere). genrecnn runs
@@ -13,7 +14,9 @@ column captures gather, forward, backward and ``Adam(capturable=True)``
 (``torch.cuda.graph``) and replays it after writing the next indices. Each
 figure is the median over rounds of ``--steps`` steps after a warm-up; ratios
 are PyTorch eager's milliseconds per step over each column's (above 1: faster
-than PyTorch eager).
+than PyTorch eager). ``--stream`` adds genrecnn's stream path (the training set over
+the resident budget: each batch uploaded from pinned host memory on a second stream
+while the previous step runs).
 """
 from __future__ import annotations
 
@@ -30,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from torch_twin import twin  # noqa: E402
 
 
-def genrecnn_ms(backend, arch, shape, classes, batch, steps, rounds, graphs=True):
+def genrecnn_ms(backend, arch, shape, classes, batch, steps, rounds, graphs=True,
+                stream=False):
     from genrecnn.engine.architectures import build_network, load_architecture
     from genrecnn.run.batches import plan_epoch
     from genrecnn.run.settings import TrainSettings
@@ -43,7 +47,8 @@ def genrecnn_ms(backend, arch, shape, classes, batch, steps, rounds, graphs=True
     x = rng.random((m, *shape), dtype=np.float32)
     y = rng.integers(0, classes, m)
     opt = settings.make_optimizer()
-    runner = StepRunner(net, opt, x, y, settings, graphs=graphs)
+    runner = StepRunner(net, opt, x, y, settings, graphs=graphs,
+                        **({"resident_budget": 0} if stream else {}))
     times = []
     for r in range(rounds + 1):
         plans = plan_epoch(m, shape[0], shape[1], shape[1], settings, np.random.default_rng(r))
@@ -51,7 +56,7 @@ def genrecnn_ms(backend, arch, shape, classes, batch, steps, rounds, graphs=True
         runner.run_epoch(plans, [1e-4] * len(plans))     # ends reading the loss: a sync
         if r:
             times.append((time.perf_counter() - t0) * 1e3 / len(plans))
-    path = runner.path
+    path = runner.path + (" graph" if runner.path == "stream" and runner.graphs else "")
     runner.close()
     return statistics.median(times), path
 
@@ -118,6 +123,8 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--eager", action="store_true", help="also genrecnn without graphs")
+    ap.add_argument("--stream", action="store_true",
+                    help="also genrecnn with the batches streamed (--resident-mb 0)")
     ap.add_argument("--json", dest="json_path")
     args = ap.parse_args(argv)
     import torch
@@ -134,10 +141,11 @@ def main(argv=None) -> int:
                "torch graph": torch_ms(args.arch, shape, args.classes, batch, args.steps,
                                        args.rounds, True)}
         for b in args.backends.split(","):
-            for graphs in ((True, False) if args.eager else (True,)):
-                ms, path = genrecnn_ms(b, args.arch, shape, args.classes, batch, args.steps,
-                                       args.rounds, graphs)
-                row[f"{b} ({path})"] = ms
+            for stream in ((False, True) if args.stream else (False,)):
+                for graphs in ((True, False) if args.eager else (True,)):
+                    ms, path = genrecnn_ms(b, args.arch, shape, args.classes, batch,
+                                           args.steps, args.rounds, graphs, stream)
+                    row[f"{b} ({path})"] = ms
         rows.append(row)
         eager = row["torch eager"]
         cells = "  ".join(f"{k} {v:.3f} ms ({eager / v:.2f}x)" for k, v in row.items()

@@ -101,7 +101,10 @@ fit_options = _stack([
                       "(off: launch op by op, for debugging)."),
     click.option("--resident-mb", type=click.IntRange(min=0), default=4096, show_default=True,
                  help="Upload the training set to the first layer's backend once when it "
-                      "is at most this large (MiB); else batches travel from the host."),
+                      "is at most this large (MiB). A larger set streams: each batch is "
+                      "uploaded from pinned host memory while the previous step computes "
+                      "(backends with the staging ops, e.g. cupy and pycuda; 0 forces it), "
+                      "or else is sent from the host step by step."),
 ])
 
 

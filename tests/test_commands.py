@@ -270,7 +270,7 @@ def test_predict_reports_unreadable_files_and_exits_nonzero(trained, npy_data, t
     assert "empty.wav" in err and "1 of 2 file(s) could not be classified" in err
 
 
-@pytest.mark.parametrize("mb, path", [("0", "host"), ("4096", "device")])
+@pytest.mark.parametrize("mb, path", [("0", "stream"), ("4096", "device")])
 def test_evaluate_honours_resident_mb(npy_data, tmp_path, capsys, monkeypatch, mb, path):
     """evaluate uploads the training set only within --resident-mb, as train does."""
     import genrecnn.run.evaluation as evaluation
@@ -287,3 +287,19 @@ def test_evaluate_honours_resident_mb(npy_data, tmp_path, capsys, monkeypatch, m
                       "--epochs", "1", "--resident-mb", mb, "--no-baseline",
                       "--out", tmp_path / "cm.png"], capsys)
     assert code == 0 and paths == [path]
+
+
+def test_train_streams_a_set_over_resident_mb_with_the_resident_result(npy_data, tmp_path,
+                                                                        capsys):
+    """--resident-mb 0 streams the batches (NumPy has the staging ops) and trains exactly
+    the model the resident set trains."""
+    from genrecnn.run.model_io import read_model_file
+    args = ["train", npy_data, "--epochs", "2", "--batch-size", "3", "--mixup", "0.3",
+            "--time-mask", "4"]
+    code, out, _ = run(args + ["--resident-mb", "0", "--out", tmp_path / "s"], capsys)
+    assert code == 0 and "steps: stream (" in out
+    code, out, _ = run(args + ["--out", tmp_path / "d"], capsys)
+    assert code == 0 and "steps: device (" in out
+    _, ps, _ = read_model_file(tmp_path / "s" / "model.npz")
+    _, pd, _ = read_model_file(tmp_path / "d" / "model.npz")
+    assert ps.keys() == pd.keys() and all(np.array_equal(ps[k], pd[k]) for k in ps)

@@ -21,6 +21,7 @@ from . import kernels as K
 from .batches import CupyBatchOps
 from .graphs import CupyGraphOps
 from .maps import CupyMapOps
+from .staging import CupyStaging
 
 try:  # CuPy stays optional: the class must be importable (and listed) without it
     import cupy as cp
@@ -30,7 +31,7 @@ except Exception:  # ImportError, or a broken CUDA install raising at import
 _CUDA_ERROR_NO_DEVICE = 100
 
 
-class CupyBackend(CupyGraphOps, CupyMapOps, CupyBatchOps, Backend):
+class CupyBackend(CupyGraphOps, CupyMapOps, CupyBatchOps, CupyStaging, Backend):
     name = "cupy"
     device = "cuda"
     dtypes = ("float32", "float64")

@@ -17,6 +17,7 @@ from genrecnn.engine.ops import Backend
 from . import conv
 from .maps import NumpyMapOps
 from .parallel import BLOCK, blockwise, copy, over_blocks
+from .staging import NumpyStaging
 from .updates import NumpyManyUpdates, adam_step
 
 
@@ -90,7 +91,7 @@ def _gate_backward(x: np.ndarray, dy: np.ndarray, slope: float) -> np.ndarray:
     return blockwise(x, fn, dy)
 
 
-class NumpyBackend(NumpyMapOps, NumpyManyUpdates, Backend):
+class NumpyBackend(NumpyMapOps, NumpyManyUpdates, NumpyStaging, Backend):
     name = "numpy"
     device = "cpu"
 

@@ -31,6 +31,7 @@ from . import grids as G
 from .grids import THREADS as BLOCK, cdiv
 from .kernels import KernelCache
 from .maps import PycudaMapOps
+from .staging import PycudaStaging
 
 _ACT_CODE = {kind: i for i, kind in enumerate(ACTIVATIONS)}
 
@@ -63,7 +64,8 @@ def probe() -> tuple[bool, str]:
     return True, ""
 
 
-class PycudaBackend(PycudaGraphOps, PycudaMapOps, PycudaBatchOps, GemmOps, Backend):
+class PycudaBackend(PycudaGraphOps, PycudaMapOps, PycudaBatchOps, GemmOps, PycudaStaging,
+                    Backend):
     """Hand-written CUDA kernels through PyCUDA, float32 and float64."""
 
     name = "pycuda"

@@ -21,9 +21,15 @@ def covering_starts(frames: int, width: int) -> list[int]:
     return starts
 
 
-def take_crops(x: np.ndarray, index: np.ndarray, start: np.ndarray, width: int) -> np.ndarray:
-    """x[index[b], :, start[b]:start[b] + width] for every b, as one [B, M, width] array."""
-    return np.ascontiguousarray(sliding_window_view(x, width, axis=2)[index, :, start])
+def take_crops(x: np.ndarray, index: np.ndarray, start: np.ndarray, width: int,
+               out: np.ndarray | None = None) -> np.ndarray:
+    """x[index[b], :, start[b]:start[b] + width] for every b, as one [B, M, width] array
+    (written into ``out``, in its dtype, when given: a staging buffer)."""
+    if out is None:
+        return np.ascontiguousarray(sliding_window_view(x, width, axis=2)[index, :, start])
+    for b, (i, s) in enumerate(zip(index, start)):
+        out[b] = x[i, :, s:s + width]
+    return out
 
 
 def predict_items(predict, x: np.ndarray, width: int, batch_size: int = 64) -> np.ndarray:

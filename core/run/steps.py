@@ -1,17 +1,26 @@
 """Carrying out training steps: the batch a plan names, the loss, the gradients and
 the update, for one network and its optimiser.
 
-Two paths, with identical results:
+Three paths, with identical results:
 
 * device: the training set is uploaded once to the first layer's backend
-  (when it implements the ``batch`` ops and the set fits ``resident_budget``),
-  each step's choices are written to small device arrays, the batch is cut,
-  masked and mixed there, and the loss accumulates on the output layer's
-  backend, read once per epoch. When every backend of the placement can, the
-  whole step (batch, forward, loss, backward, update) is captured once as a
-  CUDA graph and replayed (``graphs``; off for debugging).
-* host: NumPy assembles each batch and sends it to the first layer's backend;
-  any placement and any backend.
+  (when it implements the ``batch`` ops, the output layer's the ``train_loss``
+  ops, and the set fits ``resident_budget``), each step's choices are written to
+  small device arrays, the batch is cut, masked and mixed there, and the loss
+  accumulates on the output layer's backend, read once per epoch. When every
+  backend of the placement can, the whole step (batch, forward, loss, backward,
+  update) is captured once as a CUDA graph and replayed (``graphs``; off for
+  debugging).
+* stream: the same steps for a set larger than the budget, when the first
+  layer's backend also implements the ``staging`` ops: the host cuts each
+  batch's crops into one of two page-locked buffers and uploads it into one of
+  two device slots on a side stream while the previous step computes
+  (:mod:`genrecnn.run.feed`); the step then cuts its batch from the slot (index
+  ``0..B-1``, start 0) and runs exactly as on the device path, the loss still
+  read once per epoch. With graphs, one graph per slot is captured and the one
+  whose slot holds the batch is replayed.
+* host: NumPy assembles each batch and sends it to the first layer's backend,
+  reading the loss back every step; any placement and any backend.
 """
 from __future__ import annotations
 
@@ -21,6 +30,7 @@ import numpy as np
 
 from genrecnn.engine.graphs import SharedStream, graph_obstacle
 from genrecnn.run.batches import BatchPlan, assemble_on_host
+from genrecnn.run.feed import BatchFeed
 
 RESIDENT_BUDGET = 4 << 30        # bytes of training set uploaded once (default)
 
@@ -43,7 +53,16 @@ class _Buffers:
 
 
 class StepRunner:
-    """Runs the steps of an epoch and returns its mean loss and accuracy."""
+    """Runs the steps of an epoch and returns its mean loss and accuracy.
+
+    The path (:attr:`path`: "graph" or "device", "stream", "host"; see the module notes)
+    is chosen once, from the backends of the first and output layers and whether the
+    training set fits ``resident_budget`` bytes: a set that fits is uploaded once, a
+    larger one streams where the first backend has the ``staging`` ops (a budget of 0
+    forces that), and anything else is assembled on the host. ``graphs`` (default on)
+    captures the steps of the device and stream paths as CUDA graphs where every backend
+    of the placement can (:attr:`graphs` says whether they are).
+    """
 
     def __init__(self, network, optimizer, x: np.ndarray, y: np.ndarray, settings, *,
                  graphs: bool = True, resident_budget: int = RESIDENT_BUDGET):
@@ -54,42 +73,57 @@ class StepRunner:
         self.mixup = settings.mixup > 0
         network.ensure_placed()
         first, last = network.backends[0], network.backends[-1]
-        self.device = (first.supports("batch") and last.supports("train_loss")
-                       and x.size * np.dtype(network.dtype).itemsize <= resident_budget)
-        self.graphs = graphs and self.device and not graph_obstacle(network.backends)
+        batched = first.supports("batch") and last.supports("train_loss")
+        fits = x.size * np.dtype(network.dtype).itemsize <= resident_budget
+        self.device = batched and fits
+        self.streaming = batched and not fits and first.supports("staging")
+        self.graphs = (graphs and (self.device or self.streaming)
+                       and not graph_obstacle(network.backends))
         self._ready = False
         self._stream = None
-        self._captured = None
+        self._feed: BatchFeed | None = None
+        self._captured: dict[int, object] = {}     # slot (0 on the device path) -> graph
         self._warm = False
         self._buffers: dict[int, _Buffers] = {}
 
     @property
     def path(self) -> str:
-        """How steps run: "graph", "device" or "host"."""
+        """How steps run: "graph", "device", "stream" (graphs or not) or "host"."""
+        if self.streaming:
+            return "stream"
         return "graph" if self.graphs else "device" if self.device else "host"
 
     # -- epochs -------------------------------------------------------------------------
 
     def run_epoch(self, plans: list[BatchPlan], lrs: list[float], on_step=None
                   ) -> tuple[float, float]:
-        if not self.device:
+        if not (self.device or self.streaming):
             return self._host_epoch(plans, lrs, on_step)
         self._setup()
         last = self.net.backends[-1]
         last.write(self.stats, np.zeros(2, dtype=self.net.dtype))
+        feed, slot = self._feed, None
+        if feed is not None and plans:
+            feed.start(0, plans[0])
         seen = 0
-        for plan, lr in zip(plans, lrs):
+        for i, (plan, lr) in enumerate(zip(plans, lrs)):
             self.opt.lr = lr
             b = len(plan.index)
             bufs = self._buffers_for(b)
+            if feed is not None:
+                slot = feed.wait(i)                  # the step after upload i, and
+                if i + 1 < len(plans):               # upload i + 1 after the steps before
+                    feed.start(i + 1, plans[i + 1])
             self._prepare(plan, bufs)
             full = b == self.settings.batch_size
             if self.graphs and full and self._warm:
-                if self._captured is None:
-                    self._captured = self._stream.capture(lambda: self._body(bufs))
-                self._captured.replay()
+                key = i % 2 if feed is not None else 0
+                if key not in self._captured:
+                    self._captured[key] = self._stream.capture(
+                        lambda: self._body(bufs, slot))
+                self._captured[key].replay()
             else:
-                self._body(bufs)
+                self._body(bufs, slot)
                 self._warm = self._warm or full
             seen += b
             if on_step:
@@ -98,10 +132,14 @@ class StepRunner:
         return float(loss_sum) / max(seen, 1), float(credit) / max(seen, 1)
 
     def close(self) -> None:
-        """Release the training set and per-step arrays, and leave the shared stream."""
+        """Release the training set (or the staging buffers and slots) and per-step
+        arrays, and leave the shared stream."""
+        if self._feed is not None:
+            self._feed.close()
         if self._stream is not None:
             self._stream.close()
-        self._stream = self._captured = None
+        self._stream = self._feed = None
+        self._captured.clear()
         self._buffers.clear()
         self._ready = False
 
@@ -114,8 +152,12 @@ class StepRunner:
         if self.graphs:
             self._stream = SharedStream(net.backends)
         first, last = net.backends[0], net.backends[-1]
-        self.x_dev = first.from_host(np.ascontiguousarray(self.x, dtype=net.dtype))
-        self.y_dev = first.from_host(self.y.astype(np.int32))
+        if self.streaming:
+            self._feed = BatchFeed(first, self.x, self.settings.batch_size, self.width,
+                                   net.dtype)
+        else:
+            self.x_dev = first.from_host(np.ascontiguousarray(self.x, dtype=net.dtype))
+            self.y_dev = first.from_host(self.y.astype(np.int32))
         self.stats = last.zeros((2,), net.dtype)
         self._ready = True
 
@@ -125,14 +167,17 @@ class StepRunner:
             ints = [first.zeros((b,), "int32") for _ in range(7)]
             self._buffers[b] = _Buffers(*ints, first.zeros((b,), dt), last.zeros((b,), "int32"),
                                         last.zeros((b,), "int32"), last.zeros((b,), dt))
+            if self.streaming:                     # a slot's rows in order, each from frame 0
+                first.write(self._buffers[b].index, np.arange(b, dtype=np.int32))
         return self._buffers[b]
 
     def _prepare(self, plan: BatchPlan, bufs: _Buffers) -> None:
         """The host's part of a step: its choices into device arrays, the optimiser's
         scalars, the network's per-step keys."""
         first, last, dt = self.net.backends[0], self.net.backends[-1], self.net.dtype
-        first.write(bufs.index, plan.index)
-        first.write(bufs.start, plan.start)
+        if not self.streaming:
+            first.write(bufs.index, plan.index)
+            first.write(bufs.start, plan.start)
         if self.masks:
             for name in ("f0", "fw", "t0", "tw"):
                 first.write(getattr(bufs, name), getattr(plan, name))
@@ -147,10 +192,13 @@ class StepRunner:
         self.opt.prepare(self.net)
         self.net.begin_step()
 
-    def _body(self, bufs: _Buffers) -> None:
-        """The device's part of a step (what a graph captures): nothing read back."""
+    def _body(self, bufs: _Buffers, slot=None) -> None:
+        """The device's part of a step (what a graph captures): nothing read back. The
+        batch is cut from the resident set, or on the stream path from ``slot``."""
         first = self.net.backends[0]
-        xb, _ = first.gather_batch(self.x_dev, self.y_dev, bufs.index, bufs.start, self.width)
+        data, labels = ((self.x_dev, self.y_dev) if slot is None
+                        else (slot, self._feed.labels))
+        xb, _ = first.gather_batch(data, labels, bufs.index, bufs.start, self.width)
         if self.masks:
             xb = first.mask_spans(xb, bufs.f0, bufs.fw, bufs.t0, bufs.tw)
         if self.mixup:

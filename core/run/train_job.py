@@ -33,6 +33,8 @@ RUN_KEYS = ("recipe", *SETTING_KEYS, "genres", "frames", "windows", "test_fracti
             "valid_fraction", "split_dir", "data", "vote")
 RUNNER_PATHS = {"graph": "training set on the device, each step one CUDA graph replay",
                 "device": "training set on the device, batches cut there",
+                "stream": "training set over --resident-mb: each batch uploaded from pinned "
+                          "host memory while the previous step runs, then cut on the device",
                 "host": "batches assembled on the host"}
 # what the saved run settings that TrainSettings does not check must be
 _NONE = type(None)
@@ -204,7 +206,9 @@ def _train(opts: dict, explicit, echo, progress) -> dict:
         runner = StepRunner(net, optimizer, parts.x_train, parts.y_train, settings,
                             graphs=opts.get("graphs", True),
                             resident_budget=opts.get("resident_mb", RESIDENT_BUDGET >> 20) << 20)
-        echo(f"steps: {runner.path} ({RUNNER_PATHS[runner.path]})")
+        graphed = ("; each step one CUDA graph replay"
+                   if runner.path == "stream" and runner.graphs else "")
+        echo(f"steps: {runner.path} ({RUNNER_PATHS[runner.path]}{graphed})")
         history = fit(net, optimizer, parts, settings, checkpoint=ck, start_epoch=start_epoch,
                       history=history, on_epoch=lambda row: echo(format_row(row)),
                       progress=progress, selection=selection, runner=runner)

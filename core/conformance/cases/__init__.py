@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from genrecnn.conformance.cases import (activation, batch, batchnorm, conv1d, conv2d, dense,
                                         dropout, global_pool, graph, maxpool1d, maxpool2d,
-                                        softmax, train_loss, transfer, update_many, updates)
+                                        softmax, staging, train_loss, transfer, update_many,
+                                        updates)
 from genrecnn.conformance.cases.common import INDEX, Case
 from genrecnn.engine.ops import OP_GROUPS
 
@@ -27,7 +28,8 @@ BUILDERS = {"transfer": transfer.transfer_cases, "conv1d": conv1d.conv1d_cases,
             "maxpool2d": maxpool2d.maxpool2d_cases, "batchnorm": batchnorm.batchnorm_cases,
             "dropout": dropout.dropout_cases, "batch": batch.batch_cases,
             "train_loss": train_loss.train_loss_cases,
-            "update_many": update_many.update_many_cases, "graph": graph.graph_cases}
+            "update_many": update_many.update_many_cases, "graph": graph.graph_cases,
+            "staging": staging.staging_cases}
 assert set(BUILDERS) == {g.name for g in OP_GROUPS}, "every op group needs conformance cases"
 
 __all__ = ["BUILDERS", "INDEX", "Case", "cases_for"]

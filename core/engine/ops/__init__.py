@@ -3,7 +3,7 @@
 Every backend subclasses :class:`Backend` and implements these ops. This
 package is the single place where their shapes and semantics are written down
 (sequence ops in :mod:`.sequence`, 2-D map ops in :mod:`.maps`, training ops in
-:mod:`.training`, execution ops in :mod:`.graphs`); the conformance suite (:mod:`genrecnn.conformance`) checks
+:mod:`.training`, execution ops in :mod:`.graphs`, streamed uploads in :mod:`.staging`); the conformance suite (:mod:`genrecnn.conformance`) checks
 them on every backend.
 
 Conventions, for every op:
@@ -29,7 +29,8 @@ Conventions, for every op:
   NaN and its arg-max points at the window's first NaN, so ``y = x[argmax]``
   always holds. Elsewhere NaN propagates as IEEE arithmetic makes it.
 * Ops never modify their inputs, except the ``*_update`` ops and ``write``,
-  which update the arguments they name in place and return None.
+  which update the arguments they name in place and return None, and
+  ``upload_async``, which fills its ``dst`` and returns a token (:mod:`.staging`).
 * Scalars (``lr``, ``slope``, ``rate``, ...) are Python numbers; ``loss``
   comes back as a Python float.
 """
@@ -42,6 +43,7 @@ import numpy as np
 from genrecnn.engine.ops.graphs import GraphOps
 from genrecnn.engine.ops.maps import MapOps, conv2d_out, lowbias32, pool2d_out
 from genrecnn.engine.ops.sequence import SequenceOps
+from genrecnn.engine.ops.staging import StagingOps
 from genrecnn.engine.ops.training import TrainingOps
 from genrecnn.errors import BackendError, UnsupportedOp
 
@@ -93,6 +95,8 @@ OP_GROUPS: tuple[OpGroup, ...] = (
     OpGroup("graph", ("new_stream", "use_stream", "capture_begin", "capture_end",
                       "graph_launch"),
             "a whole training step captured as a CUDA graph and replayed"),
+    OpGroup("staging", ("pinned_empty", "upload_async", "await_upload", "upload_finished"),
+            "batches uploaded from pinned host memory on a side stream, overlapping compute"),
 )
 
 OP_NAMES: frozenset[str] = frozenset(g.name for g in OP_GROUPS)
@@ -112,7 +116,7 @@ def maxpool1d_out_width(width: int, size: int, stride: int) -> int:
     return (width - size) // stride + 1
 
 
-class Backend(SequenceOps, MapOps, TrainingOps, GraphOps):
+class Backend(SequenceOps, MapOps, TrainingOps, GraphOps, StagingOps):
     """Base class of every backend: declare who you are, implement the ops.
 
     Class attributes a backend sets:

@@ -1,0 +1,57 @@
+"""Batches streamed to the first layer's backend while it computes: two page-locked
+staging buffers on the host, two slots on the device (the ``staging`` ops).
+
+The host cuts step i + 1's crops into a staging buffer and starts its upload into
+the other slot while step i runs. The step runner drives it in this order, step by
+step (upload 0 before the first step)::
+
+    slot = feed.wait(i)              # compute queued from now on sees batch i
+    feed.start(i + 1, plans[i + 1])  # the copy waits for the compute queued so far
+    ... queue step i, reading slot ...
+
+so the copy into slot (i + 1) % 2 starts once step i - 1, the last step that read that
+slot, is done, and overlaps step i; and the host rewrites staging buffer (i + 1) % 2
+only after upload i - 1, the last that read it, has finished.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from genrecnn.run.batches import BatchPlan
+from genrecnn.run.crops import take_crops
+
+
+class BatchFeed:
+    """Crops of ``x[N, M, T]`` for one backend, ``width`` frames, up to ``batch_size`` a step.
+
+    A short batch fills the first rows of its slot (the step reads only those).
+    """
+
+    def __init__(self, backend, x: np.ndarray, batch_size: int, width: int, dtype: str):
+        self.be, self.x, self.width = backend, x, width
+        shape = (batch_size, x.shape[1], width)
+        self.hosts = [backend.pinned_empty(shape, dtype) for _ in range(2)]
+        self.slots = [backend.zeros(shape, dtype) for _ in range(2)]
+        self.labels = backend.zeros((batch_size,), "int32")   # gather_batch reads them; its y is unused
+        self._tokens: list = [None, None]
+
+    def start(self, i: int, plan: BatchPlan) -> None:
+        """Cut step ``i``'s crops into staging buffer i % 2 and start its upload into
+        slot i % 2."""
+        k = i % 2
+        if self._tokens[k] is not None:
+            self.be.upload_finished(self._tokens[k])
+        take_crops(self.x, plan.index, plan.start, self.width, out=self.hosts[k])
+        self._tokens[k] = self.be.upload_async(self.hosts[k], self.slots[k])
+
+    def wait(self, i: int):
+        """Order the compute queued from now on after step ``i``'s upload; its slot."""
+        self.be.await_upload(self._tokens[i % 2])
+        return self.slots[i % 2]
+
+    def close(self) -> None:
+        """Wait until no upload still reads a staging buffer or writes a slot."""
+        for token in self._tokens:
+            if token is not None:
+                self.be.upload_finished(token)
+        self._tokens = [None, None]
