@@ -73,35 +73,37 @@ def fit(network, optimizer, parts: Parts, settings: TrainSettings,
     width = network.input_shape[1]
     per_epoch = -(-n // settings.batch_size)
     total = per_epoch * settings.epochs
-    for epoch in range(start_epoch + 1, settings.epochs + 1):
-        t0 = time.perf_counter()
-        plans = plan_epoch(n, n_mels, frames, width, settings, epoch_rng(settings.seed, epoch))
-        first = (epoch - 1) * per_epoch
-        lrs = [learning_rate(settings.schedule, settings.lr, first + i, total, per_epoch)
-               for i in range(len(plans))]
-        with tqdm(total=n, desc=f"epoch {epoch}/{settings.epochs}", unit="ex", leave=False,
-                  disable=(None if progress is None else not progress)) as bar:
-            loss, acc = runner.run_epoch(plans, lrs, on_step=bar.update)
-        trained = time.perf_counter() - t0
-        row = {"epoch": epoch, "lr": lrs[0], "train_loss": loss, "train_acc": acc}
-        refuse_diverged(network, row, epoch, settings.lr)
-        if parts.x_valid is not None:
-            va = evaluate(network, parts.x_valid, parts.y_valid, settings.batch_size)
-            row.update(valid_loss=va.loss, valid_acc=va.accuracy)
-            if selecting and selection.offer(epoch, va.accuracy, va.loss, network):
-                row["selected"] = True
-        if score_test:
-            te = evaluate(network, parts.x_test, parts.y_test, settings.batch_size)
-            row.update(test_loss=te.loss, test_acc=te.accuracy)
-        refuse_diverged(network, row, epoch, settings.lr, weights=False)   # the scores too
-        row.update(seconds=round(time.perf_counter() - t0, 3), train_seconds=round(trained, 4))
-        history.append(row)
-        if checkpoint is not None:
-            checkpoint.save(network, optimizer, settings, epoch, history,
-                            selection if selecting else None)
-        if on_epoch:
-            on_epoch(row)
-    runner.close()
+    try:
+        for epoch in range(start_epoch + 1, settings.epochs + 1):
+            t0 = time.perf_counter()
+            plans = plan_epoch(n, n_mels, frames, width, settings, epoch_rng(settings.seed, epoch))
+            first = (epoch - 1) * per_epoch
+            lrs = [learning_rate(settings.schedule, settings.lr, first + i, total, per_epoch)
+                   for i in range(len(plans))]
+            with tqdm(total=n, desc=f"epoch {epoch}/{settings.epochs}", unit="ex", leave=False,
+                      disable=(None if progress is None else not progress)) as bar:
+                loss, acc = runner.run_epoch(plans, lrs, on_step=bar.update)
+            trained = time.perf_counter() - t0
+            row = {"epoch": epoch, "lr": lrs[0], "train_loss": loss, "train_acc": acc}
+            refuse_diverged(network, row, epoch, settings.lr)
+            if parts.x_valid is not None:
+                va = evaluate(network, parts.x_valid, parts.y_valid, settings.batch_size)
+                row.update(valid_loss=va.loss, valid_acc=va.accuracy)
+                if selecting and selection.offer(epoch, va.accuracy, va.loss, network):
+                    row["selected"] = True
+            if score_test:
+                te = evaluate(network, parts.x_test, parts.y_test, settings.batch_size)
+                row.update(test_loss=te.loss, test_acc=te.accuracy)
+            refuse_diverged(network, row, epoch, settings.lr, weights=False)   # the scores too
+            row.update(seconds=round(time.perf_counter() - t0, 3), train_seconds=round(trained, 4))
+            history.append(row)
+            if checkpoint is not None:
+                checkpoint.save(network, optimizer, settings, epoch, history,
+                                selection if selecting else None)
+            if on_epoch:
+                on_epoch(row)
+    finally:
+        runner.close()
     if selecting and selection.params is not None:
         network.load_host_params(selection.params)
     return history
