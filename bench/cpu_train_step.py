@@ -4,9 +4,12 @@ NumPy backend side by side with the same network in PyTorch, on the same threads
     python bench/cpu_train_step.py [--threads N] [--batch 32] [--frames 1292]
         [--reps 20] [--arch cangea2016] [--no-layers]
 
-A step is forward, loss, backward and the Adam update, in float32, on the same
-input, labels and initial weights; ours is the trainer's own call
-(``Network.loss_and_grads`` then ``Adam.step``). The two alternate step by step
+A step is: cut a batch from a training set held in memory (``--pool`` batches' worth
+of examples), forward, loss, backward and the Adam update, in float32, with the same
+batches, labels and initial weights on both sides. Ours is what ``genrecnn train``
+runs (:class:`genrecnn.run.steps.StepRunner`: the batch gathered by index from the
+set, which was checked once at load time; the loss kept until the epoch ends);
+PyTorch indexes the same batch out of the same set. The two alternate step by step
 (who goes first alternates too), so load from other processes hits both alike.
 Prints the median step time of each with its spread, the throughput ratio
 numpy / torch (1.0: as fast as PyTorch's CPU path), and then where a step's
@@ -30,6 +33,9 @@ import numpy as np
 from genrecnn.backends.numpy_backend import parallel
 from genrecnn.engine.architectures import build_network, load_architecture
 from genrecnn.engine.optim import Adam
+from genrecnn.run.batches import plan_epoch
+from genrecnn.run.settings import TrainSettings
+from genrecnn.run.steps import StepRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
 from torch_twin import twin  # noqa: E402
@@ -59,39 +65,37 @@ def thread_report(torch) -> str:
 
 # -- ours ---------------------------------------------------------------------------------
 
-def numpy_model(arch: str, x, n_classes: int):
-    net = build_network(load_architecture(arch), x.shape[1:], n_classes, seed=0)
+def numpy_model(arch: str, shape, n_classes: int):
+    net = build_network(load_architecture(arch), shape, n_classes, seed=0)
     net.place("numpy")
     return net, Adam(lr=LR)
 
 
-def numpy_step(net, opt, x, y):
+def numpy_step(net, opt, data, labels, plans, batch: int):
+    """The trainer's step (StepRunner's resident path), one plan after another."""
+    runner = StepRunner(net, opt, data, labels, TrainSettings(batch_size=batch, lr=LR))
+    k = iter(range(1 << 30))
+
     def step():
-        net.loss_and_grads(x, y)
-        opt.step(net)
+        runner.run_epoch([plans[next(k) % len(plans)]], [LR])
     return step
 
 
-def numpy_layers(net, opt, x, y) -> dict[str, list[float]]:
-    """One step layer by layer (what ``loss_and_grads`` does on one backend):
-    name -> [forward s, backward s]. 'batch check' is the network's check of
-    the host batch (finite values, shapes, labels), 'from_host' the backend's
-    copy of it."""
-    be = net.backends[0]
+def numpy_layers(net, opt, data, labels, plans) -> dict[str, list[float]]:
+    """One step layer by layer (what StepRunner does on one backend): name ->
+    [forward s, backward s]; 'gather' cuts the batch out of the set."""
+    be, plan = net.backends[0], plans[0]
     t, now = {}, time.perf_counter
     t0 = now()
-    xb, yb = net.check_batch(x, y)
-    t1 = now()
-    h, labels = be.from_host(xb), be.from_host(yb)
-    t["batch check"] = [t1 - t0, 0.0]
-    t["from_host"] = [now() - t1, 0.0]
+    h, lab = be.gather_batch(data, labels, plan.index, plan.start, data.shape[2])
+    t["gather"] = [now() - t0, 0.0]
     for layer in net.layers[:-1]:
         t0 = now()
         h = layer.forward(be, h, True)
         t[layer.name] = [now() - t0, 0.0]
     out = net.layers[-1]
     t0 = now()
-    out.forward_loss(be, h, labels)
+    out.forward_loss(be, h, lab)
     t1 = now()
     g = out.backward(be)
     t[out.name] = [t1 - t0, now() - t1]
@@ -107,20 +111,25 @@ def numpy_layers(net, opt, x, y) -> dict[str, list[float]]:
 
 # -- PyTorch ------------------------------------------------------------------------------
 
-def torch_step(model, opt, xt, yt, torch):
+def torch_step(model, opt, data, labels, index, torch):
     loss_fn = torch.nn.CrossEntropyLoss()
+    k = iter(range(1 << 30))
 
     def step():
+        idx = index[next(k) % len(index)]
         opt.zero_grad(set_to_none=True)
-        loss_fn(model(xt), yt).backward()
+        loss_fn(model(data[idx]), labels[idx]).backward()
         opt.step()
     return step
 
 
-def torch_layers(names, model, opt, xt, yt, torch) -> dict[str, list[float]]:
+def torch_layers(names, model, opt, data, labels, index, torch) -> dict[str, list[float]]:
     """One step module by module, each input cut from the graph so that every
     backward is timed alone; the first layer's input needs no gradient."""
     t, now = {}, time.perf_counter
+    t0 = now()
+    xt, yt = data[index[0]], labels[index[0]]
+    t["gather"] = [now() - t0, 0.0]
     opt.zero_grad(set_to_none=True)
     ins, outs, h = [], [], xt
     for i, (name, m) in enumerate(zip(names, model)):
@@ -202,6 +211,8 @@ def main():
     ap.add_argument("--mels", type=int, default=128)
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--reps", type=int, default=20, help="timed steps of each (default 20)")
+    ap.add_argument("--pool", type=int, default=4,
+                    help="batches' worth of examples in the training set (default 4)")
     ap.add_argument("--threads", type=int, default=parallel.cores(),
                     help="threads for both (default: the cores this process may use)")
     ap.add_argument("--no-layers", action="store_true", help="skip the per-layer breakdown")
@@ -214,21 +225,25 @@ def main():
     _limits = limit_threads(args.threads, torch)     # in force while referenced
 
     rng = np.random.default_rng(0)
-    x = rng.random((args.batch, args.mels, args.frames), dtype=np.float32)
-    y = rng.integers(0, args.classes, args.batch).astype(np.int32)
-    net, opt = numpy_model(args.arch, x, args.classes)
+    m = args.batch * args.pool
+    data = rng.random((m, args.mels, args.frames), dtype=np.float32)
+    labels = rng.integers(0, args.classes, m).astype(np.int32)
+    plans = plan_epoch(m, args.mels, args.frames, args.frames,
+                       TrainSettings(batch_size=args.batch), rng)
+    net, opt = numpy_model(args.arch, data.shape[1:], args.classes)
     print(f"one Adam step, {args.arch}, input {args.mels} x {args.frames}, batch {args.batch}, "
           f"float32, {args.reps} interleaved steps each\n{thread_report(torch)}")
-    steps = {"numpy": numpy_step(net, opt, x, y)}
-    layers = {"numpy": lambda: numpy_layers(net, opt, x, y)}
+    steps = {"numpy": numpy_step(net, opt, data, labels, plans, args.batch)}
+    layers = {"numpy": lambda: numpy_layers(net, opt, data, labels, plans)}
     if torch is not None:
         model = twin(net, device="cpu")
         names = [layer.name for layer in net.layers[:-1]]
         names = ["to maps"] * (len(model) - len(names)) + names    # twin's Unsqueeze, if any
         topt = torch.optim.Adam(model.parameters(), lr=LR)
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
-        steps["torch"] = torch_step(model, topt, xt, yt, torch)
-        layers["torch"] = lambda: torch_layers(names, model, topt, xt, yt, torch)
+        xt, yt = torch.from_numpy(data), torch.from_numpy(labels.astype(np.int64))
+        index = [torch.from_numpy(p.index.astype(np.int64)) for p in plans]
+        steps["torch"] = torch_step(model, topt, xt, yt, index, torch)
+        layers["torch"] = lambda: torch_layers(names, model, topt, xt, yt, index, torch)
 
     times = interleaved(steps, args.reps)
     for name, ts in times.items():
