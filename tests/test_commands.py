@@ -137,6 +137,7 @@ def test_evaluate_json_with_baseline(npy_data, tmp_path, capsys):
     rep = json.loads(out)
     assert rep["partitions"] == 2 and rep["network"]["test_clips"] == [4, 4]
     assert rep["network"]["accuracy"] >= 0.75 and rep["baseline"]["accuracy"] >= 0.75
+    assert rep["combined"]["test_clips"] == [4, 4] and rep["combined"]["accuracy"] >= 0.75
     assert (tmp_path / "cm.png").stat().st_size > 1000
 
 
@@ -152,6 +153,7 @@ def test_evaluate_with_split_dir(npy_data, tmp_path, capsys):
     rep = json.loads(out)
     assert rep["protocol"] == "split" and rep["partitions"] == 1
     assert rep["network"]["test_clips"] == [2] and rep["baseline"] is None
+    assert rep["combined"] is None
 
 
 # -- bad input: one clear line, non-zero exit ------------------------------------------------

@@ -68,11 +68,13 @@ class EvaluationReport:
     baseline: MethodScore | None
     histories: list[list[dict]]
     protocol: str                  # "random" or "split"
+    combined: MethodScore | None = None    # the mean of both models' probabilities
 
     def as_dict(self) -> dict:
         return {"class_names": self.class_names, "partitions": self.partitions,
                 "protocol": self.protocol, "network": self.network.as_dict(),
                 "baseline": self.baseline.as_dict() if self.baseline else None,
+                "combined": self.combined.as_dict() if self.combined else None,
                 "histories": self.histories}
 
     def table(self) -> str:
@@ -81,11 +83,14 @@ class EvaluationReport:
         m = int(round(np.mean(self.network.m)))
         rows = [f"{'method':<10} {'error':>7} {'95% interval':>16} {'accuracy':>9}   "
                 f"({n} partition(s) x {m} test clips, {self.protocol})"]
-        for score in (self.network, self.baseline):
+        for score in (self.network, self.baseline, self.combined):
             if score is None:
                 continue
             e, h = score.error, score.half_width
             rows.append(f"{score.name:<10} {e:>7.3f} {f'+- {h:.3f}':>16} {1 - e:>9.1%}")
+        if self.combined is not None:
+            rows.append("combined: the mean of the convnet's and the baseline's class "
+                        "probabilities")
         names = [c[:8] for c in self.class_names]
         rows.append("mean confusion (convnet; rows true, columns predicted, clips):")
         rows.append(" " * 10 + "".join(f"{c:>9}" for c in names))
@@ -120,7 +125,9 @@ def run_protocol(ds, settings: TrainSettings, repeats: int = 5, test_fraction: f
     """Train and judge the network (and the baseline) on each partition of ``ds``; the
     baseline learns from the same items the network trains on."""
     k = len(ds.class_names)
-    net_score, base_score = MethodScore("convnet"), MethodScore("baseline") if baseline else None
+    net_score = MethodScore("convnet")
+    base_score = MethodScore("baseline") if baseline else None
+    both_score = MethodScore("combined") if baseline else None
     clip_labels = ds.clip_labels()
     histories = []
     for r, (tr, va, te) in enumerate(partitions(ds, repeats, test_fraction, settings.seed,
@@ -137,14 +144,17 @@ def run_protocol(ds, settings: TrainSettings, repeats: int = 5, test_fraction: f
                             resident_budget=resident_budget)
         histories.append(fit(net, opt, parts, run, progress=progress, runner=runner,
                              score_test=False))
-        clips, pred = clip_decisions(predict_proba(net, parts.x_test, run.batch_size),
-                                     parts.clip_test, vote)
+        probs = predict_proba(net, parts.x_test, run.batch_size)
+        clips, pred = clip_decisions(probs, parts.clip_test, vote)
         y_clip = clip_labels[clips]
         net_score.add(y_clip, pred, k)
         if base_score is not None:
             model = Baseline(top_db=ds.params.top_db, seed=run.seed).fit(ds.x[tr], ds.y[tr], k)
-            _, bpred = clip_decisions(model.predict_proba(ds.x[te]), ds.clip[te], vote)
+            base_probs = model.predict_proba(ds.x[te])
+            _, bpred = clip_decisions(base_probs, parts.clip_test, vote)
             base_score.add(y_clip, bpred, k)
+            _, cpred = clip_decisions((probs + base_probs) / 2, parts.clip_test, vote)
+            both_score.add(y_clip, cpred, k)
         if echo:
             line = (f"partition {r + 1}: convnet error {net_score.errors[-1]:.3f}"
                     + (f", baseline error {base_score.errors[-1]:.3f}" if base_score else "")
@@ -152,7 +162,7 @@ def run_protocol(ds, settings: TrainSettings, repeats: int = 5, test_fraction: f
             echo(line)
     protocol = "split" if split_dir is not None else "random"
     return EvaluationReport(list(ds.class_names), len(net_score.errors), net_score, base_score,
-                            histories, protocol)
+                            histories, protocol, both_score)
 
 
 def evaluate_folder(data, data_opts: dict, settings_opts: dict, *, backend_spec: str,
