@@ -177,3 +177,34 @@ def test_adopt_cupy_arrays_without_copy(be):
     assert np.array_equal(be.to_host(y), np.maximum(cp.asnumpy(a), 0))
     back = cp.asarray(y)                               # and CuPy reads ours in place
     assert back.data.ptr == int(y.gpudata)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sms", [1, 10_000], ids=["narrow-and-large-tiles", "small-tiles"])
+def test_conv1d_under_each_tiling(be, monkeypatch, dtype, sms):
+    """The tiling follows the GPU's size; pretend it has 1 or 10000 multiprocessors so
+    that the 32-row, large and small tilings each run, and compare with the reference."""
+    from genrecnn.backends.pycuda_backend import gemm
+    from genrecnn.conformance import reference as ref
+    monkeypatch.setattr(be, "sm_count", sms)
+    used, launch = [], gemm.GemmOps._gemm
+
+    def recording(self, name, dt, m, n, batches, tile, *args, **consts):
+        used.append(tile)
+        return launch(self, name, dt, m, n, batches, tile, *args, **consts)
+    monkeypatch.setattr(gemm.GemmOps, "_gemm", recording)
+    rng = np.random.default_rng(0)
+    tol = {"float32": 1e-4, "float64": 1e-10}[dtype]
+    for f, c in ((32, 128), (160, 130)):
+        x = rng.standard_normal((3, c, 300)).astype(dtype)
+        w = rng.standard_normal((f, c, 4)).astype(dtype) * 0.1
+        b = rng.standard_normal(f).astype(dtype)
+        dy = rng.standard_normal((3, f, 297)).astype(dtype)
+        got = [be.to_host(be.conv1d(*(be.from_host(a) for a in (x, w, b))))]
+        got += [be.to_host(a) for a in be.conv1d_backward(*(be.from_host(a) for a in (x, w, dy)))]
+        want = [ref.conv1d(x, w, b), *ref.conv1d_backward(x, w, dy)]
+        for g, r in zip(got, want):
+            assert np.abs(g - r).max() <= tol * max(1.0, np.abs(r).max())
+    expected = ([gemm.NARROW_TILE, gemm.LARGE_TILE] if sms == 1 else [gemm.SMALL_TILE])
+    assert all(t in used for t in expected)

@@ -23,9 +23,10 @@ class GemmOps:
 
     def _tile(self, m: int, n: int, batches: int) -> dict:
         """The narrow tiling for outputs of at most 32 rows (a 64-row tile would compute
-        zeros half the time); else the large one when it still fills the GPU twice
-        over, else the small one."""
-        if m <= 32 and n >= 128:
+        zeros half the time) when its tiles still fill the GPU twice over; else the
+        large one when that fills it twice over, else the small one (more, smaller
+        tiles for small batches)."""
+        if m <= 32 and cdiv(n, 128) * batches >= 2 * self.sm_count:
             return NARROW_TILE
         big = cdiv(m, 128) * cdiv(n, 128) * batches
         return LARGE_TILE if m >= 128 and n >= 128 and big >= 2 * self.sm_count else SMALL_TILE
