@@ -9,20 +9,12 @@ import math
 
 import numpy as np
 
+from genrecnn.engine.ops.staging import Upload
+
 try:  # CuPy stays optional: the backend must import (and be listed) without it
     import cupy as cp
 except Exception:  # ImportError, or a broken CUDA install raising at import
     cp = None
-
-
-class _Upload:
-    """A token: the event after the copy, and what must outlive the copy (the host array
-    it reads, the event it waited for)."""
-
-    __slots__ = ("done", "queued", "host")
-
-    def __init__(self, done, queued, host):
-        self.done, self.queued, self.host = done, queued, host
 
 
 class CupyStaging:
@@ -53,7 +45,7 @@ class CupyStaging:
                                         cp.cuda.runtime.memcpyHostToDevice, side.ptr)
         done = cp.cuda.Event(disable_timing=True)
         done.record(side)
-        return _Upload(done, queued, host)
+        return Upload(done, queued, host)
 
     def await_upload(self, token):
         cp.cuda.get_current_stream().wait_event(token.done)

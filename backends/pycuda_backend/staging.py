@@ -13,17 +13,9 @@ import math
 
 import numpy as np
 
+from genrecnn.engine.ops.staging import Upload
+
 _NON_BLOCKING = 1    # CU_STREAM_NON_BLOCKING
-
-
-class _Upload:
-    """A token: the event after the copy, and what must outlive the copy (the host array
-    it reads, the event it waited for)."""
-
-    __slots__ = ("done", "queued", "host")
-
-    def __init__(self, done, queued, host):
-        self.done, self.queued, self.host = done, queued, host
 
 
 class PycudaStaging:
@@ -54,7 +46,7 @@ class PycudaStaging:
             self._drv.memcpy_htod_async(self._ptr(dst), host, side)
         done = self._event()
         done.record(side)
-        return _Upload(done, queued, host)
+        return Upload(done, queued, host)
 
     def await_upload(self, token):
         if self._stream is None:

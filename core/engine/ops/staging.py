@@ -20,6 +20,18 @@ Conventions in :mod:`genrecnn.engine.ops`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A CUDA backend's token for one upload: the event recorded after the copy, and what
+    must outlive the copy (the event it waited for, the host array it reads)."""
+
+    done: object
+    queued: object
+    host: object
+
 
 class StagingOps:
     """pinned_empty, upload_async, await_upload, upload_finished."""
