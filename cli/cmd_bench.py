@@ -24,15 +24,17 @@ DEFAULT_SIZES = "5:20:3"
 
 
 def _known_backends(ctx, param, value):
-    """Names in --backends that are unknown or unavailable here are refused while parsing,
-    in words that name this option (the registry's own message points at --backend)."""
+    """The names in --backends, parsed once; names unknown or unavailable here are refused
+    while parsing, in words that name this option (the registry's own message points
+    at --backend)."""
     if value is None:
         return value
     from genrecnn.engine.registry import registry
 
     reg = registry()
     available = ", ".join(reg.available_names()) or "none"
-    for name in (s.strip() for s in value.split(",")):
+    names = [s.strip() for s in value.split(",")]
+    for name in names:
         info = reg.infos.get(name)
         if info is None:
             raise GenrecnnError(f"unknown backend {name!r} in --backends; available here: "
@@ -40,11 +42,11 @@ def _known_backends(ctx, param, value):
         if not info.available:
             raise GenrecnnError(f"backend {name!r} in --backends is not available here "
                                 f"({info.reason}); choose among {available}")
-    return value
+    return names
 
 
 @click.command()
-@click.option("--backends", "backends_spec", metavar="A,B", callback=_known_backends,
+@click.option("--backends", "backend_names", metavar="A,B", callback=_known_backends,
               help="Backends to time (default: every available one).")
 @click.option("--arch", metavar="NAME|FILE",
               help="Time this architecture's layers at their real shapes instead of a sweep.")
@@ -73,7 +75,7 @@ def _known_backends(ctx, param, value):
               help="Time full training steps under --backend auto and every single backend "
                    "(with --arch, default small).")
 @json_option
-def bench_cmd(backends_spec, arch, batch_size, mels, frames, sizes, layers_spec, reps, budget,
+def bench_cmd(backend_names, arch, batch_size, mels, frames, sizes, layers_spec, reps, budget,
               max_call, dtype, optimizer, out_dir, compare_auto, as_json):
     """Time each layer's forward and backward per backend, and transfers between them."""
     from tqdm import tqdm
@@ -81,7 +83,7 @@ def bench_cmd(backends_spec, arch, batch_size, mels, frames, sizes, layers_spec,
     from genrecnn.engine.registry import registry
     from genrecnn.run import bench_job
 
-    backends = bench_job.pick_backends(registry(), backends_spec)
+    backends = bench_job.pick_backends(registry(), backend_names)
     kinds = bench_job.pick_kinds(layers_spec, KINDS)
     out = Path(out_dir)
     say = (lambda *a, **k: None) if as_json else click.echo

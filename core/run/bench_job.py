@@ -12,7 +12,7 @@ from genrecnn.engine import bench
 from genrecnn.engine.architectures import build_network, load_architecture
 from genrecnn.engine.autoplace.compare import compare_with_single
 from genrecnn.errors import GenrecnnError
-from genrecnn.fsutil import atomic_path
+from genrecnn.fsutil import atomic_path, writable_folder
 from genrecnn.run import plots
 
 
@@ -25,14 +25,6 @@ def write_csv(path: Path, rows: list[dict]) -> None:
             w = csv.DictWriter(fh, fieldnames=fields)
             w.writeheader()
             w.writerows(rows)
-
-
-def make_out(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise GenrecnnError(f"cannot create output folder {out}: {exc.strerror or exc}; "
-                            f"choose another with --out") from None
 
 
 def _ms(s: float) -> str:
@@ -72,11 +64,9 @@ def table_transfers(rows: list[dict]) -> list[str]:
     return lines
 
 
-
-
-def pick_backends(reg, spec: str | None):
-    """Backend instances named in ``spec`` (comma list), default every available one."""
-    names = [s.strip() for s in spec.split(",") if s.strip()] if spec else reg.available_names()
+def pick_backends(reg, names: list[str] | None):
+    """Backend instances of ``names`` (None: every available one)."""
+    names = names or reg.available_names()
     if not names:
         raise GenrecnnError("no backend is available here; see `genrecnn backends`")
     return [reg.get(n) for n in names]   # unknown/unavailable: one clear line from the registry
@@ -98,7 +88,7 @@ def compare_auto(backends, arch: str, batch_size: int, mels: int, frames: int, d
     result = compare_with_single(
         lambda: build_network(cfg, (mels, frames), 10, dtype=dtype), batch_size,
         backends=[b.name for b in backends], optimizer=optimizer, reps=reps, echo=echo)
-    make_out(out)
+    writable_folder(out, "output folder", "choose another with --out")
     write_csv(out / "compare_auto.csv", result["rows"])
     return result
 
@@ -129,7 +119,7 @@ def run_bench(backends, kinds, *, arch: str | None, batch_size: int, mels: int, 
                                           limits=limits, progress=progress)
     for r in xfer_rows:
         r["itemsize"] = np.dtype(dtype).itemsize
-    make_out(out)
+    writable_folder(out, "output folder", "choose another with --out")
     files = [out / "layers.csv", out / "transfers.csv"]
     write_csv(files[0], layer_rows)
     write_csv(files[1], xfer_rows)
