@@ -15,7 +15,7 @@ import numpy as np
 
 from genrecnn.engine.ops.staging import Upload
 
-_NON_BLOCKING = 1    # CU_STREAM_NON_BLOCKING
+from .graphs import _NON_BLOCKING
 
 
 class PycudaStaging:

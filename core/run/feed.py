@@ -79,4 +79,3 @@ class BatchFeed:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
-            self._threads = 1
