@@ -19,7 +19,7 @@ from genrecnn.engine.ops import OP_NAMES
 from genrecnn.engine.ops.maps import GOLDEN, lowbias32
 
 NVCC = shutil.which("nvcc")
-CONSTS = {"conv2d_c1.cu": {"KH": 3, "KW": 3}}
+CONSTS = {"conv2d_c1.cu": {"KH": 3, "KW": 3}, "conv1d_direct.cu": {"KW": 4, "DW_C": 32}}
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc not on PATH")

@@ -70,6 +70,29 @@ def test_threads_follow_the_work():
         parallel.set_threads(None)
 
 
+def test_memory_bound_passes_use_fewer_threads(monkeypatch):
+    """GEMM passes take up to MAX_THREADS; copies COPY_THREADS; elementwise passes
+    ELEMENTWISE_THREADS (more made them slower on a 16-core host)."""
+    parallel.set_threads(16)
+    try:
+        parts = []
+        parallel.over_batch(lambda s: parts.append(s), 64, BIG, blas=True)
+        assert len(parts) == parallel.MAX_THREADS
+        seen, real = [], parallel.over_batch
+
+        def counting(fn, n, work, blas=False, most=parallel.MAX_THREADS):
+            seen.append(most)
+            return real(fn, n, work, blas, most)
+        monkeypatch.setattr(parallel, "over_batch", counting)
+        a = np.arange(64 * 1024 * 64, dtype=np.float64).reshape(64, -1)
+        assert np.array_equal(parallel.copy(a), a) and seen == [parallel.COPY_THREADS]
+        out = parallel.blockwise(a, lambda x, o: np.multiply(x, 2, out=o))
+        assert np.array_equal(out, 2 * a)
+        assert seen == [parallel.COPY_THREADS, parallel.ELEMENTWISE_THREADS]
+    finally:
+        parallel.set_threads(None)
+
+
 def test_blas_is_held_to_one_thread_inside_and_restored_after(two_threads):
     before = blas_threads()
     inside = []

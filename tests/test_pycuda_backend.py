@@ -184,10 +184,12 @@ def test_adopt_cupy_arrays_without_copy(be):
 @pytest.mark.parametrize("sms", [1, 10_000], ids=["narrow-and-large-tiles", "small-tiles"])
 def test_conv1d_under_each_tiling(be, monkeypatch, dtype, sms):
     """The tiling follows the GPU's size; pretend it has 1 or 10000 multiprocessors so
-    that the 32-row, large and small tilings each run, and compare with the reference."""
+    that the 32-row, large and small tilings each run, and compare with the reference
+    (with the direct kernels of few-filter convolutions turned off)."""
     from genrecnn.backends.pycuda_backend import gemm
     from genrecnn.conformance import reference as ref
     monkeypatch.setattr(be, "sm_count", sms)
+    monkeypatch.setattr(be, "direct_conv1d_max_filters", 0)   # tests/test_conv1d_direct.py
     used, launch = [], gemm.GemmOps._gemm
 
     def recording(self, name, dt, m, n, batches, tile, *args, **consts):

@@ -4,7 +4,10 @@ Matrix work is cuBLAS (through :mod:`.blas`, which graph capture allows): the co
 kernel writing the column matrix of the whole batch ``[C*K, N*Wo]`` and ONE
 GEMM over it; its backward is one GEMM for dw, one for the column gradient and
 a col2im gather. The backward reuses the forward's column matrix while its
-input array is alive (a weak reference), else rebuilds it. Everything else is
+input array is alive (a weak reference), else rebuilds it. A convolution with
+few filters (a 32-row GEMM re-reads a huge column matrix for little work) runs
+its forward and weight gradient on the direct kernels both CUDA backends share
+(``conv1d_direct.cu``), which read x once and write no column matrix. Everything else is
 a hand-written kernel from the ``.cu`` files beside this module (see
 :mod:`.kernels`), so a step never leaves the GPU. Inputs are C-contiguous (the
 contract says so), so no op copies defensively. Importing this module needs
@@ -14,9 +17,11 @@ from __future__ import annotations
 
 import weakref
 
+from genrecnn.backends.pycuda_backend import grids as G
 from genrecnn.engine.ops import Backend
 
 from . import blas as B
+from . import cufiles as CF
 from . import kernels as K
 from .batches import CupyBatchOps
 from .graphs import CupyGraphOps
@@ -35,6 +40,7 @@ class CupyBackend(CupyGraphOps, CupyMapOps, CupyBatchOps, CupyStaging, Backend):
     name = "cupy"
     device = "cuda"
     dtypes = ("float32", "float64")
+    direct_conv1d_max_filters = G.DIRECT_CONV1D_MAX_FILTERS
 
     @classmethod
     def availability(cls):
@@ -118,6 +124,12 @@ class CupyBackend(CupyGraphOps, CupyMapOps, CupyBatchOps, CupyStaging, Backend):
         f, c, k = w.shape
         n, _, width = x.shape
         wo = width - k + 1
+        if f <= self.direct_conv1d_max_filters:
+            y = cp.empty((n, f, wo), dtype=x.dtype)
+            CF.launch("conv1d_direct.cu", "conv1d_direct_fwd", x.dtype,
+                      *G.conv1d_direct_fwd_grid(n, f, wo),
+                      (x, w, b, y, K.i32(c), K.i32(width), K.i32(f)), KW=k)
+            return y
         cols = self._im2col(x, k)
         self._remember_cols(x, k, cols)
         yr = B.matmul(w.reshape(f, c * k), cols)                        # [F, N*Wo], one GEMM
@@ -130,7 +142,11 @@ class CupyBackend(CupyGraphOps, CupyMapOps, CupyBatchOps, CupyStaging, Backend):
         f, c, k = w.shape
         n, _, width = x.shape
         wo = width - k + 1
-        dyr, dw, db = self._conv_param_grads(x, w, dy)
+        if f <= self.direct_conv1d_max_filters:
+            dw, db = self._direct_param_grads(x, w, dy)
+            dyr = self._fold_conv1d(dy)
+        else:
+            dyr, dw, db = self._conv_param_grads(x, w, dy)
         dcols = B.matmul(w.reshape(f, c * k), dyr, trans_a=True)                     # one GEMM
         dx = cp.empty((n, c, width), dtype=x.dtype)
         K.launch_rows("conv.cu", "col2im", str(x.dtype), n * c, width,
@@ -138,16 +154,41 @@ class CupyBackend(CupyGraphOps, CupyMapOps, CupyBatchOps, CupyStaging, Backend):
         return dx, dw, db
 
     def conv1d_backward_params(self, x, w, dy):
+        if w.shape[0] <= self.direct_conv1d_max_filters:
+            return self._direct_param_grads(x, w, dy)
         return self._conv_param_grads(x, w, dy)[1:]
+
+    def _direct_param_grads(self, x, w, dy):
+        """(dw, db) from conv1d_direct_dw: one buffer [dw | db], split over the batch."""
+        f, c, k = w.shape
+        n, _, width = x.shape
+        if n == 0:
+            return cp.zeros(w.shape, dtype=w.dtype), cp.zeros((f,), dtype=w.dtype)
+        plan = G.conv1d_dw_plan(n, c, width, f, k, x.dtype.itemsize, CF.sm_count(x.device.id))
+        part = cp.empty((plan.splits, plan.size), dtype=x.dtype)
+        CF.launch("conv1d_direct.cu", "conv1d_direct_dw", x.dtype, plan.grid, plan.block,
+                  (x, dy, part, K.i32(n), K.i32(c), K.i32(width), K.i32(f), K.i32(plan.per)),
+                  KW=k, DW_C=plan.channels)
+        sums = part[0]
+        if plan.splits > 1:
+            sums = cp.empty((plan.size,), dtype=x.dtype)
+            CF.launch("splits.cu", "sum_splits", x.dtype, *G.sum_splits_grid(plan.size),
+                      (part, sums, K.i32(plan.splits), K.i64(plan.size), K.i64(0), K.i32(1)))
+        return sums[:f * c * k].reshape(f, c, k), sums[f * c * k:]
+
+    @staticmethod
+    def _fold_conv1d(dy):
+        """dy [N, F, Wo] as the GEMM's [F, N*Wo]."""
+        n, f, wo = dy.shape
+        dyr = cp.empty((f, n * wo), dtype=dy.dtype)
+        K.launch_rows("conv.cu", "fold", str(dy.dtype), f * n, wo,
+                      (dy, dyr, K.i32(n), K.i32(f), K.i32(wo)))
+        return dyr
 
     def _conv_param_grads(self, x, w, dy):
         """(dy folded to [F, N*Wo], dw, db)."""
         f, c, k = w.shape
-        n, _, width = x.shape
-        wo = width - k + 1
-        dyr = cp.empty((f, n * wo), dtype=dy.dtype)
-        K.launch_rows("conv.cu", "fold", str(x.dtype), f * n, wo,
-                      (dy, dyr, K.i32(n), K.i32(f), K.i32(wo)))
+        dyr = self._fold_conv1d(dy)
         cols = self._forward_cols(x, k)
         dw = B.matmul(dyr, cols, trans_b=True).reshape(f, c, k)                        # one GEMM
         return dyr, dw, dyr.sum(axis=1)

@@ -32,7 +32,7 @@ class CupyBatchOps:
         b = int(index.shape[0])
         x = cp.empty((b, h, int(width)), dtype=data.dtype)
         y = cp.empty((b,), dtype=cp.int32)
-        grid, block = G.rows_grid(b * h, int(width))
+        grid, block = G.copy_rows_grid(b * h, int(width))
         CF.launch("batches.cu", "gather_crops", data.dtype, grid, block,
                   (data, labels, index, start, x, y, np.int32(h), np.int64(length),
                    np.int32(width)))
@@ -41,7 +41,7 @@ class CupyBatchOps:
     def mask_spans(self, x, f0, fw, t0, tw):
         b, h, w = (int(s) for s in x.shape)
         out = cp.empty(x.shape, dtype=x.dtype)
-        grid, block = G.rows_grid(b * h, w)
+        grid, block = G.copy_rows_grid(b * h, w)
         CF.launch("batches.cu", "mask_spans", x.dtype, grid, block,
                   (x, out, f0, fw, t0, tw, np.int32(h), np.int32(w)))
         return out
@@ -50,7 +50,7 @@ class CupyBatchOps:
         b = int(x.shape[0])
         s = math.prod(int(d) for d in x.shape[1:])
         y = cp.empty(x.shape, dtype=x.dtype)
-        grid, block = G.rows_grid(b, s)
+        grid, block = G.copy_rows_grid(b, s)
         CF.launch("batches.cu", "mix_pairs", x.dtype, grid, block, (x, perm, lam, y, np.int64(s)))
         return y
 

@@ -6,7 +6,8 @@ thread and runs every slice's whole pass (its GEMMs, copies and elementwise
 work) in a thread of its own, with BLAS held to one thread meanwhile, so the
 threads do not fight BLAS's own. The thread count follows the cores this
 process may run on (``taskset``), or :func:`set_threads`, and the work: small
-passes stay on fewer threads, and no pass takes more than ``MAX_THREADS``. :func:`over_batch` splits a batch,
+passes stay on fewer threads, and no pass takes more than ``MAX_THREADS`` (memory-bound
+ones fewer still: ``ELEMENTWISE_THREADS``, ``COPY_THREADS``). :func:`over_batch` splits a batch,
 :func:`over_blocks` a flat range into cache-sized blocks; :func:`blockwise`
 and :func:`copy` are the elementwise passes built on them.
 """
@@ -22,6 +23,8 @@ import numpy as np
 MIN_WORK = 1 << 18        # elements touched per thread; less work gets fewer threads
 MAX_THREADS = 8           # threads one pass uses at most: on a 16-core host every pass was
                           # slower on 16 threads than on 8 (conv1d forward 7.9 against 5.2 ms)
+ELEMENTWISE_THREADS = 2   # memory-bound passes, measured on that host (bench/numpy_scaling.py):
+COPY_THREADS = 4          # leaky ReLU 0.82/0.69/0.83 ms and a 21 MB copy 1.98/1.13/0.70 ms on 1/2/4
 MADDS_PER_ELEMENT = 32    # BLAS multiply-adds done in the time a ufunc touches one element
 BLOCK = 1 << 16           # elements per call of an elementwise pass: its operands stay in cache
 
@@ -117,7 +120,7 @@ def _run(fn, part: slice) -> None:
         _local.inside = False
 
 
-def over_batch(fn, n: int, work: int, blas: bool = False) -> None:
+def over_batch(fn, n: int, work: int, blas: bool = False, most: int = MAX_THREADS) -> None:
     """Call ``fn(s)`` for slices ``s`` covering ``range(n)``, on as many threads
     as ``work`` (about the number of elements the pass touches; a GEMM's
     multiply-adds count ``1 / MADDS_PER_ELEMENT`` each) keeps busy: at least
@@ -125,10 +128,10 @@ def over_batch(fn, n: int, work: int, blas: bool = False) -> None:
     costs time.
 
     The calling thread runs the first slice itself. ``blas``: ``fn`` calls
-    BLAS, which is held to one thread meanwhile. A pass started from inside
-    another runs serially.
+    BLAS, which is held to one thread meanwhile. ``most``: the most threads the pass
+    gains from. A pass started from inside another runs serially.
     """
-    parts = min(n, threads(), MAX_THREADS, work // MIN_WORK)
+    parts = min(n, threads(), most, work // MIN_WORK)
     if parts < 2 or getattr(_local, "inside", False):
         fn(slice(0, n))
         return
@@ -156,7 +159,7 @@ def over_blocks(fn, size: int, block: int = BLOCK, work: int | None = None) -> N
     def run(part: slice) -> None:
         for a in range(part.start, part.stop, block):
             fn(slice(a, min(a + block, part.stop)))
-    over_batch(run, size, size if work is None else work)
+    over_batch(run, size, size if work is None else work, most=ELEMENTWISE_THREADS)
 
 
 def copy(a: np.ndarray) -> np.ndarray:
@@ -166,7 +169,7 @@ def copy(a: np.ndarray) -> np.ndarray:
     if a.ndim == 0:
         out[...] = a
     else:
-        over_batch(lambda s: np.copyto(out[s], a[s]), a.shape[0], a.size)
+        over_batch(lambda s: np.copyto(out[s], a[s]), a.shape[0], a.size, most=COPY_THREADS)
     return out
 
 

@@ -2,7 +2,7 @@
 // and the cross-entropy that accumulates on the device. Both CUDA backends compile this
 // file: it needs only T (float or double) and defines no name that common.cu defines.
 
-// Grid (B*H, up to 65535): block x is the row (b, h) = (x / H, x % H); threads (and
+// Grid (B*H, a few): block x is the row (b, h) = (x / H, x % H); threads (and
 // block y) stride over t < width:
 // x[b, h, t] = data[index[b], h, start[b] + t]; the first thread of row (b, 0) also
 // stores y[b] = labels[index[b]].
@@ -15,6 +15,7 @@ extern "C" __global__ void gather_crops(const T* __restrict__ data,
     const int row = blockIdx.x, b = row / H, h = row - b * H, m = index[b];
     const T* __restrict__ src = data + ((long long)m * H + h) * Tlen + start[b];
     T* __restrict__ dst = x + (long long)row * width;
+    #pragma unroll 4
     for (int t = blockIdx.y * blockDim.x + threadIdx.x; t < width; t += gridDim.y * blockDim.x)
         dst[t] = src[t];
     if (h == 0 && blockIdx.y == 0 && threadIdx.x == 0) y[b] = labels[m];
@@ -32,6 +33,7 @@ extern "C" __global__ void mask_spans(const T* __restrict__ x, T* __restrict__ o
     const bool band = h >= f0[b] && (long long)h < (long long)f0[b] + fw[b];
     const long long lo = t0[b], hi = lo + tw[b];
     const long long base = (long long)row * W;
+    #pragma unroll 4
     for (int t = blockIdx.y * blockDim.x + threadIdx.x; t < W; t += gridDim.y * blockDim.x)
         out[base + t] = (band || (t >= lo && t < hi)) ? T(0) : x[base + t];
 }
@@ -46,6 +48,7 @@ extern "C" __global__ void mix_pairs(const T* __restrict__ x, const int* __restr
     const T* __restrict__ xa = x + (long long)b * S;
     const T* __restrict__ xb = x + (long long)perm[b] * S;
     T* __restrict__ dst = y + (long long)b * S;
+    #pragma unroll 4
     for (long long s = (long long)blockIdx.y * blockDim.x + threadIdx.x; s < S;
          s += (long long)gridDim.y * blockDim.x)
         dst[s] = l * xa[s] + r * xb[s];

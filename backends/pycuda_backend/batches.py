@@ -24,7 +24,7 @@ class PycudaBatchOps:
         dt = str(data.dtype)
         x = self._empty((b, h, width), dt)
         y = self._empty((b,), "int32")
-        grid, block = G.rows_grid(b * h, width)
+        grid, block = G.copy_rows_grid(b * h, width)
         self._run("batches.cu", "gather_crops", "PPPPPPiqi", dt, grid, block, self._ptr(data),
                   self._ptr(labels), self._ptr(index), self._ptr(start), self._ptr(x),
                   self._ptr(y), h, length, width)
@@ -33,7 +33,7 @@ class PycudaBatchOps:
     def mask_spans(self, x, f0, fw, t0, tw):
         b, h, w = (int(s) for s in x.shape)
         out = self._empty((b, h, w), str(x.dtype))
-        grid, block = G.rows_grid(b * h, w)
+        grid, block = G.copy_rows_grid(b * h, w)
         self._run("batches.cu", "mask_spans", "PPPPPPii", str(x.dtype), grid, block,
                   self._ptr(x), self._ptr(out), self._ptr(f0), self._ptr(fw), self._ptr(t0),
                   self._ptr(tw), h, w)
@@ -43,7 +43,7 @@ class PycudaBatchOps:
         b = int(x.shape[0])
         s = math.prod(int(d) for d in x.shape[1:])
         y = self._empty(x.shape, str(x.dtype))
-        grid, block = G.rows_grid(b, s)
+        grid, block = G.copy_rows_grid(b, s)
         self._run("batches.cu", "mix_pairs", "PPPPq", str(x.dtype), grid, block, self._ptr(x),
                   self._ptr(perm), self._ptr(lam), self._ptr(y), s)
         return y

@@ -2,7 +2,9 @@
 
 All of them run the tiled kernels of ``gemm.cu``; this module picks the tiling
 and, where an output has too few tiles to fill the GPU, splits the reduction
-(split-K) and adds the slices with ``reduce.cu``'s ``sum_splits``. A mixin of
+(split-K) and adds the slices with ``splits.cu``'s ``sum_splits``. A convolution
+with few filters (at most ``direct_conv1d_max_filters``) runs the forward and the
+weight gradient on ``conv1d_direct.cu`` instead, which reads x once. A mixin of
 :class:`~.backend.PycudaBackend`, whose helpers (``_empty``, ``_ptr``,
 ``_launch``, ``_elementwise``, ``_zero_fill``, ``sm_count``) it uses.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from genrecnn.engine.ops import conv1d_out_width
 
+from . import grids as G
 from .grids import THREADS as BLOCK, cdiv
 
 # Tilings (block tile BM x BN, reduction slice BK, per-thread TM x TN); all use 256 threads.
@@ -20,6 +23,8 @@ NARROW_TILE = {"BM": 32, "BN": 128, "BK": 16, "TM": 2, "TN": 8}   # <= 32 rows (
 
 class GemmOps:
     """conv1d, conv1d_backward(_params), dense, dense_backward on ``gemm.cu``."""
+
+    direct_conv1d_max_filters = G.DIRECT_CONV1D_MAX_FILTERS
 
     def _tile(self, m: int, n: int, batches: int) -> dict:
         """The narrow tiling for outputs of at most 32 rows (a 64-row tile would compute
@@ -43,7 +48,11 @@ class GemmOps:
         (n, c, width), (f, _, k) = x.shape, w.shape
         wo = conv1d_out_width(width, k)
         y = self._empty((n, f, wo), dt)
-        if y.size:
+        if y.size and f <= self.direct_conv1d_max_filters:
+            self._launch("conv1d_direct.cu", "conv1d_direct_fwd", "PPPPiii", dt,
+                         *G.conv1d_direct_fwd_grid(n, f, wo), self._ptr(x),
+                         self._ptr(w), self._ptr(b), self._ptr(y), c, width, f, KW=k)
+        elif y.size:
             self._gemm("conv1d_fwd", dt, f, wo, n, self._tile(f, wo, n),
                        (self._ptr(x), self._ptr(w), self._ptr(b), self._ptr(y), c, width, f),
                        "PPPPiii", KW=k)
@@ -63,6 +72,8 @@ class GemmOps:
         dt = str(x.dtype)
         (n, c, width), (f, _, k) = x.shape, w.shape
         wo = conv1d_out_width(width, k)
+        if n and f <= self.direct_conv1d_max_filters:
+            return self._conv_dw_direct(x, dy, dt, n, c, width, f, k)
         dw = self._empty((f, c, k), dt)
         db = self._empty((f,), dt)
         if n == 0:
@@ -73,6 +84,24 @@ class GemmOps:
         self._launch("reduce.cu", "sum_nq", "PPiii", dt, (f, 1, 1), (BLOCK, 1, 1),
                      self._ptr(dy), self._ptr(db), n, f, wo)
         return dw, db
+
+    def _sum_splits(self, dt, part, out, splits, size, bias=None, ncols=1):
+        """out = the sum of part's ``splits`` slices of ``size`` values (+ bias[i % ncols])."""
+        self._launch("splits.cu", "sum_splits", "PPiqPi", dt, *G.sum_splits_grid(size),
+                     self._ptr(part), self._ptr(out), splits, size,
+                     0 if bias is None else self._ptr(bias), ncols)
+
+    def _conv_dw_direct(self, x, dy, dt, n, c, width, f, k):
+        """(dw, db) from conv1d_direct_dw: one buffer [dw | db], split over the batch."""
+        plan = G.conv1d_dw_plan(n, c, width, f, k, x.dtype.itemsize, self.sm_count)
+        sums = self._empty((plan.size,), dt)
+        part = sums if plan.splits == 1 else self._empty((plan.splits, plan.size), dt)
+        self._launch("conv1d_direct.cu", "conv1d_direct_dw", "PPPiiiii", dt, plan.grid,
+                     plan.block, self._ptr(x), self._ptr(dy), self._ptr(part), n, c, width,
+                     f, plan.per, KW=k, DW_C=plan.channels)
+        if plan.splits > 1:
+            self._sum_splits(dt, part, sums, plan.splits, plan.size)
+        return sums[:f * c * k].reshape((f, c, k)), sums[f * c * k:]
 
     def _conv_dw(self, x, dy, dw, dt, n, c, width, f, k, wo):
         """dw by split-K: the N*Wo reduction is cut into S slices so that small
@@ -96,8 +125,7 @@ class GemmOps:
                    (self._ptr(x), self._ptr(dy), self._ptr(part), n, c, width, f, nper, tchunk, ts),
                    "PPPiiiiiii", KW=k)
         if splits > 1:
-            self._elementwise("sum_splits", "PPiqPi", dt, f * ck, self._ptr(part),
-                              self._ptr(dw), splits, f * ck, 0, 1, file="reduce.cu")
+            self._sum_splits(dt, part, dw, splits, f * ck)
 
     # -- dense -----------------------------------------------------------------------------
 
@@ -123,9 +151,7 @@ class GemmOps:
         self._gemm(name, dt, m, n, splits, tile, (*head, self._ptr(dest), *dims, chunk),
                    "P" * (len(head) + 1) + "iiii", KW=1)
         if splits > 1:
-            self._elementwise("sum_splits", "PPiqPi", dt, m * n, self._ptr(dest), self._ptr(out),
-                              splits, m * n, 0 if bias is None else self._ptr(bias), n,
-                              file="reduce.cu")
+            self._sum_splits(dt, dest, out, splits, m * n, bias, n)
 
     def dense(self, x, w, b):
         dt = str(x.dtype)

@@ -1,10 +1,10 @@
 """Launch geometry of the kernel files that both CUDA backends compile.
 
-``conv2d.cu``, ``conv2d_c1.cu``, ``maps.cu``, ``norm.cu`` and ``batches.cu`` live here,
-beside the PyCUDA backend, and the CuPy backend builds the same files with NVRTC: one
-copy of every kernel. This module holds what both need to launch them: the
-convolution's shapes, the grids, the per-channel split of the batch-norm reductions and
-the dropout threshold. Pure Python, so it imports without CUDA.
+The files of ``SHARED_FILES`` live here, beside the PyCUDA backend, and the CuPy
+backend builds the same files with NVRTC: one copy of every kernel. This module holds
+what both need to launch them: the convolutions' shapes and grids (the direct conv1d's
+weight-gradient split among them), the per-channel split of the batch-norm reductions,
+the dropout threshold and the optimiser's launches. Pure Python, so it imports without CUDA.
 """
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from genrecnn.engine.ops import conv2d_out
 
 # The kernel files both CUDA backends compile (conv2d_c1.cu needs KH and KW defined).
 SHARED_FILES = ("conv2d.cu", "conv2d_c1.cu", "maps.cu", "norm.cu", "batches.cu",
-                "update_many.cu")
+                "update_many.cu", "conv1d_direct.cu", "splits.cu")
 UPDATE_SLOTS = 32               # parameters one update_many.cu launch takes
 THREADS = 256
 MAX_GRID_Y = 65535
 DIRECT_MAX_TAPS = 49            # one-channel convolutions up to 7 x 7 run conv2d_c1.cu
 CHANNEL_MIN_VALUES = 4096       # a batch-norm block gets at least this many values
+COPY_BLOCKS = 8192              # enough blocks of a copy to fill any current GPU a few times
+DIRECT_CONV1D_MAX_FILTERS = 64  # conv1d with at most this many filters runs conv1d_direct.cu
 
 
 def cdiv(a: int, b: int) -> int:
@@ -82,6 +84,14 @@ def rows_grid(rows: int, cols: int) -> tuple[tuple[int, int, int], tuple[int, in
     return (rows, max(1, min(MAX_GRID_Y, cdiv(cols, threads))), 1), (threads, 1, 1)
 
 
+def copy_rows_grid(rows: int, cols: int):
+    """rows_grid for the copy-like row kernels of batches.cu: block y splits a row only
+    while the grid has fewer than COPY_BLOCKS blocks, so each thread copies several
+    values (loads in flight together) instead of launching a block per 256 values."""
+    grid, block = rows_grid(rows, cols)
+    return (grid[0], max(1, min(grid[1], cdiv(COPY_BLOCKS, max(1, rows)))), 1), block
+
+
 def flat_blocks(total: int, sm_count: int) -> int:
     """Blocks of THREADS for a grid-stride kernel over ``total`` items."""
     return max(1, min(cdiv(total, THREADS), sm_count * 32))
@@ -106,6 +116,46 @@ def channel_split(n: int, c: int, s: int, sm_count: int) -> tuple[int, int, int]
     rows = max(1, cdiv(n, max(1, min(n, want, most))))
     lts = min(8, max(0, (s - 1).bit_length()))
     return max(1, cdiv(n, rows)), rows, lts
+
+
+def conv1d_direct_fwd_grid(n: int, f: int, wo: int):
+    """(grid, block) of conv1d_direct_fwd: 256 positions x 32 filters of one example for
+    each block of 128 threads."""
+    return (cdiv(wo, 256), cdiv(f, 32), n), (128, 1, 1)
+
+
+def sum_splits_grid(size: int):
+    """(grid, block) of splits.cu's sum_splits over ``size`` values a slice."""
+    return (max(1, cdiv(size, 32)), 1, 1), (32, 8, 1)
+
+
+class Conv1dDwPlan(NamedTuple):
+    """How conv1d_direct_dw tiles the channels and splits the N*Wo reduction."""
+
+    grid: tuple[int, int, int]
+    channels: int       # channels per block (DW_C): 64, or 32 where C <= 32
+    per: int            # (example, time-slice) units a split sums
+    size: int           # values of one split: dw (F*C*K) then db (F)
+
+    @property
+    def splits(self) -> int:
+        return self.grid[2]
+
+    @property
+    def block(self) -> tuple[int, int, int]:
+        return 4 * self.channels, 1, 1
+
+
+def conv1d_dw_plan(n: int, c: int, width: int, f: int, k: int, itemsize: int,
+                   sm_count: int) -> Conv1dDwPlan:
+    """Splits enough for about four blocks per SM over the (channel, filter) tiles;
+    a unit is one example's slice of 64 (float64: 32) output positions."""
+    channels = 32 if c <= 32 else 64
+    tiles = cdiv(c, channels) * cdiv(f, 32)
+    units = n * cdiv(width - k + 1, 64 if itemsize == 4 else 32)
+    per = max(1, cdiv(units, max(1, min(units, cdiv(4 * sm_count, tiles)))))
+    return Conv1dDwPlan((cdiv(c, channels), cdiv(f, 32), cdiv(units, per)), channels, per,
+                        f * c * k + f)
 
 
 def positions(shape) -> int:

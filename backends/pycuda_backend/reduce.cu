@@ -1,4 +1,4 @@
-// Reductions: bias gradients, split-K partial sums, and the loss.
+// Reductions: bias gradients and the loss (split-K partial sums: splits.cu).
 
 // grid (F), block 256: out[f] = sum_{n < N, q < Q} a[n, f, q]
 // (conv db with Q = Wo; dense db with Q = 1)
@@ -14,19 +14,6 @@ extern "C" __global__ void sum_nq(const T* __restrict__ a, T* __restrict__ out,
     }
     s = block_sum(s);
     if (threadIdx.x == 0) out[f] = s;
-}
-
-// out[i] = sum_{s < S} part[s, i] (+ bias[i % ncols] when bias is not null),
-// for i < L; threads walk i, so reads are coalesced.
-extern "C" __global__ void sum_splits(const T* __restrict__ part, T* __restrict__ out,
-                                      int S, long long L, const T* __restrict__ bias, int ncols)
-{
-    GRID_STRIDE(i, L) {
-        T s = T(0);
-        for (int z = 0; z < S; ++z) s += part[(long long)z * L + i];
-        if (bias) s += bias[i % ncols];
-        out[i] = s;
-    }
 }
 
 // one block: out[0] = sum_{i < n} a[i]
