@@ -71,3 +71,12 @@ def test_conv2d_shape_and_direct_path():
 @pytest.mark.parametrize("cls", [CupyBackend, PycudaBackend])
 def test_cuda_backends_declare_every_op_group(cls):
     assert cls.declared_ops() == OP_NAMES
+
+
+@pytest.mark.parametrize("rows,cols", [(32768, 1292), (4096, 1292), (128, 1292), (1, 10 ** 7),
+                                       (1, 1), (10 ** 6, 300)])
+def test_copy_rows_grid_splits_rows_only_while_blocks_are_few(rows, cols):
+    (gx, gy, gz), block = G.copy_rows_grid(rows, cols)
+    (_, full_y, _), full_block = G.rows_grid(rows, cols)
+    assert (gx, gz, block) == (rows, 1, full_block)
+    assert 1 <= gy <= full_y and (gy == 1 or rows * (gy - 1) < G.COPY_BLOCKS)

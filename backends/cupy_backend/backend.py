@@ -1,17 +1,18 @@
 """CuPy implementation of the op contract (see :mod:`genrecnn.engine.ops`).
 
-Matrix work is cuBLAS (through :mod:`.blas`, which graph capture allows): the convolution is one im2col
-kernel writing the column matrix of the whole batch ``[C*K, N*Wo]`` and ONE
-GEMM over it; its backward is one GEMM for dw, one for the column gradient and
-a col2im gather. The backward reuses the forward's column matrix while its
-input array is alive (a weak reference), else rebuilds it. A convolution with
-few filters (a 32-row GEMM re-reads a huge column matrix for little work) runs
-its forward and weight gradient on the direct kernels both CUDA backends share
-(``conv1d_direct.cu``), which read x once and write no column matrix. Everything else is
-a hand-written kernel from the ``.cu`` files beside this module (see
-:mod:`.kernels`), so a step never leaves the GPU. Inputs are C-contiguous (the
-contract says so), so no op copies defensively. Importing this module needs
-no CuPy, driver or GPU; :meth:`CupyBackend.availability` says why it cannot run.
+Matrix work is cuBLAS (through :mod:`.blas`, which graph capture allows): the
+convolution is one im2col kernel writing the column matrix of the whole batch
+``[C*K, N*Wo]`` and ONE GEMM over it; its backward is one GEMM for dw, one for
+the column gradient and a col2im gather. The backward reuses the forward's
+column matrix while its input array is alive (a weak reference), else rebuilds
+it. A convolution with few filters (a 32-row GEMM re-reads a huge column matrix
+for little work) runs its forward and weight gradient on the direct kernels both
+CUDA backends share (``conv1d_direct.cu``), which read x once and write no column
+matrix. Everything else is a hand-written kernel from the ``.cu`` files beside
+this module (see :mod:`.kernels`), so a step never leaves the GPU. Inputs are
+C-contiguous (the contract says so), so no op copies defensively. Importing this
+module needs no CuPy, driver or GPU; :meth:`CupyBackend.availability` says why it
+cannot run.
 """
 from __future__ import annotations
 
