@@ -6,10 +6,11 @@ thread and runs every slice's whole pass (its GEMMs, copies and elementwise
 work) in a thread of its own, with BLAS held to one thread meanwhile, so the
 threads do not fight BLAS's own. The thread count follows the cores this
 process may run on (``taskset``), or :func:`set_threads`, and the work: small
-passes stay on fewer threads, and no pass takes more than ``MAX_THREADS`` (memory-bound
-ones fewer still: ``ELEMENTWISE_THREADS``, ``COPY_THREADS``). :func:`over_batch` splits a batch,
-:func:`over_blocks` a flat range into cache-sized blocks; :func:`blockwise`
-and :func:`copy` are the elementwise passes built on them.
+passes stay on fewer threads, and no pass takes more than ``MAX_THREADS``
+(memory-bound ones fewer still: ``ELEMENTWISE_THREADS``, ``COPY_THREADS``).
+:func:`over_batch` splits a batch, :func:`over_blocks` a flat range into
+cache-sized blocks; :func:`blockwise` and :func:`copy` are the elementwise
+passes built on them.
 """
 from __future__ import annotations
 

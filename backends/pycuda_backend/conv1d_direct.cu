@@ -9,6 +9,7 @@
 // forward  y[n, f, t]  = b[f] + sum_{c,k} w[f, c, k] x[n, c, t + k]
 // weights  dw[f, c, k] = sum_{n,t} dy[n, f, t] x[n, c, t + k];  db[f] = sum_{n,t} dy[n, f, t]
 
+// grids.py launches these kernels from the same tile sizes (CONV1D_*): change both.
 #define FWD_F 32          // filters per block: 4 warps of 8 filters each
 #define FWD_T 256         // positions per block: lane l owns 4l..4l+3 and 128+4l..+3
 #define FWD_C 8           // input channels staged in shared memory at a time

@@ -118,10 +118,18 @@ def channel_split(n: int, c: int, s: int, sm_count: int) -> tuple[int, int, int]
     return max(1, cdiv(n, rows)), rows, lts
 
 
+# The tiles of conv1d_direct.cu (its FWD_T, FWD_F, DW_F, DW_T): the launches must match.
+CONV1D_FWD_POSITIONS = 256      # output positions of one example a forward block takes
+CONV1D_FWD_THREADS = 128
+CONV1D_FILTERS = 32             # filters a block takes, forward and weight gradient
+CONV1D_DW_STEPS = {4: 64, 8: 32}    # output positions of one unit of dw, by item size
+
+
 def conv1d_direct_fwd_grid(n: int, f: int, wo: int):
     """(grid, block) of conv1d_direct_fwd: 256 positions x 32 filters of one example for
     each block of 128 threads."""
-    return (cdiv(wo, 256), cdiv(f, 32), n), (128, 1, 1)
+    return ((cdiv(wo, CONV1D_FWD_POSITIONS), cdiv(f, CONV1D_FILTERS), n),
+            (CONV1D_FWD_THREADS, 1, 1))
 
 
 def sum_splits_grid(size: int):
@@ -151,11 +159,11 @@ def conv1d_dw_plan(n: int, c: int, width: int, f: int, k: int, itemsize: int,
     """Splits enough for about four blocks per SM over the (channel, filter) tiles;
     a unit is one example's slice of 64 (float64: 32) output positions."""
     channels = 32 if c <= 32 else 64
-    tiles = cdiv(c, channels) * cdiv(f, 32)
-    units = n * cdiv(width - k + 1, 64 if itemsize == 4 else 32)
+    tiles = cdiv(c, channels) * cdiv(f, CONV1D_FILTERS)
+    units = n * cdiv(width - k + 1, CONV1D_DW_STEPS[itemsize])
     per = max(1, cdiv(units, max(1, min(units, cdiv(4 * sm_count, tiles)))))
-    return Conv1dDwPlan((cdiv(c, channels), cdiv(f, 32), cdiv(units, per)), channels, per,
-                        f * c * k + f)
+    return Conv1dDwPlan((cdiv(c, channels), cdiv(f, CONV1D_FILTERS), cdiv(units, per)),
+                        channels, per, f * c * k + f)
 
 
 def positions(shape) -> int:
