@@ -76,7 +76,7 @@ class CupyMapOps:
         dw, db = self._conv2d_params(x, dy, dyr, g)
         dcols = B.matmul(w.reshape(g.f, g.r), dyr, trans_a=True)                  # [R, N*P]: one GEMM
         dx = cp.empty(x.shape, dtype=x.dtype)
-        grid, block = G.rows_grid(g.n * g.c, g.h * g.w)
+        grid, block = G.copy_rows_grid(g.n * g.c, g.h * g.w)
         CF.launch("conv2d.cu", "col2im2d", x.dtype, grid, block,
                   (dcols, dx) + _i32(g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ho, g.wo)
                   + (np.int64(g.n * g.p), np.int64(g.p)))
@@ -113,7 +113,7 @@ class CupyMapOps:
     def _im2col2d(x, g):
         """The column matrix [R, N*P] of the whole batch (conv2d.cu's [R, N, P] layout)."""
         cols = cp.empty((g.r, g.n * g.p), dtype=x.dtype)
-        grid, block = G.rows_grid(g.n * g.r, g.p)
+        grid, block = G.copy_rows_grid(g.n * g.r, g.p)
         CF.launch("conv2d.cu", "im2col2d", x.dtype, grid, block,
                   (x, cols) + _i32(g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.wo, g.p)
                   + (np.int64(g.n * g.p), np.int64(g.p)))

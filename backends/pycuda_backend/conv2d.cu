@@ -20,10 +20,16 @@ extern "C" __global__ void im2col2d(const T* __restrict__ x, T* __restrict__ col
     const int c = r / KK, uv = r - c * KK, u = uv / KW, v = uv - u * KW;
     const T* __restrict__ src = x + ((long long)n * C + c) * H * W;
     T* __restrict__ dst = cols + (long long)r * sr + (long long)n * sn;
-    for (int p = blockIdx.y * blockDim.x + threadIdx.x; p < P; p += gridDim.y * blockDim.x) {
-        const int i = p / Wo, j = p - i * Wo;
+    int p = blockIdx.y * blockDim.x + threadIdx.x;
+    if (p >= P) return;                         // also keeps Wo = 0 out of the divisions
+    const int step = gridDim.y * blockDim.x, di = step / Wo, dj = step - di * Wo;
+    int i = p / Wo, j = p - i * Wo;
+    #pragma unroll 4
+    for (; p < P; p += step) {                  // (i, j) follow p without a division
         const int h = i * sh - ph + u, w = j * sw - pw + v;
         dst[p] = (h >= 0 && h < H && w >= 0 && w < W) ? src[(long long)h * W + w] : T(0);
+        i += di; j += dj;
+        if (j >= Wo) { j -= Wo; ++i; }
     }
 }
 
@@ -41,8 +47,12 @@ extern "C" __global__ void col2im2d(const T* __restrict__ dcols, T* __restrict__
     const int plane = blockIdx.x, n = plane / C, c = plane - n * C, HW = H * W;
     const T* __restrict__ src = dcols + (long long)n * sn;
     T* __restrict__ dst = dx + (long long)plane * HW;
-    for (int q = blockIdx.y * blockDim.x + threadIdx.x; q < HW; q += gridDim.y * blockDim.x) {
-        const int h = q / W, w = q - h * W, th = h + ph, tw = w + pw;
+    int q = blockIdx.y * blockDim.x + threadIdx.x;
+    if (q >= HW) return;                        // also keeps W = 0 out of the divisions
+    const int step = gridDim.y * blockDim.x, dh = step / W, dw = step - dh * W;
+    int h = q / W, w = q - h * W;
+    for (; q < HW; q += step) {                 // (h, w) follow q without a division
+        const int th = h + ph, tw = w + pw;
         const int u_lo = max(0, th - (Ho - 1) * sh), u_hi = min(KH - 1, th);
         const int v_lo = max(0, tw - (Wo - 1) * sw), v_hi = min(KW - 1, tw);
         T acc = T(0);
@@ -56,5 +66,7 @@ extern "C" __global__ void col2im2d(const T* __restrict__ dcols, T* __restrict__
             }
         }
         dst[q] = acc;
+        h += dh; w += dw;
+        if (w >= W) { w -= W; ++h; }
     }
 }

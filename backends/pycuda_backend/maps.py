@@ -63,7 +63,7 @@ class PycudaMapOps:
             self._gemm("conv1d_dx", dt, g.r, g.p, g.n, self._tile(g.r, g.p, g.n),
                        (self._ptr(dy), self._ptr(w), self._ptr(dcols), g.r, g.p, g.f),
                        "PPPiii", KW=1)
-            grid, block = G.rows_grid(g.n * g.c, g.h * g.w)
+            grid, block = G.copy_rows_grid(g.n * g.c, g.h * g.w)
             self._run("conv2d.cu", "col2im2d", "PP" + "i" * 11 + "qq", dt, grid, block,
                       self._ptr(dcols), self._ptr(dx), g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw,
                       g.ph, g.pw, g.ho, g.wo, g.p, g.r * g.p)
@@ -102,7 +102,7 @@ class PycudaMapOps:
     def _im2col2d(self, x, g):
         """Per-example column matrices [N, R, P] (conv2d.cu with sr = P, sn = R*P)."""
         cols = self._empty((g.n, g.r, g.p), str(x.dtype))
-        grid, block = G.rows_grid(g.n * g.r, g.p)
+        grid, block = G.copy_rows_grid(g.n * g.r, g.p)
         self._run("conv2d.cu", "im2col2d", "PP" + "i" * 11 + "qq", str(x.dtype), grid, block,
                   self._ptr(x), self._ptr(cols), g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph,
                   g.pw, g.wo, g.p, g.p, g.r * g.p)
