@@ -61,6 +61,17 @@ def test_channel_split_gives_every_example_one_block(n, c, s, sms):
     assert 0 <= lts <= 8 and (1 << lts) <= G.THREADS
 
 
+@pytest.mark.parametrize("n,f,p,kk,sms", [(32, 16, 32768, 9, 132), (1, 1, 1, 1, 132),
+                                          (0, 4, 9, 9, 132), (3, 33, 5000, 49, 8),
+                                          (64, 7, 4096, 25, 132)])
+def test_c1_dw_plan_covers_every_position_once(n, f, p, kk, sms):
+    fblocks, g, chunk = G.c1_dw_plan(n, f, p, kk, sms)
+    per = G.c1_dw_filters(kk)
+    assert (fblocks - 1) * per < f <= fblocks * per
+    assert 1 <= g <= 65535 and chunk >= 1 and (g - 1) * chunk < max(n * p, 1) <= g * chunk
+    assert g == 1 or chunk >= G.CHANNEL_MIN_VALUES
+
+
 def test_conv2d_shape_and_direct_path():
     g = G.conv2d_shape((32, 1, 128, 256), (32, 1, 3, 3), (1, 1), (1, 1))
     assert (g.ho, g.wo, g.p, g.r, g.direct) == (128, 256, 128 * 256, 9, True)

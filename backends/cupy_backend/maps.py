@@ -96,12 +96,12 @@ class CupyMapOps:
         return dw, self._channel_total(dy, g.n, g.f, g.p)
 
     def _conv2d_c1_params(self, x, dy, g):
-        parts, rows, _ = G.channel_split(g.n, g.f, g.p, _sms())
         kk = g.kh * g.kw
+        fblocks, parts, chunk = G.c1_dw_plan(g.n, g.f, g.p, kk, _sms())
         part = cp.empty((g.f * parts * (kk + 1),), dtype=x.dtype)
-        CF.launch("conv2d_c1.cu", "conv2d_c1_dw_part", x.dtype, (g.f, parts, 1), _BLOCK,
-                  (x, dy, part) + _i32(g.n, *g.geometry_args, g.wo, g.p, g.f, rows),
-                  KH=g.kh, KW=g.kw)
+        CF.launch("conv2d_c1.cu", "conv2d_c1_dw_part", x.dtype, (fblocks, parts, 1), _BLOCK,
+                  (x, dy, part) + _i32(g.n, *g.geometry_args, g.ho, g.wo, g.f)
+                  + (np.int64(chunk),), KH=g.kh, KW=g.kw)
         dw = cp.empty((g.f, 1, g.kh, g.kw), dtype=x.dtype)
         db = cp.empty((g.f,), dtype=x.dtype)
         CF.launch("conv2d_c1.cu", "conv2d_c1_dw_sum", x.dtype,

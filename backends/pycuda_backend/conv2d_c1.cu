@@ -40,55 +40,85 @@ extern "C" __global__ void conv2d_c1_fwd(const T* __restrict__ x, const T* __res
     }
 }
 
-// Grid (F, G), 256 threads: block (f, g) sums over examples [g*rows, min(N, g*rows + rows))
-// and all p, into part[(f*G + g)*(KK + 1) + r]:
+// Filters a thread of conv2d_c1_dw_part serves from one load of its taps: fewer for
+// bigger kernels, so the C1_FPB * (KK + 1) accumulators stay in registers
+// (grids.c1_dw_filters mirrors this).
+#define C1_FPB (KK <= 9 ? 4 : (KK <= 25 ? 2 : 1))
+
+// Grid (cdiv(F, C1_FPB), G), 256 threads: block (fb, g) takes C1_FPB filters from fb*C1_FPB
+// and the flat positions q = n*P + p in [g*chunk, min(N*P, g*chunk + chunk)); it writes
+// part[(f*G + g)*(KK + 1) + r]:
 //   r = u*KW + v < KK: sum of dy[n, f, i, j] * x[n, 0, i*sh - ph + u, j*sw - pw + v],
 //   r = KK:            sum of dy[n, f, i, j] (the bias gradient).
-// conv2d_c1_dw_sum adds the G partial sums in a fixed order (deterministic, no atomics).
+// A thread loads the KK taps of a position once for C1_FPB filters, and follows (n, i, j)
+// along its stride without a division. conv2d_c1_dw_sum adds the G partial sums in a
+// fixed order (deterministic, no atomics).
 extern "C" __global__ void conv2d_c1_dw_part(const T* __restrict__ x, const T* __restrict__ dy,
                                              T* __restrict__ part, int N, int H, int W,
-                                             int sh, int sw, int ph, int pw, int Wo, int P,
-                                             int F, int rows)
+                                             int sh, int sw, int ph, int pw, int Ho, int Wo,
+                                             int F, long long chunk)
 {
-    const int f = blockIdx.x, g = blockIdx.y;
-    const int n0 = g * rows, n1 = min(N, n0 + rows);
-    T acc[KK + 1];
+    const int f0 = blockIdx.x * C1_FPB, g = blockIdx.y;
+    const long long P = (long long)Ho * Wo, q1 = min((long long)N * P, (g + 1) * chunk);
+    T acc[C1_FPB][KK + 1];
     #pragma unroll
-    for (int r = 0; r <= KK; ++r) acc[r] = T(0);
-    for (int n = n0; n < n1; ++n) {
-        const T* __restrict__ src = x + (long long)n * H * W;
-        const T* __restrict__ grad = dy + ((long long)n * F + f) * P;
-        for (int p = threadIdx.x; p < P; p += blockDim.x) {
-            const T d = grad[p];
-            const int i = p / Wo, j = p - i * Wo, h0 = i * sh - ph, w0 = j * sw - pw;
+    for (int k = 0; k < C1_FPB; ++k) {
+        #pragma unroll
+        for (int r = 0; r <= KK; ++r) acc[k][r] = T(0);
+    }
+    long long q = g * chunk + threadIdx.x;
+    if (q < q1) {                               // also keeps Wo = 0 out of the divisions
+        int n = (int)(q / P);
+        const int p = (int)(q - n * P);
+        int i = p / Wo, j = p - i * Wo;
+        const int step = blockDim.x, di = step / Wo, dj = step - di * Wo;
+        for (; q < q1; q += step) {
+            const int h0 = i * sh - ph, w0 = j * sw - pw;
+            const T* __restrict__ src = x + (long long)n * H * W;
+            T tap[KK];
             #pragma unroll
             for (int u = 0; u < KH; ++u) {
                 #pragma unroll
                 for (int v = 0; v < KW; ++v) {
                     const int h = h0 + u, ww = w0 + v;
-                    if (h >= 0 && h < H && ww >= 0 && ww < W)
-                        acc[u * KW + v] += d * src[(long long)h * W + ww];
+                    tap[u * KW + v] = (h >= 0 && h < H && ww >= 0 && ww < W)
+                                      ? src[(long long)h * W + ww] : T(0);
                 }
             }
-            acc[KK] += d;
+            const long long at = ((long long)n * F + f0) * P + (long long)i * Wo + j;
+            #pragma unroll
+            for (int k = 0; k < C1_FPB; ++k) {
+                const T d = f0 + k < F ? dy[at + k * P] : T(0);
+                #pragma unroll
+                for (int r = 0; r < KK; ++r) acc[k][r] += d * tap[r];
+                acc[k][KK] += d;
+            }
+            i += di; j += dj;
+            if (j >= Wo) { j -= Wo; ++i; }
+            while (i >= Ho) { i -= Ho; ++n; }
         }
     }
     // Block sums: each warp reduces its lanes, then one thread per accumulator adds
     // the warps' sums (blockDim.x is a multiple of 32, at most 1024).
-    __shared__ T by_warp[KK + 1][32];
+    __shared__ T by_warp[C1_FPB * (KK + 1)][32];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
     #pragma unroll
-    for (int r = 0; r <= KK; ++r) {
-        T s = acc[r];
+    for (int k = 0; k < C1_FPB; ++k) {
         #pragma unroll
-        for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
-        if (lane == 0) by_warp[r][warp] = s;
+        for (int r = 0; r <= KK; ++r) {
+            T s = acc[k][r];
+            #pragma unroll
+            for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+            if (lane == 0) by_warp[k * (KK + 1) + r][warp] = s;
+        }
     }
     __syncthreads();
-    for (int r = threadIdx.x; r <= KK; r += blockDim.x) {
+    for (int kr = threadIdx.x; kr < C1_FPB * (KK + 1); kr += blockDim.x) {
+        const int k = kr / (KK + 1), r = kr - k * (KK + 1);
+        if (f0 + k >= F) continue;
         T s = T(0);
-        for (int k = 0; k < nwarps; ++k) s += by_warp[r][k];
-        part[((long long)f * gridDim.y + g) * (KK + 1) + r] = s;
+        for (int w = 0; w < nwarps; ++w) s += by_warp[kr][w];
+        part[((long long)(f0 + k) * gridDim.y + g) * (KK + 1) + r] = s;
     }
 }
 

@@ -21,6 +21,7 @@ THREADS = 256
 MAX_GRID_Y = 65535
 DIRECT_MAX_TAPS = 49            # one-channel convolutions up to 7 x 7 run conv2d_c1.cu
 CHANNEL_MIN_VALUES = 4096       # a batch-norm block gets at least this many values
+CHANNEL_BLOCKS_PER_SM = 8       # per-channel kernels: enough 256-thread blocks to fill an SM
 COPY_BLOCKS = 8192              # enough blocks of a copy to fill any current GPU a few times
 DIRECT_CONV1D_MAX_FILTERS = 64  # conv1d with at most this many filters runs conv1d_direct.cu
 
@@ -106,12 +107,28 @@ def filter_groups(n: int, f: int, p: int, sm_count: int) -> tuple[int, int]:
     return cdiv(f, per), per
 
 
+def c1_dw_filters(kk: int) -> int:
+    """Filters one thread of conv2d_c1_dw_part serves (its C1_FPB for KK = kk taps)."""
+    return 4 if kk <= 9 else 2 if kk <= 25 else 1
+
+
+def c1_dw_plan(n: int, f: int, p: int, kk: int, sm_count: int) -> tuple[int, int, int]:
+    """(filter blocks, G, chunk) of conv2d_c1_dw_part: G blocks per filter group, each
+    over ``chunk`` consecutive flat positions n*P + p, about four blocks per SM in all
+    but at least CHANNEL_MIN_VALUES positions a block."""
+    fblocks = cdiv(f, c1_dw_filters(kk))
+    total = n * p
+    parts = max(1, min(cdiv(4 * sm_count, fblocks), total // CHANNEL_MIN_VALUES))
+    chunk = max(1, cdiv(total, parts))
+    return fblocks, max(1, cdiv(total, chunk)), chunk
+
+
 def channel_split(n: int, c: int, s: int, sm_count: int) -> tuple[int, int, int]:
-    """(G, rows, lts) for the per-channel kernels of norm.cu (and conv2d_c1_dw_part,
-    which splits filters the same way): G blocks per channel, each over ``rows``
-    examples; 2^lts threads along the S positions. G fills the GPU about twice over
-    but keeps at least CHANNEL_MIN_VALUES values per block."""
-    want = cdiv(2 * sm_count, max(1, c))
+    """(G, rows, lts) for the per-channel kernels of norm.cu: G blocks per channel,
+    each over ``rows`` examples; 2^lts threads along the S positions. G gives the GPU
+    about CHANNEL_BLOCKS_PER_SM blocks per SM but keeps at least CHANNEL_MIN_VALUES
+    values per block."""
+    want = cdiv(CHANNEL_BLOCKS_PER_SM * sm_count, max(1, c))
     most = max(1, (n * s) // CHANNEL_MIN_VALUES)
     rows = max(1, cdiv(n, max(1, min(n, want, most))))
     lts = min(8, max(0, (s - 1).bit_length()))

@@ -86,12 +86,12 @@ class PycudaMapOps:
 
     def _conv2d_c1_params(self, x, dy, g):
         dt = str(x.dtype)
-        parts, rows, _ = G.channel_split(g.n, g.f, g.p, self.sm_count)
         kk = g.kh * g.kw
+        fblocks, parts, chunk = G.c1_dw_plan(g.n, g.f, g.p, kk, self.sm_count)
         part = self._empty((g.f * parts * (kk + 1),), dt)
-        self._run("conv2d_c1.cu", "conv2d_c1_dw_part", "PPP" + "i" * 11, dt, (g.f, parts, 1),
-                  _BLOCK, self._ptr(x), self._ptr(dy), self._ptr(part), g.n, *g.geometry_args,
-                  g.wo, g.p, g.f, rows, KH=g.kh, KW=g.kw)
+        self._run("conv2d_c1.cu", "conv2d_c1_dw_part", "PPP" + "i" * 10 + "q", dt,
+                  (fblocks, parts, 1), _BLOCK, self._ptr(x), self._ptr(dy), self._ptr(part),
+                  g.n, *g.geometry_args, g.ho, g.wo, g.f, chunk, KH=g.kh, KW=g.kw)
         dw = self._empty((g.f, 1, g.kh, g.kw), dt)
         db = self._empty((g.f,), dt)
         self._elementwise("conv2d_c1_dw_sum", "PPPii", dt, g.f * (kk + 1), self._ptr(part),

@@ -20,6 +20,7 @@ struct ChannelSlice {
         for (int n = (int)blockIdx.y * rows + (int)(threadIdx.x >> lts); n < n1;
              n += (int)(blockDim.x >> lts)) {
             const long long base = ((long long)n * C + blockIdx.x) * S;
+            #pragma unroll 4
             for (long long s = threadIdx.x & (lanes - 1); s < S; s += lanes) f(base + s);
         }
     }
@@ -87,23 +88,25 @@ __device__ __forceinline__ void sum2_block(T& a, T& b)
 }
 
 // Statistics pass: part[c*G + g] gets the mean and M2 (sum of squared deviations from
-// that mean) of block (c, g)'s values, by Welford's update per thread and Chan's merge
-// across threads: numerically sound, one read of x.
+// that mean) of block (c, g)'s values: each thread sums its values' offsets from the
+// first of them (shifted sums, numerically sound and free of per-value divisions, so
+// its loads can overlap), turns them into (count, mean, M2) and Chan's merge combines
+// the threads. One read of x.
 extern "C" __global__ void bn_stats_part(const T* __restrict__ x, T* __restrict__ pmean,
                                          T* __restrict__ pm2, int N, int C, long long S,
                                          int rows, int lts)
 {
     const ChannelSlice sl{N, C, rows, lts, S};
     int k = 0;
-    T mean = T(0), m2 = T(0);
+    T shift = T(0), s1 = T(0), s2 = T(0);
     sl.each([&](long long i) {
         const T v = x[i];
-        ++k;
-        const T d = v - mean;
-        mean += d / T(k);
-        m2 += d * (v - mean);
+        if (k++ == 0) shift = v;
+        const T d = v - shift;
+        s1 += d;
+        s2 += d * d;
     });
-    T n = T(k);
+    T n = T(k), mean = k ? shift + s1 / n : T(0), m2 = k ? max(T(0), s2 - s1 * (s1 / n)) : T(0);
     chan_block(n, mean, m2);
     if (threadIdx.x == 0) {
         const long long o = (long long)blockIdx.x * gridDim.y + blockIdx.y;

@@ -20,6 +20,10 @@ CONV2D_CONFIGS = [
     # larger than a GPU thread block or GEMM tile in every direction
     (2, 20, 35, 67, 70, (3, 3), (1, 1), (1, 1)),
     (3, 5, 70, 140, 33, (5, 3), (2, 3), (2, 0)),
+    # one input channel (a spectrogram's first layer; CUDA backends may run it directly)
+    (3, 1, 70, 140, 6, (3, 3), (1, 1), (1, 1)),
+    (2, 1, 33, 41, 3, (5, 5), (2, 1), (2, 2)),
+    (1, 1, 40, 50, 2, (7, 7), (1, 3), (3, 0)),
 ]
 CONV2D_FD_CONFIGS = [(2, 3, 7, 9, 4, (3, 3), (1, 1), (1, 1)),
                      (2, 2, 9, 11, 3, (2, 3), (2, 3), (0, 1)),
