@@ -3,7 +3,7 @@ optimiser step) of the same network under the measured auto plan and under
 every single-backend placement, timed in interleaved rounds on this machine.
 
     python bench/auto_vs_single.py [--arch cangea2016] [--batch-size 32]
-        [--frames 1292] [--backends numpy,pycuda,cupy] [--reps 5]
+        [--frames 1292] [--backends numpy,pycuda,cupy] [--reps 5] [--streamed]
 
 Prints the auto plan with its measured per-layer times, then the step times
 and the ratio of each placement to auto. Exits 1 if auto is slower than the
@@ -32,6 +32,8 @@ def main(argv=None) -> int:
     ap.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
     ap.add_argument("--backends", help="comma list (default: every available backend)")
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--streamed", action="store_true",
+                    help="as for a training set over --resident-mb: each batch uploaded")
     ap.add_argument("--json", metavar="FILE", help="also write the result as JSON here")
     args = ap.parse_args(argv)
 
@@ -44,7 +46,8 @@ def main(argv=None) -> int:
               f"load average {os.getloadavg()[0]:.1f} (timings need an idle machine)")
         backends = args.backends.split(",") if args.backends else None
         result = compare_with_single(make, args.batch_size, backends=backends,
-                                     optimizer=args.optimizer, reps=args.reps)
+                                     optimizer=args.optimizer, reps=args.reps,
+                                     streamed=args.streamed)
     except GenrecnnError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -392,6 +392,17 @@ def test_second_call_is_a_cache_hit(monkeypatch, _cache):
     assert len(calls) == 3 and len(json.loads(_cache.read_text())["entries"]) == 2
 
 
+def test_a_streamed_training_set_charges_each_upload_and_is_cached_apart(_cache):
+    reg = _registry(FastRest)
+    resident = auto_plan(_net(), 8, echo=lambda s: None, registry=reg)
+    streamed = auto_plan(_net(), 8, echo=lambda s: None, registry=reg, streamed=True)
+    assert not streamed.cached
+    assert resident.input_s["fastrest"] == 0.0 < streamed.input_s["fastrest"]
+    assert any("--resident-mb" in n for n in streamed.notes)
+    keys = list(json.loads(_cache.read_text())["entries"])
+    assert len(keys) == 2 and sum(k.endswith("|streamed") for k in keys) == 1
+
+
 def test_corrupt_cache_is_measured_over(_cache):
     _cache.parent.mkdir(parents=True)
     _cache.write_text("{not json")

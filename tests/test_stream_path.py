@@ -162,3 +162,23 @@ def test_gpu_stream_path_matches_the_resident_set(name, graphs):
     want = net_d.host_params()
     for key, value in net_s.host_params().items():
         np.testing.assert_allclose(value, want[key], rtol=1e-3, atol=1e-5, err_msg=key)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["cupy", "pycuda"])
+def test_gpu_auto_times_streamed_steps_beside_their_uploads(name):
+    """Auto placement's measured steps for a streamed set pay the next batch's upload
+    (beside the replay, as training does): no step is shorter than the upload, and
+    none as long as the step and the upload one after the other."""
+    why = _gpu_reason(name)
+    if why:
+        pytest.skip(why)
+    from genrecnn.engine.autoplace.steps import time_plans
+    from genrecnn.engine.bench import measure_staged_upload
+    make = lambda: new_network(SETTINGS, 64, 400, 3)        # noqa: E731
+    plan = {name: [name] * len(make().layers)}
+    resident = time_plans(make, plan, registry(), 256, "adam", reps=5, warmup=1)
+    streamed = time_plans(make, plan, registry(), 256, "adam", reps=5, warmup=1, streamed=True)
+    upload = measure_staged_upload(registry().get(name), (256, 64, 400), "float32").median
+    assert min(streamed[name]) >= 0.9 * upload > 0
+    assert min(streamed[name]) < min(resident[name]) + upload

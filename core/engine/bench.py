@@ -203,6 +203,17 @@ def _endpoint_name(be) -> str:
     return HOST if be is None else be.name
 
 
+def measure_staged_upload(dst, shape: tuple[int, ...], dtype: str, *, reps: int = REPS,
+                          warmup: int = WARMUP, budget: float = BUDGET) -> Timing:
+    """Time one upload of ``shape`` from page-locked memory into an array on ``dst``
+    (the staging ops: what the stream path pays per batch), to its end."""
+    host = dst.pinned_empty(tuple(shape), dtype)
+    host[...] = _sample(tuple(shape), dtype)
+    slot = dst.zeros(tuple(shape), dtype)
+    return time_call(lambda: dst.upload_finished(dst.upload_async(host, slot)),
+                     dst.synchronize, reps, warmup, budget)
+
+
 def measure_transfer(src, dst, shape: tuple[int, ...], dtype: str, *, reps: int = REPS,
                      warmup: int = WARMUP, budget: float = BUDGET) -> Timing:
     """Time moving one array of ``shape`` from ``src`` to ``dst`` (None = the host).

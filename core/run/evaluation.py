@@ -26,7 +26,7 @@ from genrecnn.run.plots import confusion_matrix
 from genrecnn.run.scoring import clip_decisions, confusion, interval95
 from genrecnn.run.settings import (TrainSettings, describe_settings, new_network,
                                    settings_from)
-from genrecnn.run.steps import RESIDENT_BUDGET, StepRunner
+from genrecnn.run.steps import RESIDENT_BUDGET, StepRunner, fits_resident
 
 @dataclass
 class MethodScore:
@@ -181,8 +181,12 @@ def evaluate_folder(data, data_opts: dict, settings_opts: dict, *, backend_spec:
         echo(f"data: {data}, {len(ds.clip_ids)} clips of {ds.n_classes} classes "
              f"({', '.join(ds.class_names)}), {windows}{ds.input_shape[0]}x{ds.input_shape[1]}")
         net = new_network(settings, ds.input_shape[0], ds.input_shape[1], ds.n_classes)
-        placement, _ = place_by_option(net, backend_spec, settings.batch_size, dry_run=True,
-                                       echo=lambda s: echo(f"placement: {s}"))
+        # a partition's training part, as auto placement needs to know whether it streams
+        train_values = ds.x.size * (1.0 if split_dir is not None else 1.0 - test_fraction)
+        placement, _ = place_by_option(
+            net, backend_spec, settings.batch_size, dry_run=True,
+            streamed=not fits_resident(int(train_values), net.dtype, resident_budget),
+            echo=lambda s: echo(f"placement: {s}"))
         report = run_protocol(ds, settings, repeats=repeats, test_fraction=test_fraction,
                               split_dir=split_dir, placement=list(placement), vote=vote,
                               baseline=baseline, echo=echo, graphs=graphs,

@@ -35,6 +35,12 @@ from genrecnn.run.feed import BatchFeed
 RESIDENT_BUDGET = 4 << 30        # bytes of training set uploaded once (default)
 
 
+def fits_resident(values: int, dtype: str, budget: int) -> bool:
+    """Whether a training set of ``values`` numbers in ``dtype`` is uploaded once
+    (else it is streamed, or fed from the host)."""
+    return values * np.dtype(dtype).itemsize <= budget
+
+
 @dataclass
 class _Buffers:
     """One batch size's per-step device arrays (written before every step)."""
@@ -74,7 +80,7 @@ class StepRunner:
         network.ensure_placed()
         first, last = network.backends[0], network.backends[-1]
         batched = first.supports("batch") and last.supports("train_loss")
-        fits = x.size * np.dtype(network.dtype).itemsize <= resident_budget
+        fits = fits_resident(x.size, network.dtype, resident_budget)
         self.device = batched and fits
         self.streaming = batched and not fits and first.supports("staging")
         self.graphs = (graphs and (self.device or self.streaming)

@@ -26,7 +26,7 @@ from genrecnn.run.parts import make_parts, normalizer_arrays, normalizer_from_ex
 from genrecnn.run.plots import confusion_matrix, learning_curves
 from genrecnn.run.scoring import VOTES, clip_decisions, confusion
 from genrecnn.run.settings import SETTING_KEYS, TrainSettings, new_network, settings_from
-from genrecnn.run.steps import RESIDENT_BUDGET, StepRunner
+from genrecnn.run.steps import RESIDENT_BUDGET, StepRunner, fits_resident
 
 # settings a resumed run takes from the checkpoint; a different explicit value is an error
 RUN_KEYS = ("recipe", *SETTING_KEYS, "genres", "frames", "windows", "test_fraction",
@@ -180,10 +180,12 @@ def _train(opts: dict, explicit, echo, progress) -> dict:
     else:
         net = new_network(settings, n_mels, frames, ds.n_classes)
         optimizer, start_epoch, history, normalizer = settings.make_optimizer(), 0, [], None
-    plan, plan_report = place_by_option(net, opts["backend_spec"], settings.batch_size,
-                                        echo=echo)
     parts = make_parts(ds, idx_train, idx_valid, idx_test, norm=settings.norm,
                        normalizer=normalizer)
+    budget = opts.get("resident_mb", RESIDENT_BUDGET >> 20) << 20
+    plan, plan_report = place_by_option(
+        net, opts["backend_spec"], settings.batch_size, echo=echo,
+        streamed=not fits_resident(parts.x_train.size, net.dtype, budget))
     unit = "windows" if opts["windows"] else "clips"
     echo(f"data: {_describe(ds, opts['data'])}; train {len(idx_train)}, valid {len(idx_valid)}, "
          f"test {len(idx_test)} {unit}; input {n_mels}x{frames}")
@@ -205,7 +207,7 @@ def _train(opts: dict, explicit, echo, progress) -> dict:
             echo(f"resuming at epoch {start_epoch + 1} of {settings.epochs}")
         runner = StepRunner(net, optimizer, parts.x_train, parts.y_train, settings,
                             graphs=opts.get("graphs", True),
-                            resident_budget=opts.get("resident_mb", RESIDENT_BUDGET >> 20) << 20)
+                            resident_budget=budget)
         graphed = ("; each step one CUDA graph replay"
                    if runner.path == "stream" and runner.graphs else "")
         echo(f"steps: {runner.path} ({RUNNER_PATHS[runner.path]}{graphed})")

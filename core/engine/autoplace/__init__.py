@@ -38,7 +38,8 @@ def _cached(network, key: str, cands) -> PlanReport | None:
 def auto_plan(network, batch_size: int, *, registry=None, optimizer: str | None = "adam",
               reps: int = 3, budget: float = 0.2, refresh: bool = False, use_cache: bool = True,
               prefer_single_within: float = PREFER_SINGLE_WITHIN,
-              validate_steps: int = VALIDATE_STEPS, echo=None) -> PlanReport:
+              validate_steps: int = VALIDATE_STEPS, streamed: bool = False,
+              echo=None) -> PlanReport:
     """The measured fastest backend per layer of ``network`` at ``batch_size``.
 
     Measures forward + backward (+ the ``optimizer``'s update for layers with
@@ -50,6 +51,10 @@ def auto_plan(network, batch_size: int, *, registry=None, optimizer: str | None 
     up only approximately (a move between devices also stalls the device's
     queue), and close single backends are decided by real steps too. The plan
     is cached per machine (:func:`cache_path`); ``refresh`` measures again.
+    ``streamed`` says the training set is too big to stay on the device: a backend
+    that holds batches then pays each batch's upload from page-locked memory
+    (counted in full by the sums; the measured steps overlap it with compute, as
+    training does), and the plan is cached apart from the resident one.
     ``echo`` hears one line before a measurement starts.
     """
     if batch_size < 1:
@@ -57,7 +62,7 @@ def auto_plan(network, batch_size: int, *, registry=None, optimizer: str | None 
     reg = registry or getattr(network, "_registry", None) or default_registry()
     cands = candidates(network, reg, optimizer)
     names = sorted({n for c in cands for n in c})
-    key = plan_key(network, batch_size, optimizer, names)
+    key = plan_key(network, batch_size, optimizer, names, streamed)
     if use_cache and not refresh:
         report = _cached(network, key, cands)
         if report is not None:
@@ -66,12 +71,16 @@ def auto_plan(network, batch_size: int, *, registry=None, optimizer: str | None 
         echo(f"auto placement: measuring {len(network.layers)} layers on "
              f"{', '.join(names)} at batch {batch_size} ...")
     t0 = time.perf_counter()
-    tables = measure_tables(network, batch_size, reg, cands, optimizer, reps, budget)
+    tables = measure_tables(network, batch_size, reg, cands, optimizer, reps, budget,
+                            streamed)
     report = decide(network, tables, names, key=key, batch_size=batch_size, optimizer=optimizer,
                     prefer_single_within=prefer_single_within)
+    if streamed:
+        report.notes.append("training set over --resident-mb: every batch is uploaded "
+                            "from the host, and that is counted")
     if validate_steps:
         validate(network, report, reg, cands, batch_size, optimizer, validate_steps,
-                 prefer_single_within)
+                 prefer_single_within, streamed)
     report.measured_in_s = time.perf_counter() - t0
     if use_cache:
         write_cache(cache_path(), key, report)
@@ -79,16 +88,17 @@ def auto_plan(network, batch_size: int, *, registry=None, optimizer: str | None 
 
 
 def place_by_option(network, spec: str, batch_size: int, *, dry_run: bool = False,
-                    echo=print) -> tuple[list[str], PlanReport | None]:
+                    streamed: bool = False, echo=print) -> tuple[list[str], PlanReport | None]:
     """Place ``network`` as the CLI's ``--backend`` option says: (plan, auto report or None).
 
-    ``auto`` measures (or reads the cached plan) and prints its table through
-    ``echo``; anything else is a placement spec. With ``dry_run`` the plan is
+    ``auto`` measures (or reads the cached plan, see :func:`auto_plan` for
+    ``streamed``) and prints its table through ``echo``; anything else is a
+    placement spec. With ``dry_run`` the plan is
     printed and the network left unplaced.
     """
     report = None
     if (spec or "").strip() == AUTO:
-        report = auto_plan(network, batch_size, echo=echo)
+        report = auto_plan(network, batch_size, streamed=streamed, echo=echo)
         echo(report.format())
         plan = list(report.plan)
     else:

@@ -43,12 +43,14 @@ def machine_id() -> str:
     return f"{socket.gethostname()}|{gpus or 'no-gpu'}"
 
 
-def plan_key(network, batch_size: int, optimizer: str | None, backends: list[str]) -> str:
+def plan_key(network, batch_size: int, optimizer: str | None, backends: list[str],
+             streamed: bool = False) -> str:
     arch = json.dumps({"layers": network.config(), "input": list(network.input_shape)},
                       sort_keys=True)
     digest = hashlib.sha1(arch.encode()).hexdigest()[:12]
     return (f"{machine_id()}|arch {digest}|{network.dtype}|batch {batch_size}|"
-            f"opt {optimizer or '-'}|{','.join(sorted(backends))}")
+            f"opt {optimizer or '-'}|{','.join(sorted(backends))}"
+            + ("|streamed" if streamed else ""))
 
 
 def read_cache(path: Path) -> dict:

@@ -59,7 +59,7 @@ def decide(network, tables: Tables, names: list[str], *, key: str = "", batch_si
 
 
 def validate(network, report: PlanReport, reg, cands, batch_size: int,
-              optimizer: str | None, steps: int, within: float) -> None:
+              optimizer: str | None, steps: int, within: float, streamed: bool = False) -> None:
     """Time real training steps where the per-layer sums cannot be trusted to decide.
 
     A mixed plan is timed against the most promising single plans and kept only
@@ -84,7 +84,7 @@ def validate(network, report: PlanReport, reg, cands, batch_size: int,
     if mixed:
         plans["mixed"] = list(report.plan)
     samples = time_plans(lambda: clone_network(network), plans, reg, batch_size, optimizer,
-                         reps=steps, warmup=1)
+                         reps=steps, warmup=1, streamed=streamed)
     med = {label: statistics.median(ts) for label, ts in samples.items()}
     report.validation_s = {("mixed" if k == "mixed" else f"{k} only"): v for k, v in med.items()}
     best = min(rivals, key=med.get)

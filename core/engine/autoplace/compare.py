@@ -11,12 +11,14 @@ from genrecnn.engine.registry import registry as default_registry
 
 def compare_with_single(make_network, batch_size: int, *, registry=None,
                         backends: list[str] | None = None, optimizer: str = "adam",
-                        reps: int = 5, warmup: int = 2, seed: int = 0, echo=print) -> dict:
+                        reps: int = 5, warmup: int = 2, seed: int = 0, streamed: bool = False,
+                        echo=print) -> dict:
     """Time whole training steps (loss, gradients, optimiser step) under a freshly
     measured auto plan and under each single backend that runs every layer.
 
     ``make_network()`` builds the same network each call. Placements are timed
-    in interleaved rounds, so drifting machine load hits them all alike.
+    in interleaved rounds, so drifting machine load hits them all alike. ``streamed``:
+    as for a training set over the resident budget (see :func:`auto_plan`).
     Returns {"rows": [...], "auto": plan, "best_single": name, "ratio": auto/best}.
     """
     reg = registry or default_registry()
@@ -24,7 +26,7 @@ def compare_with_single(make_network, batch_size: int, *, registry=None,
     sub = RegistryView(reg, names)
     probe = make_network()
     report = auto_plan(probe, batch_size, echo=echo, registry=sub, optimizer=optimizer,
-                       refresh=True)
+                       refresh=True, streamed=streamed)
     echo(report.format())
     plan = report.plan
     cands = candidates(probe, sub, optimizer)
@@ -36,7 +38,7 @@ def compare_with_single(make_network, batch_size: int, *, registry=None,
         elif all(n in c for c in cands):
             placements[f"{n} only"] = [n] * len(plan)
     samples = time_plans(make_network, placements, reg, batch_size, optimizer, reps=reps,
-                         warmup=warmup, seed=seed)
+                         warmup=warmup, seed=seed, streamed=streamed)
 
     rows = []
     for label, ts in samples.items():

@@ -66,6 +66,21 @@ class _Meter:
     def into(self, c: str) -> float:
         return self.move(None, c, (self.batch, *self.net.input_shape))
 
+    def batch_in(self, c: str, streamed: bool) -> float:
+        """What bringing each step's batch to c costs where c is the first layer's."""
+        be = self.reg.get(c)
+        if not be.supports("batch"):
+            return self.into(c)
+        if not streamed:
+            return 0.0
+        if not be.supports("staging"):
+            return self.into(c)
+        key = ("staged", c)
+        if key not in self._moves:
+            self._moves[key] = bench.measure_staged_upload(
+                be, (self.batch, *self.net.input_shape), self.net.dtype).median
+        return self._moves[key]
+
     def out(self, c: str) -> float:
         return self.move(c, None, (self.batch, self.net.n_classes))
 
@@ -89,7 +104,8 @@ class _Meter:
 
 
 def measure_tables(network, batch_size: int, reg, cands: list[list[str]],
-                   optimizer: str | None, reps: int, budget: float) -> Tables:
+                   optimizer: str | None, reps: int, budget: float,
+                   streamed: bool = False) -> Tables:
     """Time every layer on each of its candidates at real shapes, then the moves the
     plan could make between the candidates that remain.
 
@@ -141,7 +157,9 @@ def measure_tables(network, batch_size: int, reg, cands: list[list[str]],
     edge_costs = [{(a, b): m.edge(i, a, b) for a in live[i] for b in live[i + 1] if a != b}
                   for i in range(n_layers - 1)]
     # every single-backend plan has a sum; a backend that holds the training set (the
-    # batch ops) uploads nothing per step, one that keeps the loss reads nothing back
-    in_costs = {b: 0.0 if reg.get(b).supports("batch") else m.into(b) for b in cands[0]}
+    # batch ops) uploads nothing per step, unless the set is streamed (then each batch
+    # comes from page-locked memory where it has the staging ops); one that keeps the
+    # loss reads nothing back
+    in_costs = {b: m.batch_in(b, streamed) for b in cands[0]}
     out_costs = {b: 0.0 if reg.get(b).supports("train_loss") else m.out(b) for b in cands[-1]}
     return Tables(layer_costs, phases, edge_costs, in_costs, out_costs, pruned)
