@@ -168,17 +168,18 @@ def test_gpu_stream_path_matches_the_resident_set(name, graphs):
 @pytest.mark.parametrize("name", ["cupy", "pycuda"])
 def test_gpu_auto_times_streamed_steps_beside_their_uploads(name):
     """Auto placement's measured steps for a streamed set pay the next batch's upload
-    (beside the replay, as training does): no step is shorter than the upload, and
-    none as long as the step and the upload one after the other."""
+    beside the replay, as training does: a step takes about the longer of the two,
+    not their sum."""
     why = _gpu_reason(name)
     if why:
         pytest.skip(why)
     from genrecnn.engine.autoplace.steps import time_plans
     from genrecnn.engine.bench import measure_staged_upload
-    make = lambda: new_network(SETTINGS, 64, 400, 3)        # noqa: E731
+    settings = TrainSettings(arch="small", optimizer="adam")        # no crop: 64 x 400 a batch
+    make = lambda: new_network(settings, 64, 400, 3)                # noqa: E731
     plan = {name: [name] * len(make().layers)}
-    resident = time_plans(make, plan, registry(), 256, "adam", reps=5, warmup=1)
-    streamed = time_plans(make, plan, registry(), 256, "adam", reps=5, warmup=1, streamed=True)
+    resident = min(time_plans(make, plan, registry(), 256, "adam", reps=5, warmup=1)[name])
+    streamed = min(time_plans(make, plan, registry(), 256, "adam", reps=5, warmup=1,
+                              streamed=True)[name])
     upload = measure_staged_upload(registry().get(name), (256, 64, 400), "float32").median
-    assert min(streamed[name]) >= 0.9 * upload > 0
-    assert min(streamed[name]) < min(resident[name]) + upload
+    assert 0.9 * max(upload, resident) <= streamed < resident + upload
