@@ -181,7 +181,8 @@ def evaluate_folder(data, data_opts: dict, settings_opts: dict, *, backend_spec:
         echo(f"data: {data}, {len(ds.clip_ids)} clips of {ds.n_classes} classes "
              f"({', '.join(ds.class_names)}), {windows}{ds.input_shape[0]}x{ds.input_shape[1]}")
         net = new_network(settings, ds.input_shape[0], ds.input_shape[1], ds.n_classes)
-        # a partition's training part, as auto placement needs to know whether it streams
+        # auto placement needs to know whether a partition's training part streams (with
+        # a split folder the whole set stands in for it: an upper bound)
         train_values = ds.x.size * (1.0 if split_dir is not None else 1.0 - test_fraction)
         placement, _ = place_by_option(
             net, backend_spec, settings.batch_size, dry_run=True,

@@ -93,8 +93,8 @@ def place_by_option(network, spec: str, batch_size: int, *, dry_run: bool = Fals
 
     ``auto`` measures (or reads the cached plan, see :func:`auto_plan` for
     ``streamed``) and prints its table through ``echo``; anything else is a
-    placement spec. With ``dry_run`` the plan is
-    printed and the network left unplaced.
+    placement spec. With ``dry_run`` the plan is printed and the network left
+    unplaced.
     """
     report = None
     if (spec or "").strip() == AUTO:
