@@ -15,6 +15,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from genrecnn.engine.ops import Backend
 
 from . import conv
+from .collective import CollectiveMixin
 from .maps import NumpyMapOps
 from .parallel import BLOCK, blockwise, copy, over_blocks
 from .staging import NumpyStaging
@@ -91,7 +92,7 @@ def _gate_backward(x: np.ndarray, dy: np.ndarray, slope: float) -> np.ndarray:
     return blockwise(x, fn, dy)
 
 
-class NumpyBackend(NumpyMapOps, NumpyManyUpdates, NumpyStaging, Backend):
+class NumpyBackend(NumpyMapOps, NumpyManyUpdates, NumpyStaging, CollectiveMixin, Backend):
     name = "numpy"
     device = "cpu"
 

@@ -3,7 +3,8 @@
 Every backend subclasses :class:`Backend` and implements these ops. This
 package is the single place where their shapes and semantics are written down
 (sequence ops in :mod:`.sequence`, 2-D map ops in :mod:`.maps`, training ops in
-:mod:`.training`, execution ops in :mod:`.graphs`, streamed uploads in :mod:`.staging`); the conformance suite (:mod:`genrecnn.conformance`) checks
+:mod:`.training`, execution ops in :mod:`.graphs`, streamed uploads in :mod:`.staging`, the
+cross-rank gradient sum in :mod:`.collective`); the conformance suite (:mod:`genrecnn.conformance`) checks
 them on every backend.
 
 Conventions, for every op:
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from genrecnn.engine.ops.collective import CollectiveOps
 from genrecnn.engine.ops.graphs import GraphOps
 from genrecnn.engine.ops.maps import MapOps, conv2d_out, lowbias32, pool2d_out
 from genrecnn.engine.ops.sequence import SequenceOps
@@ -97,6 +99,8 @@ OP_GROUPS: tuple[OpGroup, ...] = (
             "a whole training step captured as a CUDA graph and replayed"),
     OpGroup("staging", ("pinned_empty", "upload_async", "await_upload", "upload_finished"),
             "batches uploaded from pinned host memory on a side stream, overlapping compute"),
+    OpGroup("collective", ("sum_across",),
+            "gradients summed over the ranks of a data-parallel run, one fused buffer"),
 )
 
 OP_NAMES: frozenset[str] = frozenset(g.name for g in OP_GROUPS)
@@ -116,7 +120,7 @@ def maxpool1d_out_width(width: int, size: int, stride: int) -> int:
     return (width - size) // stride + 1
 
 
-class Backend(SequenceOps, MapOps, TrainingOps, GraphOps, StagingOps):
+class Backend(SequenceOps, MapOps, TrainingOps, GraphOps, StagingOps, CollectiveOps):
     """Base class of every backend: declare who you are, implement the ops.
 
     Class attributes a backend sets:
