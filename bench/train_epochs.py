@@ -43,7 +43,7 @@ def torch_epochs(data, recipe, epochs, genres) -> list[float]:
     from genrecnn.engine.schedules import learning_rate
     from genrecnn.music.loading import load_data
     from genrecnn.music.splits import stratified_split
-    from genrecnn.run.batches import epoch_rng, plan_epoch
+    from genrecnn.engine.batches import epoch_rng, plan_epoch
     from genrecnn.run.parts import make_parts
     from genrecnn.run.settings import new_network, settings_from
     settings = settings_from({"data": data, "recipe": recipe, "epochs": epochs})

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 
 from genrecnn.backends.numpy_backend import NumpyBackend
+from genrecnn.engine.batches import epoch_rng, plan_epoch
 from genrecnn.engine.hookspecs import hookimpl
+from genrecnn.engine.items import ArrayItems
 from genrecnn.engine.registry import build_registry, registry
-from genrecnn.run.batches import epoch_rng, plan_epoch
+from genrecnn.engine.steps import StepRunner
 from genrecnn.run.settings import TrainSettings, new_network
-from genrecnn.run.steps import StepRunner
 
 BIG = 1 << 40
 # masks, mixup, crops narrower than the items, AdamW, and a short last batch (37 = 4 x 8 + 5)
@@ -71,8 +72,8 @@ def _train(budget, backend="numpy", reg=None, epochs=2, graphs=True, **changes):
     x, y = _data()
     net = new_network(settings, x.shape[1], x.shape[2], 3)
     net.place(backend, registry=reg)
-    runner = StepRunner(net, settings.make_optimizer(), x, y, settings, graphs=graphs,
-                        resident_budget=budget)
+    runner = StepRunner(net, settings.make_optimizer(), ArrayItems(x, y), settings,
+                        graphs=graphs, resident_budget=budget)
     rows = []
     for epoch in range(1, epochs + 1):
         plans = plan_epoch(len(x), x.shape[1], x.shape[2], net.input_shape[1], settings,
@@ -173,7 +174,7 @@ def test_gpu_auto_times_streamed_steps_beside_their_uploads(name, monkeypatch):
     why = _gpu_reason(name)
     if why:
         pytest.skip(why)
-    from genrecnn.engine.autoplace.steps import time_plans
+    from genrecnn.engine.autoplace.timing import CAPTURE_STEPS, time_plans
     from genrecnn.engine.bench import measure_staged_upload
     be = registry().get(name)
     uploads = []
@@ -187,6 +188,30 @@ def test_gpu_auto_times_streamed_steps_beside_their_uploads(name, monkeypatch):
     assert uploads == []
     streamed = min(time_plans(make, plan, registry(), 256, "adam", reps=5, warmup=1,
                               streamed=True)[name])
-    assert uploads == [(256, 64, 400)] * 6                        # warm-up + 5 timed steps
+    assert uploads == [(256, 64, 400)] * (CAPTURE_STEPS + 1 + 5)   # untimed + 5 timed
     upload = measure_staged_upload(be, (256, 64, 400), "float32").median
     assert streamed < resident + upload
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_auto_times_the_training_step_runner(monkeypatch, streamed):
+    """Auto placement's timed steps are the step runner's: on NumPy (which has the
+    staging ops) a streamed set uploads one batch per step, a resident one none, and
+    every step, untimed or timed, is a training step of the network."""
+    from genrecnn.engine.autoplace.timing import CAPTURE_STEPS, time_plans
+    uploads, made = [], []
+    real = NumpyBackend.upload_async
+    monkeypatch.setattr(NumpyBackend, "upload_async",
+                        lambda self, host, dst: uploads.append(host.shape) or real(self, host, dst))
+
+    def make():
+        made.append(new_network(TrainSettings(arch="small"), 16, 24, 3))
+        return made[-1]
+    plan = {"numpy": ["numpy"] * len(make().layers)}
+    made.clear()
+    samples = time_plans(make, plan, registry(), 4, "adam", reps=3, warmup=1,
+                         streamed=streamed)
+    steps = CAPTURE_STEPS + 1 + 3
+    assert len(samples["numpy"]) == 3 and all(t > 0 for t in samples["numpy"])
+    assert [net.steps for net in made] == [steps]
+    assert uploads == ([(4, 16, 24)] * steps if streamed else [])

@@ -18,6 +18,8 @@ from genrecnn.errors import DataError
 from genrecnn.fsutil import output_folder
 from genrecnn.music.baseline import Baseline
 from genrecnn.engine.autoplace import place_by_option
+from genrecnn.engine.items import ArrayItems
+from genrecnn.engine.steps import RESIDENT_BUDGET, StepRunner, fits_resident
 from genrecnn.music.loading import load_data
 from genrecnn.music.splits import split_from_dir, stratified_split
 from genrecnn.run.fit import fit, predict_proba
@@ -26,7 +28,6 @@ from genrecnn.run.plots import confusion_matrix
 from genrecnn.run.scoring import clip_decisions, confusion, interval95
 from genrecnn.run.settings import (TrainSettings, describe_settings, new_network,
                                    settings_from)
-from genrecnn.run.steps import RESIDENT_BUDGET, StepRunner, fits_resident
 
 @dataclass
 class MethodScore:
@@ -140,7 +141,7 @@ def run_protocol(ds, settings: TrainSettings, repeats: int = 5, test_fraction: f
         net = new_network(run, ds.x.shape[1], ds.x.shape[2], k)
         net.place(placement)
         opt = run.make_optimizer()
-        runner = StepRunner(net, opt, parts.x_train, parts.y_train, run, graphs=graphs,
+        runner = StepRunner(net, opt, ArrayItems(parts.x_train, parts.y_train), run, graphs=graphs,
                             resident_budget=resident_budget)
         histories.append(fit(net, opt, parts, run, progress=progress, runner=runner,
                              score_test=False))

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from genrecnn.engine.autoplace import place_by_option
+from genrecnn.engine.items import ArrayItems
+from genrecnn.engine.steps import RESIDENT_BUDGET, StepRunner, fits_resident
 from genrecnn.engine.placement import format_plan
 from genrecnn.errors import DataError, GenrecnnError, ModelFileError
 from genrecnn.fsutil import (atomic_write_text, folder_lock, json_text, output_folder,
@@ -26,7 +28,6 @@ from genrecnn.run.parts import make_parts, normalizer_arrays, normalizer_from_ex
 from genrecnn.run.plots import confusion_matrix, learning_curves
 from genrecnn.run.scoring import VOTES, clip_decisions, confusion
 from genrecnn.run.settings import SETTING_KEYS, TrainSettings, new_network, settings_from
-from genrecnn.run.steps import RESIDENT_BUDGET, StepRunner, fits_resident
 
 # settings a resumed run takes from the checkpoint; a different explicit value is an error
 RUN_KEYS = ("recipe", *SETTING_KEYS, "genres", "frames", "windows", "test_fraction",
@@ -205,7 +206,7 @@ def _train(opts: dict, explicit, echo, progress) -> dict:
     else:
         if start_epoch:
             echo(f"resuming at epoch {start_epoch + 1} of {settings.epochs}")
-        runner = StepRunner(net, optimizer, parts.x_train, parts.y_train, settings,
+        runner = StepRunner(net, optimizer, ArrayItems(parts.x_train, parts.y_train), settings,
                             graphs=opts.get("graphs", True),
                             resident_budget=budget)
         graphed = ("; each step one CUDA graph replay"

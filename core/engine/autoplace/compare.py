@@ -5,7 +5,7 @@ from __future__ import annotations
 from genrecnn.engine import bench
 from genrecnn.engine.autoplace import auto_plan
 from genrecnn.engine.autoplace.measure import candidates
-from genrecnn.engine.autoplace.steps import time_plans
+from genrecnn.engine.autoplace.timing import time_plans
 from genrecnn.engine.registry import registry as default_registry
 
 
