@@ -6,8 +6,8 @@ import math
 import click
 
 from genrecnn.engine.optim import OPTIMIZERS
-from genrecnn.engine.steps import RESIDENT_BUDGET
 from genrecnn.engine.schedules import SCHEDULES
+from genrecnn.engine.steps import RESIDENT_BUDGET
 from genrecnn.run.scoring import VOTES
 from genrecnn.run.settings import (DEFAULT_RECIPE, NORMS, RECIPES, SELECTIONS,
                                    SYNTHETIC_RECIPE)

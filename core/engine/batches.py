@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-
 @dataclass
 class StepOptions:
     """What :func:`plan_epoch` and the step runner read of a run's settings (a run's

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from genrecnn.engine.placement import format_plan
 from genrecnn.errors import DataError
 from genrecnn.fsutil import output_folder
-from genrecnn.engine.placement import format_plan
 from genrecnn.music.baseline import Baseline
 from genrecnn.music.loading import load_data
 from genrecnn.music.splits import split_from_dir, stratified_split

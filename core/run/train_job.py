@@ -176,15 +176,17 @@ def _split(ds, options: RunOptions, settings: TrainSettings, echo):
     return idx
 
 
-def _check_same_data(saved: Checkpointed | None, ds, digest: str, model_path: Path) -> None:
-    """A resumed run's data must be what its checkpoint was trained on."""
-    if saved is None:
-        return
-    if saved.meta.get("feature_params") != ds.params.as_dict():
+def _check_features(saved: Checkpointed | None, ds, model_path: Path) -> None:
+    """A resumed run's features must be made as its checkpoint's were."""
+    if saved is not None and saved.meta.get("feature_params") != ds.params.as_dict():
         raise ModelFileError(f"{model_path} was made with other feature parameters "
                              f"({saved.meta.get('feature_params')}) than the data "
                              f"({ds.params.as_dict()}); train afresh without --resume")
-    if saved.meta["run"].get("split_digest") != digest:
+
+
+def _check_split(saved: Checkpointed | None, digest: str, model_path: Path) -> None:
+    """A resumed run's clips must be split as its checkpoint's were."""
+    if saved is not None and saved.meta["run"].get("split_digest") != digest:
         raise DataError(f"the data or split differs from the one {model_path} was trained on "
                         f"(clips or classes changed); train afresh without --resume")
 
@@ -209,9 +211,10 @@ def _train(options: RunOptions, out: Path, explicit, resume: bool, echo, progres
     t_start = time.perf_counter()
     ds = load_data(options.data, options.genres, options.frames, options.windows,
                    options.strict, progress=progress is not False)
+    _check_features(saved, ds, model_path)
     idx = _split(ds, options, settings, echo)
     digest = split_digest(ds, *idx)
-    _check_same_data(saved, ds, digest, model_path)
+    _check_split(saved, digest, model_path)
     n_mels, frames = ds.input_shape
     net = saved.network if saved else new_network(settings, n_mels, frames, ds.n_classes)
     parts = make_parts(ds, *idx, norm=settings.norm,
