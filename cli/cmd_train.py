@@ -33,12 +33,15 @@ from genrecnn.fsutil import json_text
 @click.pass_context
 def train(ctx, **opts):
     """Train a genre classifier on DATA (genre folders), or on synthetic genres if no DATA."""
+    from genrecnn.run.options import RunOptions
     from genrecnn.run.train_job import run_train
 
     as_json = opts.pop("as_json")
     echo = (lambda s: click.echo(s, err=True)) if as_json else click.echo
-    metrics = run_train(opts, explicit_options(ctx), echo=echo,
-                        progress=None if not as_json else False)
+    job = {k: opts.pop(k) for k in ("resume", "force", "dry_run")}
+    out = opts.pop("out")
+    metrics = run_train(RunOptions(**opts), out, explicit=explicit_options(ctx), echo=echo,
+                        progress=None if not as_json else False, **job)
     if metrics is None:
         return
     report_skipped([(s["path"], s["reason"]) for s in metrics["skipped"]], echo)
