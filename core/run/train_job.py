@@ -18,15 +18,16 @@ from genrecnn.engine.placement import format_plan
 from genrecnn.errors import DataError, GenrecnnError, ModelFileError
 from genrecnn.fsutil import (atomic_write_text, folder_lock, json_text, output_folder,
                              remove_stale_temps)
-from genrecnn.music.loading import load_data
 from genrecnn.music.splits import split_from_dir, stratified_split
 from genrecnn.run.checkpoint import Checkpoint, load_checkpoint
+from genrecnn.run.data import load_run_data
 from genrecnn.run.options import RUN_KEYS, RunOptions
 from genrecnn.run.parts import make_parts, normalizer_arrays, normalizer_from_extra, split_digest
 from genrecnn.run.plots import confusion_matrix, learning_curves
 from genrecnn.run.scoring import VOTES, clip_decisions, confusion
 from genrecnn.run.session import Resumed, place_for_parts, train_once
 from genrecnn.run.settings import TrainSettings, new_network
+from genrecnn.world import world
 
 # what the saved run settings that TrainSettings does not check must be
 _NONE = type(None)
@@ -133,12 +134,16 @@ def run_train(options: RunOptions, out: Path, *, resume: bool = False, force: bo
 
     OUT is locked for the run; a trained model already there is replaced only with
     ``force``; temporary files of killed writes are removed; a run that fails
-    before writing anything leaves no OUT folder behind.
+    before writing anything leaves no OUT folder behind. In an MPI run (``mpirun -n N
+    genrecnn train``) the ranks train data-parallel and rank 0 alone prints, locks OUT
+    and writes to it.
     """
     out = Path(out)
     model_path = out / "model.npz"
     if dry_run:
         return _dry_run(options, explicit, model_path if resume else None, echo)
+    if not world().is_root:
+        return _train(options, out, explicit, resume, lambda line: None, False)
     with output_folder(out), folder_lock(out):
         remove_stale_temps(out, OUTPUTS)
         if not resume and not force and model_path.exists():
@@ -151,8 +156,7 @@ def run_train(options: RunOptions, out: Path, *, resume: bool = False, force: bo
 def _dry_run(options: RunOptions, explicit, model_path: Path | None, echo) -> None:
     """Print the placement plan; the data is read only as far as its shapes."""
     options, settings, _ = _resolve(options, explicit, model_path)
-    ds = load_data(options.data, options.genres, options.frames, options.windows,
-                   options.strict, progress=False, shapes_only=True)
+    ds = load_run_data(options, progress=False, shapes_only=True)
     net = new_network(settings, *ds.input_shape, ds.n_classes)
     plan, _ = place_by_option(net, options.backend_spec, settings.batch_size, dry_run=True,
                               echo=echo)
@@ -209,8 +213,7 @@ def _train(options: RunOptions, out: Path, explicit, resume: bool, echo, progres
     model_path = out / "model.npz"
     options, settings, saved = _resolve(options, explicit, model_path if resume else None)
     t_start = time.perf_counter()
-    ds = load_data(options.data, options.genres, options.frames, options.windows,
-                   options.strict, progress=progress is not False)
+    ds = load_run_data(options, progress=progress is not False)
     _check_features(saved, ds, model_path)
     idx = _split(ds, options, settings, echo)
     digest = split_digest(ds, *idx)
@@ -218,16 +221,22 @@ def _train(options: RunOptions, out: Path, explicit, resume: bool, echo, progres
     n_mels, frames = ds.input_shape
     net = saved.network if saved else new_network(settings, n_mels, frames, ds.n_classes)
     parts = make_parts(ds, *idx, norm=settings.norm,
-                       normalizer=saved.normalizer if saved else None)
+                       normalizer=saved.normalizer if saved else None, seed=settings.seed)
     _, plan_report = place_for_parts(net, parts, settings, options, echo)
     unit = "windows" if options.windows else "clips"
     echo(f"data: {_describe(ds, options.data)}; train {len(idx[0])}, valid {len(idx[1])}, "
          f"test {len(idx[2])} {unit}; input {n_mels}x{frames}")
     echo(f"placement: {format_plan(net.layers, net.backend_names)}")
     ck = _checkpoint(model_path, ds, options, settings, parts, digest, plan_report)
+    ranks = world() if world().size > 1 else None
+    if ranks is not None:
+        echo(f"data-parallel over {ranks.size} MPI ranks: each computes {1 / ranks.size:.0%} "
+             f"of every batch of {settings.batch_size}, gradients summed every step")
     trained = train_once(net, parts, settings, options, resumed=saved and saved.resumed,
-                         checkpoint=ck, echo=echo, progress=progress)
+                         checkpoint=ck, echo=echo, progress=progress, world=ranks)
     metrics = final_metrics(ds, parts, settings, trained, options, time.perf_counter() - t_start)
+    if not world().is_root:
+        return metrics
     write_outputs(out, metrics, trained.history, ds)
     for line in summary_lines(metrics, out):
         echo(line)
