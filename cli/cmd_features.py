@@ -78,20 +78,15 @@ def features(data, genres, cache_dir, jobs, strict, store, shard_mb, as_json, qu
 def _to_store(data, store, genres, cache, jobs, strict, shard_mb, as_json, quiet):
     """features --store: build or update the store; rank 0 alone reports (under mpirun
     the other ranks end silently, with the same exit status)."""
-    from genrecnn.errors import GenrecnnError
     from genrecnn.music.store_build import build_store
+    from genrecnn.music.store_ranks import on_every_rank
     from genrecnn.world import world
 
     if shard_mb < 1:
         raise DataError(f"--shard-mb {shard_mb}: give at least 1 (MiB)")
     w = world()
-    try:
-        summary = build_store(data, store, genres=genres, cache=cache, jobs=jobs,
-                              progress=not (quiet or as_json), shard_bytes=shard_mb << 20, world=w)
-    except GenrecnnError:
-        if not w.is_root:
-            raise SystemExit(2) from None
-        raise
+    summary = on_every_rank(w, build_store, data, store, genres=genres, cache=cache, jobs=jobs,
+                            progress=not (quiet or as_json), shard_bytes=shard_mb << 20, world=w)
     if not w.is_root:
         return
     if as_json:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from genrecnn.errors import DataError, GenrecnnError
+from genrecnn.errors import DataError
 from genrecnn.fsutil import json_text
 
 
@@ -32,6 +32,7 @@ from genrecnn.fsutil import json_text
 def synth(out, clips, seconds, classes, seed, jobs, audio, shard_mb, as_json, quiet):
     """Write CLIPS synthetic clips into OUT, a new feature store (or genre folders of WAV
     files with --audio). Runs under `mpirun -n N` too, each rank writing its share."""
+    from genrecnn.music.store_ranks import on_every_rank
     from genrecnn.music.store_synth import synth_corpus
     from genrecnn.world import world
 
@@ -40,14 +41,8 @@ def synth(out, clips, seconds, classes, seed, jobs, audio, shard_mb, as_json, qu
     if shard_mb < 1:
         raise DataError(f"--shard-mb {shard_mb}: give at least 1 (MiB)")
     w = world()
-    try:
-        summary = synth_corpus(out, clips, seconds, classes, seed, jobs, audio,
-                               progress=not (quiet or as_json), shard_bytes=shard_mb << 20,
-                               world=w)
-    except GenrecnnError:
-        if not w.is_root:
-            raise SystemExit(2) from None
-        raise
+    summary = on_every_rank(w, synth_corpus, out, clips, seconds, classes, seed, jobs, audio,
+                            progress=not (quiet or as_json), shard_bytes=shard_mb << 20, world=w)
     if not w.is_root:
         return
     if as_json:

@@ -40,3 +40,14 @@ def root_step(world, step, *args):
 
 def _line(exc: Exception) -> str:
     return str(exc) if isinstance(exc, GenrecnnError) else f"{type(exc).__name__}: {exc}"
+
+
+def on_every_rank(ranks, call, *args, **kwargs):
+    """``call(*args, **kwargs)`` as a command's body under mpirun: rank 0 alone reports
+    an error (the CLI's one line); the other ranks end quietly with the same status 2."""
+    try:
+        return call(*args, **kwargs)
+    except GenrecnnError:
+        if not ranks.is_root:
+            raise SystemExit(2) from None
+        raise

@@ -22,6 +22,9 @@ from genrecnn.music.synthetic import PENTATONIC
 
 BELL = ((1.0, 1.0), (2.0, 0.6), (2.76, 0.5), (5.40, 0.3), (8.93, 0.2))
 MEL_CLASSES = ("pulse", "drone", "chime", "swing")
+# the share of mixed clips whose second class is about as loud as their own: these keep
+# any classifier from being perfect, however long the clips
+STRONG_MIX = 0.3
 
 
 def _hz(midi):
@@ -161,13 +164,14 @@ def mel_clip(name: str, frames: int, rng: np.random.Generator,
     its recipe, often a quiet element of another class, background noise and speckle."""
     g = _Grid(rng, params, frames)
     MEL_RECIPES[name](g)
-    if rng.random() < 0.5:
+    if rng.random() < 0.5:     # another class's element: mostly quiet, at times as loud
         other = rng.choice([c for c in MEL_RECIPES if c != name])
-        MEL_RECIPES[other](g, level=rng.uniform(0.05, 0.2) ** 2)
+        loud = rng.random() < STRONG_MIX
+        MEL_RECIPES[other](g, level=rng.uniform(*(0.5, 1.0) if loud else (0.05, 0.2)) ** 2)
     peak = g.power.max() or 1.0
     lo = rng.uniform(20, 500)
     noise = g.band(lo, min(lo * rng.uniform(8, 40), params.fmax))[:, None] + 1e-3
-    g.power += (noise * (peak * rng.uniform(0.003, 0.03) ** 2)).astype(np.float32)
+    g.power += (noise * (peak * rng.uniform(0.003, 0.1) ** 2)).astype(np.float32)
     g.power *= rng.standard_exponential(g.power.shape, dtype=np.float32)
     # the audio path's scaling: 0 is top_db below the loudest bin, 1 the loudest
     floor = g.power.max() * np.float32(10.0 ** (-params.top_db / 10.0))
