@@ -19,6 +19,7 @@ from genrecnn.errors import GenrecnnError
 COMMANDS = {
     "backends": "genrecnn.cli.cmd_backends:backends",
     "features": "genrecnn.cli.cmd_features:features",
+    "synth": "genrecnn.cli.cmd_synth:synth",
     "train": "genrecnn.cli.cmd_train:train",
     "evaluate": "genrecnn.cli.cmd_evaluate:evaluate",
     "predict": "genrecnn.cli.cmd_predict:predict",
