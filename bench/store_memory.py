@@ -90,7 +90,7 @@ def memory_row(clips: int, seconds: float, root: Path, args) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     cmd = _genrecnn() + ["train", str(store), "--backend", "numpy", "--arch", args.arch,
                          "--epochs", "1", "--batch-size", str(args.batch_size),
-                         "--out", str(out), "-q"]
+                         "--out", str(out)]
     status, peak, secs, tail = run_with_peak(cmd)
     if status:
         raise SystemExit(f"train failed ({status}): {tail}")

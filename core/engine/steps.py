@@ -161,8 +161,8 @@ class StepRunner:
             return
         self._setup()
         self.net.backends[-1].write(self.stats, np.zeros(2, dtype=self.net.dtype))
-        if self._feed is not None and plans:
-            self._feed.start(0, plans[0])
+        if self._feed is not None and self._epoch.plans:
+            self._feed.start(0, self._epoch.plans[0])
 
     def step(self, i: int) -> None:
         """Queue step ``i`` of the epoch (its upload awaited, the next one started on the
