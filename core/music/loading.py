@@ -64,7 +64,7 @@ def _scan(root: Path, genres) -> tuple[list[str], list[tuple[Path, str]]]:
 
 
 def _worker(index: int, path: str, params: FeatureParams, cache_root, min_frames: int):
-    """One file in a worker process: (index, features or None, reason or None, cache hit)."""
+    """One file in a worker process: (index, features or None, reason or None, cache Lookup)."""
     cache = FeatureCache(cache_root) if cache_root is not None else None
     try:
         feat, hit = _load(Path(path), params, cache, min_frames)
@@ -82,12 +82,11 @@ def _extract(files: list[Path], params, cache: FeatureCache | None, jobs: int, p
     root = str(cache.root) if cache is not None else None
     bar = tqdm(total=len(files), desc="features", unit="clip", disable=not progress,
                dynamic_ncols=True)
-    lookups = Counter()
-
     def take(res):
-        index, feat, reason, hit = res
+        index, feat, reason, lookup = res
         results[index] = (feat, reason)
-        lookups[hit] += 1
+        if cache is not None:
+            cache.count(lookup)
         bar.update(1)
 
     try:
@@ -102,9 +101,6 @@ def _extract(files: list[Path], params, cache: FeatureCache | None, jobs: int, p
                     take(fut.result())
     finally:
         bar.close()
-    if cache is not None:
-        cache.hits += lookups[True]
-        cache.misses += lookups[False]
     return results
 
 
