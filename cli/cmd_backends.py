@@ -6,6 +6,17 @@ import click
 from genrecnn.cli.options import json_option
 from genrecnn.engine.registry import registry
 
+# what to install for a built-in backend whose library is missing (pyproject's extras)
+PIP_HINTS = {"cupy": "pip install 'genrecnn[cupy]'", "pycuda": "pip install 'genrecnn[pycuda]'"}
+
+
+def _reason(info) -> str:
+    """Why a backend is unavailable, with the pip command where a missing library is why."""
+    hint = PIP_HINTS.get(info.name)
+    if hint and "not installed" in info.reason and "pip install" not in info.reason:
+        return f"{info.reason} ({hint})"
+    return info.reason
+
 
 @click.command()
 @json_option
@@ -16,6 +27,6 @@ def backends(as_json):
         click.echo(json.dumps([i.as_dict() for i in infos], indent=2))
         return
     for i in infos:
-        state = "available" if i.available else f"unavailable: {i.reason}"
+        state = "available" if i.available else f"unavailable: {_reason(i)}"
         click.echo(f"{i.name:<10} {i.device:<5} {','.join(i.dtypes):<16} {state}")
         click.echo(f"{'':<10} ops: {', '.join(i.ops) or '-'}   (plugin {i.plugin})")

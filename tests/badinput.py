@@ -8,7 +8,7 @@
 - :func:`run_cli`: one CLI call that must end in a result or one clear error line, never a
   traceback (an escaping exception fails the test) and never a hang (SIGALRM).
 
-The fixtures ``npy_data``, ``trained`` and ``own_cache`` reach the reliability test modules
+The fixtures ``npy_data``, ``trained``, ``audio_model`` and ``own_cache`` reach the reliability test modules
 through their ``pytest_plugins``.
 """
 from __future__ import annotations
@@ -62,6 +62,14 @@ def trained(npy_data, tmp_path_factory):
     assert main(["train", str(npy_data), "--epochs", "2", "--out", str(out),
                  "--test-fraction", "0.34", "--json"]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def audio_model(trained, tmp_path_factory):
+    """``trained``'s model recorded as trained on audio, for predicting audio files with it
+    (a model refuses inputs of another kind than it was trained on)."""
+    return edit_model(trained / "model.npz", tmp_path_factory.mktemp("audio") / "model.npz",
+                      edit=lambda h: dict(h, meta=dict(h["meta"], input_kind="audio")))
 
 
 @pytest.fixture

@@ -33,6 +33,8 @@ def messy_data(corpus, tmp_path_factory):
     """A dataset whose genre folders hold good clips and the whole corpus."""
     root = write_npy_genres(tmp_path_factory.mktemp("messy"), n=4)
     for name, path in corpus.items():
+        if name in READABLE:      # a readable clip of another kind: train refuses the mix
+            continue
         target = root / "high" / name
         if path.is_symlink():
             target.symlink_to(path.readlink() if name != "loop.wav" else target)

@@ -131,6 +131,9 @@ def read_npy(path: Path, params) -> np.ndarray:
     read) and its values must be finite and of a spectrogram's magnitude."""
     try:   # mapped first: a header claiming more data than the file holds fails at once
         mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+        if not isinstance(mapped, np.ndarray):     # a .npz archive under a .npy name
+            mapped.close()
+            raise ValueError("not a single array")
     except (OSError, ValueError, EOFError, MemoryError, TypeError, OverflowError):
         raise Unusable("is not a readable .npy array (damaged, another format, or Python "
                        "objects); save a numeric array with numpy.save") from None

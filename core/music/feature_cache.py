@@ -107,7 +107,8 @@ class FeatureCache:
                     np.save(fh, feat)
                     fh.write(entry_check(self.key(content_digest, params), feat))
         except (OSError, GenrecnnError) as exc:
-            return str(exc)
+            cause = exc.__context__ if isinstance(exc.__context__, OSError) else exc
+            return getattr(cause, "strerror", None) or str(cause)
         return None
 
     def count(self, lookup: Lookup | None) -> None:

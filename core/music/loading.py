@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from genrecnn.music.dataset import Dataset, window_starts
 from genrecnn.music.features import (MIN_FRAMES, SUPPORTED_EXTENSIONS, FeatureCache,
                                      FeatureParams, Unusable, _load, fit_length)
 from genrecnn.music.synthetic import synthetic_dataset
+from genrecnn.music.workers import worker_count, worker_pool
 
 # Measured on 2 cores with the defaults: 40 clips per class reach ~88% test accuracy,
 # 100 ~96%, 200 ~99% (made in ~12 s; the whole default run takes ~20 s).
@@ -90,11 +91,11 @@ def _extract(files: list[Path], params, cache: FeatureCache | None, jobs: int, p
         bar.update(1)
 
     try:
-        if jobs == 1 or len(files) <= 1:
+        if worker_count(jobs, len(files)) == 1:
             for i, p in enumerate(files):
                 take(_worker(i, str(p), params, root, min_frames))
         else:
-            with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
+            with worker_pool(worker_count(jobs, len(files))) as pool:
                 futures = [pool.submit(_worker, i, str(p), params, root, min_frames)
                            for i, p in enumerate(files)]
                 for fut in as_completed(futures):

@@ -24,6 +24,7 @@ from genrecnn.run.fit import fit, predict_proba
 from genrecnn.run.parts import make_parts
 from genrecnn.run.plots import confusion_matrix
 from genrecnn.run.scoring import clip_decisions, confusion, interval95
+from genrecnn.run.input_checks import check_crop
 from genrecnn.run.settings import (TrainSettings, describe_settings, new_network,
                                    settings_from)
 from genrecnn.run.steps import RESIDENT_BUDGET, StepRunner, fits_resident
@@ -180,6 +181,7 @@ def evaluate_folder(data, data_opts: dict, settings_opts: dict, *, backend_spec:
         windows = f"{len(ds.x)} windows of " if data_opts.get("windows") else "input "
         echo(f"data: {data}, {len(ds.clip_ids)} clips of {ds.n_classes} classes "
              f"({', '.join(ds.class_names)}), {windows}{ds.input_shape[0]}x{ds.input_shape[1]}")
+        check_crop(settings_opts.get("crop"), ds.input_shape[1])
         net = new_network(settings, ds.input_shape[0], ds.input_shape[1], ds.n_classes)
         # auto placement needs to know whether a partition's training part streams (with
         # a split folder the whole set stands in for it: an upper bound)

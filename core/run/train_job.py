@@ -17,10 +17,12 @@ from genrecnn.engine.placement import format_plan
 from genrecnn.errors import DataError, GenrecnnError, ModelFileError
 from genrecnn.fsutil import (atomic_write_text, folder_lock, json_text, output_folder,
                              remove_stale_temps)
+from genrecnn.music.input_kinds import dataset_kind
 from genrecnn.music.loading import load_data
 from genrecnn.music.splits import split_from_dir, stratified_split
 from genrecnn.run.checkpoint import Checkpoint, check_training_state, load_checkpoint
 from genrecnn.run.fit import fit, format_row, predict_proba
+from genrecnn.run.input_checks import check_crop
 from genrecnn.run.model_io import load_model
 from genrecnn.run.parts import make_parts, normalizer_arrays, normalizer_from_extra, split_digest
 from genrecnn.run.plots import confusion_matrix, learning_curves
@@ -171,6 +173,7 @@ def _train(opts: dict, explicit, echo, progress) -> dict:
                         f"(clips or classes changed); train afresh without --resume")
 
     n_mels, frames = ds.input_shape
+    check_crop(opts.get("crop") if "crop" in explicit else None, frames)
     selection = None
     if meta is not None:
         net, meta, extra, optimizer, selection = load_checkpoint(model_path,
@@ -196,6 +199,7 @@ def _train(opts: dict, explicit, echo, progress) -> dict:
     ck = Checkpoint(model_path, meta={
         "class_names": list(ds.class_names), "feature_params": ds.params.as_dict(),
         "frames": frames, "windows": opts["windows"], "norm": settings.norm,
+        "input_kind": dataset_kind(opts["data"], ds.clip_ids),
         "vote": opts["vote"], "run": run_meta, "backend_spec": opts["backend_spec"],
         "auto_plan": plan_report.as_dict() if plan_report else None},
         extra_arrays=normalizer_arrays(parts.normalizer))
