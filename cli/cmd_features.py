@@ -75,7 +75,7 @@ def _report(ds, cache, n_files: int, seconds: float, rate) -> None:
                f"{cache.root}: {cache.hits} hits, {cache.misses} computed")
     if cache.repaired:
         click.echo(f"note: {cache.repaired} cache entr{'ies' if cache.repaired != 1 else 'y'} "
-                   f"failed the checksum (damaged or replaced) and were recomputed")
+                   f"failed the checksum (damaged or replaced); recomputed")
     if ds.skipped:
         click.echo(f"skipped {len(ds.skipped)} file{'s' if len(ds.skipped) != 1 else ''}:")
         for path, reason in ds.skipped:

@@ -76,8 +76,8 @@ def decode_audio(path: Path, params, max_seconds: int) -> np.ndarray:
         raise Unusable(f"is corrupt or not decodable audio ({detail}); re-encode it (e.g. as "
                        f"WAV or FLAC) or remove it") from None
     if y.size > max_seconds * params.sr:
-        raise Unusable(f"is longer than {max_seconds // 60} min, the most one clip may be "
-                       f"({params.max_frames} frames); cut it into shorter clips")
+        raise Unusable(f"is longer than the {max_seconds} s ({params.max_frames} frames) one "
+                       f"clip may be; cut it into shorter clips")
     return y
 
 

@@ -83,8 +83,7 @@ class FeatureParams:
     def too_long(self, frames: int) -> str:
         """Why a clip of ``frames`` frames is refused, with what to do."""
         return (f"is too long: {frames} frames, over the {self.max_frames} "
-                f"({MAX_SECONDS // 60} min of audio) one clip may have; cut it into shorter "
-                f"clips")
+                f"({MAX_SECONDS} s of audio) one clip may have; cut it into shorter clips")
 
     def digest(self) -> str:
         text = json.dumps({"v": FEATURE_VERSION, **self.as_dict()}, sort_keys=True)
