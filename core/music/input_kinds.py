@@ -39,8 +39,8 @@ def dataset_kind(data, clip_ids) -> str:
         return "audio"
     wanted = set(clip_ids)
     found: dict[str, str] = {}
-    for genre in {cid.split("/", 1)[0] for cid in wanted}:
-        for path in (Path(data) / genre).iterdir():
+    for genre in sorted({cid.split("/", 1)[0] for cid in wanted}):
+        for path in sorted((Path(data) / genre).iterdir()):
             cid = f"{genre}/{path.stem}"
             if cid in wanted and kind_of(path) is not None:
                 found.setdefault(kind_of(path), cid)
