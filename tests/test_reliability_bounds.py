@@ -260,3 +260,27 @@ def test_audio_decoding_reads_from_an_open_file_as_well(tmp_path):
     name = tmp_path / os.fsdecode(b"\xfe.wav")
     name.write_bytes(buf.getvalue())
     assert load_features(name).shape[0] == 128
+
+
+# -- threads --------------------------------------------------------------------------------
+
+BLAS_SCRIPT = textwrap.dedent("""
+    import numpy as np
+    from threadpoolctl import threadpool_info
+    def blas():
+        return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+    before = blas()
+    from genrecnn.backends.numpy_backend import parallel
+    parallel.over_batch(lambda s: None, 8, 1 << 30, blas=True)
+    x = np.ones((64, 64)); x @ x
+    print(before, blas())
+""")
+
+
+@pytest.mark.skipif(os.cpu_count() < 2, reason="needs BLAS with more than one thread to start")
+def test_blas_stays_on_one_thread_beside_our_own_pool():
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    res = subprocess.run([sys.executable, "-c", BLAS_SCRIPT], capture_output=True, text=True,
+                         env=env, timeout=60)
+    before, after = map(int, res.stdout.split())
+    assert before > 1 and after == 1, res.stdout
