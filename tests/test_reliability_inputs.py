@@ -203,3 +203,41 @@ def test_backends_gives_a_pip_hint_for_missing_gpu_libraries():
     assert _reason(BackendInfo("cupy", "p", reason="no CUDA driver")) == "no CUDA driver"
     assert _reason(BackendInfo("pycuda", "p", reason="pycuda not installed (pip install "
                                                      "'genrecnn[pycuda]')")).count("pip") == 1
+
+
+# -- train's messages -----------------------------------------------------------------------
+
+def test_train_quiet_shows_no_progress_bars(npy_data, tmp_path, capsys):
+    code, out, err = run_cli(["train", npy_data, "--epochs", "1", "-q", "--out", tmp_path / "q"],
+                             capsys)
+    assert code == 0 and "%|" not in err and "test accuracy" in out
+    code, _, err = run_cli(["train", npy_data, "--epochs", "1", "--out", tmp_path / "p"], capsys)
+    assert code == 0 and "%|" in err
+
+
+def test_ctrl_c_names_the_kept_checkpoint_and_resume(npy_data, trained, tmp_path, capsys,
+                                                     monkeypatch):
+    import shutil
+    from genrecnn.cli.main import main
+    from genrecnn.run import train_job
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train_job, "fit", interrupted)
+    assert main(["train", str(npy_data), "--epochs", "1", "--out", str(tmp_path / "new")]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted before the first epoch ended: nothing was kept" in err
+    shutil.copytree(trained, tmp_path / "old")
+    assert main(["train", str(npy_data), "--epochs", "5", "--resume", "--out",
+                 str(tmp_path / "old")]) == 130
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'old' / 'model.npz'} keeps the last finished epoch" in err
+    assert "--resume" in err and "nothing was kept" not in err
+
+
+def test_the_synthetic_set_shows_progress_while_it_is_made(capsys):
+    from genrecnn.music.synthetic import synthetic_dataset
+    synthetic_dataset(n_per_class=1, n_classes=2, progress=True)
+    assert "making the synthetic set" in capsys.readouterr().err
+    synthetic_dataset(n_per_class=1, n_classes=2)
+    assert capsys.readouterr().err == ""

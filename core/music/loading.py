@@ -217,6 +217,7 @@ def load_data(data, genres, frames, windows, strict, progress: bool, shapes_only
         for name, value in (("--genres", genres), ("--frames", frames), ("--windows", windows)):
             if value:
                 raise DataError(f"{name} applies to a DATA folder; pass DATA or drop {name}")
-        return synthetic_dataset(n_per_class=1 if shapes_only else SYNTHETIC_CLIPS_PER_CLASS)
+        return synthetic_dataset(n_per_class=1 if shapes_only else SYNTHETIC_CLIPS_PER_CLASS,
+                                 progress=progress and not shapes_only)
     return load_dataset(data, genres=genres, frames=frames, windows=windows, strict=strict,
                         progress=progress)
