@@ -241,3 +241,20 @@ def test_the_synthetic_set_shows_progress_while_it_is_made(capsys):
     assert "making the synthetic set" in capsys.readouterr().err
     synthetic_dataset(n_per_class=1, n_classes=2)
     assert capsys.readouterr().err == ""
+
+
+def test_a_one_clip_genre_is_told_to_add_clips_not_to_lower_fractions(tmp_path, capsys):
+    data = write_npy_genres(tmp_path / "data", n=4)
+    for extra in sorted((data / "low").iterdir())[1:]:
+        extra.unlink()
+    code, _, err = run_cli(["train", data, "--epochs", "1", "--out", tmp_path / "o"], capsys)
+    line = one_error_line(err)
+    assert code == 2 and "class 'low' has 1 clip" in line
+    assert "add clips (a genre needs at least 2) or leave it out with --genres" in line
+    code, _, err = run_cli(["train", data, "--epochs", "1", "--out", tmp_path / "o",
+                            "--genres", "high"], capsys)
+    assert code == 2 and "lower the fractions" not in err
+    data2 = write_npy_genres(tmp_path / "data2", n=3)
+    code, _, err = run_cli(["train", data2, "--epochs", "1", "--test-fraction", "0.5",
+                            "--valid-fraction", "0.4", "--out", tmp_path / "o2"], capsys)
+    assert code == 2 and "lower the fractions" in one_error_line(err)
