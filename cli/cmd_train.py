@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from genrecnn.cli.options import (FRACTION, FRACTION0, data_options, explicit_options,
-                                  fit_options, json_option, report_skipped)
+                                  fit_options, json_option)
 from genrecnn.fsutil import json_text
 
 
@@ -46,7 +46,6 @@ def train(ctx, **opts):
         raise
     if metrics is None:
         return
-    report_skipped([(s["path"], s["reason"]) for s in metrics["skipped"]], echo)
     if as_json:
         click.echo(json_text(metrics))
 

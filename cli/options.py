@@ -133,7 +133,6 @@ def explicit_options(ctx: click.Context) -> set[str]:
 
 def report_skipped(skipped, echo) -> None:
     """List the (path, reason) pairs of files a command left out."""
-    if skipped:
-        echo(f"skipped {len(skipped)} unreadable file(s):")
-        for path, reason in skipped:
-            echo(f"  {path}: {reason}")
+    from genrecnn.music.loading import skipped_lines
+    for line in skipped_lines(skipped):
+        echo(line)

@@ -255,8 +255,9 @@ def test_unreadable_files_are_skipped_and_listed(npy_data, tmp_path, capsys):
     (data / "low" / "broken.wav").write_bytes(b"RIFF\x00\x00not really a wave file")
     code, out, _ = run(["train", data, "--epochs", "1", "--out", tmp_path / "o"], capsys)
     assert code == 0
-    tail = out.splitlines()[-2:]
+    tail = out.splitlines()[-4:]        # the skipped files, then the summary ("wrote ..." last)
     assert tail[0].startswith("skipped 1 unreadable file(s)") and "broken.wav" in tail[1]
+    assert tail[3].startswith("wrote ")
     code, _, err = run(["train", data, "--epochs", "1", "--strict", "--out", tmp_path / "o2"],
                        capsys)
     assert code == 2 and "broken.wav" in one_error_line(err)

@@ -207,6 +207,14 @@ def load_dataset(root, params: FeatureParams = FeatureParams(), genres=None, fra
                    class_names, params, skipped)
 
 
+def skipped_lines(skipped) -> list[str]:
+    """The report of the (path, reason) pairs of files a command left out (none: no lines)."""
+    if not skipped:
+        return []
+    return [f"skipped {len(skipped)} unreadable file(s):",
+            *(f"  {path}: {reason}" for path, reason in skipped)]
+
+
 def load_data(data, genres, frames, windows, strict, progress: bool, shapes_only: bool = False):
     """The dataset the options name: DATA folder, or the embedded synthetic default.
 

@@ -18,7 +18,7 @@ from genrecnn.errors import DataError, GenrecnnError, ModelFileError
 from genrecnn.fsutil import (atomic_write_text, folder_lock, json_text, output_folder,
                              remove_stale_temps)
 from genrecnn.music.input_kinds import dataset_kind
-from genrecnn.music.loading import load_data
+from genrecnn.music.loading import load_data, skipped_lines
 from genrecnn.music.splits import split_from_dir, stratified_split
 from genrecnn.run.checkpoint import Checkpoint, check_training_state, load_checkpoint
 from genrecnn.run.fit import fit, format_row, predict_proba
@@ -221,7 +221,7 @@ def _train(opts: dict, explicit, echo, progress) -> dict:
     metrics = final_metrics(net, ds, parts, settings, history, opts,
                             time.perf_counter() - t_start)
     write_outputs(out, metrics, history, ds)
-    for line in summary_lines(metrics, out):
+    for line in skipped_lines(ds.skipped) + summary_lines(metrics, out):   # "wrote ..." last
         echo(line)
     return metrics
 
