@@ -16,6 +16,7 @@ import zlib
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import given, settings, strategies as st
 
 from genrecnn.errors import DataError
 from genrecnn.music import features as F
@@ -211,6 +212,15 @@ POOL_SCRIPT = textwrap.dedent("""
 """)
 
 
+def _end(pids) -> None:
+    """Kill what a failed test may have left running (only the pids it started)."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as fh:
@@ -223,6 +233,7 @@ def _alive(pid: int) -> bool:
 def test_workers_die_with_their_parent_on_sigterm():
     proc = subprocess.Popen([sys.executable, "-c", POOL_SCRIPT], stdout=subprocess.PIPE,
                             text=True)
+    pids = []
     try:
         pids = [int(p) for p in proc.stdout.readline().split()]
         assert len(pids) == 2 and all(_alive(p) for p in pids)
@@ -235,6 +246,7 @@ def test_workers_die_with_their_parent_on_sigterm():
     finally:
         proc.kill()
         proc.wait()
+        _end(pids)
 
 
 def test_jobs_are_capped_at_the_usable_cores(wav_data, tmp_path, capsys):
@@ -284,3 +296,59 @@ def test_blas_stays_on_one_thread_beside_our_own_pool():
                          env=env, timeout=60)
     before, after = map(int, res.stdout.split())
     assert before > 1 and after == 1, res.stdout
+
+
+@settings(max_examples=60, deadline=None)
+@given(offset=st.integers(min_value=0), bit=st.integers(0, 7))
+def test_any_flipped_bit_in_a_cache_entry_is_caught(offset, bit):
+    """An entry with one bit changed anywhere (header, array or checksum) is never used."""
+    import tempfile
+    from genrecnn.music.feature_cache import FeatureCache
+    params = FeatureParams()
+    feat = np.random.default_rng(3).uniform(0, 1, (128, 20)).astype(np.float32)
+    with tempfile.TemporaryDirectory() as d:
+        cache = FeatureCache(d)
+        assert cache.write("ab" * 16, params, feat) is None
+        got, damaged = cache.read("ab" * 16, params, params.max_frames)
+        assert np.array_equal(got, feat) and not damaged
+        path = cache.entry("ab" * 16, params)
+        data = bytearray(path.read_bytes())
+        data[offset % len(data)] ^= 1 << bit
+        path.write_bytes(bytes(data))
+        got, damaged = cache.read("ab" * 16, params, params.max_frames)
+        assert got is None and damaged
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(c) for c in fh.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and len(os.sched_getaffinity(0)) > 1),
+                    reason="needs Linux and two usable cores for two workers")
+def test_sigterm_to_features_takes_its_workers_with_it(tmp_path):
+    from shared_data import SAMPLE
+    if not SAMPLE.is_dir():
+        pytest.skip(f"real audio sample: {SAMPLE} not present on this machine")
+    proc = subprocess.Popen([sys.executable, "-m", "genrecnn", "features", str(SAMPLE), "-j",
+                             "2", "-q", "--cache-dir", str(tmp_path / "c")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := _children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(workers) >= 2 and all(_alive(p) for p in workers), workers
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in workers), "workers outlived `genrecnn features`"
+    finally:
+        proc.kill()
+        proc.wait()
+        _end(workers)

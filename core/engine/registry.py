@@ -98,7 +98,6 @@ class Registry:
         self._instances[name] = inst
         return inst
 
-
     def _broken_plugin(self, name: str) -> BackendInfo | None:
         """The record of a broken plugin registered as ``name (module)``, if any."""
         for key, info in self.infos.items():

@@ -83,6 +83,7 @@ def _extract(files: list[Path], params, cache: FeatureCache | None, jobs: int, p
     root = str(cache.root) if cache is not None else None
     bar = tqdm(total=len(files), desc="features", unit="clip", disable=not progress,
                dynamic_ncols=True)
+
     def take(res):
         index, feat, reason, lookup = res
         results[index] = (feat, reason)
