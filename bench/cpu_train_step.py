@@ -7,7 +7,7 @@ NumPy backend side by side with the same network in PyTorch, on the same threads
 A step is: cut a batch from a training set held in memory (``--pool`` batches' worth
 of examples), forward, loss, backward and the Adam update, in float32, with the same
 batches, labels and initial weights on both sides. Ours is what ``genrecnn train``
-runs (:class:`genrecnn.run.steps.StepRunner`: the batch gathered by index from the
+runs (:class:`genrecnn.engine.steps.StepRunner`: the batch gathered by index from the
 set, which was checked once at load time; the loss kept until the epoch ends);
 PyTorch indexes the same batch out of the same set. The two alternate step by step
 (who goes first alternates too), so load from other processes hits both alike.
@@ -33,9 +33,10 @@ import numpy as np
 from genrecnn.backends.numpy_backend import parallel
 from genrecnn.engine.architectures import build_network, load_architecture
 from genrecnn.engine.optim import Adam
-from genrecnn.run.batches import plan_epoch
+from genrecnn.engine.batches import plan_epoch
 from genrecnn.run.settings import TrainSettings
-from genrecnn.run.steps import StepRunner
+from genrecnn.engine.items import ArrayItems
+from genrecnn.engine.steps import StepRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
 from torch_twin import twin  # noqa: E402
@@ -73,7 +74,8 @@ def numpy_model(arch: str, shape, n_classes: int):
 
 def numpy_step(net, opt, data, labels, plans, batch: int):
     """The trainer's step (StepRunner's resident path), one plan after another."""
-    runner = StepRunner(net, opt, data, labels, TrainSettings(batch_size=batch, lr=LR))
+    runner = StepRunner(net, opt, ArrayItems(data, labels),
+                        TrainSettings(batch_size=batch, lr=LR))
     k = iter(range(1 << 30))
 
     def step():

@@ -28,9 +28,10 @@ def main() -> None:
     from torch.profiler import ProfilerActivity, profile
 
     from genrecnn.engine.architectures import build_network, load_architecture
-    from genrecnn.run.batches import plan_epoch
+    from genrecnn.engine.batches import plan_epoch
     from genrecnn.run.settings import TrainSettings
-    from genrecnn.run.steps import StepRunner
+    from genrecnn.engine.items import ArrayItems
+    from genrecnn.engine.steps import StepRunner
 
     shape = (args.mels, args.frames)
     net = build_network(load_architecture(args.arch), shape, 10, seed=0)
@@ -38,8 +39,8 @@ def main() -> None:
     settings = TrainSettings(arch=args.arch, batch_size=args.batch, optimizer="adamw", lr=1e-4)
     m = args.batch * args.steps
     x = np.random.default_rng(0).random((m, *shape), dtype=np.float32)
-    runner = StepRunner(net, settings.make_optimizer(), x, np.arange(m) % 10, settings,
-                        graphs=False)
+    runner = StepRunner(net, settings.make_optimizer(), ArrayItems(x, np.arange(m) % 10),
+                        settings, graphs=False)
     plans = plan_epoch(m, args.mels, args.frames, args.frames, settings,
                        np.random.default_rng(0))
     runner.run_epoch(plans, [1e-4] * len(plans))          # compile and warm up

@@ -8,7 +8,7 @@ same network in PyTorch, eager and with the whole step in one CUDA graph.
 
 One step is: cut a batch from a resident training set by index, forward, loss,
 backward and Adam update (float32, TF32 off everywhere). genrecnn runs
-:class:`genrecnn.run.steps.StepRunner` (the path ``genrecnn train`` takes);
+:class:`genrecnn.engine.steps.StepRunner` (the path ``genrecnn train`` takes);
 PyTorch gathers the batch from the same resident tensor, and in its graph
 column captures gather, forward, backward and ``Adam(capturable=True)``
 (``torch.cuda.graph``) and replays it after writing the next indices. Each
@@ -40,9 +40,10 @@ def genrecnn_ms(backend, arch, shape, classes, batch, steps, rounds, graphs=True
     without the staging ops: each batch copied from pageable memory, the loss read
     back every step)."""
     from genrecnn.engine.architectures import build_network, load_architecture
-    from genrecnn.run.batches import plan_epoch
+    from genrecnn.engine.batches import plan_epoch
     from genrecnn.run.settings import TrainSettings
-    from genrecnn.run.steps import StepRunner
+    from genrecnn.engine.items import ArrayItems
+    from genrecnn.engine.steps import StepRunner
     net = build_network(load_architecture(arch), shape, classes, seed=0)
     net.place(backend)
     settings = TrainSettings(arch=arch, batch_size=batch, optimizer="adam", lr=1e-4)
@@ -55,7 +56,7 @@ def genrecnn_ms(backend, arch, shape, classes, batch, steps, rounds, graphs=True
     if feed == "host":      # hide the staging ops (this instance, for this run only)
         first.supports = lambda group, has=first.supports: group != "staging" and has(group)
     try:
-        runner = StepRunner(net, opt, x, y, settings, graphs=graphs,
+        runner = StepRunner(net, opt, ArrayItems(x, y), settings, graphs=graphs,
                             **({} if feed == "resident" else {"resident_budget": 0}))
         times = []
         for r in range(rounds + 1):

@@ -28,12 +28,11 @@ from torch_twin import torch_optimizer, twin  # noqa: E402
 
 
 def genrecnn_epochs(data, recipe, backend, epochs, genres, out) -> tuple[list[float], dict]:
+    from genrecnn.run.options import RunOptions
     from genrecnn.run.train_job import run_train
-    opts = dict(data=Path(data), genres=genres, frames=None, windows=None, strict=False,
-                backend_spec=backend, recipe=recipe, epochs=epochs, out=Path(out),
-                resume=False, test_fraction=0.2, valid_fraction=0.0, split_dir=None,
-                dry_run=False, vote="mean", graphs=True, resident_mb=4096, force=True)
-    metrics = run_train(opts, echo=lambda s: None, progress=False)
+    options = RunOptions(data=Path(data), genres=genres, backend_spec=backend, recipe=recipe,
+                         epochs=epochs)
+    metrics = run_train(options, Path(out), force=True, echo=lambda s: None, progress=False)
     return [row["train_seconds"] for row in metrics["history"]], metrics
 
 
@@ -43,7 +42,7 @@ def torch_epochs(data, recipe, epochs, genres) -> list[float]:
     from genrecnn.engine.schedules import learning_rate
     from genrecnn.music.loading import load_data
     from genrecnn.music.splits import stratified_split
-    from genrecnn.run.batches import epoch_rng, plan_epoch
+    from genrecnn.engine.batches import epoch_rng, plan_epoch
     from genrecnn.run.parts import make_parts
     from genrecnn.run.settings import new_network, settings_from
     settings = settings_from({"data": data, "recipe": recipe, "epochs": epochs})

@@ -30,17 +30,15 @@ from genrecnn.fsutil import json_text
 @click.option("--out", type=click.Path(path_type=Path), default=Path("confusion_matrix.png"),
               show_default=True, help="Where to write the mean confusion matrix PNG.")
 @json_option
-def evaluate(data, repeats, test_fraction, split_dir, baseline, out, as_json, vote, graphs,
-             backend_spec, resident_mb, genres, frames, windows, strict, **settings):
+def evaluate(repeats, baseline, out, as_json, **options):
     """Mean test error over N partitions of DATA (95% interval), confusion matrix, baseline."""
     from genrecnn.run.evaluation import evaluate_folder
+    from genrecnn.run.options import RunOptions
 
     echo = (lambda s: click.echo(s, err=True)) if as_json else click.echo
-    result, report, ds = evaluate_folder(
-        data, dict(genres=genres, frames=frames, windows=windows, strict=strict), settings,
-        backend_spec=backend_spec, repeats=repeats, test_fraction=test_fraction,
-        split_dir=split_dir, vote=vote, baseline=baseline, out=out, echo=echo,
-        progress=not as_json, graphs=graphs, resident_budget=resident_mb << 20)
+    result, report, ds = evaluate_folder(RunOptions(**options), repeats=repeats,
+                                         baseline=baseline, out=out, echo=echo,
+                                         progress=not as_json)
     if as_json:
         report_skipped(ds.skipped, echo)
         click.echo(json_text(result))

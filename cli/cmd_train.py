@@ -34,15 +34,18 @@ from genrecnn.fsutil import json_text
 @click.pass_context
 def train(ctx, **opts):
     """Train a genre classifier on DATA (genre folders), or on synthetic genres if no DATA."""
+    from genrecnn.run.options import RunOptions
     from genrecnn.run.train_job import run_train
 
     as_json, quiet = opts.pop("as_json"), opts.pop("quiet")
     echo = (lambda s: click.echo(s, err=True)) if as_json else click.echo
+    job = {k: opts.pop(k) for k in ("resume", "force", "dry_run")}
+    out = opts.pop("out")
     try:
-        metrics = run_train(opts, explicit_options(ctx), echo=echo,
-                            progress=False if as_json or quiet else None)
+        metrics = run_train(RunOptions(**opts), out, explicit=explicit_options(ctx), echo=echo,
+                            progress=False if as_json or quiet else None, **job)
     except KeyboardInterrupt:
-        _say_what_was_kept(opts["out"])
+        _say_what_was_kept(out)
         raise
     if metrics is None:
         return

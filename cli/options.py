@@ -7,6 +7,7 @@ import click
 
 from genrecnn.engine.optim import OPTIMIZERS
 from genrecnn.engine.schedules import SCHEDULES
+from genrecnn.engine.steps import RESIDENT_BUDGET
 from genrecnn.run.scoring import VOTES
 from genrecnn.run.settings import (DEFAULT_RECIPE, NORMS, RECIPES, SELECTIONS,
                                    SYNTHETIC_RECIPE)
@@ -115,7 +116,8 @@ fit_options = _stack([
     click.option("--graphs/--no-graphs", default=True, show_default=True,
                  help="On CUDA backends, capture each training step as one CUDA graph "
                       "(off: launch op by op, for debugging)."),
-    click.option("--resident-mb", type=click.IntRange(min=0), default=4096, show_default=True,
+    click.option("--resident-mb", type=click.IntRange(min=0), default=RESIDENT_BUDGET >> 20,
+                 show_default=True,
                  help="Upload the training set to the first layer's backend once when it "
                       "is at most this large (MiB). A larger set streams: each batch is "
                       "uploaded from pinned host memory while the previous step computes "

@@ -276,16 +276,16 @@ def test_predict_reports_unreadable_files_and_exits_nonzero(trained, npy_data, t
 @pytest.mark.parametrize("mb, path", [("0", "stream"), ("4096", "device")])
 def test_evaluate_honours_resident_mb(npy_data, tmp_path, capsys, monkeypatch, mb, path):
     """evaluate uploads the training set only within --resident-mb, as train does."""
-    import genrecnn.run.evaluation as evaluation
+    import genrecnn.run.session as session
 
     paths = []
 
-    class Recording(evaluation.StepRunner):
+    class Recording(session.StepRunner):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             paths.append(self.path)
 
-    monkeypatch.setattr(evaluation, "StepRunner", Recording)
+    monkeypatch.setattr(session, "StepRunner", Recording)
     code, _, _ = run(["evaluate", npy_data, "--repeats", "1", "--test-fraction", "0.34",
                       "--epochs", "1", "--resident-mb", mb, "--no-baseline",
                       "--out", tmp_path / "cm.png"], capsys)

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 
 from genrecnn.backends.numpy_backend import NumpyBackend
+from genrecnn.engine.batches import epoch_rng, plan_epoch
 from genrecnn.engine.hookspecs import hookimpl
+from genrecnn.engine.items import ArrayItems
 from genrecnn.engine.registry import build_registry, registry
-from genrecnn.run.batches import epoch_rng, plan_epoch
+from genrecnn.engine.steps import StepRunner
 from genrecnn.run.settings import TrainSettings, new_network
-from genrecnn.run.steps import StepRunner
 
 BIG = 1 << 40
 # masks, mixup, crops narrower than the items, AdamW, and a short last batch (37 = 4 x 8 + 5)
@@ -71,8 +72,8 @@ def _train(budget, backend="numpy", reg=None, epochs=2, graphs=True, **changes):
     x, y = _data()
     net = new_network(settings, x.shape[1], x.shape[2], 3)
     net.place(backend, registry=reg)
-    runner = StepRunner(net, settings.make_optimizer(), x, y, settings, graphs=graphs,
-                        resident_budget=budget)
+    runner = StepRunner(net, settings.make_optimizer(), ArrayItems(x, y), settings,
+                        graphs=graphs, resident_budget=budget)
     rows = []
     for epoch in range(1, epochs + 1):
         plans = plan_epoch(len(x), x.shape[1], x.shape[2], net.input_shape[1], settings,
@@ -167,14 +168,17 @@ def test_gpu_stream_path_matches_the_resident_set(name, graphs):
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", ["cupy", "pycuda"])
 def test_gpu_auto_times_streamed_steps_beside_their_uploads(name, monkeypatch):
-    """Auto placement's measured steps for a streamed set start one upload of a batch
-    per step, beside the replay as training does: a step is shorter than the step and
-    the upload one after the other."""
+    """Auto placement's measured steps for a streamed set are the step runner's: each
+    cuts the next batch on the host and starts its upload beside the replay, as training
+    does, so a step is shorter than the step, the cut and the upload one after the other."""
     why = _gpu_reason(name)
     if why:
         pytest.skip(why)
-    from genrecnn.engine.autoplace.steps import time_plans
-    from genrecnn.engine.bench import measure_staged_upload
+    import time
+
+    from genrecnn.engine.autoplace.timing import CAPTURE_STEPS, time_plans
+    from genrecnn.engine.batches import StepOptions
+    from genrecnn.engine.feed import BatchFeed
     be = registry().get(name)
     uploads = []
     real = type(be).upload_async
@@ -187,6 +191,42 @@ def test_gpu_auto_times_streamed_steps_beside_their_uploads(name, monkeypatch):
     assert uploads == []
     streamed = min(time_plans(make, plan, registry(), 256, "adam", reps=5, warmup=1,
                               streamed=True)[name])
-    assert uploads == [(256, 64, 400)] * 6                        # warm-up + 5 timed steps
-    upload = measure_staged_upload(be, (256, 64, 400), "float32").median
-    assert streamed < resident + upload
+    assert uploads == [(256, 64, 400)] * (CAPTURE_STEPS + 1 + 5)   # untimed + 5 timed
+    items = ArrayItems(np.zeros((256, 64, 400), np.float32), np.zeros(256, int))
+    batch = plan_epoch(256, 64, 400, 400, StepOptions(256), epoch_rng(0, 1))[0]
+
+    def cut_and_upload():
+        feed = BatchFeed(be, items, 256, 400, "float32")
+        try:
+            t0 = time.perf_counter()
+            feed.start(0, batch)
+            feed.wait(0)
+            be.synchronize()
+            return time.perf_counter() - t0
+        finally:
+            feed.close()
+    assert streamed < resident + min(cut_and_upload() for _ in range(3))
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_auto_times_the_training_step_runner(monkeypatch, streamed):
+    """Auto placement's timed steps are the step runner's: on NumPy (which has the
+    staging ops) a streamed set uploads one batch per step, a resident one none, and
+    every step, untimed or timed, is a training step of the network."""
+    from genrecnn.engine.autoplace.timing import CAPTURE_STEPS, time_plans
+    uploads, made = [], []
+    real = NumpyBackend.upload_async
+    monkeypatch.setattr(NumpyBackend, "upload_async",
+                        lambda self, host, dst: uploads.append(host.shape) or real(self, host, dst))
+
+    def make():
+        made.append(new_network(TrainSettings(arch="small"), 16, 24, 3))
+        return made[-1]
+    plan = {"numpy": ["numpy"] * len(make().layers)}
+    made.clear()
+    samples = time_plans(make, plan, registry(), 4, "adam", reps=3, warmup=1,
+                         streamed=streamed)
+    steps = CAPTURE_STEPS + 1 + 3
+    assert len(samples["numpy"]) == 3 and all(t > 0 for t in samples["numpy"])
+    assert [net.steps for net in made] == [steps]
+    assert uploads == ([(4, 16, 24)] * steps if streamed else [])

@@ -94,7 +94,8 @@ class FeatureCache:
                 trailer = fh.read(len(CHECK_TAG) + 64)
         except OSError:
             return None, True
-        if trailer != entry_check(self.key(content_digest, params), feat):
+        if (trailer != entry_check(self.key(content_digest, params), feat)
+                or not np.isfinite(feat).all()):
             return None, True
         return feat, False
 

@@ -128,6 +128,26 @@ def load_dataset(root, params: FeatureParams = FeatureParams(), genres=None, fra
       listed in ``Dataset.skipped``.
     """
     root = Path(root)
+    jobs = _check_arguments(jobs, frames, windows, window_hop, min_frames)
+    if cache is None:
+        cache = FeatureCache()
+    elif cache is False:
+        cache = None
+    class_names, files = _scan(root, genres)
+    floor = max(MIN_FRAMES, windows or 0)
+    results = _extract([p for p, _ in files], params, cache, jobs, progress, floor)
+    good, skipped, seen = _distinct_clips(files, results, class_names)
+    if good:
+        good = _long_enough(good, seen, skipped, params, frames, windows, min_frames)
+    _refuse_gaps(root, class_names, good, skipped, strict)
+    frames = frames or min(f.shape[1] for _, _, f in good)
+    x, ys, clips, clip_ids = _items(good, frames, windows, window_hop)
+    return Dataset(x, np.array(ys, dtype=np.int64), np.array(clips, dtype=np.int64), clip_ids,
+                   class_names, params, skipped)
+
+
+def _check_arguments(jobs, frames, windows, window_hop, min_frames) -> int:
+    """The worker count (default: every core), once the sizes are checked; or DataError."""
     if jobs is None:
         jobs = os.cpu_count() or 1
     if jobs < 1:
@@ -139,16 +159,14 @@ def load_dataset(root, params: FeatureParams = FeatureParams(), genres=None, fra
     if frames and windows and windows > frames:
         raise DataError(f"windows={windows} is longer than frames={frames}; use windows no "
                         f"longer than the clips")
-    if cache is None:
-        cache = FeatureCache()
-    elif cache is False:
-        cache = None
-    class_names, files = _scan(root, genres)
-    floor = max(MIN_FRAMES, windows or 0)
-    results = _extract([p for p, _ in files], params, cache, jobs, progress, floor)
+    return jobs
 
+
+def _distinct_clips(files, results, class_names):
+    """([(clip id, class, features)] of the readable files, [(path, reason)] skipped,
+    {clip id: path}); a second file of one clip id is skipped."""
     skipped: list[tuple[str, str]] = []
-    good: list[tuple[str, int, np.ndarray]] = []     # (clip id, class, features)
+    good: list[tuple[str, int, np.ndarray]] = []
     seen: dict[str, Path] = {}
     for (path, genre), (feat, reason) in zip(files, results):
         cid = f"{genre}/{path.stem}"
@@ -160,23 +178,31 @@ def load_dataset(root, params: FeatureParams = FeatureParams(), genres=None, fra
             continue
         seen[cid] = path
         good.append((cid, class_names.index(genre), feat))
+    return good, skipped, seen
 
-    if good:
-        lengths = np.array([f.shape[1] for _, _, f in good])
-        need = min_frames or (windows or (math.ceil(frames / 2) if frames else
-                                          math.ceil(float(np.median(lengths)) / 2)))
-        need = max(need, MIN_FRAMES, windows or 0)
-        keep = []
-        for item, n in zip(good, lengths):
-            if n < need:
-                path = seen[item[0]]
-                skipped.append((str(path), f"is too short: {n} frames, at least {need} needed "
-                                           f"(~{need * params.hop_length / params.sr:.2f} s); "
-                                           f"use longer clips or remove it"))
-            else:
-                keep.append(item)
-        good = keep
 
+def _long_enough(good, seen, skipped, params, frames, windows, min_frames) -> list:
+    """The clips of ``good`` at least as long as ``load_dataset`` asks; the others are
+    added to ``skipped``."""
+    lengths = np.array([f.shape[1] for _, _, f in good])
+    need = min_frames or (windows or (math.ceil(frames / 2) if frames else
+                                      math.ceil(float(np.median(lengths)) / 2)))
+    need = max(need, MIN_FRAMES, windows or 0)
+    keep = []
+    for item, n in zip(good, lengths):
+        if n < need:
+            skipped.append((str(seen[item[0]]),
+                            f"is too short: {n} frames, at least {need} needed "
+                            f"(~{need * params.hop_length / params.sr:.2f} s); "
+                            f"use longer clips or remove it"))
+        else:
+            keep.append(item)
+    return keep
+
+
+def _refuse_gaps(root: Path, class_names, good, skipped, strict: bool) -> None:
+    """DataError for any skipped file when ``strict``, and for a genre left with no
+    usable clip."""
     if strict and skipped:
         path, reason = skipped[0]
         more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
@@ -188,24 +214,24 @@ def load_dataset(root, params: FeatureParams = FeatureParams(), genres=None, fra
             raise DataError(f"genre folder {root / name} has no usable files (all skipped"
                             f"{', e.g. ' + why[0] if why else ''}); fix or replace its clips")
 
-    frames = frames or min(f.shape[1] for _, _, f in good)
+
+def _items(good, frames: int, windows, window_hop):
+    """(x float32 [N, M, T], classes, clip index, clip ids): each clip fitted to
+    ``frames``, whole or cut into windows."""
     xs, ys, clips, clip_ids = [], [], [], []
     for c, (cid, label, feat) in enumerate(good):
         feat = fit_length(feat, frames)
         clip_ids.append(cid)
         if windows:
             hop = window_hop or max(windows // 2, 1)
-            for s in window_starts(feat.shape[1], windows, hop):
-                xs.append(feat[:, s:s + windows])
-                ys.append(label)
-                clips.append(c)
+            starts = window_starts(feat.shape[1], windows, hop)
+            pieces = [feat[:, s:s + windows] for s in starts]
         else:
-            xs.append(feat)
-            ys.append(label)
-            clips.append(c)
-    x = np.stack(xs).astype(np.float32, copy=False)
-    return Dataset(x, np.array(ys, dtype=np.int64), np.array(clips, dtype=np.int64), clip_ids,
-                   class_names, params, skipped)
+            pieces = [feat]
+        xs.extend(pieces)
+        ys.extend([label] * len(pieces))
+        clips.extend([c] * len(pieces))
+    return np.stack(xs).astype(np.float32, copy=False), ys, clips, clip_ids
 
 
 def skipped_lines(skipped) -> list[str]:

@@ -7,7 +7,8 @@ ending at the item's end, so every frame is seen.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+
+from genrecnn.engine.items import take_crops
 
 
 def covering_starts(frames: int, width: int) -> list[int]:
@@ -19,17 +20,6 @@ def covering_starts(frames: int, width: int) -> list[int]:
     if starts[-1] != frames - width:
         starts.append(frames - width)
     return starts
-
-
-def take_crops(x: np.ndarray, index: np.ndarray, start: np.ndarray, width: int,
-               out: np.ndarray | None = None) -> np.ndarray:
-    """x[index[b], :, start[b]:start[b] + width] for every b, as one [B, M, width] array
-    (written into ``out``, in its dtype, when given: a staging buffer)."""
-    if out is None:
-        return np.ascontiguousarray(sliding_window_view(x, width, axis=2)[index, :, start])
-    for b, (i, s) in enumerate(zip(index, start)):
-        out[b] = x[i, :, s:s + width]
-    return out
 
 
 def predict_items(predict, x: np.ndarray, width: int, batch_size: int = 64) -> np.ndarray:

@@ -14,20 +14,20 @@ from pathlib import Path
 
 import numpy as np
 
+from genrecnn.engine.placement import format_plan
 from genrecnn.errors import DataError
 from genrecnn.fsutil import output_folder
 from genrecnn.music.baseline import Baseline
-from genrecnn.engine.autoplace import place_by_option
 from genrecnn.music.loading import load_data
 from genrecnn.music.splits import split_from_dir, stratified_split
-from genrecnn.run.fit import fit, predict_proba
+from genrecnn.run.input_checks import check_crop
+from genrecnn.run.options import RunOptions
 from genrecnn.run.parts import make_parts
 from genrecnn.run.plots import confusion_matrix
 from genrecnn.run.scoring import clip_decisions, confusion, interval95
-from genrecnn.run.input_checks import check_crop
-from genrecnn.run.settings import (TrainSettings, describe_settings, new_network,
-                                   settings_from)
-from genrecnn.run.steps import RESIDENT_BUDGET, StepRunner, fits_resident
+from genrecnn.run.session import place_for_parts, train_once
+from genrecnn.run.settings import TrainSettings, describe_settings, new_network
+
 
 @dataclass
 class MethodScore:
@@ -119,81 +119,92 @@ def partitions(ds, repeats: int, test_fraction: float, seed: int, split_dir=None
         yield np.concatenate([tr, va]).astype(int), empty, np.asarray(te, dtype=int)
 
 
-def run_protocol(ds, settings: TrainSettings, repeats: int = 5, test_fraction: float = 0.2,
-                 split_dir=None, placement: str = "numpy", vote: str = "mean",
-                 baseline: bool = True, echo=None, progress=False, graphs: bool = True,
-                 resident_budget: int = RESIDENT_BUDGET) -> EvaluationReport:
+@dataclass
+class _Scores:
+    """The protocol's running scores: the network's, and the baseline's and the two
+    combined when the baseline runs."""
+
+    network: MethodScore = field(default_factory=lambda: MethodScore("convnet"))
+    baseline: MethodScore | None = None
+    combined: MethodScore | None = None
+
+    @classmethod
+    def new(cls, baseline: bool) -> "_Scores":
+        return (cls(baseline=MethodScore("baseline"), combined=MethodScore("combined"))
+                if baseline else cls())
+
+    def line(self, r: int, clips: int) -> str:
+        return (f"partition {r + 1}: convnet error {self.network.errors[-1]:.3f}"
+                + (f", baseline error {self.baseline.errors[-1]:.3f}" if self.baseline else "")
+                + f" ({clips} test clips)")
+
+
+def _judge(ds, parts, tr, te, probs, vote: str, seed: int, scores: _Scores) -> int:
+    """Score one partition's test clips (the network's ``probs``, and the baseline
+    trained on the same items); the number of test clips."""
+    k = ds.n_classes
+    clips, pred = clip_decisions(probs, parts.clip_test, vote)
+    y_clip = ds.clip_labels()[clips]
+    scores.network.add(y_clip, pred, k)
+    if scores.baseline is not None:
+        model = Baseline(top_db=ds.params.top_db, seed=seed).fit(ds.x[tr], ds.y[tr], k)
+        base_probs = model.predict_proba(ds.x[te])
+        _, bpred = clip_decisions(base_probs, parts.clip_test, vote)
+        scores.baseline.add(y_clip, bpred, k)
+        _, cpred = clip_decisions((probs + base_probs) / 2, parts.clip_test, vote)
+        scores.combined.add(y_clip, cpred, k)
+    return len(y_clip)
+
+
+def run_protocol(ds, settings: TrainSettings, options: RunOptions, *, repeats: int = 5,
+                 baseline: bool = True, echo=None, progress=False) -> EvaluationReport:
     """Train and judge the network (and the baseline) on each partition of ``ds``; the
-    baseline learns from the same items the network trains on."""
-    k = len(ds.class_names)
-    net_score = MethodScore("convnet")
-    base_score = MethodScore("baseline") if baseline else None
-    both_score = MethodScore("combined") if baseline else None
-    clip_labels = ds.clip_labels()
-    histories = []
-    for r, (tr, va, te) in enumerate(partitions(ds, repeats, test_fraction, settings.seed,
-                                                split_dir, settings.select == "valid", echo)):
+    baseline learns from the same items the network trains on. The placement is
+    resolved once, on the first partition's network (``auto`` measures once, for a
+    training set of that partition's size), and kept for the others."""
+    say = echo or (lambda s: None)
+    scores, histories, placement = _Scores.new(baseline), [], None
+    for r, (tr, va, te) in enumerate(partitions(ds, repeats, options.test_fraction,
+                                                settings.seed, options.split_dir,
+                                                settings.select == "valid", echo)):
         if len(te) == 0:    # a split folder's empty test part is refused by split_from_dir
             raise DataError("a partition has no test clips; raise --test-fraction or use "
                             "more clips")
         run = TrainSettings.from_dict(dict(settings.as_dict(), seed=settings.seed + r))
         parts = make_parts(ds, tr, va, te, norm=run.norm)
-        net = new_network(run, ds.x.shape[1], ds.x.shape[2], k)
-        net.place(placement)
-        opt = run.make_optimizer()
-        runner = StepRunner(net, opt, parts.x_train, parts.y_train, run, graphs=graphs,
-                            resident_budget=resident_budget)
-        histories.append(fit(net, opt, parts, run, progress=progress, runner=runner,
-                             score_test=False))
-        probs = predict_proba(net, parts.x_test, run.batch_size)
-        clips, pred = clip_decisions(probs, parts.clip_test, vote)
-        y_clip = clip_labels[clips]
-        net_score.add(y_clip, pred, k)
-        if base_score is not None:
-            model = Baseline(top_db=ds.params.top_db, seed=run.seed).fit(ds.x[tr], ds.y[tr], k)
-            base_probs = model.predict_proba(ds.x[te])
-            _, bpred = clip_decisions(base_probs, parts.clip_test, vote)
-            base_score.add(y_clip, bpred, k)
-            _, cpred = clip_decisions((probs + base_probs) / 2, parts.clip_test, vote)
-            both_score.add(y_clip, cpred, k)
-        if echo:
-            line = (f"partition {r + 1}: convnet error {net_score.errors[-1]:.3f}"
-                    + (f", baseline error {base_score.errors[-1]:.3f}" if base_score else "")
-                    + f" ({len(y_clip)} test clips)")
-            echo(line)
-    protocol = "split" if split_dir is not None else "random"
-    return EvaluationReport(list(ds.class_names), len(net_score.errors), net_score, base_score,
-                            histories, protocol, both_score)
+        net = new_network(run, *ds.input_shape, ds.n_classes)
+        if placement is None:
+            placement, _ = place_for_parts(net, parts, run, options,
+                                           lambda s: say(f"placement: {s}"))
+            say(f"placement: {format_plan(net.layers, placement)}")
+        else:
+            net.place(placement)
+        trained = train_once(net, parts, run, options, progress=progress, score_test=False)
+        histories.append(trained.history)
+        clips = _judge(ds, parts, tr, te, trained.test_probs, options.vote, run.seed, scores)
+        say(scores.line(r, clips))
+    protocol = "split" if options.split_dir is not None else "random"
+    return EvaluationReport(list(ds.class_names), len(scores.network.errors), scores.network,
+                            scores.baseline, histories, protocol, scores.combined)
 
 
-def evaluate_folder(data, data_opts: dict, settings_opts: dict, *, backend_spec: str,
-                    repeats: int, test_fraction: float, split_dir, vote: str, baseline: bool,
-                    out, echo=print, progress: bool = True, graphs: bool = True,
-                    resident_budget: int = RESIDENT_BUDGET):
-    """What `genrecnn evaluate` does: load DATA, resolve the placement once (auto
-    measures once), run the protocol, draw the mean confusion matrix to ``out``.
+def evaluate_folder(options: RunOptions, *, repeats: int, baseline: bool, out, echo=print,
+                    progress: bool = True):
+    """What `genrecnn evaluate` does: load DATA, run the protocol (the placement
+    resolved once), draw the mean confusion matrix to ``out``.
     Returns (JSON-ready result, EvaluationReport, dataset)."""
     # fail now, not after training, if out is unwritable; leave no empty folder on failure
     with output_folder(Path(out).parent):
-        settings = settings_from(dict(settings_opts, data=data))
+        settings = options.settings()
         echo(f"recipe: {settings.recipe} ({describe_settings(settings)})")
-        ds = load_data(data, progress=progress, **data_opts)
-        windows = f"{len(ds.x)} windows of " if data_opts.get("windows") else "input "
-        echo(f"data: {data}, {len(ds.clip_ids)} clips of {ds.n_classes} classes "
+        ds = load_data(options.data, options.genres, options.frames, options.windows,
+                       options.strict, progress=progress)
+        windows = f"{len(ds.x)} windows of " if options.windows else "input "
+        echo(f"data: {options.data}, {len(ds.clip_ids)} clips of {ds.n_classes} classes "
              f"({', '.join(ds.class_names)}), {windows}{ds.input_shape[0]}x{ds.input_shape[1]}")
-        check_crop(settings_opts.get("crop"), ds.input_shape[1])
-        net = new_network(settings, ds.input_shape[0], ds.input_shape[1], ds.n_classes)
-        # auto placement needs to know whether a partition's training part streams (with
-        # a split folder the whole set stands in for it: an upper bound)
-        train_values = ds.x.size * (1.0 if split_dir is not None else 1.0 - test_fraction)
-        placement, _ = place_by_option(
-            net, backend_spec, settings.batch_size, dry_run=True,
-            streamed=not fits_resident(int(train_values), net.dtype, resident_budget),
-            echo=lambda s: echo(f"placement: {s}"))
-        report = run_protocol(ds, settings, repeats=repeats, test_fraction=test_fraction,
-                              split_dir=split_dir, placement=list(placement), vote=vote,
-                              baseline=baseline, echo=echo, graphs=graphs,
-                              resident_budget=resident_budget)
+        check_crop(options.crop, ds.input_shape[1])
+        report = run_protocol(ds, settings, options, repeats=repeats, baseline=baseline,
+                              echo=echo)
         confusion_matrix(report.network.mean_confusion(), ds.class_names, out,
                          title=f"convnet, mean over {report.partitions} partition(s)")
         result = dict(report.as_dict(), confusion_png=str(out),

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from genrecnn.engine.batches import epoch_rng, plan_epoch
+from genrecnn.engine.items import ArrayItems
 from genrecnn.engine.schedules import learning_rate
-from genrecnn.run.batches import epoch_rng, plan_epoch
+from genrecnn.engine.steps import StepRunner
 from genrecnn.run.checkpoint import Checkpoint, refuse_diverged
 from genrecnn.run.crops import predict_items
 from genrecnn.run.parts import Parts
 from genrecnn.run.selection import Selection
 from genrecnn.run.settings import TrainSettings
-from genrecnn.run.steps import StepRunner
 
 
 @dataclass
@@ -66,7 +67,8 @@ def fit(network, optimizer, parts: Parts, settings: TrainSettings,
     from tqdm import tqdm
 
     history = list(history or [])
-    runner = runner or StepRunner(network, optimizer, parts.x_train, parts.y_train, settings)
+    runner = runner or StepRunner(network, optimizer, ArrayItems(parts.x_train, parts.y_train),
+                                  settings)
     selecting = settings.select == "valid" and parts.x_valid is not None
     selection = selection or Selection()
     n, n_mels, frames = parts.x_train.shape

@@ -8,6 +8,7 @@ from the checkpoint's is refused.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,30 +21,32 @@ from genrecnn.fsutil import (atomic_write_text, folder_lock, json_text, output_f
 from genrecnn.music.input_kinds import dataset_kind
 from genrecnn.music.loading import load_data, skipped_lines
 from genrecnn.music.splits import split_from_dir, stratified_split
-from genrecnn.run.checkpoint import Checkpoint, check_training_state, load_checkpoint
-from genrecnn.run.fit import fit, format_row, predict_proba
+from genrecnn.run.checkpoint import Checkpoint, load_checkpoint
 from genrecnn.run.input_checks import check_crop
-from genrecnn.run.model_io import load_model
+from genrecnn.run.options import RUN_KEYS, RunOptions
 from genrecnn.run.parts import make_parts, normalizer_arrays, normalizer_from_extra, split_digest
 from genrecnn.run.plots import confusion_matrix, learning_curves
 from genrecnn.run.scoring import VOTES, clip_decisions, confusion
-from genrecnn.run.settings import SETTING_KEYS, TrainSettings, new_network, settings_from
-from genrecnn.run.steps import RESIDENT_BUDGET, StepRunner, fits_resident
+from genrecnn.run.session import Resumed, place_for_parts, train_once
+from genrecnn.run.settings import TrainSettings, new_network
 
-# settings a resumed run takes from the checkpoint; a different explicit value is an error
-RUN_KEYS = ("recipe", *SETTING_KEYS, "genres", "frames", "windows", "test_fraction",
-            "valid_fraction", "split_dir", "data", "vote")
-RUNNER_PATHS = {"graph": "training set on the device, each step one CUDA graph replay",
-                "device": "training set on the device, batches cut there",
-                "stream": "training set over --resident-mb: each batch uploaded from pinned "
-                          "host memory while the previous step runs, then cut on the device",
-                "host": "batches assembled on the host"}
 # what the saved run settings that TrainSettings does not check must be
 _NONE = type(None)
 RUN_TYPES = {"genres": (str, _NONE), "frames": (int, _NONE), "windows": (int, _NONE),
              "test_fraction": (float, int), "valid_fraction": (float, int),
              "split_dir": (str, _NONE), "data": (str, _NONE), "vote": (str,)}
 OUTPUTS = ("model.npz", "metrics.json", "learning_curve.png", "confusion_matrix.png")
+
+
+@dataclass
+class Checkpointed:
+    """A resumed run's model file, read once: its network, metadata, normaliser, and
+    where training stopped."""
+
+    network: object
+    meta: dict
+    normalizer: object
+    resumed: Resumed
 
 
 def _same(a, b) -> bool:
@@ -54,33 +57,33 @@ def _same(a, b) -> bool:
     return norm(a) == norm(b)
 
 
-def resume_values(opts: dict, explicit: set[str], meta: dict, path: Path) -> dict:
-    """``opts`` with the checkpoint's run settings; an explicit different value is an error."""
+def resume_values(options: RunOptions, explicit: set[str], meta: dict, path: Path
+                  ) -> RunOptions:
+    """``options`` with the checkpoint's run settings; an explicit different value is an
+    error."""
     # the resolved settings win over the options as given (lr 0.001, not None)
     saved = dict(meta.get("run", {}), **meta.get("settings", {}))
-    out = dict(opts)
+    given = options.as_dict()
+    out = {}
     for key in RUN_KEYS:
         if key not in saved or key == "epochs":     # a resumed run may get a new length
             continue
-        if key in explicit and opts.get(key) is not None and not _same(opts[key], saved[key]):
+        if key in explicit and given[key] is not None and not _same(given[key], saved[key]):
             flag = "DATA" if key == "data" else "--" + key.replace("_dir", "").replace("_", "-")
-            raise GenrecnnError(f"{flag} {opts[key]} differs from {saved[key]} in the checkpoint "
-                                f"{path}; drop it to resume, or train afresh without --resume")
+            raise GenrecnnError(f"{flag} {given[key]} differs from {saved[key]} in the "
+                                f"checkpoint {path}; drop it to resume, or train afresh "
+                                f"without --resume")
         out[key] = saved[key]
     if "epochs" not in explicit:
-        out["epochs"] = saved.get("epochs", opts.get("epochs"))
-    return out
+        out["epochs"] = saved.get("epochs", options.epochs)
+    return replace(options, **out)
 
 
-def _read_resume_meta(model_path: Path) -> dict:
-    if not model_path.exists():
-        raise ModelFileError(f"nothing to resume: {model_path} does not exist; train "
-                             f"without --resume first (or pass the same --out)")
-    meta = load_model(model_path)[1]         # the whole model is checked before any data
-    if "settings" not in meta or "run" not in meta:
+def _check_run_meta(model_path: Path, meta: dict) -> None:
+    """The run settings a resume takes over, or ModelFileError."""
+    if "run" not in meta:
         raise ModelFileError(f"{model_path} holds no training state; train afresh "
                              f"without --resume")
-    check_training_state(model_path, meta)
     run = meta["run"]
     bad = [k for k, types in RUN_TYPES.items() if not isinstance(run, dict)
            or (k in run and (not isinstance(run[k], types) or isinstance(run[k], bool)))]
@@ -89,7 +92,18 @@ def _read_resume_meta(model_path: Path) -> dict:
     if bad:
         raise ModelFileError(f"{model_path} has damaged run settings ({', '.join(bad)}); "
                              f"train afresh without --resume")
-    return meta
+
+
+def read_checkpoint(model_path: Path) -> Checkpointed:
+    """The model file a resume goes on from, read (and wholly checked) once, before any
+    data."""
+    if not model_path.exists():
+        raise ModelFileError(f"nothing to resume: {model_path} does not exist; train "
+                             f"without --resume first (or pass the same --out)")
+    net, meta, extra, optimizer, selection = load_checkpoint(model_path)
+    _check_run_meta(model_path, meta)
+    resumed = Resumed(optimizer, int(meta["epoch"]), list(meta.get("history", [])), selection)
+    return Checkpointed(net, meta, normalizer_from_extra(extra), resumed)
 
 
 def _next_free(out: Path) -> Path:
@@ -99,128 +113,126 @@ def _next_free(out: Path) -> Path:
     return out.parent / f"{out.name}-{n}"
 
 
-def _resolve(opts: dict, explicit) -> tuple[dict, TrainSettings, dict | None]:
-    """(options with a resumed run's settings, TrainSettings, checkpoint meta or None)."""
-    meta = None
-    if opts["resume"]:
-        meta = _read_resume_meta(opts["out"] / "model.npz")
-        opts = resume_values(opts, set(explicit), meta, opts["out"] / "model.npz")
-    if opts["data"] is not None:
-        opts["data"] = Path(opts["data"])
-    if opts["split_dir"] is not None and opts["data"] is None:
+def _resolve(options: RunOptions, explicit, model_path: Path | None
+             ) -> tuple[RunOptions, TrainSettings, Checkpointed | None]:
+    """(options with a resumed run's settings, TrainSettings, the checkpoint or None);
+    ``model_path``: the model file to resume from (None: a fresh run)."""
+    saved = None
+    if model_path is not None:
+        saved = read_checkpoint(model_path)
+        options = resume_values(options, set(explicit), saved.meta, model_path)
+    if options.split_dir is not None and options.data is None:
         raise DataError("--split needs a DATA folder whose clip ids it lists; pass DATA")
-    return opts, settings_from(opts), meta
+    return options, options.settings(), saved
 
 
-def run_train(opts: dict, explicit: set[str] = frozenset(), echo=print,
+def run_train(options: RunOptions, out: Path, *, resume: bool = False, force: bool = False,
+              dry_run: bool = False, explicit: set[str] = frozenset(), echo=print,
               progress: bool | None = None) -> dict | None:
-    """Train as the options of `genrecnn train` say; return the final metrics (None for
-    ``dry_run``). ``explicit``: the option names the user gave (checked on resume).
+    """Train as ``options`` say, into the folder ``out`` (``resume``: from its model
+    file); return the final metrics (None for ``dry_run``: print the placement plan).
+    ``explicit``: the option names the user gave (checked on resume).
 
     OUT is locked for the run; a trained model already there is replaced only with
     ``force``; temporary files of killed writes are removed; a run that fails
     before writing anything leaves no OUT folder behind.
     """
-    if opts["dry_run"]:
-        return _dry_run(opts, explicit, echo)
-    out = Path(opts["out"])
+    out = Path(out)
+    model_path = out / "model.npz"
+    if dry_run:
+        return _dry_run(options, explicit, model_path if resume else None, echo)
     with output_folder(out), folder_lock(out):
         remove_stale_temps(out, OUTPUTS)
-        if not opts["resume"] and not opts.get("force") and (out / "model.npz").exists():
+        if not resume and not force and model_path.exists():
             raise GenrecnnError(f"{out} already holds a trained model (model.npz); pass "
                                 f"--resume to continue it, --force to replace it, or another "
                                 f"--out (e.g. {_next_free(out)})")
-        return _train(opts, explicit, echo, progress)
+        return _train(options, out, explicit, resume, echo, progress)
 
 
-def _dry_run(opts: dict, explicit, echo) -> None:
+def _dry_run(options: RunOptions, explicit, model_path: Path | None, echo) -> None:
     """Print the placement plan; the data is read only as far as its shapes."""
-    opts, settings, _ = _resolve(opts, explicit)
-    ds = load_data(opts["data"], opts["genres"], opts["frames"], opts["windows"],
-                   opts["strict"], progress=False, shapes_only=True)
+    options, settings, _ = _resolve(options, explicit, model_path)
+    ds = load_data(options.data, options.genres, options.frames, options.windows,
+                   options.strict, progress=False, shapes_only=True)
     net = new_network(settings, *ds.input_shape, ds.n_classes)
-    plan, _ = place_by_option(net, opts["backend_spec"], settings.batch_size, dry_run=True,
+    plan, _ = place_by_option(net, options.backend_spec, settings.batch_size, dry_run=True,
                               echo=echo)
     for layer, b in zip(net.layers, plan):
         echo(f"  {layer.name:<9} {layer.kind:<7} -> {str(layer.output_shape):<14} on {b}")
 
 
-def _train(opts: dict, explicit, echo, progress) -> dict:
-    opts, settings, meta = _resolve(opts, explicit)
-    out = Path(opts["out"])
-    model_path = out / "model.npz"
-    t_start = time.perf_counter()
-
-    ds = load_data(opts["data"], opts["genres"], opts["frames"], opts["windows"],
-                   opts["strict"], progress=progress is not False)
-    if meta is not None and meta.get("feature_params") != ds.params.as_dict():
-        raise ModelFileError(f"{model_path} was made with other feature parameters "
-                             f"({meta.get('feature_params')}) than the data "
-                             f"({ds.params.as_dict()}); train afresh without --resume")
-    if opts["split_dir"] is not None:
-        split = split_from_dir(ds, opts["split_dir"])
+def _split(ds, options: RunOptions, settings: TrainSettings, echo):
+    """(train, valid, test) item indices of the run's split (a split folder's, or
+    stratified by the fractions)."""
+    if options.split_dir is not None:
+        split = split_from_dir(ds, options.split_dir)
         echo(split.report())
         split.check_usable()
     else:
-        split = stratified_split(ds, test_fraction=opts["test_fraction"],
-                                 valid_fraction=opts["valid_fraction"], seed=settings.seed)
-    idx_train, idx_valid, idx_test = (np.asarray(i, dtype=int) for i in split)
-    if len(idx_test) == 0:
+        split = stratified_split(ds, test_fraction=options.test_fraction,
+                                 valid_fraction=options.valid_fraction, seed=settings.seed)
+    idx = tuple(np.asarray(i, dtype=int) for i in split)
+    if len(idx[2]) == 0:
         raise DataError("the test part is empty; raise --test-fraction or list test clips")
-    digest = split_digest(ds, idx_train, idx_valid, idx_test)
-    if meta is not None and meta["run"].get("split_digest") != digest:
+    return idx
+
+
+def _check_features(saved: Checkpointed | None, ds, model_path: Path) -> None:
+    """A resumed run's features must be made as its checkpoint's were."""
+    if saved is not None and saved.meta.get("feature_params") != ds.params.as_dict():
+        raise ModelFileError(f"{model_path} was made with other feature parameters "
+                             f"({saved.meta.get('feature_params')}) than the data "
+                             f"({ds.params.as_dict()}); train afresh without --resume")
+
+
+def _check_split(saved: Checkpointed | None, digest: str, model_path: Path) -> None:
+    """A resumed run's clips must be split as its checkpoint's were."""
+    if saved is not None and saved.meta["run"].get("split_digest") != digest:
         raise DataError(f"the data or split differs from the one {model_path} was trained on "
                         f"(clips or classes changed); train afresh without --resume")
 
-    n_mels, frames = ds.input_shape
-    check_crop(opts.get("crop") if "crop" in explicit else None, frames)
-    selection = None
-    if meta is not None:
-        net, meta, extra, optimizer, selection = load_checkpoint(model_path,
-                                                                 epochs=settings.epochs)
-        start_epoch, history = int(meta["epoch"]), list(meta.get("history", []))
-        normalizer = normalizer_from_extra(extra)
-    else:
-        net = new_network(settings, n_mels, frames, ds.n_classes)
-        optimizer, start_epoch, history, normalizer = settings.make_optimizer(), 0, [], None
-    parts = make_parts(ds, idx_train, idx_valid, idx_test, norm=settings.norm,
-                       normalizer=normalizer)
-    budget = opts.get("resident_mb", RESIDENT_BUDGET >> 20) << 20
-    plan, plan_report = place_by_option(
-        net, opts["backend_spec"], settings.batch_size, echo=echo,
-        streamed=not fits_resident(parts.x_train.size, net.dtype, budget))
-    unit = "windows" if opts["windows"] else "clips"
-    echo(f"data: {_describe(ds, opts['data'])}; train {len(idx_train)}, valid {len(idx_valid)}, "
-         f"test {len(idx_test)} {unit}; input {n_mels}x{frames}")
-    echo(f"placement: {format_plan(net.layers, net.backend_names)}")
-    run_meta = {k: (str(opts[k]) if isinstance(opts[k], Path) else opts[k])
-                for k in RUN_KEYS if k in opts}
+
+def _checkpoint(model_path: Path, ds, options: RunOptions, settings, parts, digest: str,
+                plan_report) -> Checkpoint:
+    """The model file written after every epoch, with what predict and a resume read."""
+    run_meta = {k: (str(v) if isinstance(v, Path) else v)
+                for k, v in options.as_dict().items() if k in RUN_KEYS}
     run_meta.update(split_digest=digest)
-    ck = Checkpoint(model_path, meta={
+    return Checkpoint(model_path, meta={
         "class_names": list(ds.class_names), "feature_params": ds.params.as_dict(),
-        "frames": frames, "windows": opts["windows"], "norm": settings.norm,
-        "input_kind": dataset_kind(opts["data"], ds.clip_ids),
-        "vote": opts["vote"], "run": run_meta, "backend_spec": opts["backend_spec"],
+        "frames": ds.input_shape[1], "windows": options.windows, "norm": settings.norm,
+        "input_kind": dataset_kind(options.data, ds.clip_ids),
+        "vote": options.vote, "run": run_meta, "backend_spec": options.backend_spec,
         "auto_plan": plan_report.as_dict() if plan_report else None},
         extra_arrays=normalizer_arrays(parts.normalizer))
-    if start_epoch >= settings.epochs:
-        echo(f"{model_path} has already trained {start_epoch} epoch(s); nothing more to do "
-             f"(raise --epochs to go on)")
-    else:
-        if start_epoch:
-            echo(f"resuming at epoch {start_epoch + 1} of {settings.epochs}")
-        runner = StepRunner(net, optimizer, parts.x_train, parts.y_train, settings,
-                            graphs=opts.get("graphs", True),
-                            resident_budget=budget)
-        graphed = ("; each step one CUDA graph replay"
-                   if runner.path == "stream" and runner.graphs else "")
-        echo(f"steps: {runner.path} ({RUNNER_PATHS[runner.path]}{graphed})")
-        history = fit(net, optimizer, parts, settings, checkpoint=ck, start_epoch=start_epoch,
-                      history=history, on_epoch=lambda row: echo(format_row(row)),
-                      progress=progress, selection=selection, runner=runner)
-    metrics = final_metrics(net, ds, parts, settings, history, opts,
-                            time.perf_counter() - t_start)
-    write_outputs(out, metrics, history, ds)
+
+
+def _train(options: RunOptions, out: Path, explicit, resume: bool, echo, progress) -> dict:
+    model_path = out / "model.npz"
+    options, settings, saved = _resolve(options, explicit, model_path if resume else None)
+    t_start = time.perf_counter()
+    ds = load_data(options.data, options.genres, options.frames, options.windows,
+                   options.strict, progress=progress is not False)
+    _check_features(saved, ds, model_path)
+    idx = _split(ds, options, settings, echo)
+    digest = split_digest(ds, *idx)
+    _check_split(saved, digest, model_path)
+    n_mels, frames = ds.input_shape
+    check_crop(options.crop if "crop" in explicit else None, frames)
+    net = saved.network if saved else new_network(settings, n_mels, frames, ds.n_classes)
+    parts = make_parts(ds, *idx, norm=settings.norm,
+                       normalizer=saved.normalizer if saved else None)
+    _, plan_report = place_for_parts(net, parts, settings, options, echo)
+    unit = "windows" if options.windows else "clips"
+    echo(f"data: {_describe(ds, options.data)}; train {len(idx[0])}, valid {len(idx[1])}, "
+         f"test {len(idx[2])} {unit}; input {n_mels}x{frames}")
+    echo(f"placement: {format_plan(net.layers, net.backend_names)}")
+    ck = _checkpoint(model_path, ds, options, settings, parts, digest, plan_report)
+    trained = train_once(net, parts, settings, options, resumed=saved and saved.resumed,
+                         checkpoint=ck, echo=echo, progress=progress)
+    metrics = final_metrics(ds, parts, settings, trained, options, time.perf_counter() - t_start)
+    write_outputs(out, metrics, trained.history, ds)
     for line in skipped_lines(ds.skipped) + summary_lines(metrics, out):   # "wrote ..." last
         echo(line)
     return metrics
@@ -231,21 +243,21 @@ def _describe(ds, data) -> str:
     return f"{src}, {len(ds.clip_ids)} clips of {ds.n_classes} classes ({', '.join(ds.class_names)})"
 
 
-def final_metrics(net, ds, parts, settings, history, opts, seconds) -> dict:
+def final_metrics(ds, parts, settings, trained, options: RunOptions, seconds) -> dict:
     """What metrics.json holds: settings, placement, scores, confusion, history."""
-    probs = predict_proba(net, parts.x_test, settings.batch_size)
-    clips, pred = clip_decisions(probs, parts.clip_test, opts["vote"])
+    clips, pred = clip_decisions(trained.test_probs, parts.clip_test, options.vote)
+    history = trained.history
     truth = ds.clip_labels()[clips]
     cm = confusion(truth, pred, ds.n_classes)
     last = history[-1] if history else {}
     return {
-        "data": "synthetic" if opts["data"] is None else str(opts["data"]),
+        "data": "synthetic" if options.data is None else str(options.data),
         "class_names": list(ds.class_names), "settings": settings.as_dict(),
-        "placement": list(net.backend_names), "epochs_done": len(history),
+        "placement": list(trained.network.backend_names), "epochs_done": len(history),
         "test_acc": last.get("test_acc"), "test_loss": last.get("test_loss"),
         "train_acc": last.get("train_acc"), "valid_acc": last.get("valid_acc"),
         "test_clip_acc": float((pred == truth).mean()), "test_clips": int(len(clips)),
-        "windows": opts["windows"],
+        "windows": options.windows,
         "confusion": cm.tolist(), "history": history, "seconds": round(seconds, 2),
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
     }

@@ -3,7 +3,7 @@
 Every upload must arrive bit for bit once awaited; work queued before an upload must
 still see the old contents; a staging buffer rewritten after ``upload_finished`` must
 not reach the device; two uploads in flight to two slots must both arrive; and the
-double-buffered pipeline the step runner drives (:mod:`genrecnn.run.steps`) must give
+double-buffered pipeline the step runner drives (:mod:`genrecnn.engine.steps`) must give
 every step its own batch. Work that reads the slots is queued with ``mix`` (lam 1: a
 copy) where the backend has the ``batch`` ops, the only place uploads are used;
 elsewhere the slots are read back at once.

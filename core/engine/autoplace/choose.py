@@ -9,7 +9,7 @@ from genrecnn.engine.autoplace.cache import machine_id
 from genrecnn.engine.autoplace.measure import Tables
 from genrecnn.engine.autoplace.report import LayerChoice, PlanReport
 from genrecnn.engine.autoplace.solve import INF, greedy_plan, plan_cost, solve_chain
-from genrecnn.engine.autoplace.steps import clone_network, time_plans
+from genrecnn.engine.autoplace.timing import clone_network, time_plans
 
 # A single-backend plan within this fraction of the best mixed plan's predicted
 # time wins: fewer moves, and no mixing on the strength of measurement noise.

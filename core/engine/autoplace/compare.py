@@ -5,7 +5,7 @@ from __future__ import annotations
 from genrecnn.engine import bench
 from genrecnn.engine.autoplace import auto_plan
 from genrecnn.engine.autoplace.measure import candidates
-from genrecnn.engine.autoplace.steps import time_plans
+from genrecnn.engine.autoplace.timing import time_plans
 from genrecnn.engine.registry import registry as default_registry
 
 
@@ -50,13 +50,7 @@ def compare_with_single(make_network, batch_size: int, *, registry=None,
     best = min(singles, key=lambda r: r["median_s"]) if singles else None
     echo(f"training step ({optimizer}), batch {batch_size}, median of {reps} interleaved "
          f"rounds after {warmup} warm-up steps:")
-    echo(f"  {'placement':<16}{'median ms':>11}{'p25..p75 ms':>20}{'vs auto':>9}")
-    for r in rows:
-        echo(f"  {r['placement']:<16}{r['median_s'] * 1e3:>11.1f}"
-             f"{r['p25_s'] * 1e3:>11.1f}..{r['p75_s'] * 1e3:<8.1f}"
-             f"{r['median_s'] / auto['median_s']:>8.2f}x")
-    if same:
-        echo(f"  (auto chose {same}: the same placement, timed once)")
+    _print_rows(rows, same, echo)
     result = {"rows": rows, "auto": plan, "same_as": same, "best_single": None, "ratio": None,
               "verdict": "" if singles else "ok"}
     if best:
@@ -70,6 +64,18 @@ def compare_with_single(make_network, batch_size: int, *, registry=None,
              f"(noise allowance {noise:.1%}): "
              + ("auto is not slower" if ok else "AUTO IS SLOWER than the best single placement"))
     return result
+
+
+def _print_rows(rows: list[dict], same: str | None, echo) -> None:
+    """The timing table, each placement against auto (the first row)."""
+    auto = rows[0]
+    echo(f"  {'placement':<16}{'median ms':>11}{'p25..p75 ms':>20}{'vs auto':>9}")
+    for r in rows:
+        echo(f"  {r['placement']:<16}{r['median_s'] * 1e3:>11.1f}"
+             f"{r['p25_s'] * 1e3:>11.1f}..{r['p75_s'] * 1e3:<8.1f}"
+             f"{r['median_s'] / auto['median_s']:>8.2f}x")
+    if same:
+        echo(f"  (auto chose {same}: the same placement, timed once)")
 
 
 class RegistryView:

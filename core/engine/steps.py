@@ -15,12 +15,19 @@ Three paths, with identical results:
   layer's backend also implements the ``staging`` ops: the host cuts each
   batch's crops into one of two page-locked buffers and uploads it into one of
   two device slots on a side stream while the previous step computes
-  (:mod:`genrecnn.run.feed`); the step then cuts its batch from the slot (index
+  (:mod:`genrecnn.engine.feed`); the step then cuts its batch from the slot (index
   ``0..B-1``, start 0) and runs exactly as on the device path, the loss still
   read once per epoch. With graphs, one graph per slot is captured and the one
   whose slot holds the batch is replayed.
 * host: NumPy assembles each batch and sends it to the first layer's backend,
   reading the loss back every step; any placement and any backend.
+
+The runner reaches the training set only through :mod:`genrecnn.engine.items` (item
+count, frames, labels, crops; the whole array only to upload it once). Each step's
+body calls the backward pass and the optimiser's update separately, so a gradient
+sum across processes can go between them. Auto placement
+(:mod:`genrecnn.engine.autoplace.timing`) times candidate placements with this same
+runner, step by step (:meth:`StepRunner.start_epoch`, :meth:`StepRunner.step`).
 """
 from __future__ import annotations
 
@@ -28,9 +35,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from genrecnn.engine.batches import BatchPlan, assemble_on_host
+from genrecnn.engine.feed import BatchFeed
 from genrecnn.engine.graphs import SharedStream, graph_obstacle
-from genrecnn.run.batches import BatchPlan, assemble_on_host
-from genrecnn.run.feed import BatchFeed
 
 RESIDENT_BUDGET = 4 << 30        # bytes of training set uploaded once (default)
 
@@ -58,21 +65,36 @@ class _Buffers:
     lam: object
 
 
+@dataclass
+class _Epoch:
+    """The steps of the epoch under way and what they have added up."""
+
+    plans: list
+    lrs: list
+    seen: int = 0
+    loss_sum: float = 0.0        # the host path's sums (the device paths keep theirs there)
+    credit: float = 0.0
+
+
 class StepRunner:
     """Runs the steps of an epoch and returns its mean loss and accuracy.
 
     The path (:attr:`path`: "graph" or "device", "stream", "host"; see the module notes)
     is chosen once, from the backends of the first and output layers and whether the
-    training set fits ``resident_budget`` bytes: a set that fits is uploaded once, a
-    larger one streams where the first backend has the ``staging`` ops (a budget of 0
-    forces that), and anything else is assembled on the host. ``graphs`` (default on)
-    captures the steps of the device and stream paths as CUDA graphs where every backend
-    of the placement can (:attr:`graphs` says whether they are).
+    training set (``items``, see :mod:`genrecnn.engine.items`) fits ``resident_budget``
+    bytes: a set that fits is uploaded once, a larger one streams where the first
+    backend has the ``staging`` ops (a budget of 0 forces that), and anything else is
+    assembled on the host. ``graphs`` (default on) captures the steps of the device and
+    stream paths as CUDA graphs where every backend of the placement can (:attr:`graphs`
+    says whether they are). ``settings``: batch size, mixup and masks (a
+    :class:`~genrecnn.engine.batches.StepOptions` or a run's settings). ``stream``: a
+    :class:`SharedStream` several runners share (their owner closes it); by default the
+    runner makes its own.
     """
 
-    def __init__(self, network, optimizer, x: np.ndarray, y: np.ndarray, settings, *,
-                 graphs: bool = True, resident_budget: int = RESIDENT_BUDGET):
-        self.net, self.opt, self.x, self.y = network, optimizer, x, y
+    def __init__(self, network, optimizer, items, settings, *, graphs: bool = True,
+                 resident_budget: int = RESIDENT_BUDGET, stream: SharedStream | None = None):
+        self.net, self.opt, self.items = network, optimizer, items
         self.settings = settings
         self.width = network.input_shape[1]
         self.masks = settings.freq_mask > 0 or settings.time_mask > 0
@@ -80,17 +102,18 @@ class StepRunner:
         network.ensure_placed()
         first, last = network.backends[0], network.backends[-1]
         batched = first.supports("batch") and last.supports("train_loss")
-        fits = fits_resident(x.size, network.dtype, resident_budget)
+        fits = fits_resident(items.values, network.dtype, resident_budget)
         self.device = batched and fits
         self.streaming = batched and not fits and first.supports("staging")
         self.graphs = (graphs and (self.device or self.streaming)
                        and not graph_obstacle(network.backends))
         self._ready = False
-        self._stream = None
+        self._stream, self._own_stream = stream, stream is None
         self._feed: BatchFeed | None = None
         self._captured: dict[int, object] = {}     # slot (0 on the device path) -> graph
         self._warm = False
         self._buffers: dict[int, _Buffers] = {}
+        self._epoch: _Epoch | None = None
 
     @property
     def path(self) -> str:
@@ -103,48 +126,68 @@ class StepRunner:
 
     def run_epoch(self, plans: list[BatchPlan], lrs: list[float], on_step=None
                   ) -> tuple[float, float]:
-        if not (self.device or self.streaming):
-            return self._host_epoch(plans, lrs, on_step)
-        self._setup()
-        last = self.net.backends[-1]
-        last.write(self.stats, np.zeros(2, dtype=self.net.dtype))
-        feed, slot = self._feed, None
-        if feed is not None and plans:
-            feed.start(0, plans[0])
-        seen = 0
-        for i, (plan, lr) in enumerate(zip(plans, lrs)):
-            self.opt.lr = lr
-            b = len(plan.index)
-            bufs = self._buffers_for(b)
-            if feed is not None:
-                slot = feed.wait(i)                  # the step after upload i, and
-                if i + 1 < len(plans):               # upload i + 1 after the steps before
-                    feed.start(i + 1, plans[i + 1])
-            self._prepare(plan, bufs)
-            full = b == self.settings.batch_size
-            if self.graphs and full and self._warm:
-                key = i % 2 if feed is not None else 0
-                if key not in self._captured:
-                    self._captured[key] = self._stream.capture(
-                        lambda: self._body(bufs, slot))
-                self._captured[key].replay()
-            else:
-                self._body(bufs, slot)
-                self._warm = self._warm or full
-            seen += b
+        """Every step of ``plans`` (learning rate ``lrs[i]`` for step i); (mean loss,
+        mean accuracy). ``on_step(batch size)`` after each step."""
+        self.start_epoch(plans, lrs)
+        for i, plan in enumerate(plans):
+            self.step(i)
             if on_step:
-                on_step(b)
-        loss_sum, credit = last.to_host(self.stats)
-        return float(loss_sum) / max(seen, 1), float(credit) / max(seen, 1)
+                on_step(len(plan.index))
+        return self.finish_epoch()
+
+    def start_epoch(self, plans: list[BatchPlan], lrs: list[float]) -> None:
+        """Begin an epoch of ``plans``: zero its sums, start the first upload."""
+        self._epoch = _Epoch(list(plans), list(lrs))
+        if not (self.device or self.streaming):
+            return
+        self._setup()
+        self.net.backends[-1].write(self.stats, np.zeros(2, dtype=self.net.dtype))
+        if self._feed is not None and plans:
+            self._feed.start(0, plans[0])
+
+    def step(self, i: int) -> None:
+        """Queue step ``i`` of the epoch (its upload awaited, the next one started on the
+        stream path); nothing is read back except on the host path."""
+        ep = self._epoch
+        plan = ep.plans[i]
+        self.opt.lr = ep.lrs[i]
+        ep.seen += len(plan.index)
+        if not (self.device or self.streaming):
+            self._host_step(plan, ep)
+            return
+        b = len(plan.index)
+        bufs, feed, slot = self._buffers_for(b), self._feed, None
+        if feed is not None:
+            slot = feed.wait(i)                      # the step after upload i, and
+            if i + 1 < len(ep.plans):                # upload i + 1 after the steps before
+                feed.start(i + 1, ep.plans[i + 1])
+        self._prepare(plan, bufs)
+        full = b == self.settings.batch_size
+        if self.graphs and full and self._warm:
+            key = i % 2 if feed is not None else 0
+            if key not in self._captured:
+                self._captured[key] = self._stream.capture(lambda: self._body(bufs, slot))
+            self._captured[key].replay()
+        else:
+            self._body(bufs, slot)
+            self._warm = self._warm or full
+
+    def finish_epoch(self) -> tuple[float, float]:
+        """The epoch's mean loss and accuracy (the device paths read them here, once)."""
+        ep, self._epoch = self._epoch, None
+        if self.device or self.streaming:
+            ep.loss_sum, ep.credit = (float(v) for v in self.net.backends[-1].to_host(self.stats))
+        return ep.loss_sum / max(ep.seen, 1), ep.credit / max(ep.seen, 1)
 
     def close(self) -> None:
         """Release the training set (or the staging buffers and slots) and per-step
-        arrays, and leave the shared stream."""
+        arrays, and leave the shared stream (if this runner made it)."""
         if self._feed is not None:
             self._feed.close()
-        if self._stream is not None:
+        if self._stream is not None and self._own_stream:
             self._stream.close()
-        self._stream = self._feed = None
+            self._stream = None
+        self._feed = None
         self._captured.clear()
         self._buffers.clear()
         self._ready = False
@@ -155,15 +198,16 @@ class StepRunner:
         if self._ready:
             return
         net = self.net
-        if self.graphs:
+        if self.graphs and self._stream is None:
             self._stream = SharedStream(net.backends)
         first, last = net.backends[0], net.backends[-1]
         if self.streaming:
-            self._feed = BatchFeed(first, self.x, self.settings.batch_size, self.width,
+            self._feed = BatchFeed(first, self.items, self.settings.batch_size, self.width,
                                    net.dtype)
         else:
-            self.x_dev = first.from_host(np.ascontiguousarray(self.x, dtype=net.dtype))
-            self.y_dev = first.from_host(self.y.astype(np.int32))
+            self.x_dev = first.from_host(np.ascontiguousarray(self.items.whole(),
+                                                              dtype=net.dtype))
+            self.y_dev = first.from_host(self.items.labels.astype(np.int32))
         self.stats = last.zeros((2,), net.dtype)
         self._ready = True
 
@@ -187,7 +231,7 @@ class StepRunner:
         if self.masks:
             for name in ("f0", "fw", "t0", "tw"):
                 first.write(getattr(bufs, name), getattr(plan, name))
-        la = self.y[plan.index].astype(np.int32)
+        la = self.items.labels[plan.index].astype(np.int32)
         lam = plan.lam.astype(dt)
         if self.mixup:
             first.write(bufs.perm, plan.perm)
@@ -209,22 +253,15 @@ class StepRunner:
             xb = first.mask_spans(xb, bufs.f0, bufs.fw, bufs.t0, bufs.tw)
         if self.mixup:
             xb = first.mix(xb, bufs.perm, bufs.lam_x)
-        self.net.device_step(xb, bufs.la, bufs.lb, bufs.lam, self.stats)
-        self.opt.apply(self.net)
+        self.net.device_step(xb, bufs.la, bufs.lb, bufs.lam, self.stats)   # to gradients,
+        self.opt.apply(self.net)                                            # then the update
 
     # -- the host path --------------------------------------------------------------------
 
-    def _host_epoch(self, plans, lrs, on_step) -> tuple[float, float]:
-        loss_sum, credit, seen = 0.0, 0.0, 0
-        for plan, lr in zip(plans, lrs):
-            self.opt.lr = lr
-            xb, la, lb, lam = assemble_on_host(self.x, self.y, plan, self.width)
-            loss, probs = self.net.loss_and_grads_pairs(xb, la, lb, lam)
-            self.opt.step(self.net)
-            pred = probs.argmax(axis=1)
-            loss_sum += loss * len(la)
-            credit += float((lam * (pred == la) + (1 - lam) * (pred == lb)).sum())
-            seen += len(la)
-            if on_step:
-                on_step(len(la))
-        return loss_sum / max(seen, 1), credit / max(seen, 1)
+    def _host_step(self, plan: BatchPlan, ep: _Epoch) -> None:
+        xb, la, lb, lam = assemble_on_host(self.items, plan, self.width)
+        loss, probs = self.net.loss_and_grads_pairs(xb, la, lb, lam)    # backward, then
+        self.opt.step(self.net)                                          # the update
+        pred = probs.argmax(axis=1)
+        ep.loss_sum += loss * len(la)
+        ep.credit += float((lam * (pred == la) + (1 - lam) * (pred == lb)).sum())

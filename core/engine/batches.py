@@ -12,7 +12,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genrecnn.run.crops import take_crops
+
+@dataclass
+class StepOptions:
+    """What :func:`plan_epoch` and the step runner read of a run's settings (a run's
+    ``TrainSettings`` has the same fields)."""
+
+    batch_size: int
+    mixup: float = 0.0           # Beta(a, a) mixing of example pairs; 0: off
+    freq_mask: int = 0           # widest masked band span per example; 0: off
+    time_mask: int = 0           # widest masked frame span per example; 0: off
 
 
 @dataclass
@@ -66,17 +75,18 @@ def mixed(plan: BatchPlan) -> bool:
     return bool((plan.lam != 1).any())
 
 
-def assemble_on_host(x: np.ndarray, y: np.ndarray, plan: BatchPlan, width: int):
-    """The batch of ``plan`` from host arrays: (x [B, M, width], labels_a, labels_b, lam),
-    exactly as the ``batch`` ops of the contract compute it on a backend."""
-    xb = take_crops(x, plan.index, plan.start, width)
+def assemble_on_host(items, plan: BatchPlan, width: int):
+    """The batch of ``plan`` from a training set on the host (see
+    :mod:`genrecnn.engine.items`): (x [B, M, width], labels_a, labels_b, lam), exactly as
+    the ``batch`` ops of the contract compute it on a backend."""
+    xb = items.crops(plan.index, plan.start, width)
     if masked(plan):
         rows = np.arange(xb.shape[1])[None, :]
         cols = np.arange(xb.shape[2])[None, :]
         hit_f = (rows >= plan.f0[:, None]) & (rows < (plan.f0 + plan.fw)[:, None])
         hit_t = (cols >= plan.t0[:, None]) & (cols < (plan.t0 + plan.tw)[:, None])
         xb[hit_f[:, :, None] | hit_t[:, None, :]] = 0
-    la = y[plan.index].astype(np.int32)
+    la = items.labels[plan.index].astype(np.int32)
     lam = plan.lam.astype(xb.dtype)
     if mixed(plan):
         xb = lam[:, None, None] * xb + (1 - lam)[:, None, None] * xb[plan.perm]

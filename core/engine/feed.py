@@ -20,19 +20,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from genrecnn.run.batches import BatchPlan
-from genrecnn.run.crops import take_crops
+from genrecnn.engine.batches import BatchPlan
 
 
 class BatchFeed:
-    """Crops of ``x[N, M, T]`` for one backend, ``width`` frames, up to ``batch_size`` a step.
+    """Crops of a training set's items (:mod:`genrecnn.engine.items`) for one backend,
+    ``width`` frames, up to ``batch_size`` a step.
 
     A short batch fills the first rows of its slot (the step reads only those).
     """
 
-    def __init__(self, backend, x: np.ndarray, batch_size: int, width: int, dtype: str):
-        self.be, self.x, self.width = backend, x, width
-        shape = (batch_size, x.shape[1], width)
+    def __init__(self, backend, items, batch_size: int, width: int, dtype: str):
+        self.be, self.items, self.width = backend, items, width
+        shape = (batch_size, items.n_mels, width)
         self.hosts = [backend.pinned_empty(shape, dtype) for _ in range(2)]
         self.slots = [backend.zeros(shape, dtype) for _ in range(2)]
         self.labels = backend.zeros((batch_size,), "int32")   # gather_batch reads them; its y is unused
@@ -56,10 +56,10 @@ class BatchFeed:
         b = len(plan.index)
         pieces = min(self._threads, b)
         if self._pool is None or pieces < 2:
-            take_crops(self.x, plan.index, plan.start, self.width, out=out)
+            self.items.crops(plan.index, plan.start, self.width, out=out)
             return
         bounds = np.linspace(0, b, pieces + 1).astype(int)
-        jobs = [self._pool.submit(take_crops, self.x, plan.index[lo:hi], plan.start[lo:hi],
+        jobs = [self._pool.submit(self.items.crops, plan.index[lo:hi], plan.start[lo:hi],
                                   self.width, out[lo:hi])
                 for lo, hi in zip(bounds[:-1], bounds[1:])]
         for job in jobs:

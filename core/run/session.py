@@ -1,0 +1,89 @@
+"""One training run on the parts of one split: the placement, the step runner, the
+epochs and the test part's probabilities. `genrecnn train` runs it once (resumed
+from a checkpoint or not, saving one every epoch); `genrecnn evaluate` runs it on
+each partition."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from genrecnn.engine.autoplace import place_by_option
+from genrecnn.engine.items import ArrayItems
+from genrecnn.engine.steps import StepRunner, fits_resident
+from genrecnn.run.checkpoint import Checkpoint
+from genrecnn.run.fit import fit, format_row, predict_proba
+from genrecnn.run.options import RunOptions
+from genrecnn.run.parts import Parts
+from genrecnn.run.selection import Selection
+from genrecnn.run.settings import TrainSettings
+
+RUNNER_PATHS = {"graph": "training set on the device, each step one CUDA graph replay",
+                "device": "training set on the device, batches cut there",
+                "stream": "training set over --resident-mb: each batch uploaded from pinned "
+                          "host memory while the previous step runs, then cut on the device",
+                "host": "batches assembled on the host"}
+
+
+@dataclass
+class Resumed:
+    """Where a checkpoint left a run (read from the model file once)."""
+
+    optimizer: object
+    epoch: int
+    history: list[dict] = field(default_factory=list)
+    selection: Selection | None = None
+
+
+@dataclass
+class Trained:
+    """What one run gives: the trained network, its history, the test part's probabilities."""
+
+    network: object
+    history: list[dict]
+    test_probs: np.ndarray
+
+
+def place_for_parts(network, parts: Parts, settings: TrainSettings, options: RunOptions,
+                    echo):
+    """Place ``network`` as ``options.backend_spec`` says (``auto`` measures, as for a
+    training set of ``parts.x_train``'s size: resident or streamed); (plan, auto report
+    or None)."""
+    streamed = not fits_resident(parts.x_train.size, network.dtype, options.resident_budget)
+    return place_by_option(network, options.backend_spec, settings.batch_size, echo=echo,
+                           streamed=streamed)
+
+
+def train_once(network, parts: Parts, settings: TrainSettings, options: RunOptions, *,
+               resumed: Resumed | None = None, checkpoint: Checkpoint | None = None,
+               echo=None, progress: bool | None = False, score_test: bool = True) -> Trained:
+    """Train the placed ``network`` on ``parts`` to ``settings.epochs`` (from where
+    ``resumed`` left it), then predict the test part.
+
+    ``echo`` (optional) hears the step path and one line per epoch; ``checkpoint``
+    saves the model every epoch; ``score_test``: score the test part every epoch
+    (the evaluation protocol scores it once, at the end).
+    """
+    resumed = resumed or Resumed(settings.make_optimizer(), 0)
+    history = list(resumed.history)
+    if resumed.epoch >= settings.epochs:
+        if echo:
+            echo(f"{checkpoint.path if checkpoint else 'the model'} has already trained "
+                 f"{resumed.epoch} epoch(s); nothing more to do (raise --epochs to go on)")
+    else:
+        if echo and resumed.epoch:
+            echo(f"resuming at epoch {resumed.epoch + 1} of {settings.epochs}")
+        runner = StepRunner(network, resumed.optimizer, ArrayItems(parts.x_train, parts.y_train),
+                            settings, graphs=options.graphs,
+                            resident_budget=options.resident_budget)
+        if echo:
+            graphed = ("; each step one CUDA graph replay"
+                       if runner.path == "stream" and runner.graphs else "")
+            echo(f"steps: {runner.path} ({RUNNER_PATHS[runner.path]}{graphed})")
+        history = fit(network, resumed.optimizer, parts, settings, checkpoint=checkpoint,
+                      start_epoch=resumed.epoch, history=history,
+                      on_epoch=(lambda row: echo(format_row(row))) if echo else None,
+                      progress=progress, selection=resumed.selection, runner=runner,
+                      score_test=score_test)
+    probs = predict_proba(network, parts.x_test, settings.batch_size)
+    return Trained(network, history, probs)
