@@ -221,6 +221,16 @@ def _end(pids) -> None:
             pass
 
 
+def _survivors_of_sigterm(proc, pids, grace: float = 15) -> list[int]:
+    """SIGTERM ``proc``; the ``pids`` still alive ``grace`` seconds after it ended."""
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + grace
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [p for p in pids if _alive(p)]
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as fh:
@@ -237,12 +247,7 @@ def test_workers_die_with_their_parent_on_sigterm():
     try:
         pids = [int(p) for p in proc.stdout.readline().split()]
         assert len(pids) == 2 and all(_alive(p) for p in pids)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        deadline = time.monotonic() + 15
-        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(_alive(p) for p in pids), "workers outlived their parent"
+        assert not _survivors_of_sigterm(proc, pids), "workers outlived their parent"
     finally:
         proc.kill()
         proc.wait()
@@ -342,12 +347,7 @@ def test_sigterm_to_features_takes_its_workers_with_it(tmp_path):
         while len(workers := _children(proc.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(workers) >= 2 and all(_alive(p) for p in workers), workers
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        deadline = time.monotonic() + 15
-        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(_alive(p) for p in workers), "workers outlived `genrecnn features`"
+        assert not _survivors_of_sigterm(proc, workers), "workers outlived `genrecnn features`"
     finally:
         proc.kill()
         proc.wait()
