@@ -37,7 +37,10 @@ no_gpu = pytest.mark.skipif(AVAILABLE, reason="pycuda is available here; this ch
 def test_availability_is_a_reason_not_a_crash():
     ok, reason = PycudaBackend.availability()
     assert isinstance(ok, bool) and isinstance(reason, str)
-    assert ok or reason
+    if ok:      # usable here: nothing to explain
+        assert reason == "", reason
+    else:       # one line saying what is missing
+        assert reason.strip() and "\n" not in reason, repr(reason)
 
 
 def _fake_pycuda(monkeypatch, driver):
