@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from genrecnn.engine import bench
+from genrecnn.engine import bench, sweeps
 from genrecnn.backends.numpy_backend.backend import NumpyBackend
 from genrecnn.cli.main import main
 from genrecnn.errors import GenrecnnError
@@ -58,7 +58,7 @@ def test_time_call_warms_up_repeats_and_stops_at_the_budget():
 @pytest.mark.parametrize("kind", KINDS)
 def test_measure_layer_times_every_kind_with_syncs(kind):
     be = CountingSync()
-    cfg, shape, batch = bench.sweep_case(kind, 2 ** 10)
+    cfg, shape, batch = sweeps.sweep_case(kind, 2 ** 10)
     t = bench.measure_layer(be, cfg, shape, batch, "float32", optimizer="adam", reps=2)
     assert t.backend == "counting" and t.forward.reps == 2 and t.backward.reps == 2
     assert (t.update is not None) == (kind in ("conv", "fc", "norm"))
@@ -74,7 +74,7 @@ class SlowBackward(NumpyBackend):
 
 
 def test_measure_layer_stops_where_forward_or_backward_passes_the_bound():
-    cfg, shape, batch = bench.sweep_case("conv", 2 ** 10)
+    cfg, shape, batch = sweeps.sweep_case("conv", 2 ** 10)
     fast = bench.measure_layer(NumpyBackend(), cfg, shape, batch, "float32", optimizer="adam",
                                reps=2, abandon_after=0.04)
     assert not fast.pruned and fast.update is not None
@@ -92,32 +92,32 @@ def test_measure_transfer_host_and_between_backends():
     assert b.syncs > 0
     with pytest.raises(GenrecnnError):
         bench.measure_transfer(None, None, (4,), "float32")
-    pairs = bench.transfer_pairs([a, b])
+    pairs = sweeps.transfer_pairs([a, b])
     assert len(pairs) == 6 and (None, None) not in pairs
 
 
 def test_sweep_cases_and_size_parsing():
     for kind in KINDS:
         for k in (5, 12, 20):
-            cfg, shape, batch = bench.sweep_case(kind, 2 ** k)
+            cfg, shape, batch = sweeps.sweep_case(kind, 2 ** k)
             elements = batch * int(np.prod(shape))
             assert 0.6 * 2 ** k <= elements <= 2 ** k and LAYER_TYPES[cfg["type"]].kind == kind
-    assert bench.parse_sizes("5:8") == [32, 64, 128, 256]
-    assert bench.parse_sizes("5:24:6") == [2 ** 5, 2 ** 11, 2 ** 17, 2 ** 23]
-    assert bench.parse_sizes("10,12") == [1024, 4096]
+    assert sweeps.parse_sizes("5:8") == [32, 64, 128, 256]
+    assert sweeps.parse_sizes("5:24:6") == [2 ** 5, 2 ** 11, 2 ** 17, 2 ** 23]
+    assert sweeps.parse_sizes("10,12") == [1024, 4096]
     for bad in ("x", "3:8", "5:40", "8:5", "5:9:0"):
         with pytest.raises(GenrecnnError, match="size"):
-            bench.parse_sizes(bad)
+            sweeps.parse_sizes(bad)
 
 
 def test_sweep_skips_backends_without_the_op():
-    rows = bench.sweep_layers([NumpyBackend(), NoConv()], ["conv", "act"], [64, 256], "float32",
+    rows = sweeps.sweep_layers([NumpyBackend(), NoConv()], ["conv", "act"], [64, 256], "float32",
                               reps=1)
     assert {(r["kind"], r["backend"]) for r in rows} == {
         ("conv", "numpy"), ("act", "numpy"), ("act", "noconv")}
     assert {r["phase"] for r in rows} == {"forward", "backward"}
-    limits = bench.SweepLimits(max_call_s=0.0)          # everything counts as too slow
-    rows = bench.sweep_layers([NumpyBackend()], ["act"], [64, 256, 1024], "float32", reps=1,
+    limits = sweeps.SweepLimits(max_call_s=0.0)          # everything counts as too slow
+    rows = sweeps.sweep_layers([NumpyBackend()], ["act"], [64, 256, 1024], "float32", reps=1,
                               limits=limits)
     assert {r["elements"] for r in rows} == {64} and limits.skipped
 
