@@ -8,8 +8,7 @@
 - :func:`run_cli`: one CLI call that must end in a result or one clear error line, never a
   traceback (an escaping exception fails the test) and never a hang (SIGALRM).
 
-The fixtures ``npy_data``, ``trained`` and ``own_cache`` reach the reliability test modules
-through their ``pytest_plugins``.
+The fixtures built on these (``npy_data``, ``trained``, ``own_cache``) are in ``conftest.py``.
 """
 from __future__ import annotations
 
@@ -23,7 +22,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from genrecnn.cli.main import main
@@ -48,26 +46,6 @@ def write_npy_genres(root: Path, n: int = 6) -> Path:
         for i in range(n):
             write_npy_clip(root / genre / f"{genre}.{i:05d}.npy", genre == "high", rng)
     return root
-
-
-@pytest.fixture(scope="session")
-def npy_data(tmp_path_factory):
-    return write_npy_genres(tmp_path_factory.mktemp("npydata"))
-
-
-@pytest.fixture(scope="session")
-def trained(npy_data, tmp_path_factory):
-    """OUT folder of a 2-epoch run on ``npy_data`` (input 128 x 40, no windows)."""
-    out = tmp_path_factory.mktemp("run") / "out"
-    assert main(["train", str(npy_data), "--epochs", "2", "--out", str(out),
-                 "--test-fraction", "0.34", "--json"]) == 0
-    return out
-
-
-@pytest.fixture
-def own_cache(tmp_path, monkeypatch):
-    """A feature cache of the test's own (not the user's ~/.cache)."""
-    monkeypatch.setenv("GENRECNN_CACHE", str(tmp_path / "cache"))
 
 
 @contextmanager

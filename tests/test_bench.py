@@ -10,10 +10,10 @@ import pytest
 
 from genrecnn.engine import bench, sweeps
 from genrecnn.backends.numpy_backend.backend import NumpyBackend
-from genrecnn.cli.main import main
 from genrecnn.errors import GenrecnnError
 from genrecnn.engine.layers import KINDS, LAYER_TYPES
 from genrecnn.engine.registry import registry
+from badinput import run_cli
 
 
 class CountingSync(NumpyBackend):
@@ -122,16 +122,10 @@ def test_sweep_skips_backends_without_the_op():
     assert {r["elements"] for r in rows} == {64} and limits.skipped
 
 
-def _run(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_bench_sweep_writes_csv_and_png(tmp_path, capsys):
     out = tmp_path / "b"
-    code, text, err = _run(capsys, "bench", "--backends", "numpy", "--sizes", "5:9:2",
-                           "--layers", "conv,fc", "--reps", "1", "--out", str(out))
+    code, text, err = run_cli(["bench", "--backends", "numpy", "--sizes", "5:9:2",
+                               "--layers", "conv,fc", "--reps", "1", "--out", str(out)], capsys)
     assert code == 0, err
     assert "conv" in text and "numpy -> host" in text
     with open(out / "layers.csv") as fh:
@@ -144,20 +138,20 @@ def test_bench_sweep_writes_csv_and_png(tmp_path, capsys):
 
 
 def test_bench_arch_json_and_errors(tmp_path, capsys):
-    code, text, err = _run(capsys, "bench", "--backends", "numpy", "--arch", "small",
-                           "--mels", "16", "--frames", "64", "--batch-size", "4", "--reps", "1",
-                           "--out", str(tmp_path), "--json")
+    code, text, err = run_cli(["bench", "--backends", "numpy", "--arch", "small",
+                               "--mels", "16", "--frames", "64", "--batch-size", "4", "--reps", "1",
+                               "--out", str(tmp_path), "--json"], capsys)
     assert code == 0, err
     data = json.loads(text)
     layers = {r["layer"] for r in data["layers"]}
     assert {"conv1", "fc1", "softmax"} <= layers
     assert any(r["phase"] == "update" and r["layer"] == "conv1" for r in data["layers"])
     assert (tmp_path / "arch_layers.png").exists()
-    code, _, err = _run(capsys, "bench", "--layers", "conv,bogus")
+    code, _, err = run_cli(["bench", "--layers", "conv,bogus"], capsys)
     assert code == 2 and err.startswith("error:") and "bogus" in err
-    code, _, err = _run(capsys, "bench", "--backends", "nosuch")
+    code, _, err = run_cli(["bench", "--backends", "nosuch"], capsys)
     assert code == 2 and "nosuch" in err and len(err.strip().splitlines()) == 1
-    code, _, err = _run(capsys, "bench", "--sizes", "1:3")
+    code, _, err = run_cli(["bench", "--sizes", "1:3"], capsys)
     assert code == 2 and "size" in err
 
 
@@ -167,9 +161,9 @@ def test_bench_compare_auto_small_run(tmp_path, capsys, monkeypatch, backends):
         pytest.skip("genrecnn-example-backend not installed: "
                     "pip install -e examples/genrecnn-example-backend")
     monkeypatch.setenv("GENRECNN_CACHE", str(tmp_path / "cache"))
-    code, text, err = _run(capsys, "bench", "--compare-auto", "--backends", backends,
-                           "--arch", "small", "--mels", "16", "--frames", "64",
-                           "--batch-size", "4", "--reps", "2", "--out", str(tmp_path))
+    code, text, err = run_cli(["bench", "--compare-auto", "--backends", backends,
+                               "--arch", "small", "--mels", "16", "--frames", "64",
+                               "--batch-size", "4", "--reps", "2", "--out", str(tmp_path)], capsys)
     assert code == 0, err
     with open(tmp_path / "compare_auto.csv") as fh:
         rows = [r["placement"] for r in csv.DictReader(fh)]

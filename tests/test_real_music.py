@@ -9,6 +9,7 @@ import json
 import pytest
 
 from genrecnn.cli.main import main
+from badinput import run_cli
 from shared_data import SAMPLE
 
 pytestmark = [
@@ -29,8 +30,7 @@ def feature_cache(tmp_path_factory):
 
 
 def run(argv, capsys):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
+    code, out, err = run_cli(argv, capsys)
     assert code == 0, err
     return out
 

@@ -13,10 +13,8 @@ import soundfile as sf
 from genrecnn.engine.registry import registry
 from genrecnn.errors import DataError
 
-pytest.register_assert_rewrite("badinput")   # its checks explain their failures
-from badinput import one_error_line, run_cli  # noqa: E402
+from badinput import one_error_line, run_cli
 
-pytest_plugins = ["badinput"]           # fixtures npy_data, trained
 pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("own_cache")]
 
 

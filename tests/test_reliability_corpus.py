@@ -13,11 +13,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from genrecnn.errors import DataError
 from genrecnn.music.features import SUPPORTED_EXTENSIONS, load_features
 
-pytest.register_assert_rewrite("badinput")   # its checks explain their failures
-from badinput import (audio_corpus, no_hang, one_error_line, run_cli, tone,  # noqa: E402
+from badinput import (audio_corpus, no_hang, one_error_line, run_cli, tone,
                       wav_bytes, write_npy_genres)
 
-pytest_plugins = ["badinput"]           # fixtures npy_data, trained
 pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("own_cache")]
 # headerless .au is 8 kHz mu-law by the format's own rules: random bytes are a (noisy) clip,
 # too short for the test model's predictions but drawn by filters

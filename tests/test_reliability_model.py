@@ -15,11 +15,9 @@ from genrecnn.errors import ModelFileError
 from genrecnn.run.inference import load_inference_model
 from genrecnn.run.model_io import load_model, read_model_file
 
-pytest.register_assert_rewrite("badinput")   # its checks explain their failures
-from badinput import (_set, edit_model, model_corpus, one_error_line,  # noqa: E402
+from badinput import (_set, edit_model, model_corpus, one_error_line,
                       read_archive, run_cli, write_archive)
 
-pytest_plugins = ["badinput"]           # fixtures npy_data, trained
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 

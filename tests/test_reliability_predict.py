@@ -13,11 +13,9 @@ import soundfile as sf
 
 from genrecnn.cli.main import main
 
-pytest.register_assert_rewrite("badinput")   # its checks explain their failures
-from badinput import (edit_model, one_error_line, run_cli, tone,  # noqa: E402
+from badinput import (edit_model, one_error_line, run_cli, tone,
                       write_npy_clip)
 
-pytest_plugins = ["badinput"]           # fixtures npy_data, trained
 pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("own_cache")]
 
 

@@ -9,10 +9,8 @@ import time
 
 import pytest
 
-pytest.register_assert_rewrite("badinput")   # its checks explain their failures
-from badinput import one_error_line, run_cli  # noqa: E402
+from badinput import one_error_line, run_cli
 
-pytest_plugins = ["badinput"]           # fixtures npy_data, trained
 pytestmark = pytest.mark.filterwarnings("ignore")
 FAST = ["--epochs", "1", "--test-fraction", "0.34"]
 
