@@ -1,5 +1,5 @@
 """evaluate, features and the smaller commands: no tracebacks, no false successes, one
-clear line (issue 11)."""
+clear line."""
 from __future__ import annotations
 
 import os

@@ -49,7 +49,7 @@ def clip(npy_data):
     ("npy-not-npz", "a single array"),
     ("fifo", "FIFO"),
 ])
-def test_issue_cases_are_one_clear_line(name, words, corpus, clip, capsys):
+def test_named_damage_is_one_clear_line(name, words, corpus, clip, capsys):
     code, _, err = run_cli(["predict", corpus[name], clip], capsys)
     assert code == 2 and words in one_error_line(err)
 

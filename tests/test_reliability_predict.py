@@ -1,5 +1,5 @@
 """predict: no silent wrong answers on short, padded or band-limited clips, no NaN
-answers, no hangs, one clear line (issue 11)."""
+answers, no hangs, one clear line."""
 from __future__ import annotations
 
 import json

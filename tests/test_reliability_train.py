@@ -1,4 +1,4 @@
-"""train: no silent NaN models, no lost models, no leftovers, honest wording (issue 11)."""
+"""train: no silent NaN models, no lost models, no leftovers, honest wording."""
 from __future__ import annotations
 
 import json
