@@ -62,10 +62,11 @@ def no_hang(seconds: int = HANG_SECONDS):
         signal.signal(signal.SIGALRM, old)
 
 
-def run_cli(argv, capsys) -> tuple[int, str, str]:
+def run_cli(argv, capsys, seconds: int = HANG_SECONDS) -> tuple[int, str, str]:
     """(exit status, stdout, stderr) of one CLI call, checked for the reliability contract:
-    status 0, or non-zero with exactly one ``error:`` line when it is a single error."""
-    with no_hang():
+    status 0, or non-zero with exactly one ``error:`` line when it is a single error; a
+    call running over ``seconds`` is a hang."""
+    with no_hang(seconds):
         code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     assert "Traceback" not in err, err

@@ -30,7 +30,7 @@ def feature_cache(tmp_path_factory):
 
 
 def run(argv, capsys):
-    code, out, err = run_cli(argv, capsys)
+    code, out, err = run_cli(argv, capsys, seconds=1800)    # real clips: minutes on 2 cores
     assert code == 0, err
     return out
 
