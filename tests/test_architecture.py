@@ -125,15 +125,17 @@ def test_no_function_is_over_the_line_limit():
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
 
 
+def _function(name: str, lines: int, indent: str = "") -> str:
+    body = "".join(f"{indent}    x{i} = {i}\n" for i in range(lines - 1))
+    return f"{indent}def {name}():\n{body}"
+
+
 def test_the_function_limit_counts_nested_functions_and_methods(tmp_path):
-    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    n = MAX_FUNCTION_LINES
     src = tmp_path / "m.py"
-    src.write_text(f"class A:\n    def m(self):\n    {body.replace(chr(10), chr(10) + '    ')}\n"
-                   f"def short():\n    return 1\n"
-                   f"def outer():\n    def inner():\n    {body.replace(chr(10), chr(10) + '    ')}\n")
-    assert long_functions(src) == {"A.m": MAX_FUNCTION_LINES + 1,
-                                   "outer": MAX_FUNCTION_LINES + 2,
-                                   "outer.inner": MAX_FUNCTION_LINES + 1}
+    src.write_text("class A:\n" + _function("m", n + 1, "    ") + _function("at_limit", n)
+                   + "def outer():\n" + _function("inner", n + 1, "    "))
+    assert long_functions(src) == {"A.m": n + 1, "outer": n + 2, "outer.inner": n + 1}
 
 
 def cu_files_by_name(root: Path) -> dict[str, list[str]]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import time
 
 import numpy as np
@@ -137,12 +136,12 @@ def test_bench_sweep_writes_csv_and_png(tmp_path, capsys):
     assert (out / "transfers.csv").stat().st_size > 0
 
 
-def test_bench_arch_json_and_errors(tmp_path, capsys):
+def test_bench_arch_json_and_errors(tmp_path, capsys, strict_json):
     code, text, err = run_cli(["bench", "--backends", "numpy", "--arch", "small",
                                "--mels", "16", "--frames", "64", "--batch-size", "4", "--reps", "1",
                                "--out", str(tmp_path), "--json"], capsys)
     assert code == 0, err
-    data = json.loads(text)
+    data = strict_json(text)
     layers = {r["layer"] for r in data["layers"]}
     assert {"conv1", "fc1", "softmax"} <= layers
     assert any(r["phase"] == "update" and r["layer"] == "conv1" for r in data["layers"])

@@ -6,7 +6,6 @@ third-party backend runs the suite in its own tests
 (examples/genrecnn-example-backend/tests), as any plugin author would.
 """
 import functools
-import json
 import subprocess
 import sys
 
@@ -158,11 +157,11 @@ def test_cli_conformance_passes_and_prints_table():
     assert "backend 'numpy': " in result.output and " 0 failed in " in result.output
 
 
-def test_cli_conformance_json():
+def test_cli_conformance_json(strict_json):
     result = CliRunner().invoke(cli, ["conformance", "--backend", "numpy", "--op", "softmax",
                                       "--dtype", "float64", "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = strict_json(result.output)
     assert data["ok"] is True and data["backend"] == "numpy"
     assert [(r["group"], r["dtype"], r["status"]) for r in data["rows"]] == [
         ("softmax", "float64", "pass")]

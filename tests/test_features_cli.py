@@ -1,7 +1,6 @@
 """`genrecnn features`: caches a dataset, reports speed and skipped files, clear errors."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -36,11 +35,11 @@ def test_features_caches_and_lists_skipped(data, tmp_path, capsys):
     assert code == 0 and "4 hits, 0 computed" in out
 
 
-def test_features_json_and_genres(data, tmp_path, capsys):
+def test_features_json_and_genres(data, tmp_path, capsys, strict_json):
     code, out, _ = run_cli(["features", str(data), "--cache-dir", str(tmp_path / "c"),
                             "--genres", "rock,ambient", "--json", "-j", "1"], capsys)
     assert code == 0
-    summary = json.loads(out)
+    summary = strict_json(out)
     assert summary["clips"] == 4 and summary["genres"] == ["ambient", "rock"]
     assert summary["cache_misses"] == 4 and summary["clips_per_s"] > 0
     assert [s["path"].endswith("broken.wav") for s in summary["skipped"]] == [True]

@@ -10,7 +10,6 @@ suite (tests/test_conformance.py).
 from __future__ import annotations
 
 import importlib.machinery
-import json
 import sys
 import types
 
@@ -76,9 +75,9 @@ def test_probe_reasons_for_each_missing_piece(monkeypatch):
 
 
 @no_gpu
-def test_backends_command_lists_pycuda_unavailable_with_reason(capsys):
+def test_backends_command_lists_pycuda_unavailable_with_reason(capsys, strict_json):
     assert main(["backends", "--json"]) == 0
-    info = {b["name"]: b for b in json.loads(capsys.readouterr().out)}["pycuda"]
+    info = {b["name"]: b for b in strict_json(capsys.readouterr().out)}["pycuda"]
     assert info["available"] is False and info["reason"] == REASON
     assert info["device"] == "cuda" and info["dtypes"] == ["float32", "float64"]
     assert sorted(info["ops"]) == sorted(OP_NAMES)          # every op group of the contract

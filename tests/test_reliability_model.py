@@ -2,7 +2,6 @@
 string read as a model gives a usable model or one clear line."""
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -119,7 +118,7 @@ def test_good_model_still_loads_and_round_trips(trained, tmp_path):
     assert meta["class_names"] == ["high", "low"] and net.input_shape == (128, 40)
 
 
-def test_saved_header_is_strict_json(trained, tmp_path):
+def test_saved_header_is_strict_json(trained, tmp_path, strict_json):
     """NaN in a history row is written as null, so other readers can parse the header."""
     from genrecnn.run.model_io import HEADER, save_model
     net, meta, extra = load_model(trained / "model.npz")
@@ -127,7 +126,7 @@ def test_saved_header_is_strict_json(trained, tmp_path):
     save_model(tmp_path / "m.npz", net, meta, extra)
     with np.load(tmp_path / "m.npz") as data:
         text = data[HEADER].tobytes().decode()
-    header = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    header = strict_json(text)
     assert header["meta"]["history"][-1]["valid_loss"] is None
 
 
