@@ -25,7 +25,6 @@ from genrecnn.music.features import FeatureParams, load_features
 pytest.register_assert_rewrite("badinput")   # its checks explain their failures
 from badinput import one_error_line, run_cli, tone, write_npy_genres  # noqa: E402
 
-pytest_plugins = ["badinput"]           # fixtures npy_data, trained, audio_model
 pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("own_cache")]
 
 

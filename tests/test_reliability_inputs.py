@@ -14,7 +14,6 @@ from genrecnn.errors import BackendError
 pytest.register_assert_rewrite("badinput")   # its checks explain their failures
 from badinput import edit_model, one_error_line, run_cli, write_npy_genres  # noqa: E402
 
-pytest_plugins = ["badinput"]           # fixtures npy_data, trained, audio_model
 pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("own_cache")]
 
 
