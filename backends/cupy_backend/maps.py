@@ -61,7 +61,8 @@ class CupyMapOps(HostBase):
         cols = self._im2col2d(x, g)
         self._remember_cols(x, g, cols)
         yr = B.matmul(w.reshape(g.f, g.r), cols)                      # [F, N*P]: one GEMM
-        K.launch_rows("gemm_cols.cu", "unfold_bias", str(x.dtype), g.n * g.f, g.p, (yr, b, y) + _i32(g.n, g.f, g.p))
+        K.launch_rows("gemm_cols.cu", "unfold_bias", x.dtype, g.n * g.f, g.p,
+                      (yr, b, y) + _i32(g.n, g.f, g.p))
         return y
 
     def conv2d_backward(self, x, w, dy, stride, padding):
@@ -125,7 +126,8 @@ class CupyMapOps(HostBase):
     def _fold(dy, g):
         """dy[N, F, P] as the GEMM's [F, N*P]."""
         dyr = cp.empty((g.f, g.n * g.p), dtype=dy.dtype)
-        K.launch_rows("gemm_cols.cu", "fold", str(dy.dtype), g.f * g.n, g.p, (dy, dyr) + _i32(g.n, g.f, g.p))
+        K.launch_rows("gemm_cols.cu", "fold", dy.dtype, g.f * g.n, g.p,
+                      (dy, dyr) + _i32(g.n, g.f, g.p))
         return dyr
 
     @staticmethod

@@ -26,8 +26,8 @@ class CupyUpdateOps(HostBase):
                     decoupled_weight_decay=0.0):
         t = param.dtype.type
         K.launch_flat(_FILE, "adam_update", param.dtype, param.size,
-                      (param, grad, m, v, K.i64(param.size), t(lr), t(beta1), t(1 - beta1), t(beta2),
-                       t(1 - beta2), t(eps), t(weight_decay), t(1 - beta1 ** step),
+                      (param, grad, m, v, K.i64(param.size), t(lr), t(beta1), t(1 - beta1),
+                       t(beta2), t(1 - beta2), t(eps), t(weight_decay), t(1 - beta1 ** step),
                        t(1 - beta2 ** step), t(decoupled_weight_decay)))
 
     # -- all parameters in one launch ---------------------------------------------------
