@@ -55,6 +55,9 @@ class PycudaHost(Protocol):
     def _conv_dw(self, x, dy, dw, dt, n, c, width, f, k, wo) -> None:
         """Split-K weight gradient of a convolution on the GEMM tiles (:mod:`.gemm`)."""
 
+    def _dense_gemm(self, name, dt, m, n, r, inputs, bias, out, dims) -> None:
+        """A dense kernel of ``gemm.cu`` into ``out``, split-K where it pays (:mod:`.gemm`)."""
+
     def zeros(self, shape, dtype) -> Any: ...
 
     def to_host(self, x) -> Any: ...
