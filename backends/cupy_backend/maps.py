@@ -225,5 +225,5 @@ class CupyMapOps(HostBase):
         out = cp.empty(a.shape, dtype=a.dtype)
         K.launch("maps.cu", "dropout_keyed", a.dtype, (G.flat_blocks(a.size, _sms()), 1, 1),
                  _BLOCK, (a, out, np.int64(a.size), key, np.uint32(keep_from),
-                           a.dtype.type(scale)))
+                          a.dtype.type(scale)))
         return out

@@ -87,7 +87,7 @@ class CupySequenceOps(HostBase):
         n, _, width = x.shape
         if n == 0:
             return cp.zeros(w.shape, dtype=w.dtype), cp.zeros((f,), dtype=w.dtype)
-        plan = G.conv1d_dw_plan(n, c, width, f, k, x.dtype.itemsize, K.sm_count(x.device.id))
+        plan = G.conv1d_dw_plan(n, c, width, f, k, x.dtype.itemsize, K.current_sm_count())
         part = cp.empty((plan.splits, plan.size), dtype=x.dtype)
         K.launch("conv1d_direct.cu", "conv1d_direct_dw", x.dtype, plan.grid, plan.block,
                  (x, dy, part, K.i32(n), K.i32(c), K.i32(width), K.i32(f), K.i32(plan.per)),
