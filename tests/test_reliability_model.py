@@ -1,8 +1,7 @@
 """Model files: every header field checked, non-finite weights refused, and any byte
-string read as a model gives a model or one clear line (issue 11)."""
+string read as a model gives a usable model or one clear line."""
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,12 +14,17 @@ from genrecnn.errors import ModelFileError
 from genrecnn.run.inference import load_inference_model
 from genrecnn.run.model_io import load_model, read_model_file
 
-pytest.register_assert_rewrite("badinput")   # its checks explain their failures
-from badinput import (_set, edit_model, model_corpus, one_error_line,  # noqa: E402
+from badinput import (_set, edit_model, model_corpus, one_error_line,
                       read_archive, run_cli, write_archive)
 
-pytest_plugins = ["badinput"]           # fixtures npy_data, trained
 pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+# damaged models whose first-layer outputs `filters` can still draw
+DRAWABLE = {"huge-weights"}
+# fields `train --resume` does not read when the run already has all its epochs
+FINISHED_RUN_IGNORES = {"class-names-null", "class-names-short", "class-names-numbers",
+                        "norm-other", "windows-string", "huge-weights"}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +48,7 @@ def clip(npy_data):
     ("npy-not-npz", "a single array"),
     ("fifo", "FIFO"),
 ])
-def test_issue_cases_are_one_clear_line(name, words, corpus, clip, capsys):
+def test_named_damage_is_one_clear_line(name, words, corpus, clip, capsys):
     code, _, err = run_cli(["predict", corpus[name], clip], capsys)
     assert code == 2 and words in one_error_line(err)
 
@@ -54,21 +58,29 @@ def test_every_damaged_model_is_refused_by_predict(corpus, clip, tmp_path, capsy
         code, out, err = run_cli(["predict", path, clip], capsys)
         assert code == 2, (name, out, err)
         assert "model" in one_error_line(err), (name, err)
-        # filters draws huge (finite) weights' outputs: a result or one line
-        code, _, err = run_cli(["filters", path, clip, "--out", tmp_path / "f.png"], capsys)
-        assert code == 2 and one_error_line(err) or name == "huge-weights", (name, err)
+        png = tmp_path / f"{name}.png"
+        code, _, err = run_cli(["filters", path, clip, "--out", png], capsys)
+        if name in DRAWABLE:    # huge but finite weights still have outputs to draw
+            assert code == 0 and png.stat().st_size > 0, (name, err)
+        else:
+            assert code == 2 and "model" in one_error_line(err), (name, err)
+            assert not png.exists(), name
 
 
-def test_every_damaged_model_is_refused_or_resumed_by_train(corpus, capsys, tmp_path):
-    """train --resume reads the model first: a result or one line, never a traceback."""
+def test_every_damaged_model_is_refused_or_left_alone_by_train(corpus, capsys, tmp_path):
+    """train --resume reads the model first: one line, or (for damage in fields a finished
+    run never reads again) "nothing left to train" with the file left as it was."""
     for name, path in corpus.items():
         out = tmp_path / name
         out.mkdir()
         if path.is_file():
             shutil.copy(path, out / "model.npz")
         code, _, err = run_cli(["train", "--resume", "--out", out], capsys)
-        if code:
-            one_error_line(err)
+        if name in FINISHED_RUN_IGNORES:
+            assert code == 0, (name, err)
+            assert (out / "model.npz").read_bytes() == path.read_bytes(), name
+        else:
+            assert code == 2 and one_error_line(err), (name, err)
 
 
 def test_meta_null_is_refused_on_resume(corpus, tmp_path, capsys):
@@ -106,7 +118,7 @@ def test_good_model_still_loads_and_round_trips(trained, tmp_path):
     assert meta["class_names"] == ["high", "low"] and net.input_shape == (128, 40)
 
 
-def test_saved_header_is_strict_json(trained, tmp_path):
+def test_saved_header_is_strict_json(trained, tmp_path, strict_json):
     """NaN in a history row is written as null, so other readers can parse the header."""
     from genrecnn.run.model_io import HEADER, save_model
     net, meta, extra = load_model(trained / "model.npz")
@@ -114,7 +126,7 @@ def test_saved_header_is_strict_json(trained, tmp_path):
     save_model(tmp_path / "m.npz", net, meta, extra)
     with np.load(tmp_path / "m.npz") as data:
         text = data[HEADER].tobytes().decode()
-    header = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    header = strict_json(text)
     assert header["meta"]["history"][-1]["valid_loss"] is None
 
 
@@ -133,11 +145,25 @@ PROPERTY = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-def _loads_or_refuses(path: Path) -> None:
+def _loads_or_refuses(path: Path, good: Path) -> None:
+    """Refused with one line, or loaded as a usable model: as many string class names as
+    outputs, the good model's weights (damage never reaches the arrays here), and finite
+    probabilities that sum to one."""
     try:
-        load_inference_model(path, "numpy", echo=lambda s: None)
+        model = load_inference_model(path, "numpy", echo=lambda s: None)
     except ModelFileError as exc:
-        assert "\n" not in str(exc)
+        assert "\n" not in str(exc) and str(exc).strip(), repr(exc)
+        return
+    net = model.net
+    assert len(model.names) == net.n_classes and all(isinstance(n, str) for n in model.names)
+    assert model.params.n_mels == net.input_shape[0]
+    reference = load_model(good)[0].host_params()
+    params = net.host_params()
+    assert params.keys() == reference.keys()
+    assert all(np.array_equal(params[k], reference[k]) for k in params)
+    probs = net.predict_proba(np.zeros((1, *net.input_shape), net.dtype))
+    assert probs.shape == (1, net.n_classes) and np.isfinite(probs).all()
+    assert np.isclose(probs.sum(), 1.0, atol=1e-4)
 
 
 @PROPERTY
@@ -156,7 +182,8 @@ def test_any_bytes_are_refused_with_one_line(blob):
 def test_any_json_header_is_refused_or_loaded(header, trained):
     arrays = read_archive(trained / "model.npz")[1]
     with tempfile.TemporaryDirectory() as d:
-        _loads_or_refuses(write_archive(Path(d) / "m.npz", header, arrays))
+        _loads_or_refuses(write_archive(Path(d) / "m.npz", header, arrays),
+                          trained / "model.npz")
 
 
 @settings(PROPERTY, max_examples=100)
@@ -164,7 +191,7 @@ def test_any_json_header_is_refused_or_loaded(header, trained):
 def test_any_field_value_is_refused_or_loaded(field, value, trained):
     with tempfile.TemporaryDirectory() as d:
         _loads_or_refuses(edit_model(trained / "model.npz", Path(d) / "m.npz",
-                                     _set(*field, value=value)))
+                                     _set(*field, value=value)), trained / "model.npz")
 
 
 @PROPERTY
@@ -177,4 +204,4 @@ def test_flipped_bytes_are_refused_or_loaded(data, trained):
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "m.npz"
         path.write_bytes(bytes(blob[:cut]))
-        _loads_or_refuses(path)
+        _loads_or_refuses(path, trained / "model.npz")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 
-class CollectiveMixin:
+class NumpyCollectiveOps:
     def sum_across(self, arrays, weight, world):
         if not arrays:
             return None

@@ -14,7 +14,9 @@ import numpy as np
 
 from genrecnn.music.baseline import item_features
 from genrecnn.music.normalize import BandNormalizer
-from genrecnn.music.store import FeatureStore
+from genrecnn.errors import DataError
+from genrecnn.music.input_kinds import kind_of
+from genrecnn.music.store import FeatureStore, read_index
 
 # the band statistics are fitted on a seeded sample of this many training clips: enough
 # for 128 means and deviations, and a bounded read whatever the collection's size
@@ -126,6 +128,17 @@ class StoreDataset:
 
     def clip_labels(self) -> np.ndarray:
         return self.store.labels
+
+    @property
+    def input_kind(self) -> str:
+        """The kind of the files the store was made from (a synthetic corpus is drawn on
+        the audio features' scale): see :mod:`genrecnn.music.input_kinds`."""
+        sources = [c.get("source") for c in read_index(self.store.path)["clips"]]
+        kinds = {kind_of(s) for s in sources if s}
+        if len(kinds) > 1:
+            raise DataError(f"{self.store.path} mixes input kinds ({', '.join(sorted(kinds))}) "
+                            f"whose value scales differ; make a store of one kind")
+        return kinds.pop() if kinds else "audio"
 
     def items(self, rows, normalizer) -> StoreItems:
         return StoreItems(self.store.subset(np.asarray(rows, dtype=np.int64)), normalizer)
