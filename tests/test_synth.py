@@ -89,3 +89,18 @@ def test_mel_clip_is_fast():
     for name in ("pulse", "drone", "chime", "swing") * 5:
         mel_clip(name, 1292, rng)
     assert (time.perf_counter() - start) / 20 < 0.1
+
+
+def test_features_will_not_replace_a_synthetic_store(tmp_path, capsys):
+    for genre in ("a", "b"):
+        (tmp_path / "data" / genre).mkdir(parents=True)
+        np.save(tmp_path / "data" / genre / "x.npy", np.random.default_rng(0).uniform(
+            0, 1, (128, 40)).astype(np.float32))
+    assert run(capsys, "synth", tmp_path / "s", "--clips", "4", "--seconds", "1", "-q")[0] == 0
+    code, _, err = run(capsys, "features", tmp_path / "data", "--store", tmp_path / "s", "-q",
+                       "-j", "1", "--cache-dir", tmp_path / "c")
+    assert code == 2 and "holds a synthetic corpus (genrecnn synth)" in err
+    assert len(open_store(tmp_path / "s")) == 4
+    code, _, err = run(capsys, "features", tmp_path / "data", "--store", tmp_path / "f", "-q",
+                       "-j", "1", "--cache-dir", tmp_path / "c")
+    assert code == 0 and len(open_store(tmp_path / "f")) == 2, err

@@ -34,6 +34,9 @@ def _prepare(store: Path, params: FeatureParams, lock: ExitStack) -> dict:
     writable_folder(store, "store folder", "choose another --store")
     lock.enter_context(folder_lock(store, "--store"))
     old = existing_index(store, params) or {"clips": [], "shards": [], "generation": 0}
+    if str(old.get("origin", "")).startswith("synth"):
+        raise DataError(f"{store} holds a synthetic corpus (genrecnn synth), which features "
+                        f"would replace; choose another --store")
     damaged = set()
     for s in old["shards"]:
         try:
