@@ -95,14 +95,8 @@ def fit(network, optimizer, parts: Parts, settings: TrainSettings,
             trained = time.perf_counter() - t0
             row = {"epoch": epoch, "lr": lrs[0], "train_loss": loss, "train_acc": acc}
             refuse_diverged(network, row, epoch, settings.lr)
-            if parts.x_valid is not None:
-                va = evaluate(network, parts.x_valid, parts.y_valid, settings.batch_size, world)
-                row.update(valid_loss=va.loss, valid_acc=va.accuracy)
-                if selecting and selection.offer(epoch, va.accuracy, va.loss, network):
-                    row["selected"] = True
-            if score_test:
-                te = evaluate(network, parts.x_test, parts.y_test, settings.batch_size, world)
-                row.update(test_loss=te.loss, test_acc=te.accuracy)
+            _score(row, network, parts, settings.batch_size, world, score_test,
+                   selection if selecting else None)
             refuse_diverged(network, row, epoch, settings.lr, weights=False)   # the scores too
             row.update(seconds=round(time.perf_counter() - t0, 3), train_seconds=round(trained, 4))
             history.append(row)
@@ -116,6 +110,20 @@ def fit(network, optimizer, parts: Parts, settings: TrainSettings,
     if selecting and selection.params is not None:
         network.load_host_params(selection.params)
     return history
+
+
+def _score(row: dict, network, parts: Parts, batch_size: int, world, score_test: bool,
+           selection: Selection | None) -> None:
+    """The epoch's valid (offered to ``selection``) and test scores, into ``row``."""
+    if parts.x_valid is not None:
+        va = evaluate(network, parts.x_valid, parts.y_valid, batch_size, world)
+        row.update(valid_loss=va.loss, valid_acc=va.accuracy)
+        if selection is not None and selection.offer(row["epoch"], va.accuracy, va.loss,
+                                                     network):
+            row["selected"] = True
+    if score_test:
+        te = evaluate(network, parts.x_test, parts.y_test, batch_size, world)
+        row.update(test_loss=te.loss, test_acc=te.accuracy)
 
 
 def training_items(parts: Parts):
