@@ -146,7 +146,7 @@ def test_a_loss_of_minus_zero_prints_as_zero():
 
 def test_placement_typos_fail_before_the_data_is_loaded(monkeypatch, tmp_path, capsys):
     import genrecnn.run.train_job as job
-    monkeypatch.setattr(job, "load_data", lambda *a, **k: pytest.fail("data loaded first"))
+    monkeypatch.setattr(job, "load_run_data", lambda *a, **k: pytest.fail("data loaded first"))
     for spec, words in (("", "placement is empty"), ("nosuch", "unknown backend 'nosuch'"),
                         ("conv=nosuch", "unknown backend 'nosuch'"), ("conv", "unknown")):
         code, _, err = run_cli(["train", "--backend", spec, "--out", tmp_path / "o"], capsys)
