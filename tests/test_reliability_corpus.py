@@ -49,8 +49,8 @@ def messy_data(corpus, tmp_path_factory):
 def test_predict_and_filters_refuse_every_bad_clip_with_one_line(corpus, trained, tmp_path,
                                                                  capsys):
     for name, path in corpus.items():
-        for argv in (["predict", trained / "model.npz", path],
-                     ["filters", trained / "model.npz", path, "--out", tmp_path / "f.png"]):
+        for argv in (["predict", trained / "model.safetensors", path],
+                     ["filters", trained / "model.safetensors", path, "--out", tmp_path / "f.png"]):
             code, out, err = run_cli(argv, capsys)
             if name in READABLE:
                 continue
@@ -142,6 +142,6 @@ def test_predict_on_any_bytes_is_a_result_or_one_line(blob, ext, trained, capsys
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / f"clip{ext}"
         path.write_bytes(blob)
-        code, _, err = run_cli(["predict", trained / "model.npz", path], capsys)
+        code, _, err = run_cli(["predict", trained / "model.safetensors", path], capsys)
         if code:
             one_error_line(err)

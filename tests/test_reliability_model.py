@@ -25,7 +25,7 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 
 @pytest.fixture(scope="module")
 def corpus(trained, tmp_path_factory):
-    return model_corpus(trained / "model.npz", tmp_path_factory.mktemp("models"))
+    return model_corpus(trained / "model.safetensors", tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_meta_null_is_refused_on_resume(corpus, tmp_path, capsys):
     (lambda h: h["meta"].update(optimizer={"state": {"lr": "fast"}}) or h, "training state"),
 ])
 def test_damaged_training_state_is_refused_on_resume(edit, words, trained, tmp_path, capsys):
-    edit_model(trained / "model.npz", tmp_path / "model.npz", edit)
+    edit_model(trained / "model.safetensors", tmp_path / "model.npz", edit)
     code, _, err = run_cli(["train", "--resume", "--out", tmp_path], capsys)
     assert code == 2 and words in one_error_line(err)
 
@@ -94,13 +94,13 @@ def test_infinite_optimiser_state_is_refused(trained, tmp_path):
     def inf_state(arrays):
         key = next(k for k in arrays if k.startswith("extra/optim/"))
         arrays[key] = np.full_like(arrays[key], np.inf)
-    edit_model(trained / "model.npz", tmp_path / "m.npz", arrays_edit=inf_state)
+    edit_model(trained / "model.safetensors", tmp_path / "m.npz", arrays_edit=inf_state)
     with pytest.raises(ModelFileError, match="NaN or infinite"):
         read_model_file(tmp_path / "m.npz")
 
 
 def test_good_model_still_loads_and_round_trips(trained, tmp_path):
-    header, arrays = read_archive(trained / "model.npz")
+    header, arrays = read_archive(trained / "model.safetensors")
     write_archive(tmp_path / "same.npz", header, arrays)
     net, meta, _ = load_model(tmp_path / "same.npz")
     assert meta["class_names"] == ["high", "low"] and net.input_shape == (128, 40)
@@ -108,14 +108,15 @@ def test_good_model_still_loads_and_round_trips(trained, tmp_path):
 
 def test_saved_header_is_strict_json(trained, tmp_path):
     """NaN in a history row is written as null, so other readers can parse the header."""
-    from genrecnn.run.model_io import HEADER, save_model
-    net, meta, extra = load_model(trained / "model.npz")
+    from safetensors import safe_open
+    from genrecnn.run.model_io import save_model
+    net, meta, extra = load_model(trained / "model.safetensors")
     meta["history"][-1]["valid_loss"] = float("nan")
-    save_model(tmp_path / "m.npz", net, meta, extra)
-    with np.load(tmp_path / "m.npz") as data:
-        text = data[HEADER].tobytes().decode()
-    header = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
-    assert header["meta"]["history"][-1]["valid_loss"] is None
+    save_model(tmp_path / "m.safetensors", net, meta, extra)
+    with safe_open(tmp_path / "m.safetensors", framework="np") as fh:
+        text = fh.metadata()["meta"]
+    stored = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert stored["history"][-1]["valid_loss"] is None
 
 
 # -- properties: any bytes, any header -------------------------------------------------------
@@ -154,7 +155,7 @@ def test_any_bytes_are_refused_with_one_line(blob):
 @PROPERTY
 @given(header=JSON)
 def test_any_json_header_is_refused_or_loaded(header, trained):
-    arrays = read_archive(trained / "model.npz")[1]
+    arrays = read_archive(trained / "model.safetensors")[1]
     with tempfile.TemporaryDirectory() as d:
         _loads_or_refuses(write_archive(Path(d) / "m.npz", header, arrays))
 
@@ -163,14 +164,14 @@ def test_any_json_header_is_refused_or_loaded(header, trained):
 @given(field=st.sampled_from(FIELDS), value=JSON)
 def test_any_field_value_is_refused_or_loaded(field, value, trained):
     with tempfile.TemporaryDirectory() as d:
-        _loads_or_refuses(edit_model(trained / "model.npz", Path(d) / "m.npz",
+        _loads_or_refuses(edit_model(trained / "model.safetensors", Path(d) / "m.npz",
                                      _set(*field, value=value)))
 
 
 @PROPERTY
 @given(data=st.data())
 def test_flipped_bytes_are_refused_or_loaded(data, trained):
-    blob = bytearray((trained / "model.npz").read_bytes())
+    blob = bytearray((trained / "model.safetensors").read_bytes())
     for _ in range(data.draw(st.integers(1, 8))):
         blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(1, len(blob)))

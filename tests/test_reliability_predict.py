@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("own
 def _train(data, out, *options):
     assert main(["train", str(data), "--epochs", "1", "--test-fraction", "0.34", "--out",
                  str(out), "--json", *options]) == 0
-    return out / "model.npz"
+    return out / "model.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +45,11 @@ def _clip(tmp_path, frames: int, name="c.npy"):
 
 def test_a_clip_shorter_than_any_training_clip_is_refused(trained, tmp_path, capsys):
     """Trained without --frames, the input is the shortest clip: nothing was padded."""
-    code, _, err = run_cli(["predict", trained / "model.npz", _clip(tmp_path, 39)], capsys)
+    code, _, err = run_cli(["predict", trained / "model.safetensors", _clip(tmp_path, 39)], capsys)
     line = one_error_line(err)
     assert code == 2 and "too short for this model" in line and "39 frames" in line
     assert "at least 0.9 s (40 frames)" in line and "none padded" in line
-    assert run_cli(["predict", trained / "model.npz", _clip(tmp_path, 40)], capsys)[0] == 0
+    assert run_cli(["predict", trained / "model.safetensors", _clip(tmp_path, 40)], capsys)[0] == 0
 
 
 def test_a_clip_shorter_than_half_a_framed_input_is_refused(framed, tmp_path, capsys):
@@ -76,8 +76,9 @@ def test_a_windowed_model_needs_one_whole_window(windowed, tmp_path, capsys):
 
 
 def test_non_finite_probabilities_are_an_error(trained, tmp_path, capsys):
-    model = edit_model(trained / "model.npz", tmp_path / "big.npz", arrays_edit=lambda a: a.update(
-        {k: v * np.float32(1e30) for k, v in a.items() if k.startswith("param/")}))
+    model = edit_model(trained / "model.safetensors", tmp_path / "big.safetensors",
+                       arrays_edit=lambda a: a.update({k: v * np.float32(1e30) for k, v in
+                                                       a.items() if k.startswith("param/")}))
     code, out, err = run_cli(["predict", model, _clip(tmp_path, 40)], capsys)
     assert code == 2 and "non-finite probabilities" in one_error_line(err) and "nan" not in out
 
@@ -85,20 +86,20 @@ def test_non_finite_probabilities_are_an_error(trained, tmp_path, capsys):
 @pytest.mark.parametrize("rate,noted", [(8000, True), (22050, False)])
 def test_a_band_limited_recording_gets_a_note(rate, noted, trained, tmp_path, capsys):
     sf.write(tmp_path / "a.wav", tone(2.0, rate), rate)
-    code, out, _ = run_cli(["predict", trained / "model.npz", tmp_path / "a.wav"], capsys)
+    code, out, _ = run_cli(["predict", trained / "model.safetensors", tmp_path / "a.wav"], capsys)
     assert code == 0
     assert (f"sampled at {rate} Hz, so it holds nothing above {rate // 2} Hz" in out) == noted
 
 
 def test_a_fifo_is_refused_without_hanging(trained, tmp_path, capsys):
     os.mkfifo(tmp_path / "pipe.wav")
-    code, _, err = run_cli(["predict", trained / "model.npz", tmp_path / "pipe.wav"], capsys)
+    code, _, err = run_cli(["predict", trained / "model.safetensors", tmp_path / "pipe.wav"], capsys)
     assert code == 2 and "FIFO (named pipe), not a regular file" in one_error_line(err)
 
 
 def test_one_bad_file_is_one_line(trained, tmp_path, capsys):
     (tmp_path / "e.wav").write_bytes(b"")
-    code, _, err = run_cli(["predict", trained / "model.npz", tmp_path / "e.wav"], capsys)
+    code, _, err = run_cli(["predict", trained / "model.safetensors", tmp_path / "e.wav"], capsys)
     assert code == 2 and "empty (0 bytes)" in one_error_line(err)
 
 
@@ -106,7 +107,7 @@ def test_a_clip_whose_name_is_not_utf8_is_read(trained, tmp_path, capsys):
     name = os.fsdecode(b"\xfe\xfd.wav")
     sf.write(tmp_path / "ok.wav", tone(), 22050)
     os.rename(tmp_path / "ok.wav", tmp_path / name)
-    code, out, _ = run_cli(["predict", trained / "model.npz", tmp_path / name], capsys)
+    code, out, _ = run_cli(["predict", trained / "model.safetensors", tmp_path / name], capsys)
     assert code == 0 and (": high" in out or ": low" in out)
 
 
@@ -116,7 +117,7 @@ def test_decoder_chatter_and_jargon_stay_out_of_stderr(trained, tmp_path):
     rng = np.random.default_rng(5)
     (tmp_path / "a.mp3").write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00" + rng.bytes(3000))
     (tmp_path / "b.m4a").write_bytes(rng.bytes(3000))
-    res = subprocess.run([sys.executable, "-m", "genrecnn", "predict", str(trained / "model.npz"),
+    res = subprocess.run([sys.executable, "-m", "genrecnn", "predict", str(trained / "model.safetensors"),
                           str(tmp_path / "a.mp3"), str(tmp_path / "b.m4a")],
                          capture_output=True, text=True, timeout=120)
     lines = res.stderr.splitlines()

@@ -19,6 +19,7 @@ from genrecnn.music.features import (MIN_FRAMES, FeatureParams, fit_length, load
 from genrecnn.run.crops import covering_starts
 from genrecnn.run.fit import predict_proba
 from genrecnn.run.model_io import is_int, load_model
+from genrecnn.run.npz_model import legacy_note
 from genrecnn.run.parts import normalizer_from_extra
 from genrecnn.run.settings import NORMS
 
@@ -113,10 +114,20 @@ def load_inference_model(path: Path, backend_spec: str, echo=print) -> Inference
         raise ModelFileError(f"{path} holds normalisation statistics of {normalizer.n_bands} "
                              f"bands for {params.n_mels} mel bands; retrain it")
     place_by_option(net, backend_spec, batch_size=8, echo=echo)
+    if legacy_note(path):
+        echo(legacy_note(path))
     run = meta.get("run") if isinstance(meta.get("run"), dict) else {}
     return InferenceModel(net, params, normalizer, list(meta["class_names"]),
                           windowed=meta.get("windows") is not None,
                           padded=run.get("frames") is not None)
+
+
+def load_predictor(path: Path, backend_spec: str, echo=print) -> InferenceModel:
+    """An exported ``.onnx`` graph (run by onnxruntime) or a genrecnn model file."""
+    if Path(path).suffix == ".onnx":
+        from genrecnn.run.onnx_model import load_onnx_model
+        return load_onnx_model(path)
+    return load_inference_model(path, backend_spec, echo=echo)
 
 
 def clip_windows(feat: np.ndarray, frames: int) -> np.ndarray:

@@ -1,9 +1,9 @@
 """One `genrecnn train`: data, split, network, placement, fit with checkpoints, and the
-outputs (model.npz, metrics.json, learning curve and confusion matrix).
+outputs (model.safetensors, metrics.json, learning curve and confusion matrix).
 
-``--resume`` continues from OUT/model.npz with the settings saved there and
-ends where an uninterrupted run would; a setting given explicitly that differs
-from the checkpoint's is refused.
+``--resume`` continues from OUT/model.safetensors (or an old run's model.npz) with
+the settings saved there and ends where an uninterrupted run would; a setting
+given explicitly that differs from the checkpoint's is refused.
 """
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from genrecnn.fsutil import (atomic_write_text, folder_lock, json_text, output_f
 from genrecnn.music.loading import load_data
 from genrecnn.music.splits import split_from_dir, stratified_split
 from genrecnn.run.checkpoint import Checkpoint, load_checkpoint
+from genrecnn.run.model_io import MODEL_FILE, stored_model
+from genrecnn.run.npz_model import legacy_note
 from genrecnn.run.options import RUN_KEYS, RunOptions
 from genrecnn.run.parts import make_parts, normalizer_arrays, normalizer_from_extra, split_digest
 from genrecnn.run.plots import confusion_matrix, learning_curves
@@ -33,7 +35,7 @@ _NONE = type(None)
 RUN_TYPES = {"genres": (str, _NONE), "frames": (int, _NONE), "windows": (int, _NONE),
              "test_fraction": (float, int), "valid_fraction": (float, int),
              "split_dir": (str, _NONE), "data": (str, _NONE), "vote": (str,)}
-OUTPUTS = ("model.npz", "metrics.json", "learning_curve.png", "confusion_matrix.png")
+OUTPUTS = (MODEL_FILE, "metrics.json", "learning_curve.png", "confusion_matrix.png")
 
 
 @dataclass
@@ -136,13 +138,13 @@ def run_train(options: RunOptions, out: Path, *, resume: bool = False, force: bo
     before writing anything leaves no OUT folder behind.
     """
     out = Path(out)
-    model_path = out / "model.npz"
+    model_path = stored_model(out)
     if dry_run:
         return _dry_run(options, explicit, model_path if resume else None, echo)
     with output_folder(out), folder_lock(out):
         remove_stale_temps(out, OUTPUTS)
         if not resume and not force and model_path.exists():
-            raise GenrecnnError(f"{out} already holds a trained model (model.npz); pass "
+            raise GenrecnnError(f"{out} already holds a trained model ({model_path.name}); pass "
                                 f"--resume to continue it, --force to replace it, or another "
                                 f"--out (e.g. {_next_free(out)})")
         return _train(options, out, explicit, resume, echo, progress)
@@ -206,8 +208,10 @@ def _checkpoint(model_path: Path, ds, options: RunOptions, settings, parts, dige
 
 
 def _train(options: RunOptions, out: Path, explicit, resume: bool, echo, progress) -> dict:
-    model_path = out / "model.npz"
+    model_path = stored_model(out)
     options, settings, saved = _resolve(options, explicit, model_path if resume else None)
+    if saved is not None and legacy_note(model_path):
+        echo(legacy_note(model_path))
     t_start = time.perf_counter()
     ds = load_data(options.data, options.genres, options.frames, options.windows,
                    options.strict, progress=progress is not False)
@@ -224,7 +228,7 @@ def _train(options: RunOptions, out: Path, explicit, resume: bool, echo, progres
     echo(f"data: {_describe(ds, options.data)}; train {len(idx[0])}, valid {len(idx[1])}, "
          f"test {len(idx[2])} {unit}; input {n_mels}x{frames}")
     echo(f"placement: {format_plan(net.layers, net.backend_names)}")
-    ck = _checkpoint(model_path, ds, options, settings, parts, digest, plan_report)
+    ck = _checkpoint(out / MODEL_FILE, ds, options, settings, parts, digest, plan_report)
     trained = train_once(net, parts, settings, options, resumed=saved and saved.resumed,
                          checkpoint=ck, echo=echo, progress=progress)
     metrics = final_metrics(ds, parts, settings, trained, options, time.perf_counter() - t_start)
@@ -272,6 +276,6 @@ def summary_lines(m: dict, out: Path) -> list[str]:
     windows = (f" (by window: {m['test_acc']:.1%})"
                if m.get("windows") and m["test_acc"] is not None else "")
     return [f"test accuracy {m['test_clip_acc']:.1%} on {m['test_clips']} clips{windows}",
-            f"wrote {out / 'model.npz'}, {out / 'metrics.json'}, "
+            f"wrote {out / MODEL_FILE}, {out / 'metrics.json'}, "
             f"{out / 'learning_curve.png'}, {out / 'confusion_matrix.png'} "
             f"({m['seconds']:.1f}s)"]
