@@ -67,6 +67,9 @@ class Prediction:
     windows: int
     padded_frames: int = 0            # silence added to reach the model's input length
     notes: list[str] = field(default_factory=list)
+    window_probs: np.ndarray | None = None    # [windows, classes], along the song
+    window_starts: list[int] = field(default_factory=list)    # each window's first frame
+    features: np.ndarray | None = None        # the clip's log-mel features [mels, frames]
 
 
 def _meta_problem(meta: dict, n_classes: int) -> str | None:
@@ -139,7 +142,8 @@ def clip_windows(feat: np.ndarray, frames: int) -> np.ndarray:
 
 
 def file_probabilities(model: InferenceModel, path: Path, cache) -> Prediction:
-    """The clip's class probabilities (mean over its windows), or DataError.
+    """The clip's class probabilities: each half-overlapping window's and their mean (the
+    whole clip's answer), or DataError.
 
     A clip shorter than :attr:`InferenceModel.shortest` is refused (training
     never saw one so short, and padding it with silence gives confident
@@ -156,11 +160,13 @@ def file_probabilities(model: InferenceModel, path: Path, cache) -> Prediction:
     x = clip_windows(feat, model.frames)
     if model.normalizer is not None:
         x = model.normalizer.transform(x)
-    probs = predict_proba(model.net, x).mean(axis=0)
-    if not np.isfinite(probs).all():
+    per_window = predict_proba(model.net, x)
+    if not np.isfinite(per_window).all():
         raise GenrecnnError(f"the model gave non-finite probabilities for {path}; its weights "
                             f"are unusable: retrain it")
-    pred = Prediction(probs, len(x), padded_frames=max(model.frames - n, 0))
+    pred = Prediction(per_window.mean(axis=0), len(x), padded_frames=max(model.frames - n, 0),
+                      window_probs=per_window, window_starts=covering_starts(n, model.frames),
+                      features=feat)
     if pred.padded_frames:
         pred.notes.append(f"the {model.seconds(n)} clip was padded with "
                           f"{model.seconds(pred.padded_frames)} of silence to the model's "
