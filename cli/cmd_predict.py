@@ -33,7 +33,8 @@ from genrecnn.fsutil import json_text
 def predict(model, files, top, timeline, csv_path, backend_spec, as_json):
     """Top genres with probabilities for each FILE (or folder of them), using MODEL."""
     from genrecnn.music.features import FeatureCache
-    from genrecnn.run.inference import file_probabilities, load_predictor
+    from genrecnn.run.inference import file_probabilities
+    from genrecnn.run.onnx_model import load_predictor
     from genrecnn.run.predict_report import input_files, result, write_csv
     from genrecnn.run.timeline import plot_timeline
 

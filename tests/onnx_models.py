@@ -38,7 +38,7 @@ def random_model(arch: str, path: Path, seed: int = 0, dtype: str = "float32") -
     last = [k for k in params if k.endswith("/w")][-1]
     params[last] = params[last] * dtype_scale(params[last], OUTPUT_SCALE)
     net.load_host_params(params)
-    norm = BandNormalizer(rng.normal(-30, 5, N_MELS), rng.uniform(5, 15, N_MELS))
+    norm = BandNormalizer(rng.uniform(0.3, 0.7, N_MELS), rng.uniform(0.1, 0.3, N_MELS))
     meta = {"class_names": NAMES, "feature_params": FeatureParams().as_dict(), "norm": "band",
             "frames": FRAMES, "windows": None}
     save_model(path, net, meta=meta, extra_arrays={f"norm/{k}": v for k, v in
@@ -47,5 +47,6 @@ def random_model(arch: str, path: Path, seed: int = 0, dtype: str = "float32") -
 
 
 def log_mel_batch(n: int, seed: int = 1, frames: int = FRAMES) -> np.ndarray:
-    """Random features on the scale of log-mel decibels, [n, mel bands, frames]."""
-    return np.random.default_rng(seed).normal(-30, 12, (n, N_MELS, frames)).astype(np.float32)
+    """Random features on genrecnn's log-mel scale ([0, 1]), [n, mel bands, frames]."""
+    x = np.random.default_rng(seed).normal(0.5, 0.2, (n, N_MELS, frames))
+    return np.clip(x, 0, 1).astype(np.float32)

@@ -44,9 +44,10 @@ def test_exported_graph_gives_genrecnn_probabilities(arch, dtype, tmp_path):
     export_onnx(model, tmp_path / "m.onnx", **QUIET)
     ours, theirs = _both(model, tmp_path / "m.onnx", log_mel_batch(5))
     assert ours.min() > 1e-3 and ours.max() < 0.999     # not saturated: a real comparison
-    assert np.abs(ours - theirs).max() < 1e-5
-    shifted = _both(model, tmp_path / "m.onnx", log_mel_batch(5, seed=2) + 3)[1]
-    assert np.abs(shifted - theirs).max() > 1e-4        # the graph does read its input
+    error = np.abs(ours - theirs).max()
+    assert error < 1e-5
+    other = _both(model, tmp_path / "m.onnx", log_mel_batch(5, seed=2))[1]
+    assert np.abs(other - theirs).max() > 100 * error   # other input, other answer: it reads it
 
 
 def test_graph_is_checked_and_carries_its_metadata(tmp_path):

@@ -125,14 +125,6 @@ def load_inference_model(path: Path, backend_spec: str, echo=print) -> Inference
                           padded=run.get("frames") is not None)
 
 
-def load_predictor(path: Path, backend_spec: str, echo=print) -> InferenceModel:
-    """An exported ``.onnx`` graph (run by onnxruntime) or a genrecnn model file."""
-    if Path(path).suffix == ".onnx":
-        from genrecnn.run.onnx_model import load_onnx_model
-        return load_onnx_model(path)
-    return load_inference_model(path, backend_spec, echo=echo)
-
-
 def clip_windows(feat: np.ndarray, frames: int) -> np.ndarray:
     """[n_mels, F] -> [n_windows, n_mels, frames]: half-overlapping windows covering the
     clip to its last frame (as evaluation judges clips), or one padded clip."""

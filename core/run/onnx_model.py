@@ -105,3 +105,13 @@ def load_onnx_model(path: Path):
     net = OnnxNetwork(session, tuple(shape), len(names))
     return InferenceModel(net, params, None, names, windowed=meta.get("windowed") is True,
                           padded=meta.get("padded") is True)
+
+
+def load_predictor(path: Path, backend_spec: str, echo=print):
+    """What predict runs: an exported ``.onnx`` graph (through onnxruntime) or a genrecnn
+    model file (placed per ``backend_spec``)."""
+    from genrecnn.run.inference import load_inference_model
+
+    if Path(path).suffix == ".onnx":
+        return load_onnx_model(path)
+    return load_inference_model(path, backend_spec, echo=echo)
