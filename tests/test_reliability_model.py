@@ -130,6 +130,7 @@ FIELDS = [("format",), ("version",), ("layers",), ("input_shape",), ("dtype",), 
           ("layers", 0, "width"), ("layers", -1, "units"), ("meta", "class_names"),
           ("meta", "feature_params"), ("meta", "feature_params", "sr"),
           ("meta", "feature_params", "hop_length"), ("meta", "norm"), ("meta", "windows")]
+SUFFIXES = [".safetensors", ".npz"]     # the model file and the old format
 PROPERTY = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -161,21 +162,36 @@ def test_any_json_header_is_refused_or_loaded(header, trained):
 
 
 @settings(PROPERTY, max_examples=100)
-@given(field=st.sampled_from(FIELDS), value=JSON)
-def test_any_field_value_is_refused_or_loaded(field, value, trained):
+@given(field=st.sampled_from(FIELDS), value=JSON, suffix=st.sampled_from(SUFFIXES))
+def test_any_field_value_is_refused_or_loaded(field, value, suffix, trained):
     with tempfile.TemporaryDirectory() as d:
-        _loads_or_refuses(edit_model(trained / "model.safetensors", Path(d) / "m.npz",
+        _loads_or_refuses(edit_model(trained / "model.safetensors", Path(d) / f"m{suffix}",
                                      _set(*field, value=value)))
 
 
 @PROPERTY
-@given(data=st.data())
-def test_flipped_bytes_are_refused_or_loaded(data, trained):
-    blob = bytearray((trained / "model.safetensors").read_bytes())
-    for _ in range(data.draw(st.integers(1, 8))):
-        blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
-    cut = data.draw(st.integers(1, len(blob)))
+@given(data=st.data(), suffix=st.sampled_from(SUFFIXES))
+def test_flipped_bytes_are_refused_or_loaded(data, suffix, trained):
     with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "m.npz"
+        good = edit_model(trained / "model.safetensors", Path(d) / f"good{suffix}")
+        blob = bytearray(good.read_bytes())
+        for _ in range(data.draw(st.integers(1, 8))):
+            blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+        cut = data.draw(st.integers(1, len(blob)))
+        path = Path(d) / f"m{suffix}"
         path.write_bytes(bytes(blob[:cut]))
+        _loads_or_refuses(path)
+
+
+@PROPERTY
+@given(metadata=st.dictionaries(st.sampled_from(["format", "version", "layers", "meta",
+                                                 "input_shape", "n_classes", "dtype"]),
+                                st.text(max_size=40), max_size=7))
+def test_any_safetensors_metadata_strings_are_refused_or_loaded(metadata, trained):
+    """Metadata strings that need not be JSON at all, over the good model's tensors."""
+    import safetensors.numpy
+    arrays = read_archive(trained / "model.safetensors")[1]
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "m.safetensors"
+        path.write_bytes(safetensors.numpy.save(arrays, metadata=metadata))
         _loads_or_refuses(path)
