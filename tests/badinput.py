@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import strategies as st
 
 from genrecnn.cli.main import main
 import safetensors.numpy
@@ -384,3 +385,12 @@ def safetensors_corpus(good: Path, folder: Path) -> dict[str, Path]:
         paths[f"st-{name}"] = sub / f"{name}.safetensors"
         paths[f"st-{name}"].write_bytes(blob)
     return paths
+
+
+def flipped_copy(data, src: Path, dst: Path) -> Path:
+    """``src`` with 1 to 8 bytes changed and cut short where Hypothesis ``data`` says."""
+    blob = bytearray(src.read_bytes())
+    for _ in range(data.draw(st.integers(1, 8))):
+        blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+    dst.write_bytes(bytes(blob[:data.draw(st.integers(1, len(blob)))]))
+    return dst

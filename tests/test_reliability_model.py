@@ -2,6 +2,7 @@
 string read as a model gives a model or one clear line (issue 11)."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import tempfile
@@ -14,10 +15,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from genrecnn.errors import ModelFileError
 from genrecnn.run.inference import load_inference_model
 from genrecnn.run.model_io import load_model, read_model_file
+from genrecnn.run.onnx_model import load_predictor
 
 pytest.register_assert_rewrite("badinput")   # its checks explain their failures
-from badinput import (_set, edit_model, model_corpus, one_error_line,  # noqa: E402
-                      read_archive, run_cli, write_archive)
+from badinput import (_set, edit_model, flipped_copy, model_corpus,  # noqa: E402
+                      one_error_line, read_archive, run_cli, write_archive)
 
 pytest_plugins = ["badinput"]           # fixtures npy_data, trained
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -65,7 +67,8 @@ def test_every_damaged_model_is_refused_or_resumed_by_train(corpus, capsys, tmp_
         out = tmp_path / name
         out.mkdir()
         if path.is_file():
-            shutil.copy(path, out / "model.npz")
+            shutil.copy(path, out / ("model.safetensors" if path.suffix == ".safetensors"
+                                     else "model.npz"))
         code, _, err = run_cli(["train", "--resume", "--out", out], capsys)
         if code:
             one_error_line(err)
@@ -131,6 +134,8 @@ FIELDS = [("format",), ("version",), ("layers",), ("input_shape",), ("dtype",), 
           ("meta", "feature_params"), ("meta", "feature_params", "sr"),
           ("meta", "feature_params", "hop_length"), ("meta", "norm"), ("meta", "windows")]
 SUFFIXES = [".safetensors", ".npz"]     # the model file and the old format
+# and an ONNX export, where onnxruntime is installed
+READERS = SUFFIXES + [".onnx"] * (importlib.util.find_spec("onnxruntime") is not None)
 PROPERTY = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -143,13 +148,14 @@ def _loads_or_refuses(path: Path) -> None:
 
 
 @PROPERTY
-@given(blob=st.binary(max_size=3000))
-def test_any_bytes_are_refused_with_one_line(blob):
+@given(blob=st.binary(max_size=3000), suffix=st.sampled_from(READERS))
+def test_any_bytes_are_refused_with_one_line(blob, suffix):
+    """Whatever the name says (a model file, the old format, an ONNX export)."""
     with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "m.npz"
+        path = Path(d) / f"m{suffix}"
         path.write_bytes(blob)
         with pytest.raises(ModelFileError) as err:
-            load_model(path)
+            load_predictor(path, "numpy", echo=lambda s: None)
         assert "\n" not in str(err.value)
 
 
@@ -174,13 +180,7 @@ def test_any_field_value_is_refused_or_loaded(field, value, suffix, trained):
 def test_flipped_bytes_are_refused_or_loaded(data, suffix, trained):
     with tempfile.TemporaryDirectory() as d:
         good = edit_model(trained / "model.safetensors", Path(d) / f"good{suffix}")
-        blob = bytearray(good.read_bytes())
-        for _ in range(data.draw(st.integers(1, 8))):
-            blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
-        cut = data.draw(st.integers(1, len(blob)))
-        path = Path(d) / f"m{suffix}"
-        path.write_bytes(bytes(blob[:cut]))
-        _loads_or_refuses(path)
+        _loads_or_refuses(flipped_copy(data, good, Path(d) / f"m{suffix}"))
 
 
 @PROPERTY
