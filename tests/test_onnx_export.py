@@ -123,6 +123,8 @@ def test_bad_onnx_files_are_one_clear_line(trained, npy_data, tmp_path, capsys):
         assert code == 2 and words in one_error_line(err), (path.name, err)
     with pytest.raises(ModelFileError):
         load_onnx_model(tmp_path / "foreign.onnx")
+    code, _, err = run_cli(["filters", good, clip, "--out", tmp_path / "f.png"], capsys)
+    assert code == 2 and "only predict runs" in one_error_line(err)
 
 
 def test_export_refuses_bad_models_and_names(trained, tmp_path, capsys):

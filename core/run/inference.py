@@ -89,6 +89,9 @@ def _meta_problem(meta: dict, n_classes: int) -> str | None:
 def load_inference_model(path: Path, backend_spec: str, echo=print) -> InferenceModel:
     """The model at ``path``, placed per ``backend_spec``, with its feature parameters,
     normaliser and class names checked."""
+    if Path(path).suffix == ".onnx":
+        raise ModelFileError(f"{path} is an ONNX export, which only predict runs; pass the "
+                             f"genrecnn model file it was exported from (model.safetensors)")
     net, meta, extra = load_model(path)
     if "class_names" not in meta or "feature_params" not in meta:
         raise ModelFileError(f"{path} lacks class names or feature parameters; use a model "
