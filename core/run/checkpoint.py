@@ -131,6 +131,4 @@ def load_checkpoint(path, placement=None, epochs: int | None = None):
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise ModelFileError(f"{path} has damaged training state ({str(exc)[:80]}); train "
                              f"afresh without --resume") from None
-    if note is not None and legacy_note(path):
-        note(legacy_note(path))
     return net, meta, extra, opt, selection
