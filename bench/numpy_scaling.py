@@ -16,7 +16,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from genrecnn.backends.numpy_backend import conv, parallel
-from genrecnn.backends.numpy_backend.backend import _gate_backward, _leaky_relu
+from genrecnn.backends.numpy_backend.sequence import _gate_backward, _leaky_relu
 
 
 def median_ms(fn, reps: int = 9) -> float:

@@ -1,6 +1,6 @@
 """The strong-CNN reference in PyTorch, on genrecnn's own data and partitions.
 
-Trains the 2-D CNN recipe of the accuracy issue (4 blocks of 3x3 conv + batch
+Trains the reference strong 2-D CNN recipe (4 blocks of 3x3 conv + batch
 norm + ReLU + 2x2 max pool, 32-64-128-256 channels, global mean/max/L2
 pooling, dropout, one linear layer; per-band standardisation; random time
 crops; AdamW with a one-cycle schedule; crop-averaged test) and variants of

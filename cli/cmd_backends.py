@@ -1,10 +1,20 @@
 """`genrecnn backends`: what is installed, what runs here, and why not."""
-import json
-
 import click
 
 from genrecnn.cli.options import json_option
 from genrecnn.engine.registry import registry
+from genrecnn.fsutil import json_text
+
+# what to install for a built-in backend whose library is missing (pyproject's extras)
+PIP_HINTS = {"cupy": "pip install 'genrecnn[cupy]'", "pycuda": "pip install 'genrecnn[pycuda]'"}
+
+
+def _reason(info) -> str:
+    """Why a backend is unavailable, with the pip command where a missing library is why."""
+    hint = PIP_HINTS.get(info.name)
+    if hint and "not installed" in info.reason and "pip install" not in info.reason:
+        return f"{info.reason} ({hint})"
+    return info.reason
 
 
 @click.command()
@@ -13,9 +23,9 @@ def backends(as_json):
     """List every backend plugin: device, dtypes, ops, and availability here."""
     infos = [registry().infos[n] for n in registry().names()]
     if as_json:
-        click.echo(json.dumps([i.as_dict() for i in infos], indent=2))
+        click.echo(json_text([i.as_dict() for i in infos]))
         return
     for i in infos:
-        state = "available" if i.available else f"unavailable: {i.reason}"
+        state = "available" if i.available else f"unavailable: {_reason(i)}"
         click.echo(f"{i.name:<10} {i.device:<5} {','.join(i.dtypes):<16} {state}")
         click.echo(f"{'':<10} ops: {', '.join(i.ops) or '-'}   (plugin {i.plugin})")

@@ -8,7 +8,6 @@ each single-backend placement (see :mod:`genrecnn.run.bench_job`).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -18,6 +17,7 @@ from genrecnn.engine import bench
 from genrecnn.engine.capability import UPDATE_OPS
 from genrecnn.engine.layers import KINDS
 from genrecnn.engine.ops import DTYPES
+from genrecnn.fsutil import json_text
 from genrecnn.errors import GenrecnnError
 
 DEFAULT_SIZES = "5:20:3"
@@ -91,7 +91,7 @@ def bench_cmd(backend_names, arch, batch_size, mels, frames, sizes, layers_spec,
         result = bench_job.compare_auto(backends, arch or "small", batch_size, mels, frames,
                                         dtype, optimizer, reps, out, say)
         if as_json:
-            click.echo(json.dumps(result, indent=2))
+            click.echo(json_text(result))
         return
     bar = tqdm(desc="bench", unit="meas", leave=False, disable=None)
 
@@ -107,8 +107,7 @@ def bench_cmd(backend_names, arch, batch_size, mels, frames, sizes, layers_spec,
     finally:
         bar.close()
     if as_json:
-        click.echo(json.dumps({k: result[k] for k in ("layers", "transfers", "skipped", "files")},
-                              indent=2))
+        click.echo(json_text({k: result[k] for k in ("layers", "transfers", "skipped", "files")}))
         return
     for line in bench_job.table_layers(result["layers"], result["key"]):
         say(line)

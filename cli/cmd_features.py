@@ -2,6 +2,8 @@
 
 Training and evaluation read features from the same cache, so running this
 once (in parallel, with a progress bar) makes every later run start at once.
+Since caching is the point, a cache that stopped accepting entries (a full
+disk) ends the command with an error naming how many were not kept.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from genrecnn.fsutil import json_text
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
               help="Feature cache folder (default $GENRECNN_CACHE or ~/.cache/genrecnn).")
 @click.option("--jobs", "-j", default=None, type=int,
-              help="Worker processes (default: the number of CPU cores).")
+              help="Worker processes (default and most: the CPU cores this process may use).")
 @click.option("--strict", is_flag=True, help="Fail on the first unusable file instead of "
               "skipping it.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
@@ -31,11 +33,16 @@ def features(data, genres, cache_dir, jobs, strict, as_json, quiet):
     Prints clips per second, cache hits and the files that were skipped (with
     why). A second run reads the cache.
     """
-    from genrecnn.music.loading import load_dataset
     from genrecnn.music.features import FeatureCache
+    from genrecnn.music.loading import load_dataset
+    from genrecnn.music.workers import usable_cores
 
     if jobs is not None and jobs < 1:
         raise DataError(f"--jobs {jobs}: give at least 1 worker process")
+    if jobs is not None and jobs > usable_cores():
+        click.echo(f"note: --jobs {jobs}: this process may use {usable_cores()} core(s); "
+                   f"using {usable_cores()} worker(s)", err=True)
+        jobs = usable_cores()
     cache = FeatureCache(cache_dir)
     cache.check_writable()        # caching is the point: refuse a folder that would hold nothing
     start = time.perf_counter()
@@ -48,15 +55,27 @@ def features(data, genres, cache_dir, jobs, strict, as_json, quiet):
         "frames": int(ds.x.shape[2]), "n_mels": int(ds.x.shape[1]), "seconds": round(seconds, 3),
         "clips_per_s": round(n_files / seconds, 2) if seconds > 0 else None,
         "cache_dir": str(cache.root), "cache_hits": cache.hits, "cache_misses": cache.misses,
+        "cache_repaired": cache.repaired, "cache_unwritten": cache.unwritten,
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
     }
     if as_json:
         click.echo(json_text(summary))
-        return
+    else:
+        _report(ds, cache, n_files, seconds, summary["clips_per_s"])
+    if cache.unwritten:
+        raise DataError(f"{cache.unwritten} of {cache.misses} computed clip(s) were not cached "
+                        f"in {cache.root} ({cache.write_error}); free space there or pass "
+                        f"another --cache-dir, then run features again")
+
+
+def _report(ds, cache, n_files: int, seconds: float, rate) -> None:
     click.echo(f"{len(ds.clip_ids)} clips of {len(ds.class_names)} genres "
                f"({', '.join(ds.class_names)}) -> {ds.x.shape[1]} x {ds.x.shape[2]} features")
-    click.echo(f"{n_files} files in {seconds:.1f} s ({summary['clips_per_s']} clips/s); cache "
+    click.echo(f"{n_files} files in {seconds:.1f} s ({rate} clips/s); cache "
                f"{cache.root}: {cache.hits} hits, {cache.misses} computed")
+    if cache.repaired:
+        click.echo(f"note: {cache.repaired} cache entr{'ies' if cache.repaired != 1 else 'y'} "
+                   f"failed the checksum (damaged or replaced); recomputed")
     if ds.skipped:
         click.echo(f"skipped {len(ds.skipped)} file{'s' if len(ds.skipped) != 1 else ''}:")
         for path, reason in ds.skipped:

@@ -2,8 +2,10 @@
 
 Draws a clip's log-mel spectrogram above the outputs of chosen first-layer
 filters over time. The outputs come from the first layer's own forward pass on
-its backend, run over the whole clip, on the input the network sees
-(normalised as in training).
+its backend, on the input the network sees (normalised as in training), over
+at most the clip's first minute: memory stays bounded on long input, and a
+longer plot could not be read. Audio is drawn on a time axis; an image or
+array has no sample rate, so it is drawn by frame.
 """
 from __future__ import annotations
 
@@ -13,6 +15,9 @@ import click
 
 from genrecnn.cli.options import backend_option
 from genrecnn.errors import ModelFileError
+
+# the most of a clip that is drawn (and run through the first layer)
+DRAWN_SECONDS = 60
 
 
 @click.command()
@@ -26,6 +31,7 @@ from genrecnn.errors import ModelFileError
 def filters(model, file, filters_text, out, backend_spec):
     """Spectrogram of FILE beside chosen first-layer filter outputs of MODEL over time."""
     from genrecnn.music.features import FeatureCache, load_features
+    from genrecnn.music.input_kinds import check_input_kind, kind_of
     from genrecnn.run.inference import first_layer_outputs, load_inference_model, parse_filters
     from genrecnn.run.plots import filter_outputs
 
@@ -36,9 +42,24 @@ def filters(model, file, filters_text, out, backend_spec):
                              f"convolution; filters needs a network that starts with one")
     chosen = parse_filters(filters_text, net.layers[0].filters)
     spec = load_features(file, m.params, cache=FeatureCache())
+    check_input_kind(m.input_kind, file)
+    spec = _first_minute(spec, m.params)
     x = m.normalizer.transform(spec) if m.normalizer is not None else spec
     outputs = first_layer_outputs(net, x)[chosen]
-    filter_outputs(spec, outputs, chosen, out, m.params.hop_length / m.params.sr,
-                   title=f"{file.name}: first-layer filters {', '.join(map(str, chosen))}")
+    audio = kind_of(file) == "audio"
+    filter_outputs(spec, outputs, chosen, out,
+                   m.params.hop_length / m.params.sr if audio else 1.0,
+                   title=f"{file.name}: first-layer filters {', '.join(map(str, chosen))}",
+                   time_label="time (s)" if audio else "frame (an image or array has no "
+                                                       "sample rate)")
     click.echo(f"wrote {out} ({spec.shape[1]} frames, filters {', '.join(map(str, chosen))} "
                f"on {net.backend_names[0]})")
+
+
+def _first_minute(spec, params):
+    """The first ``DRAWN_SECONDS`` of a clip's features, with a note when it was longer."""
+    most = params.frames_for(DRAWN_SECONDS * params.sr)
+    if spec.shape[1] > most:
+        click.echo(f"note: drawing the first {most} of {spec.shape[1]} frames (the first "
+                   f"{DRAWN_SECONDS} s of audio)", err=True)
+    return spec[:, :most]

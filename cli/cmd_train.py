@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from genrecnn.cli.options import (FRACTION, FRACTION0, data_options, explicit_options,
-                                  fit_options, json_option, report_skipped)
+                                  fit_options, json_option)
 from genrecnn.fsutil import json_text
 
 
@@ -29,6 +29,7 @@ from genrecnn.fsutil import json_text
 @click.option("--split", "split_dir", type=click.Path(path_type=Path),
               help="Folder with train.txt/valid.txt/test.txt clip ids (overrides fractions).")
 @click.option("--dry-run", is_flag=True, help="Print the placement plan and exit.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @json_option
 @click.pass_context
 def train(ctx, **opts):
@@ -36,14 +37,28 @@ def train(ctx, **opts):
     from genrecnn.run.options import RunOptions
     from genrecnn.run.train_job import run_train
 
-    as_json = opts.pop("as_json")
+    as_json, quiet = opts.pop("as_json"), opts.pop("quiet")
     echo = (lambda s: click.echo(s, err=True)) if as_json else click.echo
     job = {k: opts.pop(k) for k in ("resume", "force", "dry_run")}
     out = opts.pop("out")
-    metrics = run_train(RunOptions(**opts), out, explicit=explicit_options(ctx), echo=echo,
-                        progress=None if not as_json else False, **job)
+    try:
+        metrics = run_train(RunOptions(**opts), out, explicit=explicit_options(ctx), echo=echo,
+                            progress=False if as_json or quiet else None, **job)
+    except KeyboardInterrupt:
+        _say_what_was_kept(out)
+        raise
     if metrics is None:
         return
-    report_skipped([(s["path"], s["reason"]) for s in metrics["skipped"]], echo)
     if as_json:
         click.echo(json_text(metrics))
+
+
+def _say_what_was_kept(out: Path) -> None:
+    """On Ctrl-C: name the checkpoint a later run can continue from, if there is one."""
+    from genrecnn.run.model_io import stored_model
+
+    if stored_model(out).exists():
+        click.echo(f"interrupted: {stored_model(out)} keeps the last finished epoch; continue "
+                   f"with the same command plus --resume (and --out {out})", err=True)
+    else:
+        click.echo("interrupted before the first epoch ended: nothing was kept", err=True)

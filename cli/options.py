@@ -23,6 +23,22 @@ def _finite(ctx, param, value):
     return value
 
 
+SEED_MAX = 2 ** 32 - 1
+
+
+def _seed(ctx, param, value):
+    """A seed NumPy's generators take (a negative one ended in a 42-line traceback)."""
+    if value is not None and not 0 <= value <= SEED_MAX:
+        raise click.BadParameter(f"{value} is not a seed; give a whole number from 0 to "
+                                 f"{SEED_MAX} (the same seed repeats a run)")
+    return value
+
+
+def _architectures() -> str:
+    from genrecnn.engine.architectures import named_architectures
+    return ", ".join(named_architectures())
+
+
 def _stack(options):
     def deco(f):
         for option in reversed(options):
@@ -68,8 +84,8 @@ fit_options = _stack([
                  help=f"Settings chosen together (default: {DEFAULT_RECIPE} for a DATA folder, "
                       f"{SYNTHETIC_RECIPE} for the synthetic default); the options below "
                       f"override single settings of it."),
-    click.option("--arch", help="Architecture name (small, cangea2016, wide, cnn2d) or a "
-                                ".toml/.json file."),
+    click.option("--arch", help=f"Architecture name ({_architectures()}) or a .toml/.json "
+                                f"file."),
     click.option("--epochs", type=click.IntRange(min=1)),
     click.option("--batch-size", type=click.IntRange(min=1)),
     click.option("--lr", type=click.FloatRange(0, min_open=True), callback=_finite,
@@ -94,7 +110,7 @@ fit_options = _stack([
     click.option("--select", type=click.Choice(SELECTIONS),
                  help="valid: keep the epoch with the best validation accuracy, where there "
                       "is a validation part; last: the last epoch."),
-    click.option("--seed", type=int),
+    click.option("--seed", type=int, callback=_seed, help=f"0 to {SEED_MAX}."),
     click.option("--vote", type=click.Choice(VOTES), default="mean", show_default=True,
                  help="How windows decide their clip."),
     click.option("--graphs/--no-graphs", default=True, show_default=True,
@@ -119,7 +135,6 @@ def explicit_options(ctx: click.Context) -> set[str]:
 
 def report_skipped(skipped, echo) -> None:
     """List the (path, reason) pairs of files a command left out."""
-    if skipped:
-        echo(f"skipped {len(skipped)} unreadable file(s):")
-        for path, reason in skipped:
-            echo(f"  {path}: {reason}")
+    from genrecnn.music.loading import skipped_lines
+    for line in skipped_lines(skipped):
+        echo(line)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import socket
 import stat
@@ -73,8 +74,11 @@ def atomic_write_text(path, text: str) -> None:
 
 
 def _finite(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
+    """``obj`` with NaN and infinities as None, and NumPy scalars as Python numbers."""
+    if isinstance(obj, numbers.Integral) and not isinstance(obj, bool):
+        return int(obj)
+    if isinstance(obj, numbers.Real) and not isinstance(obj, bool):
+        return float(obj) if math.isfinite(obj) else None
     if isinstance(obj, dict):
         return {k: _finite(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

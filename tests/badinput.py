@@ -8,8 +8,7 @@
 - :func:`run_cli`: one CLI call that must end in a result or one clear error line, never a
   traceback (an escaping exception fails the test) and never a hang (SIGALRM).
 
-The fixtures ``npy_data``, ``trained`` and ``own_cache`` reach the reliability test modules
-through their ``pytest_plugins``.
+The fixtures built on these (``npy_data``, ``trained``, ``own_cache``) are in ``conftest.py``.
 """
 from __future__ import annotations
 
@@ -23,14 +22,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import pytest
+import safetensors.numpy
 import soundfile as sf
 from hypothesis import strategies as st
-
-from genrecnn.cli.main import main
-import safetensors.numpy
 from safetensors import safe_open
 
+from genrecnn.cli.main import main
 from genrecnn.run.npz_model import HEADER
 
 N_MELS, FRAMES = 128, 40
@@ -54,26 +51,6 @@ def write_npy_genres(root: Path, n: int = 6) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def npy_data(tmp_path_factory):
-    return write_npy_genres(tmp_path_factory.mktemp("npydata"))
-
-
-@pytest.fixture(scope="session")
-def trained(npy_data, tmp_path_factory):
-    """OUT folder of a 2-epoch run on ``npy_data`` (input 128 x 40, no windows)."""
-    out = tmp_path_factory.mktemp("run") / "out"
-    assert main(["train", str(npy_data), "--epochs", "2", "--out", str(out),
-                 "--test-fraction", "0.34", "--json"]) == 0
-    return out
-
-
-@pytest.fixture
-def own_cache(tmp_path, monkeypatch):
-    """A feature cache of the test's own (not the user's ~/.cache)."""
-    monkeypatch.setenv("GENRECNN_CACHE", str(tmp_path / "cache"))
-
-
 @contextmanager
 def no_hang(seconds: int = HANG_SECONDS):
     """Fail (TimeoutError) instead of hanging, e.g. on a FIFO opened for reading."""
@@ -88,10 +65,11 @@ def no_hang(seconds: int = HANG_SECONDS):
         signal.signal(signal.SIGALRM, old)
 
 
-def run_cli(argv, capsys) -> tuple[int, str, str]:
+def run_cli(argv, capsys, seconds: int = HANG_SECONDS) -> tuple[int, str, str]:
     """(exit status, stdout, stderr) of one CLI call, checked for the reliability contract:
-    status 0, or non-zero with exactly one ``error:`` line when it is a single error."""
-    with no_hang():
+    status 0, or non-zero with exactly one ``error:`` line when it is a single error; a
+    call running over ``seconds`` is a hang."""
+    with no_hang(seconds):
         code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     assert "Traceback" not in err, err

@@ -1,6 +1,7 @@
 """The layout's rules, checked on the source: no import circles among genrecnn's
 modules (imports inside functions included), the engine never imports the music
-side or the application, nothing imports the CLI, and no module over 450 lines."""
+side or the application, nothing imports the CLI, no module over 400 lines, no
+function over 60, and every CUDA source file in one place only."""
 import ast
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"genrecnn": ROOT / "core", "genrecnn.backends": ROOT / "backends",
            "genrecnn.cli": ROOT / "cli"}
-MAX_LINES = 450
+MAX_LINES = 400            # a module
+MAX_FUNCTION_LINES = 60    # a function or method, from its ``def`` to its last line
 
 
 def _modules() -> dict[str, Path]:
@@ -55,6 +57,13 @@ def graph():
     return {name: _imports(name, path, set(mods)) for name, path in mods.items()}
 
 
+def test_the_layout_is_found(graph):
+    """The rules below would pass vacuously on an empty or partial module list."""
+    assert {"genrecnn.engine.network", "genrecnn.backends.numpy_backend",
+            "genrecnn.cli.main"} <= set(graph)
+    assert graph["genrecnn.engine.network"], "imports are not being read"
+
+
 def test_no_import_circles(graph):
     state, stack = {}, []
 
@@ -84,7 +93,75 @@ def test_the_engine_knows_nothing_of_music_or_the_job(graph):
     assert not into_cli, into_cli
 
 
-def test_no_module_is_over_450_lines():
+def test_no_module_is_over_the_line_limit():
     long = {str(p.relative_to(ROOT)): n for p in _modules().values()
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
-    assert not long, long
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def long_functions(path: Path, limit: int = MAX_FUNCTION_LINES) -> dict[str, int]:
+    """{qualified name: lines} of the functions and methods in ``path`` over ``limit``."""
+    found = {}
+
+    def visit(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}{child.name}"
+                if not isinstance(child, ast.ClassDef):
+                    lines = child.end_lineno - child.lineno + 1
+                    if lines > limit:
+                        found[name] = lines
+                visit(child, name + ".")
+            else:
+                visit(child, prefix)
+
+    visit(ast.parse(path.read_text()), "")
+    return found
+
+
+def test_no_function_is_over_the_line_limit():
+    long = {f"{p.relative_to(ROOT)}:{name}": n for p in _modules().values()
+            for name, n in long_functions(p).items()}
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def _function(name: str, lines: int, indent: str = "") -> str:
+    body = "".join(f"{indent}    x{i} = {i}\n" for i in range(lines - 1))
+    return f"{indent}def {name}():\n{body}"
+
+
+def test_the_function_limit_counts_nested_functions_and_methods(tmp_path):
+    n = MAX_FUNCTION_LINES
+    src = tmp_path / "m.py"
+    src.write_text("class A:\n" + _function("m", n + 1, "    ") + _function("at_limit", n)
+                   + "def outer():\n" + _function("inner", n + 1, "    "))
+    assert long_functions(src) == {"A.m": n + 1, "outer": n + 2, "outer.inner": n + 1}
+
+
+def cu_files_by_name(root: Path) -> dict[str, list[str]]:
+    """{file name: [paths]} of every .cu file in the repository (virtual envs, build
+    output and git's own folder aside)."""
+    skip = {".git", ".venv", "build", "dist", "node_modules"}
+    found: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("*.cu")):
+        rel = path.relative_to(root)
+        if not skip & set(rel.parts) and not any(p.endswith(".egg-info") for p in rel.parts):
+            found.setdefault(path.name, []).append(str(rel))
+    return found
+
+
+def test_every_cuda_file_name_is_in_one_place():
+    """Both GPU backends launch the same kernels: one copy of each .cu file, not two that
+    drift apart."""
+    twice = {n: paths for n, paths in cu_files_by_name(ROOT).items() if len(paths) > 1}
+    assert cu_files_by_name(ROOT), "no .cu files found: the repository root is wrong"
+    assert not twice, f".cu files under one name in several places: {twice}"
+
+
+def test_the_cuda_file_check_sees_copies(tmp_path):
+    for folder in ("a", "b", ".venv"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "pool.cu").write_text("")
+    (tmp_path / "a" / "conv.cu").write_text("")
+    assert cu_files_by_name(tmp_path) == {"conv.cu": ["a/conv.cu"],
+                                          "pool.cu": ["a/pool.cu", "b/pool.cu"]}

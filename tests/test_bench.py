@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import csv
-import json
 import time
 
 import numpy as np
 import pytest
 
-from genrecnn.engine import bench
+from genrecnn.engine import bench, sweeps
 from genrecnn.backends.numpy_backend.backend import NumpyBackend
-from genrecnn.cli.main import main
 from genrecnn.errors import GenrecnnError
 from genrecnn.engine.layers import KINDS, LAYER_TYPES
 from genrecnn.engine.registry import registry
+from badinput import run_cli
 
 
 class CountingSync(NumpyBackend):
@@ -58,7 +57,7 @@ def test_time_call_warms_up_repeats_and_stops_at_the_budget():
 @pytest.mark.parametrize("kind", KINDS)
 def test_measure_layer_times_every_kind_with_syncs(kind):
     be = CountingSync()
-    cfg, shape, batch = bench.sweep_case(kind, 2 ** 10)
+    cfg, shape, batch = sweeps.sweep_case(kind, 2 ** 10)
     t = bench.measure_layer(be, cfg, shape, batch, "float32", optimizer="adam", reps=2)
     assert t.backend == "counting" and t.forward.reps == 2 and t.backward.reps == 2
     assert (t.update is not None) == (kind in ("conv", "fc", "norm"))
@@ -74,7 +73,7 @@ class SlowBackward(NumpyBackend):
 
 
 def test_measure_layer_stops_where_forward_or_backward_passes_the_bound():
-    cfg, shape, batch = bench.sweep_case("conv", 2 ** 10)
+    cfg, shape, batch = sweeps.sweep_case("conv", 2 ** 10)
     fast = bench.measure_layer(NumpyBackend(), cfg, shape, batch, "float32", optimizer="adam",
                                reps=2, abandon_after=0.04)
     assert not fast.pruned and fast.update is not None
@@ -92,46 +91,40 @@ def test_measure_transfer_host_and_between_backends():
     assert b.syncs > 0
     with pytest.raises(GenrecnnError):
         bench.measure_transfer(None, None, (4,), "float32")
-    pairs = bench.transfer_pairs([a, b])
+    pairs = sweeps.transfer_pairs([a, b])
     assert len(pairs) == 6 and (None, None) not in pairs
 
 
 def test_sweep_cases_and_size_parsing():
     for kind in KINDS:
         for k in (5, 12, 20):
-            cfg, shape, batch = bench.sweep_case(kind, 2 ** k)
+            cfg, shape, batch = sweeps.sweep_case(kind, 2 ** k)
             elements = batch * int(np.prod(shape))
             assert 0.6 * 2 ** k <= elements <= 2 ** k and LAYER_TYPES[cfg["type"]].kind == kind
-    assert bench.parse_sizes("5:8") == [32, 64, 128, 256]
-    assert bench.parse_sizes("5:24:6") == [2 ** 5, 2 ** 11, 2 ** 17, 2 ** 23]
-    assert bench.parse_sizes("10,12") == [1024, 4096]
+    assert sweeps.parse_sizes("5:8") == [32, 64, 128, 256]
+    assert sweeps.parse_sizes("5:24:6") == [2 ** 5, 2 ** 11, 2 ** 17, 2 ** 23]
+    assert sweeps.parse_sizes("10,12") == [1024, 4096]
     for bad in ("x", "3:8", "5:40", "8:5", "5:9:0"):
         with pytest.raises(GenrecnnError, match="size"):
-            bench.parse_sizes(bad)
+            sweeps.parse_sizes(bad)
 
 
 def test_sweep_skips_backends_without_the_op():
-    rows = bench.sweep_layers([NumpyBackend(), NoConv()], ["conv", "act"], [64, 256], "float32",
+    rows = sweeps.sweep_layers([NumpyBackend(), NoConv()], ["conv", "act"], [64, 256], "float32",
                               reps=1)
     assert {(r["kind"], r["backend"]) for r in rows} == {
         ("conv", "numpy"), ("act", "numpy"), ("act", "noconv")}
     assert {r["phase"] for r in rows} == {"forward", "backward"}
-    limits = bench.SweepLimits(max_call_s=0.0)          # everything counts as too slow
-    rows = bench.sweep_layers([NumpyBackend()], ["act"], [64, 256, 1024], "float32", reps=1,
+    limits = sweeps.SweepLimits(max_call_s=0.0)          # everything counts as too slow
+    rows = sweeps.sweep_layers([NumpyBackend()], ["act"], [64, 256, 1024], "float32", reps=1,
                               limits=limits)
     assert {r["elements"] for r in rows} == {64} and limits.skipped
 
 
-def _run(capsys, *argv):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_bench_sweep_writes_csv_and_png(tmp_path, capsys):
     out = tmp_path / "b"
-    code, text, err = _run(capsys, "bench", "--backends", "numpy", "--sizes", "5:9:2",
-                           "--layers", "conv,fc", "--reps", "1", "--out", str(out))
+    code, text, err = run_cli(["bench", "--backends", "numpy", "--sizes", "5:9:2",
+                               "--layers", "conv,fc", "--reps", "1", "--out", str(out)], capsys)
     assert code == 0, err
     assert "conv" in text and "numpy -> host" in text
     with open(out / "layers.csv") as fh:
@@ -143,21 +136,21 @@ def test_bench_sweep_writes_csv_and_png(tmp_path, capsys):
     assert (out / "transfers.csv").stat().st_size > 0
 
 
-def test_bench_arch_json_and_errors(tmp_path, capsys):
-    code, text, err = _run(capsys, "bench", "--backends", "numpy", "--arch", "small",
-                           "--mels", "16", "--frames", "64", "--batch-size", "4", "--reps", "1",
-                           "--out", str(tmp_path), "--json")
+def test_bench_arch_json_and_errors(tmp_path, capsys, strict_json):
+    code, text, err = run_cli(["bench", "--backends", "numpy", "--arch", "small",
+                               "--mels", "16", "--frames", "64", "--batch-size", "4", "--reps", "1",
+                               "--out", str(tmp_path), "--json"], capsys)
     assert code == 0, err
-    data = json.loads(text)
+    data = strict_json(text)
     layers = {r["layer"] for r in data["layers"]}
     assert {"conv1", "fc1", "softmax"} <= layers
     assert any(r["phase"] == "update" and r["layer"] == "conv1" for r in data["layers"])
     assert (tmp_path / "arch_layers.png").exists()
-    code, _, err = _run(capsys, "bench", "--layers", "conv,bogus")
+    code, _, err = run_cli(["bench", "--layers", "conv,bogus"], capsys)
     assert code == 2 and err.startswith("error:") and "bogus" in err
-    code, _, err = _run(capsys, "bench", "--backends", "nosuch")
+    code, _, err = run_cli(["bench", "--backends", "nosuch"], capsys)
     assert code == 2 and "nosuch" in err and len(err.strip().splitlines()) == 1
-    code, _, err = _run(capsys, "bench", "--sizes", "1:3")
+    code, _, err = run_cli(["bench", "--sizes", "1:3"], capsys)
     assert code == 2 and "size" in err
 
 
@@ -167,9 +160,9 @@ def test_bench_compare_auto_small_run(tmp_path, capsys, monkeypatch, backends):
         pytest.skip("genrecnn-example-backend not installed: "
                     "pip install -e examples/genrecnn-example-backend")
     monkeypatch.setenv("GENRECNN_CACHE", str(tmp_path / "cache"))
-    code, text, err = _run(capsys, "bench", "--compare-auto", "--backends", backends,
-                           "--arch", "small", "--mels", "16", "--frames", "64",
-                           "--batch-size", "4", "--reps", "2", "--out", str(tmp_path))
+    code, text, err = run_cli(["bench", "--compare-auto", "--backends", backends,
+                               "--arch", "small", "--mels", "16", "--frames", "64",
+                               "--batch-size", "4", "--reps", "2", "--out", str(tmp_path)], capsys)
     assert code == 0, err
     with open(tmp_path / "compare_auto.csv") as fh:
         rows = [r["placement"] for r in csv.DictReader(fh)]

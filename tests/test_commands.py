@@ -2,47 +2,26 @@
 
 Every bad input must end in one `error: ...` line and a non-zero exit.
 """
-import json
 
 import numpy as np
 import pytest
 
-from genrecnn.cli.main import main
-
-pytest.register_assert_rewrite("badinput")   # its checks explain their failures
-from badinput import FRAMES, N_MELS, one_error_line, write_npy_clip  # noqa: E402
-
-pytest_plugins = ["badinput"]           # fixture npy_data: two separable genres of 6 clips
+from badinput import FRAMES, N_MELS, one_error_line, run_cli as run, write_npy_clip
 
 
-def run(argv, capsys):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture(scope="module")
-def trained(npy_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    code = main(["train", str(npy_data), "--epochs", "3", "--out", str(out), "--test-fraction",
-                 "0.34", "--json"])
-    assert code == 0
-    return out
-
-
-def test_train_writes_model_metrics_and_plots(trained):
-    m = json.loads((trained / "metrics.json").read_text())
+def test_train_writes_model_metrics_and_plots(trained, strict_json):
+    m = strict_json((trained / "metrics.json").read_text())
     assert m["class_names"] == ["high", "low"]
-    assert m["epochs_done"] == 3 and len(m["history"]) == 3
+    assert m["epochs_done"] == 2 and len(m["history"]) == 2
     assert m["test_clip_acc"] == 1.0 and m["test_clips"] == 4
     for name in ("model.safetensors", "learning_curve.png", "confusion_matrix.png"):
         assert (trained / name).stat().st_size > 1000
 
 
-def test_json_output_is_the_metrics(npy_data, tmp_path, capsys):
+def test_json_output_is_the_metrics(npy_data, tmp_path, capsys, strict_json):
     code, out, err = run(["train", npy_data, "--epochs", "1", "--out", tmp_path, "--json"], capsys)
     assert code == 0
-    assert json.loads(out)["epochs_done"] == 1
+    assert strict_json(out)["epochs_done"] == 1
     assert "epoch   1" in err
 
 
@@ -92,22 +71,22 @@ def test_dry_run_prints_plan_and_writes_nothing(npy_data, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
-def test_predict_top_k_json(trained, npy_data, capsys):
+def test_predict_top_k_json(trained, npy_data, capsys, strict_json):
     f = npy_data / "high" / "high.00000.npy"
     code, out, _ = run(["predict", trained / "model.safetensors", f, "--top", "2", "--json"], capsys)
     assert code == 0
-    (res,) = json.loads(out)
+    (res,) = strict_json(out)
     assert [g["genre"] for g in res["top"]][0] == "high"
     assert sum(g["probability"] for g in res["top"]) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_predict_windows_long_clips(trained, tmp_path, capsys):
+def test_predict_windows_long_clips(trained, tmp_path, capsys, strict_json):
     long = np.random.default_rng(2).uniform(0, 0.3, (N_MELS, 3 * FRAMES)).astype(np.float32)
     long[N_MELS // 2:] += 0.6
     np.save(tmp_path / "long.npy", long)
     code, out, _ = run(["predict", trained / "model.safetensors", tmp_path / "long.npy", "--json"], capsys)
     assert code == 0
-    (res,) = json.loads(out)
+    (res,) = strict_json(out)
     assert res["windows"] == 5 and res["top"][0]["genre"] == "high"
 
 
@@ -130,18 +109,18 @@ def test_filters_outputs_come_from_the_backend_op(trained):
     np.testing.assert_allclose(y[:, 5, 7], ref, rtol=1e-4, atol=1e-4)
 
 
-def test_evaluate_json_with_baseline(npy_data, tmp_path, capsys):
+def test_evaluate_json_with_baseline(npy_data, tmp_path, capsys, strict_json):
     code, out, _ = run(["evaluate", npy_data, "--repeats", "2", "--test-fraction", "0.34",
                         "--epochs", "2", "--json", "--out", tmp_path / "cm.png"], capsys)
     assert code == 0
-    rep = json.loads(out)
+    rep = strict_json(out)
     assert rep["partitions"] == 2 and rep["network"]["test_clips"] == [4, 4]
     assert rep["network"]["accuracy"] >= 0.75 and rep["baseline"]["accuracy"] >= 0.75
     assert rep["combined"]["test_clips"] == [4, 4] and rep["combined"]["accuracy"] >= 0.75
     assert (tmp_path / "cm.png").stat().st_size > 1000
 
 
-def test_evaluate_with_split_dir(npy_data, tmp_path, capsys):
+def test_evaluate_with_split_dir(npy_data, tmp_path, capsys, strict_json):
     split = tmp_path / "split"
     split.mkdir()
     (split / "train.txt").write_text("".join(f"{g}/{g}.{i:05d}\n" for g in ("high", "low")
@@ -150,7 +129,7 @@ def test_evaluate_with_split_dir(npy_data, tmp_path, capsys):
     code, out, _ = run(["evaluate", npy_data, "--split", split, "--epochs", "2", "--json",
                         "--no-baseline", "--out", tmp_path / "cm.png"], capsys)
     assert code == 0
-    rep = json.loads(out)
+    rep = strict_json(out)
     assert rep["protocol"] == "split" and rep["partitions"] == 1
     assert rep["network"]["test_clips"] == [2] and rep["baseline"] is None
     assert rep["combined"] is None
@@ -255,8 +234,9 @@ def test_unreadable_files_are_skipped_and_listed(npy_data, tmp_path, capsys):
     (data / "low" / "broken.wav").write_bytes(b"RIFF\x00\x00not really a wave file")
     code, out, _ = run(["train", data, "--epochs", "1", "--out", tmp_path / "o"], capsys)
     assert code == 0
-    tail = out.splitlines()[-2:]
+    tail = out.splitlines()[-4:]        # the skipped files, then the summary ("wrote ..." last)
     assert tail[0].startswith("skipped 1 unreadable file(s)") and "broken.wav" in tail[1]
+    assert tail[3].startswith("wrote ")
     code, _, err = run(["train", data, "--epochs", "1", "--strict", "--out", tmp_path / "o2"],
                        capsys)
     assert code == 2 and "broken.wav" in one_error_line(err)

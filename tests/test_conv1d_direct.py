@@ -12,7 +12,7 @@ import pytest
 
 from genrecnn.backends.cupy_backend import CupyBackend
 from genrecnn.backends.pycuda_backend import PycudaBackend
-from genrecnn.backends.pycuda_backend import grids as G
+from genrecnn.backends.cuda_kernels import grids as G
 from genrecnn.conformance import reference as ref
 
 

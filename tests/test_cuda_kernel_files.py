@@ -1,41 +1,54 @@
-"""The kernel files both CUDA backends share, checked where there is no GPU: each compiles
-(with nvcc, when it is on PATH) as PyCUDA's loader and as CuPy's assemble it, for float
-and double, and the launch geometry keeps the contract's rules (the dropout mask, every
-example in one channel block)."""
+"""The kernel files both CUDA backends run (:mod:`genrecnn.backends.cuda_kernels`), checked
+where there is no GPU: each compiles (with nvcc, when it is on PATH) as the one loader
+assembles it, with the options PyCUDA's and CuPy's builds use, for float and double, and
+the launch geometry keeps the contract's rules (the dropout mask, every example in one
+channel block)."""
 from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from genrecnn.backends.cuda_kernels import grids as G
+from genrecnn.backends.cuda_kernels.loader import kernel_files, kernel_source
 from genrecnn.backends.cupy_backend import CupyBackend
-from genrecnn.backends.cupy_backend.cufiles import source as cupy_source
-from genrecnn.backends.pycuda_backend import grids as G
 from genrecnn.backends.pycuda_backend.backend import PycudaBackend
-from genrecnn.backends.pycuda_backend.kernels import kernel_source
 from genrecnn.engine.ops import OP_NAMES
 from genrecnn.engine.ops.maps import GOLDEN, lowbias32
 
 NVCC = shutil.which("nvcc")
-CONSTS = {"conv2d_c1.cu": {"KH": 3, "KW": 3}, "conv1d_direct.cu": {"KW": 4, "DW_C": 32}}
+# Compile-time constants a file needs (conv2d_c1.cu: KH, KW; gemm.cu: a tiling and KW).
+CONSTS = {"conv2d_c1.cu": {"KH": 3, "KW": 3}, "conv1d_direct.cu": {"KW": 4, "DW_C": 32},
+          "gemm.cu": {"BM": 64, "BN": 64, "BK": 16, "TM": 4, "TN": 4, "KW": 3},
+          "elementwise.cu": {"ACT": 1}}
+# The options each backend's build passes (PyCUDA: SourceModule's defaults; CuPy: the
+# RawModule options of loader.cupy_module).
+NVCC_FLAGS = {"pycuda": [], "cupy": ["--std=c++14"]}
+
+
+def test_every_kernel_file_lives_in_the_one_package():
+    files = kernel_files()
+    assert "updates.cu" in files and "pool.cu" in files and len(files) == len(set(files))
+    for backend in ("pycuda_backend", "cupy_backend"):
+        folder = Path(__file__).resolve().parents[1] / "backends" / backend
+        assert not list(folder.glob("*.cu")), f"{backend} keeps its own .cu files"
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc not on PATH")
 @pytest.mark.parametrize("loader", ["pycuda", "cupy"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("file", G.SHARED_FILES)
-def test_shared_kernel_file_compiles(tmp_path, file, dtype, loader):
-    consts = CONSTS.get(file, {})
-    if loader == "pycuda":
-        text = kernel_source(file, dtype, consts)
-    else:
-        text = cupy_source(file, dtype, tuple(sorted(consts.items())))
+@pytest.mark.parametrize("file", kernel_files())
+def test_kernel_file_compiles(tmp_path, file, dtype, loader):
+    text = kernel_source(file, dtype, CONSTS.get(file, {}))
+    if loader == "cupy":      # NVRTC has no system include path: no file may include one
+        assert "#include" not in text
     path = tmp_path / f"{loader}_{dtype}_{file}"
     path.write_text(text)
-    done = subprocess.run([NVCC, "--ptx", "-arch=compute_90", "--std=c++14", "-o", "/dev/null",
-                           str(path)], capture_output=True, text=True)
+    done = subprocess.run([NVCC, "--ptx", "-arch=compute_90", *NVCC_FLAGS[loader], "-o",
+                           "/dev/null", str(path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
 

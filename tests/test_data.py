@@ -1,4 +1,4 @@
-"""Features, datasets, splits, normalisation and the synthetic dataset (issue 3, data half)."""
+"""Features, datasets, splits, normalisation and the synthetic dataset."""
 from __future__ import annotations
 
 import os

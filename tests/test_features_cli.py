@@ -1,14 +1,13 @@
 """`genrecnn features`: caches a dataset, reports speed and skipped files, clear errors."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from genrecnn.cli.main import main
 from genrecnn.music.synthetic import synth_clip
+from badinput import run_cli
 
 
 @pytest.fixture
@@ -23,30 +22,24 @@ def data(tmp_path):
     return root
 
 
-def run(capsys, *args):
-    code = main(list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_features_caches_and_lists_skipped(data, tmp_path, capsys):
     cache = tmp_path / "cache"
-    code, out, err = run(capsys, "features", str(data), "--cache-dir", str(cache), "-j", "2")
+    code, out, err = run_cli(["features", str(data), "--cache-dir", str(cache), "-j", "2"], capsys)
     assert code == 0, err
     assert "4 clips of 2 genres (ambient, rock) -> 128 x 44 features" in out
     assert "clips/s" in out and "0 hits, 4 computed" in out
     assert "skipped 1 file:" in out and "broken.wav: is corrupt or not decodable audio" in out
     assert "features" in err                                     # the tqdm bar, on stderr
     assert len(list(cache.rglob("*.npy"))) == 4
-    code, out, _ = run(capsys, "features", str(data), "--cache-dir", str(cache), "-q")
+    code, out, _ = run_cli(["features", str(data), "--cache-dir", str(cache), "-q"], capsys)
     assert code == 0 and "4 hits, 0 computed" in out
 
 
-def test_features_json_and_genres(data, tmp_path, capsys):
-    code, out, _ = run(capsys, "features", str(data), "--cache-dir", str(tmp_path / "c"),
-                       "--genres", "rock,ambient", "--json", "-j", "1")
+def test_features_json_and_genres(data, tmp_path, capsys, strict_json):
+    code, out, _ = run_cli(["features", str(data), "--cache-dir", str(tmp_path / "c"),
+                            "--genres", "rock,ambient", "--json", "-j", "1"], capsys)
     assert code == 0
-    summary = json.loads(out)
+    summary = strict_json(out)
     assert summary["clips"] == 4 and summary["genres"] == ["ambient", "rock"]
     assert summary["cache_misses"] == 4 and summary["clips_per_s"] > 0
     assert [s["path"].endswith("broken.wav") for s in summary["skipped"]] == [True]
@@ -59,14 +52,14 @@ def test_features_json_and_genres(data, tmp_path, capsys):
     (["--jobs", "0"], "--jobs 0: give at least 1 worker process"),
 ])
 def test_features_errors_are_one_line(data, tmp_path, capsys, args, message):
-    code, out, err = run(capsys, "features", str(data), "--cache-dir", str(tmp_path / "c"),
-                         "-q", *args)
+    code, out, err = run_cli(["features", str(data), "--cache-dir", str(tmp_path / "c"),
+                              "-q", *args], capsys)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
 
 
 def test_features_missing_folder(tmp_path, capsys):
-    code, _, err = run(capsys, "features", str(tmp_path / "nope"), "--cache-dir",
-                       str(tmp_path / "c"))
+    code, _, err = run_cli(["features", str(tmp_path / "nope"), "--cache-dir",
+                            str(tmp_path / "c")], capsys)
     assert code == 2 and "does not exist" in err

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from genrecnn.conformance.checks import gradcheck
-from genrecnn.engine import bench
+from genrecnn.engine import sweeps
 from genrecnn.engine.architectures import build_network, load_architecture
 from genrecnn.engine.autoplace.measure import candidates
 from genrecnn.engine.layers import (BatchNorm, Conv1D, Conv2D, Dense, Dropout, GlobalPool,
@@ -239,7 +239,7 @@ def test_layers_on_a_backend_without_their_ops_mix_with_numpy():
 
 def test_bench_times_every_new_layer_at_its_real_shape():
     net = tiny2d(dtype="float32")
-    rows = bench.arch_layers(net, [registry().get("numpy")], 4, optimizer="adam", reps=1,
+    rows = sweeps.arch_layers(net, [registry().get("numpy")], 4, optimizer="adam", reps=1,
                              budget=0.0)
     timed = {(r["layer"], r["phase"]) for r in rows}
     for layer in net.layers:

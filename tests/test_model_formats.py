@@ -3,7 +3,6 @@ string in ``__metadata__``; old .npz models still predict and resume, with a not
 suggesting `genrecnn convert`, which rewrites them."""
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np
@@ -13,10 +12,8 @@ from safetensors import safe_open
 from genrecnn.run.model_io import (LEGACY_MODEL_FILE, MODEL_FILE, read_model_file,
                                    stored_model)
 
-pytest.register_assert_rewrite("badinput")
-from badinput import edit_model, one_error_line, run_cli  # noqa: E402
+from badinput import edit_model, one_error_line, run_cli
 
-pytest_plugins = ["badinput"]           # fixtures npy_data, trained
 pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("own_cache")]
 
 
@@ -28,11 +25,11 @@ def legacy(trained, tmp_path_factory):
     return out
 
 
-def test_train_writes_safetensors_with_json_metadata(trained):
+def test_train_writes_safetensors_with_json_metadata(trained, strict_json):
     with safe_open(trained / MODEL_FILE, framework="np") as fh:
         meta, keys = fh.metadata(), set(fh.keys())
-    assert json.loads(meta["format"]) == "genrecnn-model"
-    header = {k: json.loads(v) for k, v in meta.items()}
+    header = {k: strict_json(v) for k, v in meta.items()}     # each field strict JSON
+    assert header["format"] == "genrecnn-model"
     assert header["meta"]["class_names"] == ["high", "low"]
     assert "sr" in header["meta"]["feature_params"] and "settings" in header["meta"]
     assert any(k.startswith("param/") and k.endswith("running_mean") for k in keys)
@@ -48,12 +45,12 @@ def test_safetensors_and_npz_hold_the_same_model(trained, legacy):
     assert all(np.array_equal(p1[k], p2[k]) for k in p1)
 
 
-def test_old_model_predicts_with_a_note(trained, legacy, npy_data, capsys):
+def test_old_model_predicts_with_a_note(trained, legacy, npy_data, capsys, strict_json):
     clip = npy_data / "low" / "low.00000.npy"
     code, new, _ = run_cli(["predict", trained / MODEL_FILE, clip, "--json"], capsys)
     assert code == 0
     code, old, err = run_cli(["predict", legacy / LEGACY_MODEL_FILE, clip, "--json"], capsys)
-    assert code == 0 and json.loads(old) == json.loads(new)
+    assert code == 0 and strict_json(old) == strict_json(new)
     assert f"genrecnn convert {legacy / LEGACY_MODEL_FILE}" in err
     code, _, err = run_cli(["predict", trained / MODEL_FILE, clip], capsys)
     assert "convert" not in err

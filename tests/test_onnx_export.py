@@ -20,11 +20,9 @@ from genrecnn.run.model_io import MODEL_FILE  # noqa: E402
 from genrecnn.run.onnx_export import export_onnx  # noqa: E402
 from genrecnn.run.onnx_model import load_onnx_model  # noqa: E402
 
-pytest.register_assert_rewrite("badinput")
 from badinput import one_error_line, run_cli  # noqa: E402
 from onnx_models import FRAMES, NAMES, log_mel_batch, random_model  # noqa: E402
 
-pytest_plugins = ["badinput"]           # fixtures npy_data, trained
 pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("own_cache")]
 QUIET = dict(echo=lambda s: None)
 
@@ -66,7 +64,7 @@ def test_graph_is_checked_and_carries_its_metadata(tmp_path):
             proto.graph.input[0].type.tensor_type.shape.dim] == ["batch", 128, FRAMES]
 
 
-def test_cli_export_then_predict_agree(trained, npy_data, tmp_path, capsys):
+def test_cli_export_then_predict_agree(trained, npy_data, tmp_path, capsys, strict_json):
     code, out, _ = run_cli(["export", trained / MODEL_FILE, tmp_path / "m.onnx"], capsys)
     assert code == 0 and "wrote" in out
     clip = npy_data / "high" / "high.00001.npy"
@@ -74,7 +72,7 @@ def test_cli_export_then_predict_agree(trained, npy_data, tmp_path, capsys):
     for model in (trained / MODEL_FILE, tmp_path / "m.onnx"):
         code, out, _ = run_cli(["predict", model, clip, "--json"], capsys)
         assert code == 0
-        answers.append(json.loads(out)[0]["probabilities"])
+        answers.append(strict_json(out)[0]["probabilities"])
     assert answers[0].keys() == answers[1].keys() == {"high", "low"}
     assert all(abs(answers[0][k] - answers[1][k]) < 1e-5 for k in answers[0])
 

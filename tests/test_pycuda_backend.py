@@ -10,7 +10,6 @@ suite (tests/test_conformance.py).
 from __future__ import annotations
 
 import importlib.machinery
-import json
 import sys
 import types
 
@@ -37,7 +36,10 @@ no_gpu = pytest.mark.skipif(AVAILABLE, reason="pycuda is available here; this ch
 def test_availability_is_a_reason_not_a_crash():
     ok, reason = PycudaBackend.availability()
     assert isinstance(ok, bool) and isinstance(reason, str)
-    assert ok or reason
+    if ok:      # usable here: nothing to explain
+        assert reason == "", reason
+    else:       # one line saying what is missing
+        assert reason.strip() and "\n" not in reason, repr(reason)
 
 
 def _fake_pycuda(monkeypatch, driver):
@@ -73,9 +75,9 @@ def test_probe_reasons_for_each_missing_piece(monkeypatch):
 
 
 @no_gpu
-def test_backends_command_lists_pycuda_unavailable_with_reason(capsys):
+def test_backends_command_lists_pycuda_unavailable_with_reason(capsys, strict_json):
     assert main(["backends", "--json"]) == 0
-    info = {b["name"]: b for b in json.loads(capsys.readouterr().out)}["pycuda"]
+    info = {b["name"]: b for b in strict_json(capsys.readouterr().out)}["pycuda"]
     assert info["available"] is False and info["reason"] == REASON
     assert info["device"] == "cuda" and info["dtypes"] == ["float32", "float64"]
     assert sorted(info["ops"]) == sorted(OP_NAMES)          # every op group of the contract

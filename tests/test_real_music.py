@@ -4,11 +4,11 @@ Ten 15-20 s clips, cut into half-overlapping windows of 128 frames (~3 s);
 a few epochs of the small network must decide test clips well above chance
 (0.5), and predict / filters must run on one of the files.
 """
-import json
 
 import pytest
 
 from genrecnn.cli.main import main
+from badinput import run_cli
 from shared_data import SAMPLE
 
 pytestmark = [
@@ -29,8 +29,7 @@ def feature_cache(tmp_path_factory):
 
 
 def run(argv, capsys):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
+    code, out, err = run_cli(argv, capsys, seconds=1800)    # real clips: minutes on 2 cores
     assert code == 0, err
     return out
 
@@ -44,27 +43,27 @@ def model(tmp_path_factory):
     return out
 
 
-def test_train_classical_vs_metal(model):
-    m = json.loads((model / "metrics.json").read_text())
+def test_train_classical_vs_metal(model, strict_json):
+    m = strict_json((model / "metrics.json").read_text())
     assert m["class_names"] == ["classical", "metal"]
     assert m["test_clips"] == 4
     assert m["test_clip_acc"] >= 0.75          # chance is 0.5
     assert m["history"][-1]["train_loss"] < m["history"][0]["train_loss"]
 
 
-def test_evaluate_classical_vs_metal(tmp_path, capsys):
+def test_evaluate_classical_vs_metal(tmp_path, capsys, strict_json):
     out = run(["evaluate", SAMPLE, *DATA, "--repeats", "2", "--test-fraction", "0.4",
                "--epochs", "4", "--json", "--out", tmp_path / "cm.png"], capsys)
-    rep = json.loads(out)
+    rep = strict_json(out)
     assert rep["partitions"] == 2 and rep["network"]["test_clips"] == [4, 4]
     assert rep["network"]["accuracy"] >= 0.75
     assert rep["baseline"]["accuracy"] >= 0.75
     assert rep["network"]["interval95"] >= 0
 
 
-def test_predict_and_filters_on_a_real_clip(model, tmp_path, capsys):
+def test_predict_and_filters_on_a_real_clip(model, tmp_path, capsys, strict_json):
     clip = SAMPLE / "metal" / "metal.00002.wav"
-    res = json.loads(run(["predict", model / "model.safetensors", clip, "--json"], capsys))
+    res = strict_json(run(["predict", model / "model.safetensors", clip, "--json"], capsys))
     assert res[0]["windows"] > 1                 # a 15-20 s clip is several 3 s windows
     assert {g["genre"] for g in res[0]["top"]} == {"classical", "metal"}
     out = run(["filters", model / "model.safetensors", clip, "--filters", "0,1,2",

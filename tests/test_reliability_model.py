@@ -1,9 +1,8 @@
 """Model files: every header field checked, non-finite weights refused, and any byte
-string read as a model gives a model or one clear line (issue 11)."""
+string read as a model gives a usable model or one clear line."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -14,20 +13,26 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from genrecnn.errors import ModelFileError
 from genrecnn.run.inference import load_inference_model
-from genrecnn.run.model_io import load_model, read_model_file
+from genrecnn.run.model_io import MODEL_FILE, load_model, read_model_file
 from genrecnn.run.onnx_model import load_predictor
 
-pytest.register_assert_rewrite("badinput")   # its checks explain their failures
-from badinput import (_set, edit_model, flipped_copy, model_corpus,  # noqa: E402
-                      one_error_line, read_archive, run_cli, write_archive)
+from badinput import (_set, edit_model, flipped_copy, model_corpus, one_error_line,
+                      read_archive, run_cli, write_archive)
 
-pytest_plugins = ["badinput"]           # fixtures npy_data, trained
 pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+# damaged models whose first-layer outputs `filters` can still draw
+DRAWABLE = {"huge-weights"}
+# fields `train --resume` does not read when the run already has all its epochs
+FINISHED_RUN_IGNORES = {"class-names-null", "class-names-short", "class-names-numbers",
+                        "norm-other", "windows-string", "huge-weights"}
+FINISHED_RUN_IGNORES |= {f"st-{name}" for name in FINISHED_RUN_IGNORES}   # safetensors too
 
 
 @pytest.fixture(scope="module")
 def corpus(trained, tmp_path_factory):
-    return model_corpus(trained / "model.safetensors", tmp_path_factory.mktemp("models"))
+    return model_corpus(trained / MODEL_FILE, tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +51,7 @@ def clip(npy_data):
     ("npy-not-npz", "a single array"),
     ("fifo", "FIFO"),
 ])
-def test_issue_cases_are_one_clear_line(name, words, corpus, clip, capsys):
+def test_named_damage_is_one_clear_line(name, words, corpus, clip, capsys):
     code, _, err = run_cli(["predict", corpus[name], clip], capsys)
     assert code == 2 and words in one_error_line(err)
 
@@ -56,22 +61,34 @@ def test_every_damaged_model_is_refused_by_predict(corpus, clip, tmp_path, capsy
         code, out, err = run_cli(["predict", path, clip], capsys)
         assert code == 2, (name, out, err)
         assert "model" in one_error_line(err), (name, err)
-        # filters draws huge (finite) weights' outputs: a result or one line
-        code, _, err = run_cli(["filters", path, clip, "--out", tmp_path / "f.png"], capsys)
-        assert code == 2 and one_error_line(err) or name == "huge-weights", (name, err)
+        png = tmp_path / f"{name}.png"
+        code, _, err = run_cli(["filters", path, clip, "--out", png], capsys)
+        if name in DRAWABLE:    # huge but finite weights still have outputs to draw
+            assert code == 0 and png.stat().st_size > 0, (name, err)
+        else:
+            assert code == 2 and "model" in one_error_line(err), (name, err)
+            assert not png.exists(), name
 
 
-def test_every_damaged_model_is_refused_or_resumed_by_train(corpus, capsys, tmp_path):
-    """train --resume reads the model first: a result or one line, never a traceback."""
+def test_every_damaged_model_is_refused_or_left_alone_by_train(corpus, capsys, tmp_path):
+    """train --resume reads the model first: one line, or (for damage in fields a finished
+    run never reads again) "nothing left to train" with the file left as it was."""
     for name, path in corpus.items():
         out = tmp_path / name
         out.mkdir()
         if path.is_file():
-            shutil.copy(path, out / ("model.safetensors" if path.suffix == ".safetensors"
-                                     else "model.npz"))
+            shutil.copy(path, out / _run_file(path))
         code, _, err = run_cli(["train", "--resume", "--out", out], capsys)
-        if code:
-            one_error_line(err)
+        if name in FINISHED_RUN_IGNORES:
+            assert code == 0, (name, err)
+            assert (out / _run_file(path)).read_bytes() == path.read_bytes(), name
+        else:
+            assert code == 2 and one_error_line(err), (name, err)
+
+
+def _run_file(path: Path) -> str:
+    """The name a run folder gives a model file of ``path``'s format."""
+    return MODEL_FILE if path.suffix == ".safetensors" else "model.npz"
 
 
 def test_meta_null_is_refused_on_resume(corpus, tmp_path, capsys):
@@ -88,7 +105,7 @@ def test_meta_null_is_refused_on_resume(corpus, tmp_path, capsys):
     (lambda h: h["meta"].update(optimizer={"state": {"lr": "fast"}}) or h, "training state"),
 ])
 def test_damaged_training_state_is_refused_on_resume(edit, words, trained, tmp_path, capsys):
-    edit_model(trained / "model.safetensors", tmp_path / "model.npz", edit)
+    edit_model(trained / MODEL_FILE, tmp_path / "model.npz", edit)      # an old run
     code, _, err = run_cli(["train", "--resume", "--out", tmp_path], capsys)
     assert code == 2 and words in one_error_line(err)
 
@@ -97,28 +114,27 @@ def test_infinite_optimiser_state_is_refused(trained, tmp_path):
     def inf_state(arrays):
         key = next(k for k in arrays if k.startswith("extra/optim/"))
         arrays[key] = np.full_like(arrays[key], np.inf)
-    edit_model(trained / "model.safetensors", tmp_path / "m.npz", arrays_edit=inf_state)
+    edit_model(trained / MODEL_FILE, tmp_path / "m.safetensors", arrays_edit=inf_state)
     with pytest.raises(ModelFileError, match="NaN or infinite"):
-        read_model_file(tmp_path / "m.npz")
+        read_model_file(tmp_path / "m.safetensors")
 
 
 def test_good_model_still_loads_and_round_trips(trained, tmp_path):
-    header, arrays = read_archive(trained / "model.safetensors")
+    header, arrays = read_archive(trained / MODEL_FILE)
     write_archive(tmp_path / "same.npz", header, arrays)
     net, meta, _ = load_model(tmp_path / "same.npz")
     assert meta["class_names"] == ["high", "low"] and net.input_shape == (128, 40)
 
 
-def test_saved_header_is_strict_json(trained, tmp_path):
+def test_saved_header_is_strict_json(trained, tmp_path, strict_json):
     """NaN in a history row is written as null, so other readers can parse the header."""
     from safetensors import safe_open
     from genrecnn.run.model_io import save_model
-    net, meta, extra = load_model(trained / "model.safetensors")
+    net, meta, extra = load_model(trained / MODEL_FILE)
     meta["history"][-1]["valid_loss"] = float("nan")
     save_model(tmp_path / "m.safetensors", net, meta, extra)
     with safe_open(tmp_path / "m.safetensors", framework="np") as fh:
-        text = fh.metadata()["meta"]
-    stored = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+        stored = strict_json(fh.metadata()["meta"])
     assert stored["history"][-1]["valid_loss"] is None
 
 
@@ -140,11 +156,29 @@ PROPERTY = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-def _loads_or_refuses(path: Path) -> None:
+def _loads_or_refuses(path: Path, good: Path, arrays_may_differ: bool = False) -> None:
+    """Refused with one line, or loaded as a usable model: as many string class names as
+    outputs, the good model's weights (damage never reaches the arrays here), and finite
+    probabilities that sum to one. ``arrays_may_differ``: safetensors keeps no checksum,
+    so a changed byte inside a tensor is a different (finite) weight, not a damaged file;
+    predict refuses non-finite answers such weights may give."""
     try:
-        load_inference_model(path, "numpy", echo=lambda s: None)
+        model = load_inference_model(path, "numpy", echo=lambda s: None)
     except ModelFileError as exc:
-        assert "\n" not in str(exc)
+        assert "\n" not in str(exc) and str(exc).strip(), repr(exc)
+        return
+    net = model.net
+    assert len(model.names) == net.n_classes and all(isinstance(n, str) for n in model.names)
+    assert model.params.n_mels == net.input_shape[0]
+    reference = load_model(good)[0].host_params()
+    params = net.host_params()
+    assert params.keys() == reference.keys()
+    if arrays_may_differ and not all(np.array_equal(params[k], reference[k]) for k in params):
+        return
+    assert all(np.array_equal(params[k], reference[k]) for k in params)
+    probs = net.predict_proba(np.zeros((1, *net.input_shape), net.dtype))
+    assert probs.shape == (1, net.n_classes) and np.isfinite(probs).all()
+    assert np.isclose(probs.sum(), 1.0, atol=1e-4)
 
 
 @PROPERTY
@@ -162,25 +196,27 @@ def test_any_bytes_are_refused_with_one_line(blob, suffix):
 @PROPERTY
 @given(header=JSON)
 def test_any_json_header_is_refused_or_loaded(header, trained):
-    arrays = read_archive(trained / "model.safetensors")[1]
+    arrays = read_archive(trained / MODEL_FILE)[1]
     with tempfile.TemporaryDirectory() as d:
-        _loads_or_refuses(write_archive(Path(d) / "m.npz", header, arrays))
+        _loads_or_refuses(write_archive(Path(d) / "m.npz", header, arrays),
+                          trained / MODEL_FILE)
 
 
 @settings(PROPERTY, max_examples=100)
 @given(field=st.sampled_from(FIELDS), value=JSON, suffix=st.sampled_from(SUFFIXES))
 def test_any_field_value_is_refused_or_loaded(field, value, suffix, trained):
     with tempfile.TemporaryDirectory() as d:
-        _loads_or_refuses(edit_model(trained / "model.safetensors", Path(d) / f"m{suffix}",
-                                     _set(*field, value=value)))
+        _loads_or_refuses(edit_model(trained / MODEL_FILE, Path(d) / f"m{suffix}",
+                                     _set(*field, value=value)), trained / MODEL_FILE)
 
 
 @PROPERTY
 @given(data=st.data(), suffix=st.sampled_from(SUFFIXES))
 def test_flipped_bytes_are_refused_or_loaded(data, suffix, trained):
     with tempfile.TemporaryDirectory() as d:
-        good = edit_model(trained / "model.safetensors", Path(d) / f"good{suffix}")
-        _loads_or_refuses(flipped_copy(data, good, Path(d) / f"m{suffix}"))
+        good = edit_model(trained / MODEL_FILE, Path(d) / f"good{suffix}")
+        _loads_or_refuses(flipped_copy(data, good, Path(d) / f"m{suffix}"), trained / MODEL_FILE,
+                          arrays_may_differ=suffix == ".safetensors")
 
 
 @PROPERTY
@@ -190,8 +226,8 @@ def test_flipped_bytes_are_refused_or_loaded(data, suffix, trained):
 def test_any_safetensors_metadata_strings_are_refused_or_loaded(metadata, trained):
     """Metadata strings that need not be JSON at all, over the good model's tensors."""
     import safetensors.numpy
-    arrays = read_archive(trained / "model.safetensors")[1]
+    arrays = read_archive(trained / MODEL_FILE)[1]
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "m.safetensors"
         path.write_bytes(safetensors.numpy.save(arrays, metadata=metadata))
-        _loads_or_refuses(path)
+        _loads_or_refuses(path, trained / MODEL_FILE)

@@ -15,7 +15,6 @@ from genrecnn.run.parts import Parts  # noqa: E402
 from genrecnn.run.session import Resumed, train_once  # noqa: E402
 from genrecnn.run.settings import TrainSettings, new_network  # noqa: E402
 
-pytest_plugins = ["badinput"]           # fixture npy_data
 pytestmark = pytest.mark.filterwarnings("ignore")
 SETTINGS = TrainSettings(epochs=2, batch_size=8, norm="none", seed=1)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 
 import numpy as np
 import pytest
@@ -12,10 +11,8 @@ import pytest
 from genrecnn.music.features import FeatureParams
 from genrecnn.run.model_io import MODEL_FILE
 
-pytest.register_assert_rewrite("badinput")
-from badinput import one_error_line, run_cli, write_npy_clip  # noqa: E402
+from badinput import one_error_line, run_cli, write_npy_clip
 
-pytest_plugins = ["badinput"]           # fixtures npy_data, trained (input 128 x 40)
 pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("own_cache")]
 SONG_FRAMES = 200
 
@@ -31,10 +28,10 @@ def song(tmp_path):
     return tmp_path / "song.npy"
 
 
-def test_json_carries_each_window_and_their_mean(trained, song, capsys):
+def test_json_carries_each_window_and_their_mean(trained, song, capsys, strict_json):
     code, out, _ = run_cli(["predict", trained / MODEL_FILE, song, "--json"], capsys)
     assert code == 0
-    res = json.loads(out)[0]
+    res = strict_json(out)[0]
     rows = res["timeline"]
     seconds = FeatureParams().hop_length / FeatureParams().sr
     assert len(rows) == res["windows"] == 9               # 40-frame windows, 20 apart

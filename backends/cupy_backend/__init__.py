@@ -1,5 +1,5 @@
-"""The CuPy GPU backend: cuBLAS GEMMs plus hand-written kernels (the .cu files here);
-importable without CuPy."""
+"""The CuPy GPU backend: cuBLAS GEMMs plus the hand-written kernels PyCUDA runs
+(:mod:`genrecnn.backends.cuda_kernels`); importable without CuPy."""
 from .backend import CupyBackend
 
 __all__ = ["CupyBackend"]

@@ -1,4 +1,4 @@
-"""CuPy: every parameter updated in one launch, and whole steps captured as CUDA graphs.
+"""CuPy: whole training steps captured as CUDA graphs (:mod:`genrecnn.engine.ops.graphs`).
 
 Work goes to CuPy's current stream; for a graph the backend makes (or joins,
 through the CUDA stream protocol) a non-blocking stream and makes it current.
@@ -8,11 +8,7 @@ under capture.
 """
 from __future__ import annotations
 
-import numpy as np
-
-from genrecnn.backends.pycuda_backend import grids as G
-
-from . import cufiles as CF
+from .host import HostBase
 
 try:  # CuPy stays optional: the backend must import (and be listed) without it
     import cupy as cp
@@ -30,30 +26,10 @@ class _StreamRef:
         return 0, self.handle
 
 
-class CupyGraphOps:
-    """update_many and graph for :class:`.CupyBackend` (listed before ``Backend``)."""
+class CupyGraphOps(HostBase):
+    """graph for :class:`.CupyBackend` (listed before ``Backend``)."""
 
     _graph_stream = None
-
-    # -- all parameters in one launch ---------------------------------------------------
-
-    def _update_many(self, name: str, arrays: list[list], hyper) -> None:
-        params = arrays[0]
-        if not params:
-            return
-        sizes = [int(p.size) for p in params]
-        sms = CF.sm_count(cp.cuda.Device().id)
-        for first, last, grid in G.update_launches(sizes, sms):
-            args = G.update_args(arrays, sizes, first, last)
-            CF.launch("update_many.cu", name, params[0].dtype, grid, (G.THREADS, 1, 1),
-                      (*args[:4 * G.UPDATE_SLOTS],
-                       *(np.int64(n) for n in args[4 * G.UPDATE_SLOTS:]), hyper))
-
-    def sgd_update_many(self, params, grads, velocities, hyper):
-        self._update_many("sgd_many", [params, grads, velocities, velocities], hyper)
-
-    def adam_update_many(self, params, grads, ms, vs, hyper):
-        self._update_many("adam_many", [params, grads, ms, vs], hyper)
 
     # -- capture ------------------------------------------------------------------------
 

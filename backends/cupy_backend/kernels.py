@@ -1,87 +1,75 @@
-"""Compiling and launching the CuPy backend's hand-written kernels (the ``.cu`` files here).
-
-The matrix work goes to cuBLAS (:mod:`.blas`); the kernels do the
-memory-bound rest: ``conv.cu`` (im2col, col2im, re-ordering), ``pool.cu``,
-``softmax.cu`` and ``elementwise.cu`` (activations, fused optimiser updates).
-A file is compiled once per dtype with ``cupy.RawModule`` (NVRTC) after a
-prelude that fixes the dtype and the shared helpers of ``common.cu``; any
-module of this package (or a new ``.cu`` file beside them) loads its kernels
-through :func:`module` / :func:`kernel` and launches them with the helpers
-below. Row kernels run on 2-D grids with 32-bit index arithmetic; warp-per-row
-reductions loop grid-stride. This module imports without CuPy: compiling
-happens on first use.
+"""CuPy's side of the shared kernels (:mod:`genrecnn.backends.cuda_kernels`): each file
+built with NVRTC through the one loader, and the launch helpers every op of this backend
+uses. Launches go to CuPy's current stream and never wait; an empty grid launches
+nothing. Importing this module needs no CuPy: compiling happens on first use.
 """
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 
-_CTYPE = {"float32": "float", "float64": "double"}
-_VEC = {"float32": ("float4", 4), "float64": ("double2", 2)}   # 16-byte vectors
-_NEG_INF = {"float32": "__int_as_float(0xff800000)",
-            "float64": "__longlong_as_double(0xfff0000000000000LL)"}
+from genrecnn.backends.cuda_kernels import grids as G
+from genrecnn.backends.cuda_kernels.loader import ModuleCache, cupy_module
 
-THREADS = 256
-_MAX_BLOCKS = 132 * 32          # enough to fill an H100 many times over; loops cover the rest
-
-
-def prelude(dtype: str) -> str:
-    """The defines every file is compiled with: ``T``, its 16-byte vector ``V`` of
-    ``VN`` lanes, and ``NEG_INF``."""
-    vec, lanes = _VEC[dtype]
-    return (f"typedef {_CTYPE[dtype]} T;\ntypedef {vec} V;\n#define VN {lanes}\n"
-            f"#define NEG_INF {_NEG_INF[dtype]}\n")
-
-
-def source(file: str, dtype: str) -> str:
-    """The full CUDA source of ``file`` for ``dtype``: prelude, common.cu, the file."""
-    pkg = resources.files(__package__)
-    return prelude(dtype) + (pkg / "common.cu").read_text() + "\n" + (pkg / file).read_text()
+MODULES = ModuleCache(cupy_module)
+NULL = np.uint64(0)          # a null pointer argument (a kernel's optional array)
 
 
 @lru_cache(maxsize=None)
-def module(file: str, dtype: str):
-    """``file`` compiled for ``dtype`` (one NVRTC build per file and dtype, cached)."""
-    import cupy as cp
-    return cp.RawModule(code=source(file, dtype), options=("--std=c++14",))
+def kernel(file: str, name: str, dtype: str, consts: tuple[tuple[str, int], ...] = ()):
+    """The compiled kernel ``name`` of ``file`` (one NVRTC build per module, cached)."""
+    return MODULES.get(file, dtype, dict(consts)).get_function(name)
 
 
-@lru_cache(maxsize=None)
-def kernel(file: str, name: str, dtype: str):
-    """The compiled kernel ``name`` of ``file`` for ``dtype``."""
-    return module(file, dtype).get_function(name)
-
-
-def launch(file: str, name: str, dtype: str, total: int, args: tuple,
-           per_thread: int = 1) -> None:
-    """Launch a grid-stride kernel over ``total`` work items (``per_thread`` threads each)."""
-    if total <= 0:
+def launch(file: str, name: str, dtype, grid, block, args: tuple, **consts) -> None:
+    """Launch ``name`` on the current stream with this grid and block."""
+    if min(grid) <= 0:
         return
-    threads = total * per_thread
-    blocks = min((threads + THREADS - 1) // THREADS, _MAX_BLOCKS)
-    kernel(file, name, dtype)((blocks,), (THREADS,), args)
+    kernel(file, name, str(dtype), tuple(sorted(consts.items())))(tuple(grid), tuple(block),
+                                                                  args)
 
 
-def launch_blocks(file: str, name: str, dtype: str, blocks: int, cols: int, args: tuple) -> None:
+def launch_flat(file: str, name: str, dtype, total: int, args: tuple, **consts) -> None:
+    """Launch a grid-stride kernel over ``total`` items (``grids.flat_blocks``)."""
+    if total > 0:
+        blocks = G.flat_blocks(total, current_sm_count())
+        launch(file, name, dtype, (blocks, 1, 1), (G.THREADS, 1, 1), args, **consts)
+
+
+def launch_blocks(file: str, name: str, dtype, blocks: int, cols: int, args: tuple) -> None:
     """Launch one block per row, its threads looping over the row's ``cols``."""
     if blocks <= 0 or cols <= 0:
         return
     if blocks >= 2 ** 31:
         raise ValueError(f"array too large for one launch ({blocks} rows)")
-    kernel(file, name, dtype)((blocks,), (min(THREADS, (cols + 31) // 32 * 32),), args)
+    launch(file, name, dtype, (blocks, 1, 1), (min(G.THREADS, G.cdiv(cols, 32) * 32), 1, 1),
+           args)
 
 
-def launch_rows(file: str, name: str, dtype: str, rows: int, cols: int, args: tuple) -> None:
-    """Launch a row kernel: one block row per row, blocks of up to 256 threads across."""
+def launch_rows(file: str, name: str, dtype, rows: int, cols: int, args: tuple) -> None:
+    """Launch a ``ROW_COL`` kernel: one block row per row, blocks of up to 256 threads
+    across (the kernel does not loop, so every column gets its thread)."""
     if rows <= 0 or cols <= 0:
         return
-    threads = min(THREADS, (cols + 31) // 32 * 32)
-    across = (cols + threads - 1) // threads
-    if rows >= 2 ** 31 or across > 65535:
+    threads = min(G.THREADS, G.cdiv(cols, 32) * 32)
+    across = G.cdiv(cols, threads)
+    if rows >= 2 ** 31 or across > G.MAX_GRID_Y:
         raise ValueError(f"array too large for one launch ({rows} rows of {cols})")
-    kernel(file, name, dtype)((rows, across), (threads,), args)
+    launch(file, name, dtype, (rows, across, 1), (threads, 1, 1), args)
+
+
+@lru_cache(maxsize=None)
+def sm_count(device_id: int) -> int:
+    """Streaming multiprocessors of a device (asked once; no device work)."""
+    import cupy as cp
+    return int(cp.cuda.Device(device_id).attributes["MultiProcessorCount"])
+
+
+def current_sm_count() -> int:
+    """Streaming multiprocessors of the current device."""
+    import cupy as cp
+    return sm_count(cp.cuda.Device().id)
 
 
 def i32(v: int) -> np.int32:

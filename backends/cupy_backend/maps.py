@@ -1,4 +1,4 @@
-"""CuPy: the contract's 2-D map ops (conv2d, maxpool2d, batchnorm, dropout) and reshape.
+"""CuPy: the contract's 2-D map ops (conv2d, maxpool2d, batchnorm, dropout).
 
 A convolution is one im2col kernel writing the column matrix of the whole batch,
 ``[C*KH*KW, N*Ho*Wo]``, and ONE cuBLAS GEMM over it; the bias and the fold back to
@@ -6,19 +6,20 @@ batch-first ride in one small kernel. The backward is one GEMM for dw (the forwa
 column matrix is reused while its input lives), one GEMM and a col2im gather for dx
 (no atomics). A one-channel input (a spectrogram CNN's first layer) skips the column
 matrix: direct kernels read the map in place. Batch norm reduces every channel over a
-few blocks (Welford and Chan merges, deterministic). The kernels are the files both
-CUDA backends share (:mod:`.cufiles`); nothing here reads device data back.
+few blocks (Welford and Chan merges, deterministic). The kernels are the ones PyCUDA
+runs (:mod:`genrecnn.backends.cuda_kernels`); nothing here reads device data back.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from genrecnn.backends.pycuda_backend import grids as G
+from genrecnn.backends.cuda_kernels import grids as G
 from genrecnn.engine.ops import pool2d_out
 
-from . import cufiles as CF
 from . import blas as B
 from . import kernels as K
+from .host import HostBase
+from .kernels import current_sm_count as _sms
 
 try:  # CuPy stays optional: the backend must import (and be listed) without it
     import cupy as cp
@@ -32,10 +33,6 @@ def _i32(*values) -> tuple:
     return tuple(np.int32(v) for v in values)
 
 
-def _sms() -> int:
-    return CF.sm_count(cp.cuda.Device().id)
-
-
 def _channels(x):
     """(N, C, S, G, rows, lts) of x[N, C, ...] for norm.cu's per-channel grid (C, G)."""
     n, c = int(x.shape[0]), int(x.shape[1])
@@ -43,12 +40,9 @@ def _channels(x):
     return (n, c, s) + G.channel_split(n, c, s, _sms())
 
 
-class CupyMapOps:
-    """conv2d, maxpool2d, batchnorm, dropout and reshape for :class:`.CupyBackend`
+class CupyMapOps(HostBase):
+    """conv2d, maxpool2d, batchnorm, dropout for :class:`.CupyBackend`
     (listed before ``Backend`` among its bases)."""
-
-    def reshape(self, x, shape):
-        return x.reshape(tuple(int(s) for s in shape))
 
     # -- convolution ---------------------------------------------------------------------
 
@@ -60,14 +54,15 @@ class CupyMapOps:
         if g.direct:
             groups, per = G.filter_groups(g.n, g.f, g.p, _sms())
             grid, block = G.rows_grid(g.n * groups, g.p)
-            CF.launch("conv2d_c1.cu", "conv2d_c1_fwd", x.dtype, grid, block,
-                      (x, w, b, y) + _i32(*g.geometry_args, g.wo, g.p, g.f, groups, per),
-                      KH=g.kh, KW=g.kw)
+            K.launch("conv2d_c1.cu", "conv2d_c1_fwd", x.dtype, grid, block,
+                     (x, w, b, y) + _i32(*g.geometry_args, g.wo, g.p, g.f, groups, per),
+                     KH=g.kh, KW=g.kw)
             return y
         cols = self._im2col2d(x, g)
         self._remember_cols(x, g, cols)
         yr = B.matmul(w.reshape(g.f, g.r), cols)                      # [F, N*P]: one GEMM
-        K.launch_rows("conv.cu", "unfold_bias", str(x.dtype), g.n * g.f, g.p, (yr, b, y) + _i32(g.n, g.f, g.p))
+        K.launch_rows("gemm_cols.cu", "unfold_bias", x.dtype, g.n * g.f, g.p,
+                      (yr, b, y) + _i32(g.n, g.f, g.p))
         return y
 
     def conv2d_backward(self, x, w, dy, stride, padding):
@@ -77,9 +72,9 @@ class CupyMapOps:
         dcols = B.matmul(w.reshape(g.f, g.r), dyr, trans_a=True)                  # [R, N*P]: one GEMM
         dx = cp.empty(x.shape, dtype=x.dtype)
         grid, block = G.copy_rows_grid(g.n * g.c, g.h * g.w)
-        CF.launch("conv2d.cu", "col2im2d", x.dtype, grid, block,
-                  (dcols, dx) + _i32(g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ho, g.wo)
-                  + (np.int64(g.n * g.p), np.int64(g.p)))
+        K.launch("conv2d.cu", "col2im2d", x.dtype, grid, block,
+                 (dcols, dx) + _i32(g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ho, g.wo)
+                 + (np.int64(g.n * g.p), np.int64(g.p)))
         return dx, dw, db
 
     def conv2d_backward_params(self, x, w, dy, stride, padding):
@@ -99,14 +94,14 @@ class CupyMapOps:
         kk = g.kh * g.kw
         fblocks, parts, chunk = G.c1_dw_plan(g.n, g.f, g.p, kk, _sms())
         part = cp.empty((g.f * parts * (kk + 1),), dtype=x.dtype)
-        CF.launch("conv2d_c1.cu", "conv2d_c1_dw_part", x.dtype, (fblocks, parts, 1), _BLOCK,
-                  (x, dy, part) + _i32(g.n, *g.geometry_args, g.ho, g.wo, g.f)
-                  + (np.int64(chunk),), KH=g.kh, KW=g.kw)
+        K.launch("conv2d_c1.cu", "conv2d_c1_dw_part", x.dtype, (fblocks, parts, 1), _BLOCK,
+                 (x, dy, part) + _i32(g.n, *g.geometry_args, g.ho, g.wo, g.f)
+                 + (np.int64(chunk),), KH=g.kh, KW=g.kw)
         dw = cp.empty((g.f, 1, g.kh, g.kw), dtype=x.dtype)
         db = cp.empty((g.f,), dtype=x.dtype)
-        CF.launch("conv2d_c1.cu", "conv2d_c1_dw_sum", x.dtype,
-                  (G.flat_blocks(g.f * (kk + 1), _sms()), 1, 1), _BLOCK,
-                  (part, dw, db) + _i32(g.f, parts), KH=g.kh, KW=g.kw)
+        K.launch("conv2d_c1.cu", "conv2d_c1_dw_sum", x.dtype,
+                 (G.flat_blocks(g.f * (kk + 1), _sms()), 1, 1), _BLOCK,
+                 (part, dw, db) + _i32(g.f, parts), KH=g.kh, KW=g.kw)
         return dw, db
 
     @staticmethod
@@ -114,9 +109,9 @@ class CupyMapOps:
         """The column matrix [R, N*P] of the whole batch (conv2d.cu's [R, N, P] layout)."""
         cols = cp.empty((g.r, g.n * g.p), dtype=x.dtype)
         grid, block = G.copy_rows_grid(g.n * g.r, g.p)
-        CF.launch("conv2d.cu", "im2col2d", x.dtype, grid, block,
-                  (x, cols) + _i32(g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.wo, g.p)
-                  + (np.int64(g.n * g.p), np.int64(g.p)))
+        K.launch("conv2d.cu", "im2col2d", x.dtype, grid, block,
+                 (x, cols) + _i32(g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.wo, g.p)
+                 + (np.int64(g.n * g.p), np.int64(g.p)))
         return cols
 
     def _forward_cols2d(self, x, g):
@@ -131,7 +126,8 @@ class CupyMapOps:
     def _fold(dy, g):
         """dy[N, F, P] as the GEMM's [F, N*P]."""
         dyr = cp.empty((g.f, g.n * g.p), dtype=dy.dtype)
-        K.launch_rows("conv.cu", "fold", str(dy.dtype), g.f * g.n, g.p, (dy, dyr) + _i32(g.n, g.f, g.p))
+        K.launch_rows("gemm_cols.cu", "fold", dy.dtype, g.f * g.n, g.p,
+                      (dy, dyr) + _i32(g.n, g.f, g.p))
         return dyr
 
     @staticmethod
@@ -139,11 +135,11 @@ class CupyMapOps:
         """out[c] = sum of a[N, C, S] over n and s (norm.cu's channel sums, no x)."""
         parts, rows, lts = G.channel_split(n, c, s, _sms())
         pa = cp.empty((c * parts,), dtype=a.dtype)
-        CF.launch("norm.cu", "channel_sums", a.dtype, (c, parts, 1), _BLOCK,
-                  (a, a, a, a, pa, pa) + _i32(n, c) + (np.int64(s),) + _i32(rows, lts, 0))
+        K.launch("norm.cu", "channel_sums", a.dtype, (c, parts, 1), _BLOCK,
+                 (a, a, a, a, pa, pa) + _i32(n, c) + (np.int64(s),) + _i32(rows, lts, 0))
         out = cp.empty((c,), dtype=a.dtype)
-        CF.launch("norm.cu", "channel_sums_total", a.dtype, (G.flat_blocks(c, _sms()), 1, 1),
-                  _BLOCK, (pa, out) + _i32(c, parts))
+        K.launch("norm.cu", "channel_sums_total", a.dtype, (G.flat_blocks(c, _sms()), 1, 1),
+                 _BLOCK, (pa, out) + _i32(c, parts))
         return out
 
     # -- max pooling ---------------------------------------------------------------------
@@ -155,16 +151,16 @@ class CupyMapOps:
         y = cp.empty((n, c, ho, wo), dtype=x.dtype)
         argmax = cp.empty((n, c, ho, wo), dtype=cp.int32)
         grid, block = G.rows_grid(n * c, ho * wo)
-        CF.launch("maps.cu", "maxpool2d_fwd", x.dtype, grid, block,
-                  (x, y, argmax) + _i32(h, w, ho, wo, kh, kw, sh, sw))
+        K.launch("maps.cu", "maxpool2d_fwd", x.dtype, grid, block,
+                 (x, y, argmax) + _i32(h, w, ho, wo, kh, kw, sh, sw))
         return y, argmax
 
     def maxpool2d_backward(self, dy, argmax, height, width):
         n, c, ho, wo = (int(s) for s in dy.shape)
         dx = cp.zeros((n, c, height, width), dtype=dy.dtype)
         grid, block = G.rows_grid(n * c, ho * wo)
-        CF.launch("maps.cu", "maxpool2d_bwd", dy.dtype, grid, block,
-                  (dy, argmax, dx) + _i32(height * width, ho * wo))
+        K.launch("maps.cu", "maxpool2d_bwd", dy.dtype, grid, block,
+                 (dy, argmax, dx) + _i32(height * width, ho * wo))
         return dx
 
     # -- batch normalisation ---------------------------------------------------------------
@@ -174,30 +170,30 @@ class CupyMapOps:
         dims = _i32(n, c) + (np.int64(s),) + _i32(rows, lts)
         pmean = cp.empty((c * parts,), dtype=x.dtype)
         pm2 = cp.empty((c * parts,), dtype=x.dtype)
-        CF.launch("norm.cu", "bn_stats_part", x.dtype, (c, parts, 1), _BLOCK,
-                  (x, pmean, pm2) + dims)
+        K.launch("norm.cu", "bn_stats_part", x.dtype, (c, parts, 1), _BLOCK,
+                 (x, pmean, pm2) + dims)
         y = cp.empty(x.shape, dtype=x.dtype)
         mean = cp.empty((c,), dtype=x.dtype)
         invstd = cp.empty((c,), dtype=x.dtype)
-        CF.launch("norm.cu", "bn_normalize", x.dtype, (c, parts, 1), _BLOCK,
-                  (x, gamma, beta, pmean, pm2, y, mean, invstd) + dims + (x.dtype.type(eps),))
+        K.launch("norm.cu", "bn_normalize", x.dtype, (c, parts, 1), _BLOCK,
+                 (x, gamma, beta, pmean, pm2, y, mean, invstd) + dims + (x.dtype.type(eps),))
         return y, mean, invstd
 
     def batchnorm_running_update(self, running_mean, running_var, mean, invstd, count,
                                  momentum, eps):
         c = int(running_mean.shape[0])
         t = running_mean.dtype.type
-        CF.launch("norm.cu", "bn_running_update", running_mean.dtype,
-                  (G.flat_blocks(c, _sms()), 1, 1), _BLOCK,
-                  (running_mean, running_var, mean, invstd, np.int32(c), t(momentum), t(eps),
+        K.launch("norm.cu", "bn_running_update", running_mean.dtype,
+                 (G.flat_blocks(c, _sms()), 1, 1), _BLOCK,
+                 (running_mean, running_var, mean, invstd, np.int32(c), t(momentum), t(eps),
                    t(G.variance_correction(count))))
 
     def batchnorm_infer(self, x, gamma, beta, running_mean, running_var, eps):
         n, c, s, parts, rows, lts = _channels(x)
         y = cp.empty(x.shape, dtype=x.dtype)
-        CF.launch("norm.cu", "bn_infer", x.dtype, (c, parts, 1), _BLOCK,
-                  (x, gamma, beta, running_mean, running_var, y) + _i32(n, c)
-                  + (np.int64(s),) + _i32(rows, lts) + (x.dtype.type(eps),))
+        K.launch("norm.cu", "bn_infer", x.dtype, (c, parts, 1), _BLOCK,
+                 (x, gamma, beta, running_mean, running_var, y) + _i32(n, c)
+                 + (np.int64(s),) + _i32(rows, lts) + (x.dtype.type(eps),))
         return y
 
     def batchnorm_backward(self, x, gamma, mean, invstd, dy):
@@ -205,13 +201,13 @@ class CupyMapOps:
         dims = _i32(n, c) + (np.int64(s),) + _i32(rows, lts)
         pa = cp.empty((c * parts,), dtype=x.dtype)
         pb = cp.empty((c * parts,), dtype=x.dtype)
-        CF.launch("norm.cu", "channel_sums", x.dtype, (c, parts, 1), _BLOCK,
-                  (dy, x, mean, invstd, pa, pb) + dims + _i32(1))
+        K.launch("norm.cu", "channel_sums", x.dtype, (c, parts, 1), _BLOCK,
+                 (dy, x, mean, invstd, pa, pb) + dims + _i32(1))
         dx = cp.empty(x.shape, dtype=x.dtype)
         dgamma = cp.empty((c,), dtype=x.dtype)
         dbeta = cp.empty((c,), dtype=x.dtype)
-        CF.launch("norm.cu", "bn_backward_dx", x.dtype, (c, parts, 1), _BLOCK,
-                  (x, dy, gamma, mean, invstd, pa, pb, dx, dgamma, dbeta) + dims)
+        K.launch("norm.cu", "bn_backward_dx", x.dtype, (c, parts, 1), _BLOCK,
+                 (x, dy, gamma, mean, invstd, pa, pb, dx, dgamma, dbeta) + dims)
         return dx, dgamma, dbeta
 
     # -- dropout ---------------------------------------------------------------------------
@@ -227,7 +223,7 @@ class CupyMapOps:
         """The keyed mask applied to ``a`` (forward and backward are the same map)."""
         keep_from, scale = G.dropout_threshold(rate)
         out = cp.empty(a.shape, dtype=a.dtype)
-        CF.launch("maps.cu", "dropout_keyed", a.dtype, (G.flat_blocks(a.size, _sms()), 1, 1),
-                  _BLOCK, (a, out, np.int64(a.size), key, np.uint32(keep_from),
-                           a.dtype.type(scale)))
+        K.launch("maps.cu", "dropout_keyed", a.dtype, (G.flat_blocks(a.size, _sms()), 1, 1),
+                 _BLOCK, (a, out, np.int64(a.size), key, np.uint32(keep_from),
+                          a.dtype.type(scale)))
         return out

@@ -11,13 +11,15 @@ import numpy as np
 
 from genrecnn.engine.ops.staging import Upload
 
+from .host import HostBase
+
 try:  # CuPy stays optional: the backend must import (and be listed) without it
     import cupy as cp
 except Exception:  # ImportError, or a broken CUDA install raising at import
     cp = None
 
 
-class CupyStaging:
+class CupyStaging(HostBase):
     """Streamed uploads for :class:`.CupyBackend` (listed before ``Backend``)."""
 
     _side = None

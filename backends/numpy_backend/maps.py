@@ -1,5 +1,4 @@
-"""NumPy implementation of the contract's 2-D map and training ops (see
-:mod:`genrecnn.engine.ops.maps` and :mod:`genrecnn.engine.ops.training`).
+"""NumPy implementation of the contract's 2-D map ops (see :mod:`genrecnn.engine.ops.maps`).
 
 Vectorised over the batch like the rest of the backend. The 2-D convolution
 takes the batch a chunk at a time: an im2col (one strided copy per kernel tap)
@@ -15,7 +14,6 @@ import math
 import threading
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from genrecnn.engine.ops import conv2d_out, lowbias32, pool2d_out
 from genrecnn.engine.ops.maps import GOLDEN
@@ -164,10 +162,7 @@ def _col(v, dtype):
 # -- the mixin ------------------------------------------------------------------------------
 
 class NumpyMapOps:
-    """conv2d, maxpool2d, batchnorm, dropout, the batch ops and the on-device loss."""
-
-    def reshape(self, x, shape):
-        return x.reshape(shape)
+    """conv2d, maxpool2d, batchnorm, dropout for :class:`.NumpyBackend`."""
 
     # -- 2-D convolution ----------------------------------------------------------------
 
@@ -309,45 +304,3 @@ class NumpyMapOps:
 
     def dropout_backward(self, dy, rate, key):
         return self._dropout(dy, rate, key)
-
-    # -- batches from a resident training set ---------------------------------------------
-
-    def gather_batch(self, data, labels, index, start, width):
-        windows = sliding_window_view(data, width, axis=2)     # [M, H, T - width + 1, width]
-        return (np.ascontiguousarray(windows[index, :, start]),  # [B, H, width]
-                labels[index])
-
-    def mask_spans(self, x, f0, fw, t0, tw):
-        def inside(start, width, size):                        # [B, size]: in the span
-            pos, start = np.arange(size), start.astype(np.int64)[:, None]
-            return (pos >= start) & (pos < start + width[:, None])
-        masked = inside(f0, fw, x.shape[1])[:, :, None] | inside(t0, tw, x.shape[2])[:, None, :]
-        return np.where(masked, x.dtype.type(0), x)
-
-    def mix(self, x, perm, lam):
-        lam = lam.reshape((-1,) + (1,) * (x.ndim - 1))
-        y = x * lam
-        y += x[perm] * (1 - lam)
-        return y
-
-    def write(self, dst, a):
-        np.copyto(dst, a)
-
-    # -- the on-device loss ---------------------------------------------------------------
-
-    def softmax_cross_entropy_acc(self, logits, labels_a, labels_b, lam, stats):
-        logp = self._log_softmax(logits)
-        rows = np.arange(len(logits))
-        loss = -(lam * logp[rows, labels_a] + (1 - lam) * logp[rows, labels_b]).sum()
-        best = logits.argmax(axis=1)
-        credit = (lam * (best == labels_a) + (1 - lam) * (best == labels_b)).sum()
-        stats += np.array([loss, credit], dtype=stats.dtype)
-        return np.exp(logp)
-
-    def softmax_cross_entropy_acc_backward(self, probs, labels_a, labels_b, lam):
-        g = probs.copy()
-        rows = np.arange(len(probs))
-        g[rows, labels_a] -= lam
-        g[rows, labels_b] -= 1 - lam
-        g /= len(probs)
-        return g

@@ -1,5 +1,6 @@
-"""NumPy: the in-place parameter updates, one parameter at a time or all in one call
-(``update_many``, the scalars read from the ``hyper`` array)."""
+"""NumPy: the contract's parameter updates (:mod:`genrecnn.engine.ops.updates`), in place,
+one parameter at a time or all in one call (``update_many``, the scalars read from the
+``hyper`` array)."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,20 @@ def adam_step(param, grad, m, v, lr, beta1, beta2, eps, wd, dwd, bc1, bc2) -> No
     param -= lr * step
 
 
-class NumpyManyUpdates:
-    """sgd_update_many and adam_update_many for :class:`.NumpyBackend`."""
+class NumpyUpdateOps:
+    """sgd_update, adam_update, sgd_update_many, adam_update_many for :class:`.NumpyBackend`."""
+
+    def sgd_update(self, param, grad, velocity, lr, momentum, weight_decay):
+        velocity *= momentum
+        velocity -= lr * grad
+        if weight_decay:
+            velocity -= (lr * weight_decay) * param
+        param += velocity
+
+    def adam_update(self, param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay,
+                    decoupled_weight_decay=0.0):
+        adam_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay,
+                  1 - beta1 ** step, 1 - beta2 ** step)
 
     def sgd_update_many(self, params, grads, velocities, hyper):
         lr, momentum, weight_decay = (float(v) for v in hyper)

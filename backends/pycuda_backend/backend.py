@@ -1,8 +1,10 @@
 """The PyCUDA backend: every op of the contract as a hand-written CUDA kernel.
 
-Kernels live in the ``.cu`` files beside this module (see :mod:`.kernels` for
-how they are compiled and cached); the GEMM-based ops (conv1d, dense) are in
-:mod:`.gemm`. Inputs are C-contiguous with consistent shapes and dtypes (the
+Kernels live in :mod:`genrecnn.backends.cuda_kernels` (see :mod:`.kernels` for how
+they are compiled and cached); each op group is in the module of the contract's name
+(:mod:`.sequence`, :mod:`.maps`, :mod:`.updates`, :mod:`.training`, :mod:`.graphs`,
+:mod:`.staging`), and this class holds the transfers and the helpers those mixins use
+(:class:`.host.PycudaHost`). Inputs are C-contiguous with consistent shapes and dtypes (the
 contract's rules), so ops neither copy nor check them. Arrays are
 ``pycuda.gpuarray.GPUArray`` allocated from one memory pool; the backend works
 in the device's *primary* context (``pycuda.autoprimaryctx``), the one CuPy
@@ -22,18 +24,18 @@ import shutil
 
 import numpy as np
 
-from genrecnn.engine.ops import ACTIVATIONS, Backend, maxpool1d_out_width
+from genrecnn.backends.cuda_kernels import grids as G
+from genrecnn.backends.cuda_kernels.grids import THREADS as BLOCK
+from genrecnn.engine.ops import Backend
 
-from .batches import PycudaBatchOps
-from .graphs import PycudaGraphOps
 from .gemm import GemmOps
-from . import grids as G
-from .grids import THREADS as BLOCK, cdiv
+from .graphs import PycudaGraphOps
 from .kernels import KernelCache
 from .maps import PycudaMapOps
+from .sequence import PycudaSequenceOps
 from .staging import PycudaStaging
-
-_ACT_CODE = {kind: i for i, kind in enumerate(ACTIVATIONS)}
+from .training import PycudaTrainingOps
+from .updates import PycudaUpdateOps
 
 
 def probe() -> tuple[bool, str]:
@@ -64,8 +66,8 @@ def probe() -> tuple[bool, str]:
     return True, ""
 
 
-class PycudaBackend(PycudaGraphOps, PycudaMapOps, PycudaBatchOps, GemmOps, PycudaStaging,
-                    Backend):
+class PycudaBackend(PycudaSequenceOps, PycudaMapOps, PycudaUpdateOps, PycudaTrainingOps,
+                    PycudaGraphOps, PycudaStaging, GemmOps, Backend):
     """Hand-written CUDA kernels through PyCUDA, float32 and float64."""
 
     name = "pycuda"
@@ -116,6 +118,11 @@ class PycudaBackend(PycudaGraphOps, PycudaMapOps, PycudaBatchOps, GemmOps, Pycud
     def _launch(self, file, name, arg_types, dtype, grid, block, *args, **consts):
         func = self.kernels.get(file, name, arg_types, dtype, **consts)
         func.prepared_async_call(grid, block, self._stream, *args)
+
+    def _run(self, file, name, arg_types, dtype, grid, block, *args, **consts):
+        """``_launch`` unless the grid is empty."""
+        if min(grid) > 0:
+            self._launch(file, name, arg_types, dtype, grid, block, *args, **consts)
 
     def _elementwise(self, name, arg_types, dtype, n, *args, file="elementwise.cu", **consts):
         if n:
@@ -172,120 +179,8 @@ class PycudaBackend(PycudaGraphOps, PycudaMapOps, PycudaBatchOps, GemmOps, Pycud
                               len(shape), dtype.itemsize, self._ptr(dims))
         return out
 
+    def reshape(self, x, shape):
+        return x.reshape(tuple(int(s) for s in shape))
+
     def synchronize(self):
         self._drv.Context.synchronize()
-
-    # -- pooling ---------------------------------------------------------------------------
-
-    def maxpool1d(self, x, size, stride):
-        dt = str(x.dtype)
-        n, c, width = x.shape
-        wo = maxpool1d_out_width(width, size, stride)
-        y = self._empty((n, c, wo), dt)
-        am = self._empty((n, c, wo), np.int32)
-        self._elementwise("maxpool_fwd", "PPPqiiii", dt, y.size, self._ptr(x), self._ptr(y),
-                          self._ptr(am), n * c, width, wo, int(size), int(stride), file="pool.cu")
-        return y, am
-
-    def maxpool1d_backward(self, dy, argmax, width):
-        dt = str(dy.dtype)
-        n, c, wo = dy.shape
-        dx = self.zeros((n, c, width), dt)
-        self._elementwise("maxpool_bwd", "PPPqii", dt, dy.size, self._ptr(dy), self._ptr(argmax),
-                          self._ptr(dx), n * c, int(width), wo, file="pool.cu")
-        return dx
-
-    def global_pool(self, x):
-        dt = str(x.dtype)
-        n, c, width = x.shape
-        y = self._empty((n, 3 * c), dt)
-        am = self._empty((n, c), np.int32)
-        rows = n * c
-        if rows:
-            self._launch("pool.cu", "global_pool_fwd", "PPPiii", dt,
-                         (cdiv(rows * 32, BLOCK), 1, 1), (BLOCK, 1, 1),
-                         self._ptr(x), self._ptr(y), self._ptr(am), n, c, width)
-        return y, am
-
-    def global_pool_backward(self, x, y, argmax, dy):
-        dt = str(x.dtype)
-        n, c, width = x.shape
-        dx = self._empty((n, c, width), dt)
-        self._elementwise("global_pool_bwd", "PPPPPiii", dt, dx.size, self._ptr(x), self._ptr(y),
-                          self._ptr(argmax), self._ptr(dy), self._ptr(dx), n, c, width,
-                          file="pool.cu")
-        return dx
-
-    # -- activations -----------------------------------------------------------------------
-
-    @staticmethod
-    def _act_code(kind) -> int:
-        if kind not in _ACT_CODE:
-            raise ValueError(f"unknown activation {kind!r}")
-        return _ACT_CODE[kind]
-
-    def activation(self, kind, x, slope=0.01):
-        dt = str(x.dtype)
-        y = self._empty(x.shape, dt)
-        self._elementwise("act_fwd", "PPqT", dt, y.size, self._ptr(x), self._ptr(y), y.size,
-                          float(slope), ACT=self._act_code(kind))
-        return y
-
-    def activation_backward(self, kind, x, y, dy, slope=0.01):
-        dt = str(x.dtype)
-        dx = self._empty(x.shape, dt)
-        self._elementwise("act_bwd", "PPPPqT", dt, dx.size, self._ptr(x), self._ptr(y),
-                          self._ptr(dy), self._ptr(dx), dx.size, float(slope),
-                          ACT=self._act_code(kind))
-        return dx
-
-    # -- output ----------------------------------------------------------------------------
-
-    def _softmax_into(self, logits, labels):
-        dt = str(logits.dtype)
-        n, k = logits.shape
-        probs = self._empty((n, k), dt)
-        rowloss = self._empty((n,), dt) if labels is not None else None
-        if probs.size:
-            self._launch("softmax.cu", "softmax_fwd", "PPPPii", dt,
-                         (cdiv(n * 32, BLOCK), 1, 1), (BLOCK, 1, 1),
-                         self._ptr(logits), 0 if labels is None else self._ptr(labels),
-                         self._ptr(probs), 0 if rowloss is None else self._ptr(rowloss), n, k)
-        return probs, rowloss
-
-    def softmax(self, logits):
-        return self._softmax_into(logits, None)[0]
-
-    def softmax_cross_entropy(self, logits, labels):
-        probs, rowloss = self._softmax_into(logits, labels)
-        n = probs.shape[0]
-        if n == 0 or probs.shape[1] == 0:
-            return float("nan"), probs
-        total = self._empty((1,), probs.dtype)
-        self._launch("reduce.cu", "sum_all", "PPq", str(probs.dtype), (1, 1, 1), (BLOCK, 1, 1),
-                     self._ptr(rowloss), self._ptr(total), n)
-        return float(self.to_host(total)[0]) / n, probs
-
-    def softmax_cross_entropy_backward(self, probs, labels):
-        dt = str(probs.dtype)
-        n, k = probs.shape
-        g = self._empty((n, k), dt)
-        self._elementwise("softmax_xent_bwd", "PPPii", dt, g.size, self._ptr(probs),
-                          self._ptr(labels), self._ptr(g), n, k, file="softmax.cu")
-        return g
-
-    # -- updates ---------------------------------------------------------------------------
-
-    def sgd_update(self, param, grad, velocity, lr, momentum, weight_decay):
-        n = param.size
-        self._elementwise("sgd_update", "PPPqTTT", str(param.dtype), n, self._ptr(param),
-                          self._ptr(grad), self._ptr(velocity), n, float(lr), float(momentum),
-                          float(lr) * float(weight_decay))
-
-    def adam_update(self, param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay,
-                    decoupled_weight_decay=0.0):
-        b1, b2, n = float(beta1), float(beta2), param.size
-        self._elementwise("adam_update", "PPPPqTTTTTTTTTT", str(param.dtype), n, self._ptr(param),
-                          self._ptr(grad), self._ptr(m), self._ptr(v), n, float(lr),
-                          b1, 1.0 - b1, b2, 1.0 - b2, float(eps), float(weight_decay),
-                          1.0 - b1 ** step, 1.0 - b2 ** step, float(decoupled_weight_decay))

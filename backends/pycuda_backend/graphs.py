@@ -1,4 +1,4 @@
-"""PyCUDA: every parameter updated in one launch, and whole steps captured as CUDA graphs.
+"""PyCUDA: whole training steps captured as CUDA graphs (:mod:`genrecnn.engine.ops.graphs`).
 
 The backend issues all its work on ``self._stream`` (None: the default stream,
 as before). For a graph it makes a non-blocking stream of its own (it cannot
@@ -7,42 +7,20 @@ step is recorded it allocates from a private pool kept alive with the graph.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from . import cudagraph
-from . import grids as G
+from .host import HostBase
 
 _NON_BLOCKING = 1    # CU_STREAM_NON_BLOCKING
 
 
-class PycudaGraphOps:
-    """update_many and graph for :class:`.PycudaBackend` (listed before ``Backend``)."""
+class PycudaGraphOps(HostBase):
+    """graph (and the stream every op is issued on) for :class:`.PycudaBackend` (listed
+    before ``Backend``)."""
 
     _stream = None
 
     def _stream_handle(self) -> int | None:
         return None if self._stream is None else int(self._stream.handle)
-
-    # -- all parameters in one launch ---------------------------------------------------
-
-    def _update_many(self, name: str, arrays: list[list], hyper) -> None:
-        params = arrays[0]
-        if not params:
-            return
-        dt = str(params[0].dtype)
-        sizes = [int(p.size) for p in params]
-        arg_types = "P" * (4 * G.UPDATE_SLOTS) + "q" * G.UPDATE_SLOTS + "P"
-        for first, last, grid in G.update_launches(sizes, self.sm_count):
-            args = G.update_args(arrays, sizes, first, last)
-            self._launch("update_many.cu", name, arg_types, dt, grid, (G.THREADS, 1, 1),
-                         *[self._ptr(a) for a in args[:4 * G.UPDATE_SLOTS]],
-                         *args[4 * G.UPDATE_SLOTS:], self._ptr(hyper))
-
-    def sgd_update_many(self, params, grads, velocities, hyper):
-        self._update_many("sgd_many", [params, grads, velocities, velocities], hyper)
-
-    def adam_update_many(self, params, grads, ms, vs, hyper):
-        self._update_many("adam_many", [params, grads, ms, vs], hyper)
 
     # -- capture ------------------------------------------------------------------------
 
@@ -80,8 +58,3 @@ class PycudaGraphOps:
         """Wait for this backend's stream before a synchronous copy on the default one."""
         if self._stream is not None:
             self._stream.synchronize()
-
-    def write(self, dst, a):
-        a = np.ascontiguousarray(a, dtype=dst.dtype)
-        if a.nbytes:
-            self._drv.memcpy_htod_async(self._ptr(dst), a, self._stream)

@@ -1,9 +1,9 @@
-"""PyCUDA: the contract's 2-D map ops (conv2d, maxpool2d, batchnorm, dropout) and reshape.
+"""PyCUDA: the contract's 2-D map ops (conv2d, maxpool2d, batchnorm, dropout).
 
 A convolution is im2col (``conv2d.cu``) into per-example column matrices
 ``[N, C*KH*KW, Ho*Wo]`` and the tiled GEMMs of ``gemm.cu`` with a kernel width of 1:
-``conv1d_fwd`` writes y batch-first with its bias, ``conv1d_dw`` (split-K) gives dw
-and ``conv1d_dx`` the column gradient that col2im gathers back onto the input (no
+``conv_taps_fwd`` writes y batch-first with its bias, ``conv_taps_dw`` (split-K) gives dw
+and ``conv_taps_dx`` the column gradient that col2im gathers back onto the input (no
 atomics). A one-channel input (a spectrogram CNN's first layer) skips the column
 matrix: ``conv2d_c1.cu`` reads the map in place. Batch norm reduces every channel over
 a few blocks (Welford and Chan merges, deterministic). All launches go through the
@@ -11,24 +11,17 @@ backend's ``_launch``/``_elementwise``/``_gemm``; nothing here waits for the dev
 """
 from __future__ import annotations
 
+from genrecnn.backends.cuda_kernels import grids as G
 from genrecnn.engine.ops import pool2d_out
 
-from . import grids as G
+from .host import HostBase
 
 _BLOCK = (G.THREADS, 1, 1)
 
 
-class PycudaMapOps:
-    """conv2d, maxpool2d, batchnorm, dropout and reshape for :class:`.PycudaBackend`
+class PycudaMapOps(HostBase):
+    """conv2d, maxpool2d, batchnorm, dropout for :class:`.PycudaBackend`
     (listed before ``Backend`` among its bases)."""
-
-    def reshape(self, x, shape):
-        return x.reshape(tuple(int(s) for s in shape))
-
-    def _run(self, file, name, arg_types, dtype, grid, block, *args, **consts):
-        """``_launch`` unless the grid is empty."""
-        if min(grid) > 0:
-            self._launch(file, name, arg_types, dtype, grid, block, *args, **consts)
 
     # -- convolution ---------------------------------------------------------------------
 
@@ -47,7 +40,7 @@ class PycudaMapOps:
             return y
         cols = self._im2col2d(x, g)
         # y[n] = w[F, R] @ cols[n] + b, every example in one launch (grid z = n)
-        self._gemm("conv1d_fwd", dt, g.f, g.p, g.n, self._tile(g.f, g.p, g.n),
+        self._gemm("conv_taps_fwd", dt, g.f, g.p, g.n, self._tile(g.f, g.p, g.n),
                    (self._ptr(cols), self._ptr(w), self._ptr(b), self._ptr(y), g.r, g.p, g.f),
                    "PPPPiii", KW=1)
         return y
@@ -60,7 +53,7 @@ class PycudaMapOps:
         if dx.size:
             dcols = self._empty((g.n, g.r, g.p), dt)
             # dcols[n] = w[F, R]^T @ dy[n]
-            self._gemm("conv1d_dx", dt, g.r, g.p, g.n, self._tile(g.r, g.p, g.n),
+            self._gemm("conv_taps_dx", dt, g.r, g.p, g.n, self._tile(g.r, g.p, g.n),
                        (self._ptr(dy), self._ptr(w), self._ptr(dcols), g.r, g.p, g.f),
                        "PPPiii", KW=1)
             grid, block = G.copy_rows_grid(g.n * g.c, g.h * g.w)
@@ -73,7 +66,7 @@ class PycudaMapOps:
         return self._conv2d_params(x, dy, G.conv2d_shape(x.shape, w.shape, stride, padding))
 
     def _conv2d_params(self, x, dy, g):
-        """(dw, db): direct kernels for one input channel, else the split-K ``conv1d_dw``
+        """(dw, db): direct kernels for one input channel, else the split-K ``conv_taps_dw``
         over the column matrices and norm.cu's per-channel sums for db."""
         dt = str(x.dtype)
         if g.direct:

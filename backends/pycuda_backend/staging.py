@@ -16,9 +16,10 @@ import numpy as np
 from genrecnn.engine.ops.staging import Upload
 
 from .graphs import _NON_BLOCKING
+from .host import HostBase
 
 
-class PycudaStaging:
+class PycudaStaging(HostBase):
     """Streamed uploads for :class:`.PycudaBackend` (listed before ``Backend``)."""
 
     _side = None

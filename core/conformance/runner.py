@@ -7,13 +7,13 @@ unknown op name, or an op declared without its methods) is a BackendError.
 """
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from genrecnn.errors import BackendError, GenrecnnError
+from genrecnn.fsutil import json_text
 from genrecnn.engine.ops import DTYPES, GROUP_OF_METHOD, OP_GROUPS, Backend
 
 from .cases import INDEX, Case, cases_for
@@ -76,7 +76,7 @@ class Report:
                 "failures": [asdict(c) for c in self.failures]}
 
     def to_json(self) -> str:
-        return json.dumps(self.as_dict(), indent=2)
+        return json_text(self.as_dict())
 
     def summary(self) -> str:
         n = sum(r.checks for r in self.rows)

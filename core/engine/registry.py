@@ -15,6 +15,10 @@ from . import hookspecs
 from genrecnn.errors import BackendError
 from genrecnn.engine.ops import Backend
 
+# what a plugin's import or hook may raise without taking the command down: its own bugs,
+# and exits (``sys.exit(3)`` at import time) that would end every command silently
+PLUGIN_FAILURES = (Exception, SystemExit, KeyboardInterrupt, GeneratorExit)
+
 
 @dataclass
 class BackendInfo:
@@ -65,7 +69,7 @@ class Registry:
         try:
             info.ops = tuple(sorted(cls.declared_ops()))
             info.available, info.reason = cls.availability()
-        except Exception as exc:  # a plugin's own bug: report, keep going
+        except PLUGIN_FAILURES as exc:  # a plugin's own bug: report, keep going
             info.available, info.reason = False, f"{type(exc).__name__}: {exc}"
         self.infos[name] = info
 
@@ -73,11 +77,15 @@ class Registry:
         """The backend instance called ``name``; a clear error if unknown or unavailable."""
         if name in self._instances:
             return self._instances[name]
-        info = self.infos.get(name)
+        info = self.infos.get(name) or self._broken_plugin(name)
         if info is None:
+            working = [n for n in self.names() if self.infos[n].cls is not None]
             raise BackendError(
-                f"unknown backend {name!r}; installed backends: {', '.join(self.names()) or 'none'} "
+                f"unknown backend {name!r}; installed backends: {', '.join(working) or 'none'} "
                 f"(see `genrecnn backends`)")
+        if info.cls is None:
+            raise BackendError(f"backend {name!r} comes from plugin {info.plugin}, which is "
+                               f"broken: {info.reason}; fix or uninstall that plugin")
         if not info.available:
             raise BackendError(
                 f"backend {name!r} is not available here: {info.reason}; "
@@ -89,6 +97,13 @@ class Registry:
             raise BackendError(f"backend {name!r} failed to start: {exc}") from exc
         self._instances[name] = inst
         return inst
+
+    def _broken_plugin(self, name: str) -> BackendInfo | None:
+        """The record of a broken plugin registered as ``name (module)``, if any."""
+        for key, info in self.infos.items():
+            if info.cls is None and key.split(" (")[0] == name:
+                return info
+        return None
 
 
 def _plugin_manager() -> pluggy.PluginManager:
@@ -106,7 +121,7 @@ def build_registry(extra_plugins: list | None = None) -> Registry:
         try:
             module = ep.load()
             pm.register(module, name=label)
-        except Exception as exc:
+        except PLUGIN_FAILURES as exc:
             reg.infos[ep.name] = BackendInfo(
                 name=ep.name, plugin=label,
                 reason=f"plugin failed to load: {type(exc).__name__}: {exc}")
@@ -114,8 +129,8 @@ def build_registry(extra_plugins: list | None = None) -> Registry:
         pm.register(obj, name=f"extra-{i}")
     for impl in pm.hook.genrecnn_backends.get_hookimpls():
         try:
-            classes = impl.function() or []
-        except Exception as exc:
+            classes = list(impl.function() or [])
+        except PLUGIN_FAILURES as exc:
             reg.infos[impl.plugin_name] = BackendInfo(
                 name=impl.plugin_name, plugin=impl.plugin_name,
                 reason=f"genrecnn_backends() raised {type(exc).__name__}: {exc}")

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import sys
 import warnings
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from genrecnn.errors import DataError, GenrecnnError
-from genrecnn.fsutil import atomic_path, regular_file_problem, writable_folder
+from genrecnn.errors import DataError
+from genrecnn.fsutil import regular_file_problem
+from genrecnn.music.clip_readers import (SILENCE_PEAK, Unusable, decode_audio, quiet,
+                                         read_npy, read_png, wrong_bands)
+from genrecnn.music.feature_cache import FeatureCache, Lookup
 
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".m4a", ".opus")
 IMAGE_EXTENSIONS = (".png",)
@@ -29,10 +29,12 @@ SUPPORTED_EXTENSIONS = AUDIO_EXTENSIONS + IMAGE_EXTENSIONS + ARRAY_EXTENSIONS
 
 # Below this many frames (~0.4 s) a clip carries too little to classify.
 MIN_FRAMES = 16
-# A waveform whose peak is below this (-120 dBFS) is treated as silence.
-SILENCE_PEAK = 1e-6
+# The most one clip may cost: 10 minutes of audio, i.e. 25,840 frames at the default hop
+# (13 MB of features); images and arrays get the same number of frames. Longer input is
+# refused before it is decoded in full, so no reader or command grows with the file.
+MAX_SECONDS = 600
 # Bump when the computation changes, so old cache entries are not reused.
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2   # 2: cache entries carry a checksum
 
 
 @dataclass(frozen=True)
@@ -73,13 +75,19 @@ class FeatureParams:
         """Frames librosa produces (centred STFT) for a waveform of ``n_samples``."""
         return 1 + n_samples // self.hop_length
 
+    @property
+    def max_frames(self) -> int:
+        """The most frames one clip may have (``MAX_SECONDS`` of audio)."""
+        return self.frames_for(MAX_SECONDS * self.sr)
+
+    def too_long(self, frames: int) -> str:
+        """Why a clip of ``frames`` frames is refused, with what to do."""
+        return (f"is too long: {frames} frames, over the {self.max_frames} "
+                f"({MAX_SECONDS} s of audio) one clip may have; cut it into shorter clips")
+
     def digest(self) -> str:
         text = json.dumps({"v": FEATURE_VERSION, **self.as_dict()}, sort_keys=True)
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
-
-
-class Unusable(Exception):
-    """Internal: why one input cannot be used (the message has no path; DataError adds it)."""
 
 
 def audio_to_features(y: np.ndarray, params: FeatureParams = FeatureParams()) -> np.ndarray:
@@ -94,29 +102,6 @@ def audio_to_features(y: np.ndarray, params: FeatureParams = FeatureParams()) ->
         raise DataError(f"waveform: {exc}") from None
 
 
-@contextmanager
-def _quiet():
-    """Silence decoders: libmpg123 prints to the process's stderr (fd 2) and librosa
-    warns; a clip's problem is reported once, in our words."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):   # no usable fd 2: nothing to silence
-        saved = None
-    if saved is not None:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        if saved is not None:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 def native_rate(path) -> int | None:
     """The sample rate an audio file was recorded at (read from its header), or None."""
     if Path(path).suffix.lower() not in AUDIO_EXTENSIONS or regular_file_problem(path):
@@ -124,7 +109,7 @@ def native_rate(path) -> int | None:
     import librosa
 
     try:
-        with _quiet():
+        with quiet():
             return int(librosa.get_samplerate(str(path)))
     except Exception:   # unreadable header: the decoder's own error is reported elsewhere
         return None
@@ -161,57 +146,6 @@ def file_digest(path) -> str:
     return h.hexdigest()
 
 
-class FeatureCache:
-    """On-disk cache of audio features, one .npy per (file content, parameters).
-
-    Entries are written atomically; an entry that cannot be read back (truncated,
-    corrupt, wrong shape) is recomputed and overwritten, never fatal.
-    ``hits`` and ``misses`` count lookups made through this object (load_dataset
-    adds its worker processes' counts).
-    """
-
-    def __init__(self, root=None):
-        if root is None:
-            root = os.environ.get("GENRECNN_CACHE") or Path.home() / ".cache" / "genrecnn"
-        self.root = Path(root).expanduser()
-        self.hits = 0
-        self.misses = 0
-
-    def __repr__(self):
-        return f"FeatureCache({str(self.root)!r})"
-
-    def entry(self, content_digest: str, params: FeatureParams) -> Path:
-        key = f"{content_digest}-{params.digest()}"
-        return self.root / "features" / key[:2] / f"{key}.npy"
-
-    def check_writable(self) -> None:
-        """Refuse a cache folder that cannot be written (a run would cache nothing)."""
-        writable_folder(self.root / "features", "the feature cache",
-                        "pass a writable --cache-dir (or set GENRECNN_CACHE)")
-
-    def get(self, content_digest: str, params: FeatureParams) -> np.ndarray | None:
-        path = self.entry(content_digest, params)
-        try:
-            feat = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError):  # absent, truncated or not an array
-            self.misses += 1
-            return None
-        if (feat.ndim != 2 or feat.shape[0] != params.n_mels or feat.dtype != np.float32
-                or not np.isfinite(feat).all()):
-            self.misses += 1
-            return None
-        self.hits += 1
-        return feat
-
-    def put(self, content_digest: str, params: FeatureParams, feat: np.ndarray) -> None:
-        path = self.entry(content_digest, params)
-        try:
-            with atomic_path(path, suffix=".npy") as tmp:
-                np.save(tmp, np.ascontiguousarray(feat, dtype=np.float32))
-        except (OSError, GenrecnnError):  # a cache that cannot be written is only slower
-            return
-
-
 def load_features(path, params: FeatureParams = FeatureParams(), cache: FeatureCache | None = None,
                   min_frames: int = MIN_FRAMES) -> np.ndarray:
     """float32 [n_mels, frames] features of one file: audio, greyscale PNG or .npy.
@@ -220,17 +154,20 @@ def load_features(path, params: FeatureParams = FeatureParams(), cache: FeatureC
     means no caching). A PNG is read as intensity / 255 with low frequencies at
     the bottom row; a .npy must already be [n_mels, frames]. Raises
     DataError("<path>: <problem>; <what to do>") for anything unusable,
-    including fewer than ``min_frames`` frames.
+    including fewer than ``min_frames`` frames or more than ``params.max_frames``.
     """
     try:
-        return _load(Path(path), params, cache, min_frames)[0]
+        feat, lookup = _load(Path(path), params, cache, min_frames)
     except Unusable as exc:
         raise DataError(f"{path}: {exc}") from None
+    if cache is not None:
+        cache.count(lookup)
+    return feat
 
 
 def _load(path: Path, params: FeatureParams, cache: FeatureCache | None,
-          min_frames: int) -> tuple[np.ndarray, bool]:
-    """(features, cache hit: True/False, None when no cache was asked) or Unusable."""
+          min_frames: int) -> tuple[np.ndarray, Lookup | None]:
+    """(features, the cache lookup or None where no cache was used) or Unusable."""
     ext = path.suffix.lower()
     if ext not in SUPPORTED_EXTENSIONS:
         raise Unusable(f"unsupported file type {ext or '(none)'!r}; use audio "
@@ -240,96 +177,48 @@ def _load(path: Path, params: FeatureParams, cache: FeatureCache | None,
         if not path.exists():
             raise Unusable("cannot be read (missing, or a broken link); restore or remove it")
         raise Unusable(f"{problem}; pass an audio, .png or .npy file")
+    if _readable(path.stat) == 0:
+        raise Unusable("is empty (0 bytes); replace or remove the file")
+    lookup = None
+    if ext in AUDIO_EXTENSIONS:
+        feat, lookup = _audio_features(path, params, cache)
+    elif ext in IMAGE_EXTENSIONS:
+        feat = read_png(path, params)
+    else:
+        feat = read_npy(path, params)
+    _check(feat, params, min_frames, is_audio=ext in AUDIO_EXTENSIONS)
+    return feat, lookup
+
+
+def _readable(read):
+    """``read()``, with an OSError (permissions, I/O) as Unusable; a stat gives the size."""
     try:
-        size = path.stat().st_size
-        digest = file_digest(path) if ext in AUDIO_EXTENSIONS and cache is not None else None
+        result = read()
     except OSError as exc:
         raise Unusable(f"cannot be read ({exc.strerror or exc}); fix its permissions or "
                        f"remove it") from None
-    if size == 0:
-        raise Unusable("is empty (0 bytes); replace or remove the file")
-    feat = cache.get(digest, params) if digest is not None else None
-    hit = None if digest is None else feat is not None
+    return getattr(result, "st_size", result)
+
+
+def _audio_features(path: Path, params: FeatureParams,
+                    cache: FeatureCache | None) -> tuple[np.ndarray, Lookup | None]:
+    """An audio file's features, from the cache where a verified entry holds them."""
+    def compute():
+        return _audio_to_features(decode_audio(path, params, MAX_SECONDS), params)
+
+    if cache is None:
+        return compute(), None
+    digest = _readable(lambda: file_digest(path))
+    feat, damaged = cache.read(digest, params, params.max_frames)
     if feat is not None:
-        pass
-    elif ext in AUDIO_EXTENSIONS:
-        feat = _audio_to_features(_decode(path, params), params)
-        if digest is not None:
-            cache.put(digest, params, feat)
-    elif ext in IMAGE_EXTENSIONS:
-        feat = _read_png(path)
-    else:
-        feat = _read_npy(path)
-    _check(feat, params, min_frames, is_audio=ext in AUDIO_EXTENSIONS)
-    return feat, hit
-
-
-def _decode(path: Path, params: FeatureParams) -> np.ndarray:
-    import librosa
-
-    try:
-        with _quiet(), open(path, "rb") as fh:
-            # a name that is not UTF-8 cannot reach libsndfile: hand it the open file instead
-            source = path if _utf8(path) else fh
-            y, _ = librosa.load(source, sr=params.sr, mono=True)
-    except PermissionError as exc:
-        raise Unusable(f"cannot be read ({exc.strerror}); fix its permissions or remove "
-                       f"it") from None
-    except Exception as exc:  # decoders raise many types (LibsndfileError, NoBackendError, EOF)
-        # audioread's NoBackendError has no message: no decoder here understood the bytes
-        detail = (str(exc).splitlines()[0][:120] if str(exc).strip()
-                  else "no installed decoder recognises its contents")
-        raise Unusable(f"is corrupt or not decodable audio ({detail}); re-encode it (e.g. as "
-                       f"WAV or FLAC) or remove it") from None
-    return y
-
-
-def _utf8(path: Path) -> bool:
-    try:
-        str(path).encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
-
-
-def _read_png(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("I;16", "I;16B", "I;16L"):
-                arr = np.asarray(img, dtype=np.float32) / 65535.0
-            else:
-                arr = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError,
-            SyntaxError, MemoryError):
-        raise Unusable("is not a readable PNG image (damaged, too large or another format); "
-                       "re-export it as a greyscale PNG") from None
-    # image rows run top to bottom; mel band 0 (lowest frequency) is the bottom row
-    return np.ascontiguousarray(arr[::-1])
-
-
-def _read_npy(path: Path) -> np.ndarray:
-    try:   # mapped first: a header claiming more data than the file holds fails at once
-        arr = np.array(np.load(path, mmap_mode="r", allow_pickle=False))
-    except (OSError, ValueError, EOFError, MemoryError, TypeError, OverflowError):
-        raise Unusable("is not a readable .npy array (damaged, another format, or Python "
-                       "objects); save a numeric array with numpy.save") from None
-    if arr.ndim != 2:
-        raise Unusable(f"holds an array of shape {arr.shape}; expected [n_mels, frames]")
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise Unusable(f"holds dtype {arr.dtype}; expected numbers [n_mels, frames]")
-    arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
-        raise Unusable("contains NaN or infinite values; recompute it")
-    return arr
+        return feat, Lookup(hit=True)
+    feat = compute()
+    return feat, Lookup(hit=False, repaired=damaged, unwritten=cache.write(digest, params, feat))
 
 
 def _check(feat: np.ndarray, params: FeatureParams, min_frames: int, is_audio: bool) -> None:
     if feat.shape[0] != params.n_mels:
-        raise Unusable(f"has {feat.shape[0]} mel bands (rows), expected n_mels="
-                       f"{params.n_mels}; recompute it with {params.n_mels} bands")
+        raise Unusable(wrong_bands(feat.shape[0], params))
     if feat.shape[1] < min_frames:
         raise Unusable(f"is too short: {feat.shape[1]} frames, at least {min_frames} needed "
                        f"(~{min_frames * params.hop_length / params.sr:.2f} s); use longer "

@@ -42,9 +42,12 @@ def stratified_split(ds: Dataset, test_fraction: float = 0.2, valid_fraction: fl
         n_test = max(round(test_fraction * n), 1 if test_fraction > 0 else 0)
         n_valid = max(round(valid_fraction * n), 1 if valid_fraction > 0 else 0)
         if n_test + n_valid > n - 1:
+            least = 2 + (valid_fraction > 0)      # one clip each to train, test (and validate)
+            advice = ("lower the fractions" if n >= least else
+                      f"add clips (a genre needs at least {least}) or leave it out with --genres")
             raise DataError(f"class {ds.class_names[k]!r} has {n} clip{'s' if n != 1 else ''}, "
                             f"too few for a train part plus {n_test} test and {n_valid} "
-                            f"validation clips; add clips or lower the fractions")
+                            f"validation clips; {advice}")
         order = rng.permutation(members)
         part[order[:n_test]] = 2
         part[order[n_test:n_test + n_valid]] = 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genrecnn.engine import bench
+from genrecnn.engine import sweeps
 from genrecnn.engine.architectures import build_network, load_architecture
 from genrecnn.engine.autoplace.compare import compare_with_single
 from genrecnn.errors import GenrecnnError
@@ -98,24 +98,24 @@ def run_bench(backends, kinds, *, arch: str | None, batch_size: int, mels: int, 
               optimizer: str, out: Path, echo, progress=None) -> dict:
     """Time a size sweep (no ``arch``) or an architecture's layers at their real shapes,
     plus transfers; write CSV files and plots to ``out``. Returns rows, files, skips."""
-    limits = bench.SweepLimits(max_call_s=max_call)
+    limits = sweeps.SweepLimits(max_call_s=max_call)
     names = ", ".join(b.name for b in backends)
     if arch:
         network = build_network(load_architecture(arch), (mels, frames), 10, dtype=dtype)
         echo(f"bench {arch}: input {mels}x{frames}, batch {batch_size}, {dtype}, "
              f"{optimizer} update, backends {names}")
-        layer_rows = bench.arch_layers(network, backends, batch_size, optimizer=optimizer,
+        layer_rows = sweeps.arch_layers(network, backends, batch_size, optimizer=optimizer,
                                        kinds=kinds, reps=reps, budget=budget, progress=progress)
-        xfer_rows = bench.arch_transfers(network, backends, batch_size, reps=reps,
+        xfer_rows = sweeps.arch_transfers(network, backends, batch_size, reps=reps,
                                          budget=budget, progress=progress)
     else:
-        size_list = bench.parse_sizes(sizes)
+        size_list = sweeps.parse_sizes(sizes)
         exps = [int(np.log2(s)) for s in size_list]
         echo(f"bench sweep: 2^{exps[0]}..2^{exps[-1]} input elements ({len(exps)} sizes), "
              f"{dtype}, layers {', '.join(kinds)}, backends {names}")
-        layer_rows = bench.sweep_layers(backends, kinds, size_list, dtype, reps=reps,
+        layer_rows = sweeps.sweep_layers(backends, kinds, size_list, dtype, reps=reps,
                                         budget=budget, limits=limits, progress=progress)
-        xfer_rows = bench.sweep_transfers(backends, size_list, dtype, reps=reps, budget=budget,
+        xfer_rows = sweeps.sweep_transfers(backends, size_list, dtype, reps=reps, budget=budget,
                                           limits=limits, progress=progress)
     for r in xfer_rows:
         r["itemsize"] = np.dtype(dtype).itemsize

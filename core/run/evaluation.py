@@ -20,6 +20,7 @@ from genrecnn.fsutil import output_folder
 from genrecnn.music.baseline import Baseline
 from genrecnn.music.loading import load_data
 from genrecnn.music.splits import split_from_dir, stratified_split
+from genrecnn.run.input_checks import check_crop
 from genrecnn.run.options import RunOptions
 from genrecnn.run.parts import make_parts
 from genrecnn.run.plots import confusion_matrix
@@ -201,6 +202,7 @@ def evaluate_folder(options: RunOptions, *, repeats: int, baseline: bool, out, e
         windows = f"{len(ds.x)} windows of " if options.windows else "input "
         echo(f"data: {options.data}, {len(ds.clip_ids)} clips of {ds.n_classes} classes "
              f"({', '.join(ds.class_names)}), {windows}{ds.input_shape[0]}x{ds.input_shape[1]}")
+        check_crop(options.crop, ds.input_shape[1])
         report = run_protocol(ds, settings, options, repeats=repeats, baseline=baseline,
                               echo=echo)
         confusion_matrix(report.network.mean_confusion(), ds.class_names, out,

@@ -16,6 +16,7 @@ from genrecnn.engine.autoplace import place_by_option
 from genrecnn.errors import DataError, GenrecnnError, ModelFileError
 from genrecnn.music.features import (MIN_FRAMES, FeatureParams, fit_length, load_features,
                                      native_rate)
+from genrecnn.music.input_kinds import INPUT_KINDS, check_input_kind
 from genrecnn.run.crops import covering_starts
 from genrecnn.run.fit import predict_proba
 from genrecnn.run.model_io import is_int, load_model
@@ -34,6 +35,7 @@ class InferenceModel:
     names: list[str]
     windowed: bool                    # trained on windows cut from the clips
     padded: bool                      # trained with --frames: short clips were padded
+    input_kind: str | None = None     # audio, png or npy (None: an older model)
 
     @property
     def frames(self) -> int:
@@ -80,6 +82,8 @@ def _meta_problem(meta: dict, n_classes: int) -> str | None:
         return f"{len(names)} class names for {n_classes} outputs"
     if meta.get("norm", "none") not in NORMS:
         return f"input normalisation {meta.get('norm')!r:.40}"
+    if meta.get("input_kind") not in (None, *INPUT_KINDS):
+        return f"input kind {meta.get('input_kind')!r:.40}"
     windows = meta.get("windows")
     if windows is not None and not (is_int(windows) and windows >= 1):
         return f"windows {windows!r:.40}"
@@ -125,7 +129,8 @@ def load_inference_model(path: Path, backend_spec: str, echo=print) -> Inference
     run = meta.get("run") if isinstance(meta.get("run"), dict) else {}
     return InferenceModel(net, params, normalizer, list(meta["class_names"]),
                           windowed=meta.get("windows") is not None,
-                          padded=run.get("frames") is not None)
+                          padded=run.get("frames") is not None,
+                          input_kind=meta.get("input_kind"))
 
 
 def clip_windows(feat: np.ndarray, frames: int) -> np.ndarray:
@@ -147,6 +152,7 @@ def file_probabilities(model: InferenceModel, path: Path, cache) -> Prediction:
     frequency gets a note.
     """
     feat = load_features(path, model.params, cache=cache)
+    check_input_kind(model.input_kind, path)
     n = feat.shape[1]
     if n < model.shortest:
         raise DataError(f"{path}: is too short for this model: {model.seconds(n)} ({n} frames), "

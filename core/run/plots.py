@@ -76,7 +76,8 @@ def confusion_matrix(cm: np.ndarray, class_names: list[str], path, title: str = 
 
 
 def filter_outputs(spec: np.ndarray, outputs: np.ndarray, filters: list[int], path,
-                   seconds_per_frame: float, title: str = "") -> None:
+                   seconds_per_frame: float, title: str = "",
+                   time_label: str = "time (s)") -> None:
     """The spectrogram [n_mels, F] above the chosen filters' outputs over time: a curve
     per filter for a time-axis convolution ([len(filters), F']), a map per filter for
     a 2-D one ([len(filters), bands, F']).
@@ -102,7 +103,7 @@ def filter_outputs(spec: np.ndarray, outputs: np.ndarray, filters: list[int], pa
             ax.plot(t, out, lw=0.8)
             ax.grid(alpha=0.3)
         ax.set_ylabel(f"filter {f}")
-    axes[-1].set_xlabel("time (s)")
+    axes[-1].set_xlabel(time_label)
     axes[-1].set_xlim(0, t_end)
     fig.tight_layout()
     _save(fig, path)

@@ -18,9 +18,11 @@ from genrecnn.engine.placement import format_plan
 from genrecnn.errors import DataError, GenrecnnError, ModelFileError
 from genrecnn.fsutil import (atomic_write_text, folder_lock, json_text, output_folder,
                              remove_stale_temps)
-from genrecnn.music.loading import load_data
+from genrecnn.music.input_kinds import dataset_kind
+from genrecnn.music.loading import load_data, skipped_lines
 from genrecnn.music.splits import split_from_dir, stratified_split
 from genrecnn.run.checkpoint import Checkpoint, load_checkpoint
+from genrecnn.run.input_checks import check_crop
 from genrecnn.run.model_io import MODEL_FILE, stored_model
 from genrecnn.run.npz_model import legacy_note
 from genrecnn.run.options import RUN_KEYS, RunOptions
@@ -202,6 +204,7 @@ def _checkpoint(model_path: Path, ds, options: RunOptions, settings, parts, dige
     return Checkpoint(model_path, meta={
         "class_names": list(ds.class_names), "feature_params": ds.params.as_dict(),
         "frames": ds.input_shape[1], "windows": options.windows, "norm": settings.norm,
+        "input_kind": dataset_kind(options.data, ds.clip_ids),
         "vote": options.vote, "run": run_meta, "backend_spec": options.backend_spec,
         "auto_plan": plan_report.as_dict() if plan_report else None},
         extra_arrays=normalizer_arrays(parts.normalizer))
@@ -220,6 +223,7 @@ def _train(options: RunOptions, out: Path, explicit, resume: bool, echo, progres
     digest = split_digest(ds, *idx)
     _check_split(saved, digest, model_path)
     n_mels, frames = ds.input_shape
+    check_crop(options.crop if "crop" in explicit else None, frames)
     net = saved.network if saved else new_network(settings, n_mels, frames, ds.n_classes)
     parts = make_parts(ds, *idx, norm=settings.norm,
                        normalizer=saved.normalizer if saved else None)
@@ -233,7 +237,7 @@ def _train(options: RunOptions, out: Path, explicit, resume: bool, echo, progres
                          checkpoint=ck, echo=echo, progress=progress)
     metrics = final_metrics(ds, parts, settings, trained, options, time.perf_counter() - t_start)
     write_outputs(out, metrics, trained.history, ds)
-    for line in summary_lines(metrics, out):
+    for line in skipped_lines(ds.skipped) + summary_lines(metrics, out):   # "wrote ..." last
         echo(line)
     return metrics
 

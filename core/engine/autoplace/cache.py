@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from genrecnn.engine.autoplace.report import PlanReport
-from genrecnn.fsutil import atomic_write_text
+from genrecnn.fsutil import atomic_write_text, json_text
 
 CACHE_VERSION = 1
 
@@ -66,4 +66,4 @@ def read_cache(path: Path) -> dict:
 def write_cache(path: Path, key: str, report: PlanReport) -> None:
     entries = read_cache(path)
     entries[key] = report.as_dict()
-    atomic_write_text(path, json.dumps({"version": CACHE_VERSION, "entries": entries}, indent=1))
+    atomic_write_text(path, json_text({"version": CACHE_VERSION, "entries": entries}, indent=1))

@@ -28,46 +28,32 @@ def compare_with_single(make_network, batch_size: int, *, registry=None,
     report = auto_plan(probe, batch_size, echo=echo, registry=sub, optimizer=optimizer,
                        refresh=True, streamed=streamed)
     echo(report.format())
-    plan = report.plan
-    cands = candidates(probe, sub, optimizer)
+    placements, same = _placements(report.plan, names, candidates(probe, sub, optimizer))
+    samples = time_plans(make_network, placements, reg, batch_size, optimizer, reps=reps,
+                         warmup=warmup, seed=seed, streamed=streamed)
+    rows = [{"placement": label, "plan": ",".join(placements[label]),
+             "batch_size": batch_size, **bench.Timing(ts).as_dict()}
+            for label, ts in samples.items()]
+    echo(f"training step ({optimizer}), batch {batch_size}, median of {reps} interleaved "
+         f"rounds after {warmup} warm-up steps:")
+    _echo_table(rows, same, echo)
+    return {"rows": rows, "auto": report.plan, "same_as": same, **_verdict(rows, echo)}
+
+
+def _placements(plan: list[str], names: list[str], cands) -> tuple[dict, str | None]:
+    """{label: plan} for auto and each single backend that runs every layer, and the
+    label of the single placement auto chose (timed once, as auto), if it chose one."""
     placements = {"auto": plan}
-    same = None                    # the single placement auto chose, timed once as auto
+    same = None
     for n in names:
         if plan == [n] * len(plan):
             same = f"{n} only"
         elif all(n in c for c in cands):
             placements[f"{n} only"] = [n] * len(plan)
-    samples = time_plans(make_network, placements, reg, batch_size, optimizer, reps=reps,
-                         warmup=warmup, seed=seed, streamed=streamed)
-
-    rows = []
-    for label, ts in samples.items():
-        t = bench.Timing(ts)
-        rows.append({"placement": label, "plan": ",".join(placements[label]),
-                     "batch_size": batch_size, **t.as_dict()})
-    singles = [r for r in rows if r["placement"] != "auto"]
-    auto = rows[0]
-    best = min(singles, key=lambda r: r["median_s"]) if singles else None
-    echo(f"training step ({optimizer}), batch {batch_size}, median of {reps} interleaved "
-         f"rounds after {warmup} warm-up steps:")
-    _print_rows(rows, same, echo)
-    result = {"rows": rows, "auto": plan, "same_as": same, "best_single": None, "ratio": None,
-              "verdict": "" if singles else "ok"}
-    if best:
-        ratio = auto["median_s"] / best["median_s"]
-        noise = max((best["p75_s"] - best["p25_s"]) / best["median_s"],
-                    (auto["p75_s"] - auto["p25_s"]) / auto["median_s"], 0.05)
-        ok = ratio <= 1 + noise
-        result.update(best_single=best["placement"], ratio=ratio,
-                      verdict="ok" if ok else "slower")
-        echo(f"auto / best single ({best['placement']}): {ratio:.3f} "
-             f"(noise allowance {noise:.1%}): "
-             + ("auto is not slower" if ok else "AUTO IS SLOWER than the best single placement"))
-    return result
+    return placements, same
 
 
-def _print_rows(rows: list[dict], same: str | None, echo) -> None:
-    """The timing table, each placement against auto (the first row)."""
+def _echo_table(rows: list[dict], same: str | None, echo) -> None:
     auto = rows[0]
     echo(f"  {'placement':<16}{'median ms':>11}{'p25..p75 ms':>20}{'vs auto':>9}")
     for r in rows:
@@ -76,6 +62,24 @@ def _print_rows(rows: list[dict], same: str | None, echo) -> None:
              f"{r['median_s'] / auto['median_s']:>8.2f}x")
     if same:
         echo(f"  (auto chose {same}: the same placement, timed once)")
+
+
+def _verdict(rows: list[dict], echo) -> dict:
+    """Auto (the first row) against the fastest single placement, within the timings'
+    own spread (at least 5%): "ok" when auto is not slower, else "slower"."""
+    auto, singles = rows[0], rows[1:]
+    if not singles:
+        return {"best_single": None, "ratio": None, "verdict": "ok"}
+    best = min(singles, key=lambda r: r["median_s"])
+    ratio = auto["median_s"] / best["median_s"]
+    noise = max((best["p75_s"] - best["p25_s"]) / best["median_s"],
+                (auto["p75_s"] - auto["p25_s"]) / auto["median_s"], 0.05)
+    ok = ratio <= 1 + noise
+    echo(f"auto / best single ({best['placement']}): {ratio:.3f} "
+         f"(noise allowance {noise:.1%}): "
+         + ("auto is not slower" if ok else "AUTO IS SLOWER than the best single placement"))
+    return {"best_single": best["placement"], "ratio": ratio,
+            "verdict": "ok" if ok else "slower"}
 
 
 class RegistryView:

@@ -1,10 +1,28 @@
 """The tensor-op contract: the only way layers and the network touch arrays.
 
 Every backend subclasses :class:`Backend` and implements these ops. This
-package is the single place where their shapes and semantics are written down
-(sequence ops in :mod:`.sequence`, 2-D map ops in :mod:`.maps`, training ops in
-:mod:`.training`, execution ops in :mod:`.graphs`, streamed uploads in :mod:`.staging`); the conformance suite (:mod:`genrecnn.conformance`) checks
-them on every backend.
+package is the single place where their shapes and semantics are written down; the
+conformance suite (:mod:`genrecnn.conformance`) checks them on every backend.
+
+Op groups and their files. Each group lives in the module named here, and every backend
+folder implements it in a module of the same name (Keras style: a reader knows where to
+look), a mixin listed before ``Backend`` among the backend class's bases:
+
+=======================================  ================  ==========================
+op groups                                contract          each backend
+=======================================  ================  ==========================
+transfer (and ``adopt``, ``reshape``)    this package      ``backend.py`` (the class)
+conv1d, maxpool1d, global_pool, dense,   :mod:`.sequence`  ``sequence.py``
+activation, softmax
+conv2d, maxpool2d, batchnorm, dropout    :mod:`.maps`      ``maps.py``
+sgd_update, adam_update, update_many     :mod:`.updates`   ``updates.py``
+batch, train_loss                        :mod:`.training`  ``training.py``
+graph                                    :mod:`.graphs`    ``graphs.py``
+staging                                  :mod:`.staging`   ``staging.py``
+=======================================  ================  ==========================
+
+A backend's other modules are helpers of those (the CUDA backends' ``kernels.py`` and
+``host.py``, PyCUDA's ``gemm.py``, NumPy's ``conv.py`` and ``parallel.py``).
 
 Conventions, for every op:
 
@@ -45,6 +63,7 @@ from genrecnn.engine.ops.maps import MapOps, conv2d_out, lowbias32, pool2d_out
 from genrecnn.engine.ops.sequence import SequenceOps
 from genrecnn.engine.ops.staging import StagingOps
 from genrecnn.engine.ops.training import TrainingOps
+from genrecnn.engine.ops.updates import UpdateOps
 from genrecnn.errors import BackendError, UnsupportedOp
 
 DTYPES = ("float32", "float64")
@@ -116,7 +135,7 @@ def maxpool1d_out_width(width: int, size: int, stride: int) -> int:
     return (width - size) // stride + 1
 
 
-class Backend(SequenceOps, MapOps, TrainingOps, GraphOps, StagingOps):
+class Backend(SequenceOps, MapOps, UpdateOps, TrainingOps, GraphOps, StagingOps):
     """Base class of every backend: declare who you are, implement the ops.
 
     Class attributes a backend sets:

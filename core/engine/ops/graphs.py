@@ -1,5 +1,5 @@
-"""The contract's execution ops: updating every parameter in one call, and capturing a
-whole training step as a CUDA graph that is replayed instead of launched op by op.
+"""The contract's execution ops: capturing a whole training step as a CUDA graph that is
+replayed instead of launched op by op.
 
 A step of a small network is bound by launches, not arithmetic; a graph
 replays all of its kernels in one launch. Capture works per device: every
@@ -12,22 +12,7 @@ from __future__ import annotations
 
 
 class GraphOps:
-    """sgd_update_many, adam_update_many; new_stream, use_stream, capture_begin,
-    capture_end, graph_launch."""
-
-    # -- all parameters in one call ----------------------------------------------------
-
-    def sgd_update_many(self, params: list, grads: list, velocities: list, hyper) -> None:
-        """:meth:`sgd_update` on every (param, grad, velocity) triple, in place, with the
-        scalars read from the device array ``hyper`` = [lr, momentum, weight_decay]
-        (the params' dtype), so a captured step picks up each step's rate."""
-        raise self._unsupported("sgd_update_many")
-
-    def adam_update_many(self, params: list, grads: list, ms: list, vs: list, hyper) -> None:
-        """:meth:`adam_update` on every (param, grad, m, v), in place, with ``hyper`` =
-        [lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay,
-        1 - beta1**step, 1 - beta2**step] (the params' dtype)."""
-        raise self._unsupported("adam_update_many")
+    """new_stream, use_stream, capture_begin, capture_end, graph_launch."""
 
     # -- capturing a step --------------------------------------------------------------
 

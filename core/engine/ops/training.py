@@ -1,39 +1,15 @@
-"""The contract's ops for training itself: parameter updates, batches cut from a
-training set that lives on the backend, and a loss that stays there.
+"""The contract's ops for training itself: batches cut from a training set that lives
+on the backend, and a loss that stays there (the parameter updates are in
+:mod:`.updates`).
 
-Conventions in :mod:`genrecnn.engine.ops`; every op named ``*_update`` (and
-``write``) changes arrays in place and returns None.
+Conventions in :mod:`genrecnn.engine.ops`; ``write`` changes its ``dst`` in place and
+returns None.
 """
 from __future__ import annotations
 
 
 class TrainingOps:
-    """sgd_update, adam_update; gather_batch, mask_spans, mix, write; the on-device loss."""
-
-    # -- parameter updates (in place) --------------------------------------------------
-
-    def sgd_update(self, param, grad, velocity, lr: float, momentum: float,
-                   weight_decay: float) -> None:
-        """SGD with momentum, in place on ``param`` and ``velocity``:
-
-        ``velocity = momentum * velocity - lr * (grad + weight_decay * param)``;
-        ``param += velocity``.
-        """
-        raise self._unsupported("sgd_update")
-
-    def adam_update(self, param, grad, m, v, step: int, lr: float, beta1: float,
-                    beta2: float, eps: float, weight_decay: float,
-                    decoupled_weight_decay: float = 0.0) -> None:
-        """Adam (Kingma and Ba), with AdamW's decoupled weight decay (Loshchilov and
-        Hutter), in place on ``param``, ``m`` and ``v``; ``step`` counts from 1:
-
-        ``g = grad + weight_decay * param``; ``m = beta1 m + (1 - beta1) g``;
-        ``v = beta2 v + (1 - beta2) g**2``;
-        ``param -= lr * ((m / (1 - beta1**step)) / (sqrt(v / (1 - beta2**step)) + eps)
-        + decoupled_weight_decay * param)`` (``param`` on the right: its value before
-        the call).
-        """
-        raise self._unsupported("adam_update")
+    """gather_batch, mask_spans, mix, write; the on-device loss."""
 
     # -- batches from a resident training set -------------------------------------------
 

@@ -1,4 +1,4 @@
-// Adding the slices of a split-K reduction, shared by both CUDA backends.
+// Adding the slices of a split-K reduction.
 //
 // grid (ceil(L / 32)), block (32, 8): out[i] = sum_{z < S} part[z, i] (+ bias[i % ncols]
 // when bias is not null). Eight rows of threads each walk every eighth slice, with

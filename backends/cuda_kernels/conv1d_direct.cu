@@ -1,5 +1,4 @@
-// Direct 1-D convolution for layers with few filters (the dissertation's 32),
-// shared by both CUDA backends (CuPy builds it through cufiles.py).
+// Direct 1-D convolution for layers with few filters (the dissertation's 32).
 //
 // A GEMM tile of 32 output rows re-reads its column matrix for little work;
 // here a block keeps a window of x in shared memory and reuses it across all

@@ -1,6 +1,4 @@
-// 2-D max pooling (with its int32 arg-max) and keyed dropout. Both CUDA backends
-// compile this file: it needs only T (float or double) and defines no name that
-// common.cu defines.
+// 2-D max pooling (with its int32 arg-max) and keyed dropout.
 
 // Grid (N*C, up to 65535): block x is the plane (n, c), threads (and block y) stride
 // over the outputs q = i*Wo + j of that plane. Window (i, j) covers rows i*sh .. i*sh+kh-1

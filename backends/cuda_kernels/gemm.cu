@@ -1,6 +1,6 @@
 // Shared-memory tiled GEMM and the convolution / dense kernels built on it.
 //
-// Compile-time constants (prepended by kernels.py): T (float|double), the
+// Compile-time constants (prepended by loader.py): T (float|double), the
 // block tile BM x BN with reduction slice BK, the per-thread micro tile
 // TM x TN, and KW, the convolution's kernel width (1 for dense).
 //
@@ -128,10 +128,12 @@ struct ColsT {           // B(r = t, col = c*KW + k) = x[c, t + k]
 };
 
 // ---- convolution -------------------------------------------------------------------
+// conv_taps_*: a convolution of KW taps along each row as a tiled GEMM (implicit im2col).
+// conv1d runs them on x itself; conv2d on its column matrices with KW = 1.
 // grid (ceil(Wo/BN), ceil(F/BM), N): y[n] = w[F, C*KW] @ cols(x[n]) + b
 extern "C" __global__ void __launch_bounds__(NT)
-conv1d_fwd(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
-           T* __restrict__ y, int C, int W, int F)
+conv_taps_fwd(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
+              T* __restrict__ y, int C, int W, int F)
 {
     const int n = blockIdx.z, Wo = W - KW + 1, R = C * KW;
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
@@ -145,8 +147,8 @@ conv1d_fwd(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict
 // grid (ceil(W/BN), ceil(C/BM), N): dx[n, c, t] = sum_{f,k} w[f, c, k] dy[n, f, t - k]
 // (the "full" correlation as one implicit GEMM: no col2im, no atomics)
 extern "C" __global__ void __launch_bounds__(NT)
-conv1d_dx(const T* __restrict__ dy, const T* __restrict__ w, T* __restrict__ dx,
-          int C, int W, int F)
+conv_taps_dx(const T* __restrict__ dy, const T* __restrict__ w, T* __restrict__ dx,
+             int C, int W, int F)
 {
     const int n = blockIdx.z, Wo = W - KW + 1;
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
@@ -162,8 +164,8 @@ conv1d_dx(const T* __restrict__ dy, const T* __restrict__ w, T* __restrict__ dx,
 // part[z, f, c*KW + k] = sum over them of dy[n, f, t] x[n, c, t + k].
 // With S == 1, part is dw itself; otherwise sum_splits adds the S slices.
 extern "C" __global__ void __launch_bounds__(NT)
-conv1d_dw(const T* __restrict__ x, const T* __restrict__ dy, T* __restrict__ part,
-          int N, int C, int W, int F, int nper, int tchunk, int TS)
+conv_taps_dw(const T* __restrict__ x, const T* __restrict__ dy, T* __restrict__ part,
+             int N, int C, int W, int F, int nper, int tchunk, int TS)
 {
     const int Wo = W - KW + 1, CK = C * KW, z = blockIdx.z;
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;

@@ -1,22 +1,26 @@
-"""PyCUDA: the contract's resident-batch ops (gather_batch, mask_spans, mix, write) and the
-cross-entropy that accumulates on the device (``batches.cu``, shared with CuPy).
+"""PyCUDA: the contract's training ops (:mod:`genrecnn.engine.ops.training`): resident
+batches (gather_batch, mask_spans, mix, write) and the cross-entropy that accumulates on
+the device (``batches.cu``).
 
 Every kernel goes through the backend's launch helpers and nothing waits for the
-device (``write`` is in :mod:`.graphs`, beside the stream it must respect).
+device; ``write`` is an asynchronous copy on the backend's stream.
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 
-from . import grids as G
+from genrecnn.backends.cuda_kernels import grids as G
+
+from .host import HostBase
 
 _BLOCK = (G.THREADS, 1, 1)
 
 
-class PycudaBatchOps:
+class PycudaTrainingOps(HostBase):
     """Resident batches and the on-device loss for :class:`.PycudaBackend` (listed before
-    ``Backend`` among its bases, with :class:`.maps.PycudaMapOps`, whose ``_run`` it uses)."""
+    ``Backend`` among its bases)."""
 
     def gather_batch(self, data, labels, index, start, width):
         _, h, length = (int(s) for s in data.shape)
@@ -67,3 +71,8 @@ class PycudaBatchOps:
                           self._ptr(labels_a), self._ptr(labels_b), self._ptr(lam),
                           self._ptr(g), n, k, file="batches.cu")
         return g
+
+    def write(self, dst, a):
+        a = np.ascontiguousarray(a, dtype=dst.dtype)
+        if a.nbytes:
+            self._drv.memcpy_htod_async(self._ptr(dst), a, self._stream)

@@ -2,7 +2,6 @@
 // a big map, few taps, C == 1). There im2col + GEMM would move many times the memory
 // the arithmetic needs: these kernels read x in place and keep the KH*KW taps in
 // registers (KH and KW are compile-time constants, defined before this file).
-// Both CUDA backends compile this file; it defines no name that common.cu defines.
 #define KK (KH * KW)
 
 // Grid (N*FG, up to 65535): block x is (n, filter group fg) = (x / FG, x % FG), the

@@ -1,6 +1,5 @@
 // Batch normalisation and per-channel sums over x[N, C, S] (S = positions per example
-// and channel: H*W for maps, W for sequences, 1 for vectors). Both CUDA backends compile
-// this file: it needs only T (float or double) and defines no name that common.cu defines.
+// and channel: H*W for maps, W for sequences, 1 for vectors).
 //
 // Grid (C, G), blockDim.x = 256: block (c, g) owns channel c of examples
 // [g*rows, min(N, g*rows + rows)). Its threads are 2^lts lanes along s (lts <= 8) times

@@ -1,7 +1,6 @@
 // 2-D convolution as im2col + GEMM: the column matrix, and the col2im gather that
 // folds its gradient back onto the input. The GEMMs are elsewhere (cuBLAS for CuPy,
-// gemm.cu for PyCUDA). Both CUDA backends compile this file: it needs only T
-// (float or double) and defines no name that common.cu defines.
+// gemm.cu for PyCUDA).
 //
 // Column (r, n, p), with tap r = (c*KH + u)*KW + v and output position p = i*Wo + j,
 // lives at cols[r*sr + n*sn + p]: CuPy lays the matrix out [R, N, P] (sr = N*P, sn = P)

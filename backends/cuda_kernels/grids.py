@@ -1,10 +1,8 @@
-"""Launch geometry of the kernel files that both CUDA backends compile.
+"""Launch geometry of the kernel files in this package, for both CUDA backends.
 
-The files of ``SHARED_FILES`` live here, beside the PyCUDA backend, and the CuPy
-backend builds the same files with NVRTC: one copy of every kernel. This module holds
-what both need to launch them: the convolutions' shapes and grids (the direct conv1d's
-weight-gradient split among them), the per-channel split of the batch-norm reductions,
-the dropout threshold and the optimiser's launches. Pure Python, so it imports without CUDA.
+The convolutions' shapes and grids (the direct conv1d's weight-gradient split among
+them), the per-channel split of the batch-norm reductions, the dropout threshold, the
+grid-stride launches and the optimiser's launches. Pure Python, so it imports without CUDA.
 """
 from __future__ import annotations
 
@@ -13,10 +11,7 @@ from typing import NamedTuple
 
 from genrecnn.engine.ops import conv2d_out
 
-# The kernel files both CUDA backends compile (conv2d_c1.cu needs KH and KW defined).
-SHARED_FILES = ("conv2d.cu", "conv2d_c1.cu", "maps.cu", "norm.cu", "batches.cu",
-                "update_many.cu", "conv1d_direct.cu", "splits.cu")
-UPDATE_SLOTS = 32               # parameters one update_many.cu launch takes
+UPDATE_SLOTS = 32               # parameters one update_many launch of updates.cu takes
 THREADS = 256
 MAX_GRID_Y = 65535
 DIRECT_MAX_TAPS = 49            # one-channel convolutions up to 7 x 7 run conv2d_c1.cu
@@ -95,7 +90,8 @@ def copy_rows_grid(rows: int, cols: int):
 
 
 def flat_blocks(total: int, sm_count: int) -> int:
-    """Blocks of THREADS for a grid-stride kernel over ``total`` items."""
+    """Blocks of THREADS for a grid-stride kernel over ``total`` items (at most 32 per SM:
+    the loop covers the rest)."""
     return max(1, min(cdiv(total, THREADS), sm_count * 32))
 
 
@@ -200,6 +196,12 @@ def variance_correction(count: int) -> float:
     return count / (count - 1) if count > 1 else 1.0
 
 
+def warp_rows_grid(rows: int):
+    """(grid, block) of a kernel with one warp per row and no loop over rows
+    (global_pool_fwd, softmax_fwd): every row gets its warp."""
+    return (max(1, cdiv(rows * 32, THREADS)), 1, 1), (THREADS, 1, 1)
+
+
 def loss_blocks(n: int) -> int:
     """Blocks of softmax_xent_acc: one warp per row, at most 1024 blocks (one atomicAdd
     pair each)."""
@@ -207,7 +209,7 @@ def loss_blocks(n: int) -> int:
 
 
 def update_launches(sizes: list[int], sm_count: int):
-    """(first, last, grid) of each update_many.cu launch over parameters of these sizes:
+    """(first, last, grid) of each sgd_many / adam_many launch over parameters of these sizes:
     UPDATE_SLOTS parameters a launch, one block row each."""
     out = []
     for s in range(0, len(sizes), UPDATE_SLOTS):

@@ -1,5 +1,6 @@
-"""CuPy: the contract's resident-batch ops (gather_batch, mask_spans, mix, write) and the
-cross-entropy that accumulates on the device (``batches.cu``, shared with PyCUDA).
+"""CuPy: the contract's training ops (:mod:`genrecnn.engine.ops.training`): resident
+batches (gather_batch, mask_spans, mix, write) and the cross-entropy that accumulates on
+the device (``batches.cu``).
 
 Every op queues work on the current stream and returns without waiting; ``write`` is
 an asynchronous host-to-device copy on that stream, so a captured step can read the
@@ -11,9 +12,10 @@ import math
 
 import numpy as np
 
-from genrecnn.backends.pycuda_backend import grids as G
+from genrecnn.backends.cuda_kernels import grids as G
 
-from . import cufiles as CF
+from . import kernels as K
+from .host import HostBase
 
 try:  # CuPy stays optional: the backend must import (and be listed) without it
     import cupy as cp
@@ -23,7 +25,7 @@ except Exception:  # ImportError, or a broken CUDA install raising at import
 _BLOCK = (G.THREADS, 1, 1)
 
 
-class CupyBatchOps:
+class CupyTrainingOps(HostBase):
     """Resident batches and the on-device loss for :class:`.CupyBackend` (listed before
     ``Backend`` among its bases)."""
 
@@ -33,8 +35,8 @@ class CupyBatchOps:
         x = cp.empty((b, h, int(width)), dtype=data.dtype)
         y = cp.empty((b,), dtype=cp.int32)
         grid, block = G.copy_rows_grid(b * h, int(width))
-        CF.launch("batches.cu", "gather_crops", data.dtype, grid, block,
-                  (data, labels, index, start, x, y, np.int32(h), np.int64(length),
+        K.launch("batches.cu", "gather_crops", data.dtype, grid, block,
+                 (data, labels, index, start, x, y, np.int32(h), np.int64(length),
                    np.int32(width)))
         return x, y
 
@@ -42,8 +44,8 @@ class CupyBatchOps:
         b, h, w = (int(s) for s in x.shape)
         out = cp.empty(x.shape, dtype=x.dtype)
         grid, block = G.copy_rows_grid(b * h, w)
-        CF.launch("batches.cu", "mask_spans", x.dtype, grid, block,
-                  (x, out, f0, fw, t0, tw, np.int32(h), np.int32(w)))
+        K.launch("batches.cu", "mask_spans", x.dtype, grid, block,
+                 (x, out, f0, fw, t0, tw, np.int32(h), np.int32(w)))
         return out
 
     def mix(self, x, perm, lam):
@@ -51,7 +53,7 @@ class CupyBatchOps:
         s = math.prod(int(d) for d in x.shape[1:])
         y = cp.empty(x.shape, dtype=x.dtype)
         grid, block = G.copy_rows_grid(b, s)
-        CF.launch("batches.cu", "mix_pairs", x.dtype, grid, block, (x, perm, lam, y, np.int64(s)))
+        K.launch("batches.cu", "mix_pairs", x.dtype, grid, block, (x, perm, lam, y, np.int64(s)))
         return y
 
     def write(self, dst, a):
@@ -61,16 +63,16 @@ class CupyBatchOps:
         n, k = (int(s) for s in logits.shape)
         probs = cp.empty((n, k), dtype=logits.dtype)
         if probs.size:
-            CF.launch("batches.cu", "softmax_xent_acc", logits.dtype, (G.loss_blocks(n), 1, 1),
-                      _BLOCK, (logits, labels_a, labels_b, lam, probs, stats, np.int32(n),
+            K.launch("batches.cu", "softmax_xent_acc", logits.dtype, (G.loss_blocks(n), 1, 1),
+                     _BLOCK, (logits, labels_a, labels_b, lam, probs, stats, np.int32(n),
                                np.int32(k)))
         return probs
 
     def softmax_cross_entropy_acc_backward(self, probs, labels_a, labels_b, lam):
         n, k = (int(s) for s in probs.shape)
         g = cp.empty((n, k), dtype=probs.dtype)
-        sms = CF.sm_count(cp.cuda.Device().id)
-        CF.launch("batches.cu", "softmax_xent_acc_bwd", probs.dtype,
-                  (G.flat_blocks(n * k, sms), 1, 1), _BLOCK,
-                  (probs, labels_a, labels_b, lam, g, np.int32(n), np.int32(k)))
+        sms = K.current_sm_count()
+        K.launch("batches.cu", "softmax_xent_acc_bwd", probs.dtype,
+                 (G.flat_blocks(n * k, sms), 1, 1), _BLOCK,
+                 (probs, labels_a, labels_b, lam, g, np.int32(n), np.int32(k)))
         return g

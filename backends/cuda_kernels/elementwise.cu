@@ -1,7 +1,7 @@
-// Elementwise kernels: activations (ACT chosen at compile time), the
-// optimisers' in-place updates, and a strided copy for adopting
-// non-contiguous foreign device arrays.
-// ACT: 0 relu, 1 leaky_relu, 2 sigmoid, 3 tanh.
+// Elementwise kernels: activations (ACT chosen at compile time), ReLU on 16-byte
+// vectors, and a strided copy for adopting non-contiguous foreign device arrays.
+// ACT: 0 relu, 1 leaky_relu, 2 sigmoid, 3 tanh. ReLU lets NaN through, as NumPy's
+// maximum does (x <= 0 is false for NaN, and 0 * NaN is NaN in the gradient).
 
 extern "C" __global__ void act_fwd(const T* __restrict__ x, T* __restrict__ y, long long n,
                                    T slope)
@@ -9,7 +9,7 @@ extern "C" __global__ void act_fwd(const T* __restrict__ x, T* __restrict__ y, l
     GRID_STRIDE(i, n) {
         const T v = x[i];
 #if ACT == 0
-        y[i] = v > T(0) ? v : T(0);
+        y[i] = v <= T(0) ? T(0) : v;
 #elif ACT == 1
         y[i] = v > T(0) ? v : v * slope;
 #elif ACT == 2
@@ -27,7 +27,7 @@ extern "C" __global__ void act_bwd(const T* __restrict__ x, const T* __restrict_
 {
     GRID_STRIDE(i, n) {
 #if ACT == 0
-        dx[i] = x[i] > T(0) ? dy[i] : T(0);
+        dx[i] = dy[i] * T(x[i] > T(0));
 #elif ACT == 1
         dx[i] = dy[i] * (x[i] > T(0) ? T(1) : slope);
 #elif ACT == 2
@@ -38,34 +38,27 @@ extern "C" __global__ void act_bwd(const T* __restrict__ x, const T* __restrict_
     }
 }
 
-// v = momentum v - lr g - (lr wd) p; p += v
-extern "C" __global__ void sgd_update(T* __restrict__ p, const T* __restrict__ g,
-                                      T* __restrict__ vel, long long n, T lr, T momentum,
-                                      T lr_wd)
-{
+// ReLU forward and backward on 16-byte vectors (float4 / double2): ReLU is the
+// network's activation, and vector loads make it run at memory speed. n counts vectors.
+extern "C" __global__ void relu_fwd_vec(const V* __restrict__ x, V* __restrict__ y, long long n) {
     GRID_STRIDE(i, n) {
-        T v = vel[i] * momentum - lr * g[i];
-        if (lr_wd != T(0)) v -= lr_wd * p[i];
-        vel[i] = v;
-        p[i] += v;
+        V v = x[i];
+        T* p = reinterpret_cast<T*>(&v);
+        #pragma unroll
+        for (int j = 0; j < VN; ++j) p[j] = p[j] <= (T)0 ? (T)0 : p[j];
+        y[i] = v;
     }
 }
 
-// Adam; omb1 = 1 - beta1, omb2 = 1 - beta2, bc1 = 1 - beta1^step and
-// bc2 = 1 - beta2^step come from the host (in double, as NumPy does).
-extern "C" __global__ void adam_update(T* __restrict__ p, const T* __restrict__ grad,
-                                       T* __restrict__ m, T* __restrict__ v, long long n,
-                                       T lr, T beta1, T omb1, T beta2, T omb2, T eps, T wd,
-                                       T bc1, T bc2, T dwd)
-{
+extern "C" __global__ void relu_bwd_vec(const V* __restrict__ x, const V* __restrict__ dy,
+                                        V* __restrict__ dx, long long n) {
     GRID_STRIDE(i, n) {
-        const T p0 = p[i];
-        const T g = (wd != T(0)) ? grad[i] + wd * p0 : grad[i];
-        const T mi = beta1 * m[i] + omb1 * g;
-        const T vi = beta2 * v[i] + omb2 * (g * g);
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = p0 - lr * ((mi / bc1) / (sqrt(vi / bc2) + eps) + dwd * p0);
+        V a = x[i], g = dy[i];
+        T* p = reinterpret_cast<T*>(&a);
+        T* q = reinterpret_cast<T*>(&g);
+        #pragma unroll
+        for (int j = 0; j < VN; ++j) q[j] = q[j] * (T)(p[j] > (T)0);
+        dx[i] = g;
     }
 }
 

@@ -1,4 +1,4 @@
-// The memory-bound parts of the convolution around cuBLAS's GEMMs: the column
+// The memory-bound parts of CuPy's convolutions around cuBLAS's GEMMs: the column
 // matrix of the whole batch (im2col), its gradient back to the input (col2im),
 // and the re-orderings between batch-first and the GEMM's [F, N*Wo] layout.
 
@@ -6,7 +6,7 @@
 // laid out [C*K, N*Wo] so that one GEMM W[F, C*K] @ cols covers every example.
 // One block copies one Wo-long row; blocks walk (n, c, k) with k fastest, so the
 // K blocks reading one x row run together and all but the first read hit L2.
-extern "C" __global__ void im2col(const T* __restrict__ x, T* __restrict__ cols,
+extern "C" __global__ void im2col1d(const T* __restrict__ x, T* __restrict__ cols,
                                   int N, int C, int W, int K, int Wo) {
     int b = blockIdx.x;                                    // b = (n*C + c)*K + k
     int nc = b / K, k = b - nc * K;
@@ -18,7 +18,7 @@ extern "C" __global__ void im2col(const T* __restrict__ x, T* __restrict__ cols,
 
 // dx[n, c, t] = sum_k dcols[(c*K + k), n, t - k] over the taps that reach t
 // (a gather: every dx element is written once, no atomics). Rows: N*C; columns: W.
-extern "C" __global__ void col2im(const T* __restrict__ dcols, T* __restrict__ dx,
+extern "C" __global__ void col2im1d(const T* __restrict__ dcols, T* __restrict__ dx,
                                   int N, int C, int W, int K, int Wo) {
     ROW_COL(W)
     int n = row / C, c = row - n * C;

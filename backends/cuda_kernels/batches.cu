@@ -1,6 +1,5 @@
 // Batches cut from a training set held on the device (crops, SpecAugment masks, mixup)
-// and the cross-entropy that accumulates on the device. Both CUDA backends compile this
-// file: it needs only T (float or double) and defines no name that common.cu defines.
+// and the cross-entropy that accumulates on the device.
 
 // Grid (B*H, a few): block x is the row (b, h) = (x / H, x % H); threads (and
 // block y) stride over t < width:

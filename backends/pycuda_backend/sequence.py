@@ -1,0 +1,199 @@
+"""PyCUDA: the contract's sequence ops (:mod:`genrecnn.engine.ops.sequence`): conv1d and
+dense on the tiled GEMMs (:mod:`.gemm`), a convolution with few filters (at most
+``direct_conv1d_max_filters``) on ``conv1d_direct.cu``, which reads x once; pooling,
+activations and softmax on their kernel files. Nothing here waits for the device.
+"""
+from __future__ import annotations
+
+from genrecnn.backends.cuda_kernels import grids as G
+from genrecnn.backends.cuda_kernels.grids import THREADS as BLOCK
+from genrecnn.engine.ops import ACTIVATIONS, conv1d_out_width, maxpool1d_out_width
+
+from .host import HostBase
+
+_ACT_CODE = {kind: i for i, kind in enumerate(ACTIVATIONS)}
+
+
+class PycudaSequenceOps(HostBase):
+    """conv1d, maxpool1d, global_pool, dense, activation, softmax for
+    :class:`.PycudaBackend` (listed before ``Backend`` among its bases)."""
+
+    direct_conv1d_max_filters = G.DIRECT_CONV1D_MAX_FILTERS
+
+    # -- convolution -----------------------------------------------------------------------
+
+    def conv1d(self, x, w, b):
+        dt = str(x.dtype)
+        (n, c, width), (f, _, k) = x.shape, w.shape
+        wo = conv1d_out_width(width, k)
+        y = self._empty((n, f, wo), dt)
+        if y.size and f <= self.direct_conv1d_max_filters:
+            self._launch("conv1d_direct.cu", "conv1d_direct_fwd", "PPPPiii", dt,
+                         *G.conv1d_direct_fwd_grid(n, f, wo), self._ptr(x),
+                         self._ptr(w), self._ptr(b), self._ptr(y), c, width, f, KW=k)
+        elif y.size:
+            self._gemm("conv_taps_fwd", dt, f, wo, n, self._tile(f, wo, n),
+                       (self._ptr(x), self._ptr(w), self._ptr(b), self._ptr(y), c, width, f),
+                       "PPPPiii", KW=k)
+        return y
+
+    def conv1d_backward(self, x, w, dy):
+        dw, db = self.conv1d_backward_params(x, w, dy)
+        dt = str(x.dtype)
+        (n, c, width), (f, _, k) = x.shape, w.shape
+        dx = self._empty((n, c, width), dt)
+        if n:
+            self._gemm("conv_taps_dx", dt, c, width, n, self._tile(c, width, n),
+                       (self._ptr(dy), self._ptr(w), self._ptr(dx), c, width, f), "PPPiii", KW=k)
+        return dx, dw, db
+
+    def conv1d_backward_params(self, x, w, dy):
+        dt = str(x.dtype)
+        (n, c, width), (f, _, k) = x.shape, w.shape
+        wo = conv1d_out_width(width, k)
+        if n and f <= self.direct_conv1d_max_filters:
+            return self._conv_dw_direct(x, dy, dt, n, c, width, f, k)
+        dw = self._empty((f, c, k), dt)
+        db = self._empty((f,), dt)
+        if n == 0:
+            self._zero_fill(dw)
+            self._zero_fill(db)
+            return dw, db
+        self._conv_dw(x, dy, dw, dt, n, c, width, f, k, wo)
+        self._launch("reduce.cu", "sum_nq", "PPiii", dt, (f, 1, 1), (BLOCK, 1, 1),
+                     self._ptr(dy), self._ptr(db), n, f, wo)
+        return dw, db
+
+    def _conv_dw_direct(self, x, dy, dt, n, c, width, f, k):
+        """(dw, db) from conv1d_direct_dw: one buffer [dw | db], split over the batch."""
+        plan = G.conv1d_dw_plan(n, c, width, f, k, x.dtype.itemsize, self.sm_count)
+        sums = self._empty((plan.size,), dt)
+        part = sums if plan.splits == 1 else self._empty((plan.splits, plan.size), dt)
+        self._launch("conv1d_direct.cu", "conv1d_direct_dw", "PPPiiiii", dt, plan.grid,
+                     plan.block, self._ptr(x), self._ptr(dy), self._ptr(part), n, c, width,
+                     f, plan.per, KW=k, DW_C=plan.channels)
+        if plan.splits > 1:
+            self._sum_splits(dt, part, sums, plan.splits, plan.size)
+        return sums[:f * c * k].reshape((f, c, k)), sums[f * c * k:]
+
+    # -- dense -----------------------------------------------------------------------------
+
+    def dense(self, x, w, b):
+        dt = str(x.dtype)
+        (n, i), o = x.shape, w.shape[1]
+        y = self._empty((n, o), dt)
+        if y.size:
+            self._dense_gemm("dense_fwd", dt, n, o, i, (x, w), b, y, (n, i, o))
+        return y
+
+    def dense_backward(self, x, w, dy):
+        dt = str(x.dtype)
+        (n, i), o = x.shape, w.shape[1]
+        dx, dw, db = self._empty((n, i), dt), self._empty((i, o), dt), self._empty((o,), dt)
+        if dx.size:
+            self._dense_gemm("dense_dx", dt, n, i, o, (dy, w), None, dx, (n, i, o))
+        if dw.size:
+            self._dense_gemm("dense_dw", dt, i, o, n, (x, dy), None, dw, (n, i, o))
+        if o:
+            self._launch("reduce.cu", "sum_nq", "PPiii", dt, (o, 1, 1), (BLOCK, 1, 1),
+                         self._ptr(dy), self._ptr(db), n, o, 1)
+        return dx, dw, db
+
+    # -- pooling ---------------------------------------------------------------------------
+
+    def maxpool1d(self, x, size, stride):
+        dt = str(x.dtype)
+        n, c, width = x.shape
+        wo = maxpool1d_out_width(width, size, stride)
+        y = self._empty((n, c, wo), dt)
+        am = self._empty((n, c, wo), "int32")
+        self._elementwise("maxpool_fwd", "PPPqiiii", dt, y.size, self._ptr(x), self._ptr(y),
+                          self._ptr(am), n * c, width, wo, int(size), int(stride), file="pool.cu")
+        return y, am
+
+    def maxpool1d_backward(self, dy, argmax, width):
+        dt = str(dy.dtype)
+        n, c, wo = dy.shape
+        dx = self.zeros((n, c, width), dt)
+        self._elementwise("maxpool_bwd", "PPPqii", dt, dy.size, self._ptr(dy), self._ptr(argmax),
+                          self._ptr(dx), n * c, int(width), wo, file="pool.cu")
+        return dx
+
+    def global_pool(self, x):
+        dt = str(x.dtype)
+        n, c, width = x.shape
+        y = self._empty((n, 3 * c), dt)
+        am = self._empty((n, c), "int32")
+        rows = n * c
+        if rows:
+            self._launch("pool.cu", "global_pool_fwd", "PPPiii", dt,
+                         *G.warp_rows_grid(rows),
+                         self._ptr(x), self._ptr(y), self._ptr(am), n, c, width)
+        return y, am
+
+    def global_pool_backward(self, x, y, argmax, dy):
+        dt = str(x.dtype)
+        n, c, width = x.shape
+        dx = self._empty((n, c, width), dt)
+        self._elementwise("global_pool_bwd", "PPPPPiii", dt, dx.size, self._ptr(x), self._ptr(y),
+                          self._ptr(argmax), self._ptr(dy), self._ptr(dx), n, c, width,
+                          file="pool.cu")
+        return dx
+
+    # -- activations -----------------------------------------------------------------------
+
+    @staticmethod
+    def _act_code(kind) -> int:
+        if kind not in _ACT_CODE:
+            raise ValueError(f"unknown activation {kind!r}")
+        return _ACT_CODE[kind]
+
+    def activation(self, kind, x, slope=0.01):
+        dt = str(x.dtype)
+        y = self._empty(x.shape, dt)
+        self._elementwise("act_fwd", "PPqT", dt, y.size, self._ptr(x), self._ptr(y), y.size,
+                          float(slope), ACT=self._act_code(kind))
+        return y
+
+    def activation_backward(self, kind, x, y, dy, slope=0.01):
+        dt = str(x.dtype)
+        dx = self._empty(x.shape, dt)
+        self._elementwise("act_bwd", "PPPPqT", dt, dx.size, self._ptr(x), self._ptr(y),
+                          self._ptr(dy), self._ptr(dx), dx.size, float(slope),
+                          ACT=self._act_code(kind))
+        return dx
+
+    # -- output ----------------------------------------------------------------------------
+
+    def _softmax_into(self, logits, labels):
+        dt = str(logits.dtype)
+        n, k = logits.shape
+        probs = self._empty((n, k), dt)
+        rowloss = self._empty((n,), dt) if labels is not None else None
+        if probs.size:
+            self._launch("softmax.cu", "softmax_fwd", "PPPPii", dt,
+                         *G.warp_rows_grid(n),
+                         self._ptr(logits), 0 if labels is None else self._ptr(labels),
+                         self._ptr(probs), 0 if rowloss is None else self._ptr(rowloss), n, k)
+        return probs, rowloss
+
+    def softmax(self, logits):
+        return self._softmax_into(logits, None)[0]
+
+    def softmax_cross_entropy(self, logits, labels):
+        probs, rowloss = self._softmax_into(logits, labels)
+        n = probs.shape[0]
+        if n == 0 or probs.shape[1] == 0:
+            return float("nan"), probs
+        total = self._empty((1,), probs.dtype)
+        self._launch("reduce.cu", "sum_all", "PPq", str(probs.dtype), (1, 1, 1), (BLOCK, 1, 1),
+                     self._ptr(rowloss), self._ptr(total), n)
+        return float(self.to_host(total)[0]) / n, probs
+
+    def softmax_cross_entropy_backward(self, probs, labels):
+        dt = str(probs.dtype)
+        n, k = probs.shape
+        g = self._empty((n, k), dt)
+        self._elementwise("softmax_xent_bwd", "PPPii", dt, g.size, self._ptr(probs),
+                          self._ptr(labels), self._ptr(g), n, k, file="softmax.cu")
+        return g
