@@ -39,6 +39,8 @@ def evaluate(repeats, baseline, out, as_json, **options):
     result, report, ds = evaluate_folder(RunOptions(**options), repeats=repeats,
                                          baseline=baseline, out=out, echo=echo,
                                          progress=not as_json)
+    if report is None:          # a rank other than 0 of an MPI run: rank 0 reports
+        return
     if as_json:
         report_skipped(ds.skipped, echo)
         click.echo(json_text(result))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import time
 import warnings
 
 import click
@@ -19,6 +20,7 @@ from genrecnn.errors import GenrecnnError
 COMMANDS = {
     "backends": "genrecnn.cli.cmd_backends:backends",
     "features": "genrecnn.cli.cmd_features:features",
+    "synth": "genrecnn.cli.cmd_synth:synth",
     "train": "genrecnn.cli.cmd_train:train",
     "evaluate": "genrecnn.cli.cmd_evaluate:evaluate",
     "predict": "genrecnn.cli.cmd_predict:predict",
@@ -50,6 +52,24 @@ def cli():
     """Music-genre classification with a ConvNet whose layers run on pluggable backends."""
 
 
+def _fail(exc: GenrecnnError) -> int:
+    """One line and exit status 2; under mpirun the run's other ranks end too (they may be
+    waiting for this one in a collective). Rank 0 speaks for the run; another rank speaks
+    only if rank 0 has not ended the run by then (its own failure, not a shared one)."""
+    from genrecnn.world import launched_size, world
+
+    if launched_size() <= 1:
+        click.echo(f"error: {exc}", err=True)
+        return 2
+    w = world()
+    if not w.is_root:
+        time.sleep(2.0)
+    click.echo(f"error{'' if w.is_root else f' (rank {w.rank})'}: {exc}", err=True)
+    sys.stderr.flush()
+    w.abort(2)
+    return 2
+
+
 def main(argv=None) -> int:
     for stream in (sys.stdout, sys.stderr):     # file names that are not UTF-8 print escaped
         if callable(getattr(stream, "reconfigure", None)):
@@ -65,8 +85,7 @@ def main(argv=None) -> int:
             # conformance run's 1) instead of raising SystemExit
             status = cli.main(args=argv, standalone_mode=False)
     except GenrecnnError as exc:
-        click.echo(f"error: {exc}", err=True)
-        return 2
+        return _fail(exc)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130

@@ -139,13 +139,15 @@ def test_the_function_limit_counts_nested_functions_and_methods(tmp_path):
 
 
 def cu_files_by_name(root: Path) -> dict[str, list[str]]:
-    """{file name: [paths]} of every .cu file in the repository (virtual envs, build
-    output and git's own folder aside)."""
-    skip = {".git", ".venv", "build", "dist", "node_modules"}
+    """{file name: [paths]} of every .cu file in the repository (hidden folders such as
+    git's own and virtual envs, build output aside)."""
+    skip = {"build", "dist", "node_modules"}
     found: dict[str, list[str]] = {}
     for path in sorted(root.rglob("*.cu")):
         rel = path.relative_to(root)
-        if not skip & set(rel.parts) and not any(p.endswith(".egg-info") for p in rel.parts):
+        hidden = any(p.startswith(".") for p in rel.parts[:-1])
+        if not hidden and not skip & set(rel.parts) and \
+                not any(p.endswith(".egg-info") for p in rel.parts):
             found.setdefault(path.name, []).append(str(rel))
     return found
 

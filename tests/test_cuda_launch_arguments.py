@@ -15,6 +15,7 @@ import pytest
 
 from genrecnn.backends.cuda_kernels.loader import kernel_files
 from genrecnn.backends.pycuda_backend.backend import PycudaBackend
+from genrecnn.world import World
 
 KERNELS = Path(__file__).resolve().parents[1] / "backends" / "cuda_kernels"
 SIGNATURE = re.compile(
@@ -93,6 +94,7 @@ def _ops(be, dt):
     be.mix(x, i(2), a(2))
     be.softmax_cross_entropy_acc(logits, labels, labels, a(4), a(2))
     be.softmax_cross_entropy_acc_backward(logits, labels, labels, a(4))
+    be.sum_across([a(7), a(3, 2)], 0.5, World())                # a world of one: scaled in place
 
 
 def _check(launches: list) -> None:

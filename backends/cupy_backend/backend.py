@@ -15,6 +15,7 @@ import weakref
 
 from genrecnn.engine.ops import Backend
 
+from .collective import CupyCollectiveOps
 from .graphs import CupyGraphOps
 from .maps import CupyMapOps
 from .sequence import CupySequenceOps
@@ -31,7 +32,7 @@ _CUDA_ERROR_NO_DEVICE = 100
 
 
 class CupyBackend(CupySequenceOps, CupyMapOps, CupyUpdateOps, CupyTrainingOps, CupyGraphOps,
-                  CupyStaging, Backend):
+                  CupyStaging, CupyCollectiveOps, Backend):
     name = "cupy"
     device = "cuda"
     dtypes = ("float32", "float64")

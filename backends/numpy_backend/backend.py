@@ -12,6 +12,7 @@ import numpy as np
 
 from genrecnn.engine.ops import Backend
 
+from .collective import NumpyCollectiveOps
 from .maps import NumpyMapOps
 from .parallel import copy
 from .sequence import NumpySequenceOps
@@ -21,7 +22,7 @@ from .updates import NumpyUpdateOps
 
 
 class NumpyBackend(NumpySequenceOps, NumpyMapOps, NumpyUpdateOps, NumpyTrainingOps, NumpyStaging,
-                   Backend):
+                   NumpyCollectiveOps, Backend):
     name = "numpy"
     device = "cpu"
 

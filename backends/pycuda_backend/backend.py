@@ -28,6 +28,7 @@ from genrecnn.backends.cuda_kernels import grids as G
 from genrecnn.backends.cuda_kernels.grids import THREADS as BLOCK
 from genrecnn.engine.ops import Backend
 
+from .collective import PycudaCollectiveOps
 from .gemm import GemmOps
 from .graphs import PycudaGraphOps
 from .kernels import KernelCache
@@ -67,7 +68,7 @@ def probe() -> tuple[bool, str]:
 
 
 class PycudaBackend(PycudaSequenceOps, PycudaMapOps, PycudaUpdateOps, PycudaTrainingOps,
-                    PycudaGraphOps, PycudaStaging, GemmOps, Backend):
+                    PycudaGraphOps, PycudaStaging, PycudaCollectiveOps, GemmOps, Backend):
     """Hand-written CUDA kernels through PyCUDA, float32 and float64."""
 
     name = "pycuda"

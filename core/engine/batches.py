@@ -43,16 +43,21 @@ def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(epoch)])
 
 
-def plan_epoch(n_items: int, n_mels: int, frames: int, width: int, settings,
+def plan_epoch(n_items: int, n_mels: int, frames, width: int, settings,
                rng: np.random.Generator) -> list[BatchPlan]:
     """Shuffled batches of ``settings.batch_size`` (the last one may be smaller) with a
-    random crop of ``width`` frames per example and the settings' masks and mixup."""
+    random crop of ``width`` frames per example and the settings' masks and mixup.
+
+    ``frames``: every item's length (an int), or each item's own (int array [n_items]:
+    clips of different lengths); an item no longer than ``width`` is cropped from 0."""
     order = rng.permutation(n_items)
+    ragged = np.ndim(frames) > 0
+    room = np.maximum(np.asarray(frames, dtype=np.int64) - width + 1, 1)
     plans = []
     for s in range(0, n_items, settings.batch_size):
         index = order[s:s + settings.batch_size].astype(np.int32)
         b = len(index)
-        start = rng.integers(0, frames - width + 1, b)
+        start = rng.integers(0, room[index] if ragged else int(room), b)
         fw = rng.integers(0, settings.freq_mask + 1, b)
         f0 = rng.integers(0, n_mels, b)
         tw = rng.integers(0, settings.time_mask + 1, b)
@@ -65,6 +70,15 @@ def plan_epoch(n_items: int, n_mels: int, frames: int, width: int, settings,
         plans.append(BatchPlan(index, *(a.astype(np.int32) for a in (start, f0, fw, t0, tw, perm)),
                                lam))
     return plans
+
+
+def shard(plan: BatchPlan, part: slice) -> BatchPlan:
+    """Rows ``part`` of a global batch's plan: one rank's share in a data-parallel run.
+    Mixup partners stay inside the share (the order of their global partners' rows)."""
+    perm = plan.perm[part]
+    local = np.argsort(np.argsort(perm, kind="stable"), kind="stable").astype(np.int32)
+    return BatchPlan(plan.index[part], plan.start[part], plan.f0[part], plan.fw[part],
+                     plan.t0[part], plan.tw[part], local, plan.lam[part])
 
 
 def masked(plan: BatchPlan) -> bool:

@@ -22,11 +22,16 @@ def take_crops(x: np.ndarray, index: np.ndarray, start: np.ndarray, width: int,
 class ArrayItems:
     """A training set held as one array ``x[N, M, T]`` with class labels ``y[N]``."""
 
+    uploadable = True        # one array: a step runner may upload it whole (``whole``)
+
     def __init__(self, x: np.ndarray, y: np.ndarray):
         self._x, self.labels = x, np.asarray(y)
 
     def __len__(self) -> int:
         return len(self._x)
+
+    def __getitem__(self, rows: slice) -> "ArrayItems":
+        return ArrayItems(self._x[rows], self.labels[rows])
 
     @property
     def n_mels(self) -> int:

@@ -28,6 +28,15 @@ body calls the backward pass and the optimiser's update separately, so a gradien
 sum across processes can go between them. Auto placement
 (:mod:`genrecnn.engine.autoplace.timing`) times candidate placements with this same
 runner, step by step (:meth:`StepRunner.start_epoch`, :meth:`StepRunner.step`).
+
+Data-parallel (``world``: the ranks of ``mpirun -n N``): every rank draws the same
+global plans and carries out its share of each batch's rows (:func:`shard`); between
+the backward pass and the update, each backend holding parameters sums their gradients
+over the ranks in one fused buffer (the ``collective`` op), each rank weighted by its
+share, so every rank applies the global batch's gradient and the replicas stay equal.
+Batch normalisation uses each rank's own batch statistics (as PyTorch DDP does); the
+running statistics are averaged over the ranks at the end of every epoch. A global
+batch with fewer examples than ranks (an epoch's short tail) is left out.
 """
 from __future__ import annotations
 
@@ -35,9 +44,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genrecnn.engine.batches import BatchPlan, assemble_on_host
+from genrecnn.engine.batches import BatchPlan, assemble_on_host, shard
 from genrecnn.engine.feed import BatchFeed
-from genrecnn.engine.graphs import SharedStream, graph_obstacle
+from genrecnn.engine.graphs import SharedStream, distinct, graph_obstacle
+from genrecnn.engine.layers import layer_seed
+from genrecnn.errors import BackendError
 
 RESIDENT_BUDGET = 4 << 30        # bytes of training set uploaded once (default)
 
@@ -69,8 +80,10 @@ class _Buffers:
 class _Epoch:
     """The steps of the epoch under way and what they have added up."""
 
-    plans: list
+    plans: list                  # this rank's share of each step's batch
     lrs: list
+    weights: list                # each share's fraction of its global batch
+    full: list                   # whether each step's global batch is full (graphs replay)
     seen: int = 0
     loss_sum: float = 0.0        # the host path's sums (the device paths keep theirs there)
     credit: float = 0.0
@@ -89,12 +102,15 @@ class StepRunner:
     says whether they are). ``settings``: batch size, mixup and masks (a
     :class:`~genrecnn.engine.batches.StepOptions` or a run's settings). ``stream``: a
     :class:`SharedStream` several runners share (their owner closes it); by default the
-    runner makes its own.
+    runner makes its own. ``world``: a :class:`genrecnn.world.World` to train
+    data-parallel over (None, or a world of one without a communicator: alone).
     """
 
     def __init__(self, network, optimizer, items, settings, *, graphs: bool = True,
-                 resident_budget: int = RESIDENT_BUDGET, stream: SharedStream | None = None):
+                 resident_budget: int = RESIDENT_BUDGET, stream: SharedStream | None = None,
+                 world=None):
         self.net, self.opt, self.items = network, optimizer, items
+        self.world = world if world is not None and world.comm is not None else None
         self.settings = settings
         self.width = network.input_shape[1]
         self.masks = settings.freq_mask > 0 or settings.time_mask > 0
@@ -102,7 +118,7 @@ class StepRunner:
         network.ensure_placed()
         first, last = network.backends[0], network.backends[-1]
         batched = first.supports("batch") and last.supports("train_loss")
-        fits = fits_resident(items.values, network.dtype, resident_budget)
+        fits = items.uploadable and fits_resident(items.values, network.dtype, resident_budget)
         self.device = batched and fits
         self.streaming = batched and not fits and first.supports("staging")
         self.graphs = (graphs and (self.device or self.streaming)
@@ -114,6 +130,8 @@ class StepRunner:
         self._warm = False
         self._buffers: dict[int, _Buffers] = {}
         self._epoch: _Epoch | None = None
+        if self.world is not None:
+            self._join_world()
 
     @property
     def path(self) -> str:
@@ -129,21 +147,22 @@ class StepRunner:
         """Every step of ``plans`` (learning rate ``lrs[i]`` for step i); (mean loss,
         mean accuracy). ``on_step(batch size)`` after each step."""
         self.start_epoch(plans, lrs)
-        for i, plan in enumerate(plans):
+        ep = self._epoch
+        for i, plan in enumerate(ep.plans):
             self.step(i)
-            if on_step:
-                on_step(len(plan.index))
+            if on_step:                                # the global batch's examples
+                on_step(round(len(plan.index) / ep.weights[i]))
         return self.finish_epoch()
 
     def start_epoch(self, plans: list[BatchPlan], lrs: list[float]) -> None:
         """Begin an epoch of ``plans``: zero its sums, start the first upload."""
-        self._epoch = _Epoch(list(plans), list(lrs))
+        self._epoch = self._local_epoch(plans, lrs)
         if not (self.device or self.streaming):
             return
         self._setup()
         self.net.backends[-1].write(self.stats, np.zeros(2, dtype=self.net.dtype))
-        if self._feed is not None and plans:
-            self._feed.start(0, plans[0])
+        if self._feed is not None and self._epoch.plans:
+            self._feed.start(0, self._epoch.plans[0])
 
     def step(self, i: int) -> None:
         """Queue step ``i`` of the epoch (its upload awaited, the next one started on the
@@ -153,7 +172,7 @@ class StepRunner:
         self.opt.lr = ep.lrs[i]
         ep.seen += len(plan.index)
         if not (self.device or self.streaming):
-            self._host_step(plan, ep)
+            self._host_step(plan, ep, ep.weights[i])
             return
         b = len(plan.index)
         bufs, feed, slot = self._buffers_for(b), self._feed, None
@@ -162,14 +181,15 @@ class StepRunner:
             if i + 1 < len(ep.plans):                # upload i + 1 after the steps before
                 feed.start(i + 1, ep.plans[i + 1])
         self._prepare(plan, bufs)
-        full = b == self.settings.batch_size
+        full, weight = ep.full[i], ep.weights[i]
         if self.graphs and full and self._warm:
             key = i % 2 if feed is not None else 0
             if key not in self._captured:
-                self._captured[key] = self._stream.capture(lambda: self._body(bufs, slot))
+                self._captured[key] = self._stream.capture(
+                    lambda: self._body(bufs, slot, weight))
             self._captured[key].replay()
         else:
-            self._body(bufs, slot)
+            self._body(bufs, slot, weight)
             self._warm = self._warm or full
 
     def finish_epoch(self) -> tuple[float, float]:
@@ -177,6 +197,10 @@ class StepRunner:
         ep, self._epoch = self._epoch, None
         if self.device or self.streaming:
             ep.loss_sum, ep.credit = (float(v) for v in self.net.backends[-1].to_host(self.stats))
+        if self.world is not None:
+            ep.loss_sum, ep.credit, ep.seen = self.world.sum(
+                np.array([ep.loss_sum, ep.credit, ep.seen], dtype=np.float64))
+            self._average_state()
         return ep.loss_sum / max(ep.seen, 1), ep.credit / max(ep.seen, 1)
 
     def close(self) -> None:
@@ -242,7 +266,7 @@ class StepRunner:
         self.opt.prepare(self.net)
         self.net.begin_step()
 
-    def _body(self, bufs: _Buffers, slot=None) -> None:
+    def _body(self, bufs: _Buffers, slot=None, weight: float = 1.0) -> None:
         """The device's part of a step (what a graph captures): nothing read back. The
         batch is cut from the resident set, or on the stream path from ``slot``."""
         first = self.net.backends[0]
@@ -254,14 +278,57 @@ class StepRunner:
         if self.mixup:
             xb = first.mix(xb, bufs.perm, bufs.lam_x)
         self.net.device_step(xb, bufs.la, bufs.lb, bufs.lam, self.stats)   # to gradients,
+        self._sum_gradients(weight)                                         # over the ranks,
         self.opt.apply(self.net)                                            # then the update
 
     # -- the host path --------------------------------------------------------------------
 
-    def _host_step(self, plan: BatchPlan, ep: _Epoch) -> None:
+    def _host_step(self, plan: BatchPlan, ep: _Epoch, weight: float) -> None:
         xb, la, lb, lam = assemble_on_host(self.items, plan, self.width)
-        loss, probs = self.net.loss_and_grads_pairs(xb, la, lb, lam)    # backward, then
-        self.opt.step(self.net)                                          # the update
+        loss, probs = self.net.loss_and_grads_pairs(xb, la, lb, lam)    # backward, the sum
+        self._sum_gradients(weight)                                      # over the ranks,
+        self.opt.step(self.net)                                          # then the update
         pred = probs.argmax(axis=1)
         ep.loss_sum += loss * len(la)
         ep.credit += float((lam * (pred == la) + (1 - lam) * (pred == lb)).sum())
+
+    # -- data-parallel --------------------------------------------------------------------
+
+    def _join_world(self) -> None:
+        """Check that every backend holding parameters can sum them over the ranks, and
+        give ranks other than 0 their own dropout masks."""
+        for be in distinct(be for _, _, be in self.net.parameters()):
+            if not be.supports("collective"):
+                raise BackendError(f"backend {be.name!r} cannot sum gradients over MPI ranks "
+                                   f"(no 'collective' op); place the network on a backend "
+                                   f"that can (numpy, cupy, pycuda) or run one process")
+        if self.world.rank:
+            for layer in self.net.layers:
+                layer.seed = layer_seed(layer.seed, 1000 + self.world.rank)
+
+    def _local_epoch(self, plans: list[BatchPlan], lrs: list[float]) -> _Epoch:
+        """The epoch as this rank carries it out: its share of every global batch."""
+        full = [len(p.index) == self.settings.batch_size for p in plans]
+        if self.world is None:
+            return _Epoch(list(plans), list(lrs), [1.0] * len(plans), full)
+        keep = [i for i, p in enumerate(plans) if len(p.index) >= self.world.size]
+        shares = [shard(plans[i], self.world.share(len(plans[i].index))) for i in keep]
+        return _Epoch(shares, [lrs[i] for i in keep],
+                      [len(sh.index) / len(plans[i].index) for sh, i in zip(shares, keep)],
+                      [full[i] for i in keep])
+
+    def _sum_gradients(self, weight: float) -> None:
+        """Every parameter's gradient summed over the ranks (one fused call a backend)."""
+        if self.world is None:
+            return
+        groups: dict[int, tuple] = {}
+        for layer, key, be in self.net.parameters():
+            groups.setdefault(id(be), (be, []))[1].append(layer.grads[key])
+        for be, grads in groups.values():
+            be.sum_across(grads, weight, self.world)
+
+    def _average_state(self) -> None:
+        """Batch normalisation's running statistics averaged over the ranks."""
+        for layer, be in zip(self.net.layers, self.net.backends):
+            if layer.state:
+                be.sum_across(list(layer.state.values()), 1.0 / self.world.size, self.world)

@@ -41,16 +41,24 @@ class Baseline:
                                    LogisticRegression(C=C, max_iter=2000, random_state=seed))
 
     def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> "Baseline":
+        return self.fit_features(item_features(x, self.top_db), y, n_classes)
+
+    def fit_features(self, features: np.ndarray, y: np.ndarray, n_classes: int) -> "Baseline":
+        """Fit on items' :func:`item_features` (computed where the items are)."""
         if len(np.unique(y)) < 2:
             raise DataError(f"the baseline needs training clips of at least two genres, got "
                             f"{len(np.unique(y))}; add clips or run with --no-baseline")
         self.n_classes = n_classes
-        self.model.fit(item_features(x, self.top_db), y)
+        self.model.fit(features, y)
         return self
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """[N, n_classes] probabilities (zero for classes absent from the training part)."""
-        p = self.model.predict_proba(item_features(x, self.top_db))
-        out = np.zeros((len(x), self.n_classes))
+        return self.predict_features(item_features(x, self.top_db))
+
+    def predict_features(self, features: np.ndarray) -> np.ndarray:
+        """:meth:`predict_proba` from items' :func:`item_features`."""
+        p = self.model.predict_proba(features)
+        out = np.zeros((len(features), self.n_classes))
         out[:, self.model.classes_] = p
         return out

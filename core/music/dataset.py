@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from genrecnn.music.baseline import item_features
 from genrecnn.music.features import FeatureParams
 
 @dataclass
@@ -30,6 +31,10 @@ class Dataset:
     @property
     def input_shape(self) -> tuple[int, int]:
         return (int(self.x.shape[1]), int(self.x.shape[2]))
+
+    def item_features(self, rows, top_db: float) -> np.ndarray:
+        """The baseline's statistics of the items at ``rows``."""
+        return item_features(self.x[rows], top_db)
 
     def clip_labels(self) -> np.ndarray:
         """int64 [n_clips] class of each clip."""

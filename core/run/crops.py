@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genrecnn.engine.items import take_crops
+from genrecnn.engine.items import ArrayItems
 
 
 def covering_starts(frames: int, width: int) -> list[int]:
@@ -22,23 +22,25 @@ def covering_starts(frames: int, width: int) -> list[int]:
     return starts
 
 
-def predict_items(predict, x: np.ndarray, width: int, batch_size: int = 64) -> np.ndarray:
-    """Mean class probabilities per item of x[N, M, T] over its covering crops.
+def predict_items(predict, x, width: int, batch_size: int = 64) -> np.ndarray:
+    """Mean class probabilities per item over its covering crops.
 
+    ``x``: items as one array [N, M, T], or a set of items of their own lengths (see
+    :mod:`genrecnn.engine.items`: ``len``, ``frames``, ``crops``).
     ``predict(batch [B, M, width]) -> probs [B, K]``; crops of all items go
-    through it in batches of ``batch_size``.
+    through it in batches of ``batch_size``, item by item.
     """
-    n, _, frames = x.shape
-    if frames == width:
-        pieces = [predict(x[i:i + batch_size]) for i in range(0, n, batch_size)]
-        return np.concatenate(pieces) if pieces else np.zeros((0, 0))
-    starts = covering_starts(frames, width)
-    item = np.repeat(np.arange(n), len(starts))
-    start = np.tile(np.asarray(starts), n)
+    items = x if hasattr(x, "crops") else ArrayItems(x, np.zeros(len(x), dtype=np.int64))
+    n = len(items)
+    frames = np.broadcast_to(np.asarray(items.frames), (n,))
+    starts = [covering_starts(int(f), width) for f in frames]
+    counts = np.array([len(s) for s in starts], dtype=np.int64)
+    item = np.repeat(np.arange(n), counts)
+    start = np.concatenate(starts).astype(np.int64) if n else np.zeros(0, np.int64)
     probs = None
     for i in range(0, len(item), batch_size):
-        p = predict(take_crops(x, item[i:i + batch_size], start[i:i + batch_size], width))
+        p = predict(items.crops(item[i:i + batch_size], start[i:i + batch_size], width))
         if probs is None:
             probs = np.zeros((n, p.shape[1]))
         np.add.at(probs, item[i:i + batch_size], p)
-    return probs / len(starts) if probs is not None else np.zeros((0, 0))
+    return probs / counts[:, None] if probs is not None else np.zeros((0, 0))

@@ -18,8 +18,8 @@ from genrecnn.engine.placement import format_plan
 from genrecnn.errors import DataError
 from genrecnn.fsutil import output_folder
 from genrecnn.music.baseline import Baseline
-from genrecnn.music.loading import load_data
 from genrecnn.music.splits import split_from_dir, stratified_split
+from genrecnn.run.data import load_run_data
 from genrecnn.run.input_checks import check_crop
 from genrecnn.run.options import RunOptions
 from genrecnn.run.parts import make_parts
@@ -27,6 +27,7 @@ from genrecnn.run.plots import confusion_matrix
 from genrecnn.run.scoring import clip_decisions, confusion, interval95
 from genrecnn.run.session import place_for_parts, train_once
 from genrecnn.run.settings import TrainSettings, describe_settings, new_network
+from genrecnn.world import world
 
 
 @dataclass
@@ -133,72 +134,110 @@ class _Scores:
         return (cls(baseline=MethodScore("baseline"), combined=MethodScore("combined"))
                 if baseline else cls())
 
-    def line(self, r: int, clips: int) -> str:
-        return (f"partition {r + 1}: convnet error {self.network.errors[-1]:.3f}"
-                + (f", baseline error {self.baseline.errors[-1]:.3f}" if self.baseline else "")
+    def line(self, i: int, clips: int) -> str:
+        """Partition ``i``'s errors."""
+        return (f"partition {i + 1}: convnet error {self.network.errors[i]:.3f}"
+                + (f", baseline error {self.baseline.errors[i]:.3f}" if self.baseline else "")
                 + f" ({clips} test clips)")
 
 
-def _judge(ds, parts, tr, te, probs, vote: str, seed: int, scores: _Scores) -> int:
-    """Score one partition's test clips (the network's ``probs``, and the baseline
-    trained on the same items); the number of test clips."""
+def _judge(ds, parts, tr, te, probs, vote: str, seed: int, baseline: bool) -> dict:
+    """One partition's test decisions (clip labels, the network's, and the baseline's
+    trained on the same items and the two combined, when it runs)."""
     k = ds.n_classes
     clips, pred = clip_decisions(probs, parts.clip_test, vote)
-    y_clip = ds.clip_labels()[clips]
-    scores.network.add(y_clip, pred, k)
-    if scores.baseline is not None:
-        model = Baseline(top_db=ds.params.top_db, seed=seed).fit(ds.x[tr], ds.y[tr], k)
-        base_probs = model.predict_proba(ds.x[te])
-        _, bpred = clip_decisions(base_probs, parts.clip_test, vote)
-        scores.baseline.add(y_clip, bpred, k)
-        _, cpred = clip_decisions((probs + base_probs) / 2, parts.clip_test, vote)
-        scores.combined.add(y_clip, cpred, k)
-    return len(y_clip)
+    out = {"truth": ds.clip_labels()[clips], "convnet": pred}
+    if baseline:
+        top_db = ds.params.top_db
+        model = Baseline(top_db=top_db, seed=seed).fit_features(ds.item_features(tr, top_db),
+                                                                ds.y[tr], k)
+        base_probs = model.predict_features(ds.item_features(te, top_db))
+        out["baseline"] = clip_decisions(base_probs, parts.clip_test, vote)[1]
+        out["combined"] = clip_decisions((probs + base_probs) / 2, parts.clip_test, vote)[1]
+    return out
+
+
+def _partition(ds, settings, options, r, tr, va, te, placement, baseline, say, progress):
+    """Train and judge on partition ``r``; (its record, the placement it used)."""
+    if len(te) == 0:    # a split folder's empty test part is refused by split_from_dir
+        raise DataError("a partition has no test clips; raise --test-fraction or use "
+                        "more clips")
+    run = TrainSettings.from_dict(dict(settings.as_dict(), seed=settings.seed + r))
+    parts = make_parts(ds, tr, va, te, norm=run.norm, seed=run.seed)
+    net = new_network(run, *ds.input_shape, ds.n_classes)
+    if placement is None:
+        placement, _ = place_for_parts(net, parts, run, options,
+                                       lambda s: say(f"placement: {s}"))
+        say(f"placement: {format_plan(net.layers, placement)}")
+    else:
+        net.place(placement)
+    trained = train_once(net, parts, run, options, progress=progress, score_test=False)
+    record = _judge(ds, parts, tr, te, trained.test_probs, options.vote, run.seed, baseline)
+    return dict(record, r=r, history=trained.history), placement
 
 
 def run_protocol(ds, settings: TrainSettings, options: RunOptions, *, repeats: int = 5,
-                 baseline: bool = True, echo=None, progress=False) -> EvaluationReport:
+                 baseline: bool = True, echo=None, progress=False) -> EvaluationReport | None:
     """Train and judge the network (and the baseline) on each partition of ``ds``; the
     baseline learns from the same items the network trains on. The placement is
     resolved once, on the first partition's network (``auto`` measures once, for a
-    training set of that partition's size), and kept for the others."""
-    say = echo or (lambda s: None)
-    scores, histories, placement = _Scores.new(baseline), [], None
+    training set of that partition's size), and kept for the others.
+
+    In an MPI run the ranks share the partitions out (rank k takes every N-th, from the
+    k-th) and rank 0 reports them all, in order; the other ranks return None.
+    """
+    w = world()
+    say = (echo or (lambda s: None)) if w.is_root else (lambda s: None)
+    mine, placement = [], None
     for r, (tr, va, te) in enumerate(partitions(ds, repeats, options.test_fraction,
                                                 settings.seed, options.split_dir,
-                                                settings.select == "valid", echo)):
-        if len(te) == 0:    # a split folder's empty test part is refused by split_from_dir
-            raise DataError("a partition has no test clips; raise --test-fraction or use "
-                            "more clips")
-        run = TrainSettings.from_dict(dict(settings.as_dict(), seed=settings.seed + r))
-        parts = make_parts(ds, tr, va, te, norm=run.norm)
-        net = new_network(run, *ds.input_shape, ds.n_classes)
-        if placement is None:
-            placement, _ = place_for_parts(net, parts, run, options,
-                                           lambda s: say(f"placement: {s}"))
-            say(f"placement: {format_plan(net.layers, placement)}")
-        else:
-            net.place(placement)
-        trained = train_once(net, parts, run, options, progress=progress, score_test=False)
-        histories.append(trained.history)
-        clips = _judge(ds, parts, tr, te, trained.test_probs, options.vote, run.seed, scores)
-        say(scores.line(r, clips))
+                                                settings.select == "valid", say)):
+        if r % w.size != w.rank:
+            continue
+        record, placement = _partition(ds, settings, options, r, tr, va, te, placement,
+                                       baseline, say, progress)
+        mine.append(record)
+        if w.size == 1:
+            say(_score(mine, ds.n_classes, baseline).line(r, len(record["truth"])))
+    gathered = w.gather(mine)
+    if not w.is_root:
+        return None
+    records = sorted((rec for part in gathered for rec in part), key=lambda rec: rec["r"])
+    scores = _score(records, ds.n_classes, baseline)
+    if w.size > 1:
+        for i, rec in enumerate(records):
+            say(scores.line(i, len(rec["truth"])) + f" [rank {rec['r'] % w.size}]")
     protocol = "split" if options.split_dir is not None else "random"
     return EvaluationReport(list(ds.class_names), len(scores.network.errors), scores.network,
-                            scores.baseline, histories, protocol, scores.combined)
+                            scores.baseline, [rec["history"] for rec in records], protocol,
+                            scores.combined)
+
+
+def _score(records: list[dict], n_classes: int, baseline: bool) -> _Scores:
+    scores = _Scores.new(baseline)
+    for rec in records:
+        for name in ("network", "baseline", "combined"):
+            method = getattr(scores, name)
+            if method is not None:
+                method.add(rec["truth"], rec["convnet" if name == "network" else name], n_classes)
+    return scores
 
 
 def evaluate_folder(options: RunOptions, *, repeats: int, baseline: bool, out, echo=print,
                     progress: bool = True):
     """What `genrecnn evaluate` does: load DATA, run the protocol (the placement
     resolved once), draw the mean confusion matrix to ``out``.
-    Returns (JSON-ready result, EvaluationReport, dataset)."""
+    Returns (JSON-ready result, EvaluationReport, dataset); under MPI the ranks other
+    than 0 share the partitions, write nothing and return (None, None, dataset)."""
+    settings = options.settings()
+    if not world().is_root:
+        ds = load_run_data(options, progress=False)
+        run_protocol(ds, settings, options, repeats=repeats, baseline=baseline)
+        return None, None, ds
     # fail now, not after training, if out is unwritable; leave no empty folder on failure
     with output_folder(Path(out).parent):
-        settings = options.settings()
         echo(f"recipe: {settings.recipe} ({describe_settings(settings)})")
-        ds = load_data(options.data, options.genres, options.frames, options.windows,
-                       options.strict, progress=progress)
+        ds = load_run_data(options, progress=progress)
         windows = f"{len(ds.x)} windows of " if options.windows else "input "
         echo(f"data: {options.data}, {len(ds.clip_ids)} clips of {ds.n_classes} classes "
              f"({', '.join(ds.class_names)}), {windows}{ds.input_shape[0]}x{ds.input_shape[1]}")

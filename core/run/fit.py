@@ -32,19 +32,25 @@ class EpochResult:
     accuracy: float
 
 
-def predict_proba(network, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Class probabilities for every item of x[N, M, T]: averaged over crops covering the
-    item when the network takes fewer frames than it has."""
+def predict_proba(network, x, batch_size: int = 64, world=None) -> np.ndarray:
+    """Class probabilities for every item of ``x`` (x[N, M, T], or items of their own
+    lengths: see :func:`~genrecnn.run.crops.predict_items`): averaged over crops
+    covering the item when the network takes fewer frames than it has. With a
+    ``world`` of several ranks (whose networks are equal) each rank predicts its share
+    of the items and every rank gets all of them."""
+    if world is not None and world.size > 1:
+        mine = predict_proba(network, x[world.share(len(x))], batch_size)
+        return np.concatenate(world.all_gather(mine))
     if len(x) == 0:
         return np.zeros((0, network.n_classes))
     return predict_items(network.predict_proba, x, network.input_shape[1], batch_size)
 
 
-def evaluate(network, x: np.ndarray, y: np.ndarray, batch_size: int = 64) -> EpochResult:
+def evaluate(network, x, y: np.ndarray, batch_size: int = 64, world=None) -> EpochResult:
     """Mean cross-entropy and accuracy of ``network`` on (x, y), without training."""
     if len(y) == 0:
         return EpochResult(float("nan"), float("nan"))
-    probs = predict_proba(network, x, batch_size)
+    probs = predict_proba(network, x, batch_size, world)
     p = np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)
     return EpochResult(float(-np.log(p).mean()), float((probs.argmax(axis=1) == y).mean()))
 
@@ -67,11 +73,12 @@ def fit(network, optimizer, parts: Parts, settings: TrainSettings,
     from tqdm import tqdm
 
     history = list(history or [])
-    runner = runner or StepRunner(network, optimizer, ArrayItems(parts.x_train, parts.y_train),
-                                  settings)
+    runner = runner or StepRunner(network, optimizer, training_items(parts), settings)
+    world = runner.world
     selecting = settings.select == "valid" and parts.x_valid is not None
     selection = selection or Selection()
-    n, n_mels, frames = parts.x_train.shape
+    items = runner.items
+    n, n_mels, frames = len(items), items.n_mels, items.frames
     width = network.input_shape[1]
     per_epoch = -(-n // settings.batch_size)
     total = per_epoch * settings.epochs
@@ -88,18 +95,12 @@ def fit(network, optimizer, parts: Parts, settings: TrainSettings,
             trained = time.perf_counter() - t0
             row = {"epoch": epoch, "lr": lrs[0], "train_loss": loss, "train_acc": acc}
             refuse_diverged(network, row, epoch, settings.lr)
-            if parts.x_valid is not None:
-                va = evaluate(network, parts.x_valid, parts.y_valid, settings.batch_size)
-                row.update(valid_loss=va.loss, valid_acc=va.accuracy)
-                if selecting and selection.offer(epoch, va.accuracy, va.loss, network):
-                    row["selected"] = True
-            if score_test:
-                te = evaluate(network, parts.x_test, parts.y_test, settings.batch_size)
-                row.update(test_loss=te.loss, test_acc=te.accuracy)
+            _score(row, network, parts, settings.batch_size, world, score_test,
+                   selection if selecting else None)
             refuse_diverged(network, row, epoch, settings.lr, weights=False)   # the scores too
             row.update(seconds=round(time.perf_counter() - t0, 3), train_seconds=round(trained, 4))
             history.append(row)
-            if checkpoint is not None:
+            if checkpoint is not None and (world is None or world.is_root):
                 checkpoint.save(network, optimizer, settings, epoch, history,
                                 selection if selecting else None)
             if on_epoch:
@@ -109,6 +110,26 @@ def fit(network, optimizer, parts: Parts, settings: TrainSettings,
     if selecting and selection.params is not None:
         network.load_host_params(selection.params)
     return history
+
+
+def _score(row: dict, network, parts: Parts, batch_size: int, world, score_test: bool,
+           selection: Selection | None) -> None:
+    """The epoch's valid (offered to ``selection``) and test scores, into ``row``."""
+    if parts.x_valid is not None:
+        va = evaluate(network, parts.x_valid, parts.y_valid, batch_size, world)
+        row.update(valid_loss=va.loss, valid_acc=va.accuracy)
+        if selection is not None and selection.offer(row["epoch"], va.accuracy, va.loss,
+                                                     network):
+            row["selected"] = True
+    if score_test:
+        te = evaluate(network, parts.x_test, parts.y_test, batch_size, world)
+        row.update(test_loss=te.loss, test_acc=te.accuracy)
+
+
+def training_items(parts: Parts):
+    """The training part as the step runner reads it (see :mod:`genrecnn.engine.items`)."""
+    x = parts.x_train
+    return x if hasattr(x, "crops") else ArrayItems(x, parts.y_train)
 
 
 def format_row(row: dict) -> str:

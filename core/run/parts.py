@@ -10,6 +10,7 @@ import numpy as np
 
 from genrecnn.music.normalize import BandNormalizer
 from genrecnn.run.settings import TrainingError
+from genrecnn.run.store_items import fit_normalizer
 
 @dataclass
 class Parts:
@@ -35,18 +36,24 @@ def split_digest(ds, idx_train, idx_valid, idx_test) -> str:
 
 
 def make_parts(ds, idx_train, idx_valid, idx_test, norm: str = "band",
-               normalizer: BandNormalizer | None = None) -> Parts:
+               normalizer: BandNormalizer | None = None, seed: int = 0) -> Parts:
     """Slice the dataset; fit the per-band normaliser on the training part only (or use
-    ``normalizer``, a resumed run's saved statistics, exactly)."""
+    ``normalizer``, a resumed run's saved statistics, exactly). A feature store's parts
+    stay on disk (:mod:`genrecnn.run.store_items`): its normaliser is fitted on a
+    ``seed``-drawn sample of the training clips."""
     idx_train, idx_test = np.asarray(idx_train, dtype=int), np.asarray(idx_test, dtype=int)
     idx_valid = np.asarray(idx_valid if idx_valid is not None else [], dtype=int)
     if len(idx_train) == 0:
         raise TrainingError("the training part is empty; use a smaller --test-fraction or "
                             "more clips")
+    on_disk = hasattr(ds, "store")
     if normalizer is None and norm == "band":
-        normalizer = BandNormalizer.fit(ds.x[idx_train])
+        normalizer = (fit_normalizer(ds.store.subset(idx_train), seed) if on_disk
+                      else BandNormalizer.fit(ds.x[idx_train]))
 
     def prep(idx):
+        if on_disk:
+            return ds.items(idx, normalizer)
         x = ds.x[idx]
         return normalizer.transform(x) if normalizer is not None else x.astype(np.float32)
 

@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from genrecnn.engine.autoplace import place_by_option
-from genrecnn.engine.items import ArrayItems
 from genrecnn.engine.steps import StepRunner, fits_resident
 from genrecnn.run.checkpoint import Checkpoint
-from genrecnn.run.fit import fit, format_row, predict_proba
+from genrecnn.run.fit import fit, format_row, predict_proba, training_items
 from genrecnn.run.options import RunOptions
 from genrecnn.run.parts import Parts
 from genrecnn.run.selection import Selection
@@ -49,20 +48,25 @@ def place_for_parts(network, parts: Parts, settings: TrainSettings, options: Run
     """Place ``network`` as ``options.backend_spec`` says (``auto`` measures, as for a
     training set of ``parts.x_train``'s size: resident or streamed); (plan, auto report
     or None)."""
-    streamed = not fits_resident(parts.x_train.size, network.dtype, options.resident_budget)
+    items = training_items(parts)
+    streamed = not (items.uploadable
+                    and fits_resident(items.values, network.dtype, options.resident_budget))
     return place_by_option(network, options.backend_spec, settings.batch_size, echo=echo,
                            streamed=streamed)
 
 
 def train_once(network, parts: Parts, settings: TrainSettings, options: RunOptions, *,
                resumed: Resumed | None = None, checkpoint: Checkpoint | None = None,
-               echo=None, progress: bool | None = False, score_test: bool = True) -> Trained:
+               echo=None, progress: bool | None = False, score_test: bool = True,
+               world=None) -> Trained:
     """Train the placed ``network`` on ``parts`` to ``settings.epochs`` (from where
     ``resumed`` left it), then predict the test part.
 
     ``echo`` (optional) hears the step path and one line per epoch; ``checkpoint``
     saves the model every epoch; ``score_test``: score the test part every epoch
-    (the evaluation protocol scores it once, at the end).
+    (the evaluation protocol scores it once, at the end). ``world``: the ranks to
+    train data-parallel over (each runs this with the same arguments; see
+    :mod:`genrecnn.engine.steps`), None for one process.
     """
     resumed = resumed or Resumed(settings.make_optimizer(), 0)
     history = list(resumed.history)
@@ -73,9 +77,9 @@ def train_once(network, parts: Parts, settings: TrainSettings, options: RunOptio
     else:
         if echo and resumed.epoch:
             echo(f"resuming at epoch {resumed.epoch + 1} of {settings.epochs}")
-        runner = StepRunner(network, resumed.optimizer, ArrayItems(parts.x_train, parts.y_train),
-                            settings, graphs=options.graphs,
-                            resident_budget=options.resident_budget)
+        runner = StepRunner(network, resumed.optimizer, training_items(parts), settings,
+                            graphs=options.graphs, resident_budget=options.resident_budget,
+                            world=world)
         if echo:
             graphed = ("; each step one CUDA graph replay"
                        if runner.path == "stream" and runner.graphs else "")
@@ -85,5 +89,5 @@ def train_once(network, parts: Parts, settings: TrainSettings, options: RunOptio
                       on_epoch=(lambda row: echo(format_row(row))) if echo else None,
                       progress=progress, selection=resumed.selection, runner=runner,
                       score_test=score_test)
-    probs = predict_proba(network, parts.x_test, settings.batch_size)
+    probs = predict_proba(network, parts.x_test, settings.batch_size, world)
     return Trained(network, history, probs)

@@ -19,9 +19,10 @@ from genrecnn.errors import DataError, GenrecnnError, ModelFileError
 from genrecnn.fsutil import (atomic_write_text, folder_lock, json_text, output_folder,
                              remove_stale_temps)
 from genrecnn.music.input_kinds import dataset_kind
-from genrecnn.music.loading import load_data, skipped_lines
+from genrecnn.music.loading import skipped_lines
 from genrecnn.music.splits import split_from_dir, stratified_split
 from genrecnn.run.checkpoint import Checkpoint, load_checkpoint
+from genrecnn.run.data import load_run_data
 from genrecnn.run.input_checks import check_crop
 from genrecnn.run.model_io import MODEL_FILE, stored_model
 from genrecnn.run.npz_model import legacy_note
@@ -31,6 +32,7 @@ from genrecnn.run.plots import confusion_matrix, learning_curves
 from genrecnn.run.scoring import VOTES, clip_decisions, confusion
 from genrecnn.run.session import Resumed, place_for_parts, train_once
 from genrecnn.run.settings import TrainSettings, new_network
+from genrecnn.world import world
 
 # what the saved run settings that TrainSettings does not check must be
 _NONE = type(None)
@@ -137,12 +139,16 @@ def run_train(options: RunOptions, out: Path, *, resume: bool = False, force: bo
 
     OUT is locked for the run; a trained model already there is replaced only with
     ``force``; temporary files of killed writes are removed; a run that fails
-    before writing anything leaves no OUT folder behind.
+    before writing anything leaves no OUT folder behind. In an MPI run (``mpirun -n N
+    genrecnn train``) the ranks train data-parallel and rank 0 alone prints, locks OUT
+    and writes to it.
     """
     out = Path(out)
     model_path = stored_model(out)
     if dry_run:
         return _dry_run(options, explicit, model_path if resume else None, echo)
+    if not world().is_root:
+        return _train(options, out, explicit, resume, lambda line: None, False)
     with output_folder(out), folder_lock(out):
         remove_stale_temps(out, OUTPUTS)
         if not resume and not force and model_path.exists():
@@ -155,8 +161,7 @@ def run_train(options: RunOptions, out: Path, *, resume: bool = False, force: bo
 def _dry_run(options: RunOptions, explicit, model_path: Path | None, echo) -> None:
     """Print the placement plan; the data is read only as far as its shapes."""
     options, settings, _ = _resolve(options, explicit, model_path)
-    ds = load_data(options.data, options.genres, options.frames, options.windows,
-                   options.strict, progress=False, shapes_only=True)
+    ds = load_run_data(options, progress=False, shapes_only=True)
     net = new_network(settings, *ds.input_shape, ds.n_classes)
     plan, _ = place_by_option(net, options.backend_spec, settings.batch_size, dry_run=True,
                               echo=echo)
@@ -204,7 +209,7 @@ def _checkpoint(model_path: Path, ds, options: RunOptions, settings, parts, dige
     return Checkpoint(model_path, meta={
         "class_names": list(ds.class_names), "feature_params": ds.params.as_dict(),
         "frames": ds.input_shape[1], "windows": options.windows, "norm": settings.norm,
-        "input_kind": dataset_kind(options.data, ds.clip_ids),
+        "input_kind": getattr(ds, "input_kind", None) or dataset_kind(options.data, ds.clip_ids),
         "vote": options.vote, "run": run_meta, "backend_spec": options.backend_spec,
         "auto_plan": plan_report.as_dict() if plan_report else None},
         extra_arrays=normalizer_arrays(parts.normalizer))
@@ -216,8 +221,7 @@ def _train(options: RunOptions, out: Path, explicit, resume: bool, echo, progres
     if saved is not None and legacy_note(model_path):
         echo(legacy_note(model_path))
     t_start = time.perf_counter()
-    ds = load_data(options.data, options.genres, options.frames, options.windows,
-                   options.strict, progress=progress is not False)
+    ds = load_run_data(options, progress=progress is not False)
     _check_features(saved, ds, model_path)
     idx = _split(ds, options, settings, echo)
     digest = split_digest(ds, *idx)
@@ -226,16 +230,22 @@ def _train(options: RunOptions, out: Path, explicit, resume: bool, echo, progres
     check_crop(options.crop if "crop" in explicit else None, frames)
     net = saved.network if saved else new_network(settings, n_mels, frames, ds.n_classes)
     parts = make_parts(ds, *idx, norm=settings.norm,
-                       normalizer=saved.normalizer if saved else None)
+                       normalizer=saved.normalizer if saved else None, seed=settings.seed)
     _, plan_report = place_for_parts(net, parts, settings, options, echo)
     unit = "windows" if options.windows else "clips"
     echo(f"data: {_describe(ds, options.data)}; train {len(idx[0])}, valid {len(idx[1])}, "
          f"test {len(idx[2])} {unit}; input {n_mels}x{frames}")
     echo(f"placement: {format_plan(net.layers, net.backend_names)}")
     ck = _checkpoint(out / MODEL_FILE, ds, options, settings, parts, digest, plan_report)
+    ranks = world() if world().size > 1 else None
+    if ranks is not None:
+        echo(f"data-parallel over {ranks.size} MPI ranks: each computes {1 / ranks.size:.0%} "
+             f"of every batch of {settings.batch_size}, gradients summed every step")
     trained = train_once(net, parts, settings, options, resumed=saved and saved.resumed,
-                         checkpoint=ck, echo=echo, progress=progress)
+                         checkpoint=ck, echo=echo, progress=progress, world=ranks)
     metrics = final_metrics(ds, parts, settings, trained, options, time.perf_counter() - t_start)
+    if not world().is_root:
+        return metrics
     write_outputs(out, metrics, trained.history, ds)
     for line in skipped_lines(ds.skipped) + summary_lines(metrics, out):   # "wrote ..." last
         echo(line)

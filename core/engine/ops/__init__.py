@@ -19,6 +19,7 @@ sgd_update, adam_update, update_many     :mod:`.updates`   ``updates.py``
 batch, train_loss                        :mod:`.training`  ``training.py``
 graph                                    :mod:`.graphs`    ``graphs.py``
 staging                                  :mod:`.staging`   ``staging.py``
+collective                               :mod:`.collective` ``collective.py``
 =======================================  ================  ==========================
 
 A backend's other modules are helpers of those (the CUDA backends' ``kernels.py`` and
@@ -58,6 +59,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from genrecnn.engine.ops.collective import CollectiveOps
 from genrecnn.engine.ops.graphs import GraphOps
 from genrecnn.engine.ops.maps import MapOps, conv2d_out, lowbias32, pool2d_out
 from genrecnn.engine.ops.sequence import SequenceOps
@@ -116,6 +118,8 @@ OP_GROUPS: tuple[OpGroup, ...] = (
             "a whole training step captured as a CUDA graph and replayed"),
     OpGroup("staging", ("pinned_empty", "upload_async", "await_upload", "upload_finished"),
             "batches uploaded from pinned host memory on a side stream, overlapping compute"),
+    OpGroup("collective", ("sum_across",),
+            "gradients summed over the ranks of a data-parallel run, one fused buffer"),
 )
 
 OP_NAMES: frozenset[str] = frozenset(g.name for g in OP_GROUPS)
@@ -135,7 +139,8 @@ def maxpool1d_out_width(width: int, size: int, stride: int) -> int:
     return (width - size) // stride + 1
 
 
-class Backend(SequenceOps, MapOps, UpdateOps, TrainingOps, GraphOps, StagingOps):
+class Backend(SequenceOps, MapOps, UpdateOps, TrainingOps, GraphOps, StagingOps,
+              CollectiveOps):
     """Base class of every backend: declare who you are, implement the ops.
 
     Class attributes a backend sets:
