@@ -1,6 +1,6 @@
 """`genrecnn train`: fit a network on a folder of genre folders (or the synthetic default).
 
-Writes OUT/model.npz (a checkpoint, atomically, after every epoch), OUT/metrics.json,
+Writes OUT/model.safetensors (a checkpoint, atomically, after every epoch), OUT/metrics.json,
 OUT/learning_curve.png and OUT/confusion_matrix.png (see :mod:`genrecnn.run.train_job`).
 OUT is locked while a run writes there; a trained model in it is replaced only with --force.
 """
@@ -20,8 +20,8 @@ from genrecnn.fsutil import json_text
 @data_options
 @fit_options
 @click.option("--out", type=click.Path(path_type=Path), default=Path("genrecnn-run"),
-              show_default=True, help="Folder for model.npz, metrics.json and plots.")
-@click.option("--resume", is_flag=True, help="Continue from OUT/model.npz.")
+              show_default=True, help="Folder for model.safetensors, metrics.json and plots.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/model.safetensors.")
 @click.option("--force", is_flag=True,
               help="Replace a trained model already in OUT (refused without this or --resume).")
 @click.option("--test-fraction", type=FRACTION, default=0.2, show_default=True)
@@ -55,8 +55,10 @@ def train(ctx, **opts):
 
 def _say_what_was_kept(out: Path) -> None:
     """On Ctrl-C: name the checkpoint a later run can continue from, if there is one."""
-    if (out / "model.npz").exists():
-        click.echo(f"interrupted: {out / 'model.npz'} keeps the last finished epoch; continue "
+    from genrecnn.run.model_io import stored_model
+
+    if stored_model(out).exists():
+        click.echo(f"interrupted: {stored_model(out)} keeps the last finished epoch; continue "
                    f"with the same command plus --resume (and --out {out})", err=True)
     else:
         click.echo("interrupted before the first epoch ended: nothing was kept", err=True)

@@ -27,6 +27,8 @@ COMMANDS = {
     "filters": "genrecnn.cli.cmd_filters:filters",
     "bench": "genrecnn.cli.cmd_bench:bench_cmd",
     "conformance": "genrecnn.cli.cmd_conformance:conformance",
+    "convert": "genrecnn.cli.cmd_convert:convert",
+    "export": "genrecnn.cli.cmd_export:export",
 }
 
 

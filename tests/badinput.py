@@ -22,10 +22,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import safetensors.numpy
 import soundfile as sf
+from hypothesis import strategies as st
+from safetensors import safe_open
 
 from genrecnn.cli.main import main
-from genrecnn.run.model_io import HEADER
+from genrecnn.run.npz_model import HEADER
 
 N_MELS, FRAMES = 128, 40
 HANG_SECONDS = 60
@@ -76,8 +79,10 @@ def run_cli(argv, capsys, seconds: int = HANG_SECONDS) -> tuple[int, str, str]:
 
 
 def one_error_line(err: str) -> str:
-    """The only line of stderr besides progress bars, which must be ``error: ...``."""
-    lines = [ln for ln in err.splitlines() if ln.strip() and "%|" not in ln]
+    """The only line of stderr besides progress bars and an old model file's ``note:``,
+    which must be ``error: ...``."""
+    lines = [ln for ln in err.splitlines()
+             if ln.strip() and "%|" not in ln and not ln.startswith("note: ")]
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     return lines[0]
 
@@ -185,20 +190,35 @@ def _zip_bytes() -> bytes:
 # -- model files ----------------------------------------------------------------------------
 
 def read_archive(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    with np.load(path) as data:
-        arrays = {k: data[k] for k in data.files}
-    return json.loads(arrays.pop(HEADER).tobytes().decode()), arrays
+    """(header, arrays keyed ``param/...``/``extra/...``) of a model file of either format."""
+    if path.read_bytes()[:4] == b"PK\x03\x04":
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files}
+        return json.loads(arrays.pop(HEADER).tobytes().decode()), arrays
+    with safe_open(path, framework="np") as fh:
+        metadata = fh.metadata()
+        arrays = {k: fh.get_tensor(k) for k in fh.keys()}
+    return {k: json.loads(v) for k, v in metadata.items()}, arrays
 
 
 def write_archive(path: Path, header, arrays: dict, raw_header: bytes | None = None) -> Path:
+    """A model file as its suffix says: ``.safetensors`` (each header field a JSON string;
+    a header that is no object goes in one ``genrecnn`` field) or the old ``.npz``."""
+    if path.suffix == ".safetensors":
+        fields = header.items() if isinstance(header, dict) else [("genrecnn", header)]
+        metadata = {k: json.dumps(v) for k, v in fields}
+        if raw_header is not None:
+            metadata = {"format": raw_header.decode("utf-8", "replace")}
+        path.write_bytes(safetensors.numpy.save(arrays, metadata=metadata))
+        return path
     text = raw_header if raw_header is not None else json.dumps(header).encode()
     np.savez(path, **arrays, **{HEADER: np.frombuffer(text, dtype=np.uint8)})
     return path
 
 
 def edit_model(src: Path, dst: Path, edit=None, arrays_edit=None) -> Path:
-    """Copy ``src`` to ``dst`` with ``edit(header)`` (returning the new header, any JSON
-    value) and ``arrays_edit(arrays)`` applied."""
+    """Copy ``src`` to ``dst`` (in the format of ``dst``'s suffix) with ``edit(header)``
+    (returning the new header, any JSON value) and ``arrays_edit(arrays)`` applied."""
     header, arrays = read_archive(src)
     if edit is not None:
         header = edit(header)
@@ -264,10 +284,12 @@ HEADER_EDITS = {
 def model_corpus(good: Path, folder: Path) -> dict[str, Path]:
     """name -> path of every damaged model file made from the good model ``good``."""
     folder.mkdir(parents=True, exist_ok=True)
+    paths = safetensors_corpus(good, folder)
+    good = edit_model(good, folder / "good.npz")        # the old format, from the same model
     data = good.read_bytes()
     arrays = read_archive(good)[1]
-    paths = {name: edit_model(good, folder / f"{name}.npz", edit)
-             for name, edit in HEADER_EDITS.items()}
+    paths.update({name: edit_model(good, folder / f"{name}.npz", edit)
+                  for name, edit in HEADER_EDITS.items()})
     paths["nan-weights"] = edit_model(good, folder / "nan-weights.npz", arrays_edit=_nan_weights)
     paths["huge-weights"] = edit_model(
         good, folder / "huge-weights.npz",
@@ -303,3 +325,50 @@ def model_corpus(good: Path, folder: Path) -> dict[str, Path]:
     paths["folder"] = folder / "folder.npz"
     paths["missing"] = folder / "missing.npz"
     return paths
+
+
+def _wrong_shape(arrays):
+    key = next(k for k in arrays if k.startswith("param/") and arrays[k].ndim > 1)
+    arrays[key] = np.ascontiguousarray(arrays[key][..., :-1])
+
+
+def _safetensors_header_length(blob: bytes, length: int) -> bytes:
+    return struct.pack("<Q", length) + blob[8:]
+
+
+def safetensors_corpus(good: Path, folder: Path) -> dict[str, Path]:
+    """name -> damaged safetensors model (``st-...``) made from the good one ``good``: every
+    header edit of :data:`HEADER_EDITS` that keeps an object, metadata that is not JSON or
+    not genrecnn's, a tensor of the wrong shape, truncated and overlong headers."""
+    sub = folder / "safetensors"
+    sub.mkdir(parents=True, exist_ok=True)
+    paths = {f"st-{name}": edit_model(good, sub / f"{name}.safetensors", edit)
+             for name, edit in HEADER_EDITS.items()}
+    paths["st-wrong-shape"] = edit_model(good, sub / "wrong-shape.safetensors",
+                                         arrays_edit=_wrong_shape)
+    paths["st-nan-weights"] = edit_model(good, sub / "nan-weights.safetensors",
+                                         arrays_edit=_nan_weights)
+    arrays = read_archive(good)[1]
+    paths["st-no-metadata"] = sub / "no-metadata.safetensors"
+    paths["st-no-metadata"].write_bytes(safetensors.numpy.save(arrays))
+    paths["st-not-json"] = write_archive(sub / "not-json.safetensors", None, arrays,
+                                         raw_header=b"{not json")
+    paths["st-deep"] = write_archive(sub / "deep.safetensors", None, arrays,
+                                     raw_header=b"[" * 100000 + b"]" * 100000)
+    data = good.read_bytes()
+    blobs = {"truncated": data[: len(data) // 2], "header-cut": data[:200],
+             "length-huge": _safetensors_header_length(data, 1 << 60),
+             "length-short": _safetensors_header_length(data, 10)}
+    for name, blob in blobs.items():
+        paths[f"st-{name}"] = sub / f"{name}.safetensors"
+        paths[f"st-{name}"].write_bytes(blob)
+    return paths
+
+
+def flipped_copy(data, src: Path, dst: Path) -> Path:
+    """``src`` with 1 to 8 bytes changed and cut short where Hypothesis ``data`` says."""
+    blob = bytearray(src.read_bytes())
+    for _ in range(data.draw(st.integers(1, 8))):
+        blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+    dst.write_bytes(bytes(blob[:data.draw(st.integers(1, len(blob)))]))
+    return dst

@@ -35,7 +35,8 @@ def trained(npy_data, tmp_path_factory):
 def audio_model(trained, tmp_path_factory):
     """``trained``'s model recorded as trained on audio, for predicting audio files with it
     (a model refuses inputs of another kind than it was trained on)."""
-    return edit_model(trained / "model.npz", tmp_path_factory.mktemp("audio") / "model.npz",
+    return edit_model(trained / "model.safetensors",
+                      tmp_path_factory.mktemp("audio") / "model.safetensors",
                       edit=lambda h: dict(h, meta=dict(h["meta"], input_kind="audio")))
 
 

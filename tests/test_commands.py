@@ -14,7 +14,7 @@ def test_train_writes_model_metrics_and_plots(trained, strict_json):
     assert m["class_names"] == ["high", "low"]
     assert m["epochs_done"] == 2 and len(m["history"]) == 2
     assert m["test_clip_acc"] == 1.0 and m["test_clips"] == 4
-    for name in ("model.npz", "learning_curve.png", "confusion_matrix.png"):
+    for name in ("model.safetensors", "learning_curve.png", "confusion_matrix.png"):
         assert (trained / name).stat().st_size > 1000
 
 
@@ -34,8 +34,8 @@ def test_cli_resume_matches_uninterrupted(npy_data, tmp_path, capsys):
     code, out, _ = run(["train", npy_data, "--resume", "--epochs", "3", "--out", tmp_path / "b"],
                        capsys)
     assert code == 0 and "resuming at epoch 2 of 3" in out
-    _, pa, _ = read_model_file(tmp_path / "a" / "model.npz")
-    _, pb, _ = read_model_file(tmp_path / "b" / "model.npz")
+    _, pa, _ = read_model_file(tmp_path / "a" / "model.safetensors")
+    _, pb, _ = read_model_file(tmp_path / "b" / "model.safetensors")
     for k in pa:
         np.testing.assert_array_equal(pa[k], pb[k], err_msg=k)
 
@@ -58,7 +58,7 @@ def test_resume_on_other_data_is_refused(trained, tmp_path, capsys):
         for i in range(4):
             write_npy_clip(other / genre / f"{genre}.{i:05d}.npy", genre == "high", rng)
     (trained_copy := tmp_path / "run").mkdir()
-    (trained_copy / "model.npz").write_bytes((trained / "model.npz").read_bytes())
+    (trained_copy / "model.safetensors").write_bytes((trained / "model.safetensors").read_bytes())
     code, _, err = run(["train", "--resume", "--out", trained_copy], capsys)  # saved DATA
     assert code == 0
     code, _, err = run(["train", other, "--resume", "--out", trained_copy], capsys)
@@ -73,7 +73,7 @@ def test_dry_run_prints_plan_and_writes_nothing(npy_data, tmp_path, capsys):
 
 def test_predict_top_k_json(trained, npy_data, capsys, strict_json):
     f = npy_data / "high" / "high.00000.npy"
-    code, out, _ = run(["predict", trained / "model.npz", f, "--top", "2", "--json"], capsys)
+    code, out, _ = run(["predict", trained / "model.safetensors", f, "--top", "2", "--json"], capsys)
     assert code == 0
     (res,) = strict_json(out)
     assert [g["genre"] for g in res["top"]][0] == "high"
@@ -84,14 +84,14 @@ def test_predict_windows_long_clips(trained, tmp_path, capsys, strict_json):
     long = np.random.default_rng(2).uniform(0, 0.3, (N_MELS, 3 * FRAMES)).astype(np.float32)
     long[N_MELS // 2:] += 0.6
     np.save(tmp_path / "long.npy", long)
-    code, out, _ = run(["predict", trained / "model.npz", tmp_path / "long.npy", "--json"], capsys)
+    code, out, _ = run(["predict", trained / "model.safetensors", tmp_path / "long.npy", "--json"], capsys)
     assert code == 0
     (res,) = strict_json(out)
     assert res["windows"] == 5 and res["top"][0]["genre"] == "high"
 
 
 def test_filters_png(trained, npy_data, tmp_path, capsys):
-    code, out, _ = run(["filters", trained / "model.npz", npy_data / "low" / "low.00001.npy",
+    code, out, _ = run(["filters", trained / "model.safetensors", npy_data / "low" / "low.00001.npy",
                         "--filters", "0,3", "--out", tmp_path / "f.png"], capsys)
     assert code == 0 and (tmp_path / "f.png").stat().st_size > 1000
 
@@ -99,7 +99,7 @@ def test_filters_png(trained, npy_data, tmp_path, capsys):
 def test_filters_outputs_come_from_the_backend_op(trained):
     from genrecnn.run.inference import first_layer_outputs
     from genrecnn.run.model_io import load_model
-    net, _, _ = load_model(trained / "model.npz", placement="numpy")
+    net, _, _ = load_model(trained / "model.safetensors", placement="numpy")
     x = np.random.default_rng(0).normal(size=(N_MELS, 60)).astype(np.float32)
     y = first_layer_outputs(net, x)
     w, b = net.host_params()["conv1/w"], net.host_params()["conv1/b"]
@@ -149,7 +149,7 @@ def test_model_file_not_ours(tmp_path, npy_data, capsys):
 
 
 def test_truncated_model(trained, tmp_path, npy_data, capsys):
-    data = (trained / "model.npz").read_bytes()
+    data = (trained / "model.safetensors").read_bytes()
     (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
     code, _, err = run(["predict", tmp_path / "cut.npz", npy_data / "low" / "low.00000.npy"],
                        capsys)
@@ -158,17 +158,17 @@ def test_truncated_model(trained, tmp_path, npy_data, capsys):
 
 def test_features_made_with_other_params(trained, tmp_path, capsys):
     np.save(tmp_path / "mel64.npy", np.random.default_rng(0).uniform(size=(64, 50)))
-    code, _, err = run(["predict", trained / "model.npz", tmp_path / "mel64.npy"], capsys)
+    code, _, err = run(["predict", trained / "model.safetensors", tmp_path / "mel64.npy"], capsys)
     assert code == 2
     assert any("64 mel bands" in ln and "n_mels=128" in ln for ln in err.splitlines())
 
 
 def test_resume_with_other_feature_params_is_refused(trained, tmp_path, capsys):
     from genrecnn.run.model_io import load_model, save_model
-    net, meta, extra = load_model(trained / "model.npz")
+    net, meta, extra = load_model(trained / "model.safetensors")
     meta["feature_params"]["n_fft"] = 2048
     (tmp_path / "r").mkdir()
-    save_model(tmp_path / "r" / "model.npz", net, meta=meta, extra_arrays=extra)
+    save_model(tmp_path / "r" / "model.safetensors", net, meta=meta, extra_arrays=extra)
     code, _, err = run(["train", "--resume", "--out", tmp_path / "r"], capsys)
     assert code == 2 and "other feature parameters" in one_error_line(err)
 
@@ -180,7 +180,7 @@ def test_output_path_cannot_be_written(cmd, trained, npy_data, tmp_path, capsys)
     if cmd == "train":
         argv = ["train", npy_data, "--epochs", "1", "--out", blocker / "sub"]
     else:
-        argv = ["filters", trained / "model.npz", npy_data / "low" / "low.00000.npy",
+        argv = ["filters", trained / "model.safetensors", npy_data / "low" / "low.00000.npy",
                 "--out", blocker / "f.png"]
     code, _, err = run(argv, capsys)
     assert code == 2 and "cannot write" in one_error_line(err)
@@ -193,16 +193,16 @@ def test_output_path_cannot_be_written(cmd, trained, npy_data, tmp_path, capsys)
 def test_bad_option_values(option, value, npy_data, tmp_path, capsys):
     code, _, err = run(["train", npy_data, option, value, "--out", tmp_path], capsys)
     assert code == 2 and f"Invalid value for '{option}'" in err
-    assert not (tmp_path / "model.npz").exists()
+    assert not (tmp_path / "model.safetensors").exists()
 
 
 def test_bad_evaluate_and_predict_options(trained, npy_data, capsys):
     code, _, err = run(["evaluate", npy_data, "--repeats", "0"], capsys)
     assert code == 2 and "Invalid value for '--repeats'" in err
-    code, _, err = run(["predict", trained / "model.npz", npy_data / "low" / "low.00000.npy",
+    code, _, err = run(["predict", trained / "model.safetensors", npy_data / "low" / "low.00000.npy",
                         "--top", "0"], capsys)
     assert code == 2 and "Invalid value for '--top'" in err
-    code, _, err = run(["filters", trained / "model.npz", npy_data / "low" / "low.00000.npy",
+    code, _, err = run(["filters", trained / "model.safetensors", npy_data / "low" / "low.00000.npy",
                         "--filters", "0,99"], capsys)
     assert code == 2 and "has 16 filters" in one_error_line(err)
 
@@ -210,7 +210,7 @@ def test_bad_evaluate_and_predict_options(trained, npy_data, capsys):
 def test_unknown_backend(npy_data, tmp_path, trained, capsys):
     code, _, err = run(["train", npy_data, "--backend", "nosuch", "--out", tmp_path], capsys)
     assert code == 2 and "unknown backend 'nosuch'" in one_error_line(err)
-    code, _, err = run(["predict", trained / "model.npz", npy_data / "low" / "low.00000.npy",
+    code, _, err = run(["predict", trained / "model.safetensors", npy_data / "low" / "low.00000.npy",
                         "--backend", "conv=nosuch"], capsys)
     assert code == 2 and "unknown backend 'nosuch'" in one_error_line(err)
 
@@ -245,7 +245,7 @@ def test_unreadable_files_are_skipped_and_listed(npy_data, tmp_path, capsys):
 def test_predict_reports_unreadable_files_and_exits_nonzero(trained, npy_data, tmp_path,
                                                             capsys):
     (tmp_path / "empty.wav").write_bytes(b"")
-    code, out, err = run(["predict", trained / "model.npz", npy_data / "low" / "low.00000.npy",
+    code, out, err = run(["predict", trained / "model.safetensors", npy_data / "low" / "low.00000.npy",
                           tmp_path / "empty.wav"], capsys)
     assert code == 2
     assert "low.00000.npy: low" in out
@@ -282,6 +282,6 @@ def test_train_streams_a_set_over_resident_mb_with_the_resident_result(npy_data,
     assert code == 0 and "steps: stream (" in out
     code, out, _ = run(args + ["--out", tmp_path / "d"], capsys)
     assert code == 0 and "steps: device (" in out
-    _, ps, _ = read_model_file(tmp_path / "s" / "model.npz")
-    _, pd, _ = read_model_file(tmp_path / "d" / "model.npz")
+    _, ps, _ = read_model_file(tmp_path / "s" / "model.safetensors")
+    _, pd, _ = read_model_file(tmp_path / "d" / "model.safetensors")
     assert ps.keys() == pd.keys() and all(np.array_equal(ps[k], pd[k]) for k in ps)

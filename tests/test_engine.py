@@ -3,6 +3,7 @@ import json
 import sys
 import types
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -338,20 +339,25 @@ def test_bad_model_files(tmp_path):
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
     with pytest.raises(ModelFileError, match="not a genrecnn model"):
         load_model(tmp_path / "other.npz")
-    save_model(tmp_path / "m.npz", tiny_net())
-    data = (tmp_path / "m.npz").read_bytes()
-    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    save_model(tmp_path / "m.safetensors", tiny_net())
+    data = (tmp_path / "m.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelFileError, match="truncated"):
-        load_model(tmp_path / "cut.npz")
-    assert zipfile.is_zipfile(tmp_path / "m.npz")
+        load_model(tmp_path / "cut.safetensors")
+    assert not zipfile.is_zipfile(tmp_path / "m.safetensors")
 
 
 def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch):
-    path = tmp_path / "m.npz"
+    path = tmp_path / "m.safetensors"
     save_model(path, tiny_net(seed=1))
     before = path.read_bytes()
-    monkeypatch.setattr(np, "savez", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    write = Path.write_bytes
+
+    def half_then_full_disk(self, data):
+        write(self, data[: len(data) // 2])
+        raise OSError("disk full")
+    monkeypatch.setattr(Path, "write_bytes", half_then_full_disk)
     with pytest.raises(OSError):
         save_model(path, tiny_net(seed=2))
     assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]

@@ -63,9 +63,9 @@ def test_evaluate_classical_vs_metal(tmp_path, capsys, strict_json):
 
 def test_predict_and_filters_on_a_real_clip(model, tmp_path, capsys, strict_json):
     clip = SAMPLE / "metal" / "metal.00002.wav"
-    res = strict_json(run(["predict", model / "model.npz", clip, "--json"], capsys))
+    res = strict_json(run(["predict", model / "model.safetensors", clip, "--json"], capsys))
     assert res[0]["windows"] > 1                 # a 15-20 s clip is several 3 s windows
     assert {g["genre"] for g in res[0]["top"]} == {"classical", "metal"}
-    out = run(["filters", model / "model.npz", clip, "--filters", "0,1,2",
+    out = run(["filters", model / "model.safetensors", clip, "--filters", "0,1,2",
                "--out", tmp_path / "filters.png"], capsys)
     assert "wrote" in out and (tmp_path / "filters.png").stat().st_size > 10000

@@ -60,7 +60,7 @@ def test_a_png_bomb_is_refused_from_its_header(command, trained, tmp_path, capsy
     bomb.write_bytes(_png_header_only(1_395_000, 128))
     extra = ["--out", tmp_path / "f.png"] if command == "filters" else []
     start = time.perf_counter()
-    code, _, err = run_cli([command, trained / "model.npz", bomb, *extra], capsys)
+    code, _, err = run_cli([command, trained / "model.safetensors", bomb, *extra], capsys)
     assert code == 2 and "is too long: 1395000 frames, over the 25840" in one_error_line(err)
     assert time.perf_counter() - start < 20          # refused from the header, not decoded
     assert not (tmp_path / "f.png").exists()
@@ -113,11 +113,11 @@ def test_train_skips_a_clip_past_the_bound(short_bound, tmp_path, capsys):
 def test_npy_values_far_beyond_a_spectrogram_are_refused(trained, tmp_path, capsys):
     np.save(tmp_path / "huge.npy", np.full((128, 40), 3e38, np.float32))
     np.save(tmp_path / "db.npy", np.linspace(-80, 1e5, 128 * 40).reshape(128, 40))
-    code, _, err = run_cli(["predict", trained / "model.npz", tmp_path / "huge.npy"], capsys)
+    code, _, err = run_cli(["predict", trained / "model.safetensors", tmp_path / "huge.npy"], capsys)
     line = one_error_line(err)
     assert code == 2 and "holds values up to 3e+38" in line and "log-scaled" in line
     assert "lower --lr" not in line
-    assert run_cli(["predict", trained / "model.npz", tmp_path / "db.npy"], capsys)[0] == 0
+    assert run_cli(["predict", trained / "model.safetensors", tmp_path / "db.npy"], capsys)[0] == 0
 
 
 def test_phase_inverted_stereo_is_read_and_true_silence_refused(audio_model, tmp_path, capsys):

@@ -75,7 +75,7 @@ def test_a_split_list_that_is_a_fifo_is_refused_without_hanging(npy_data, tmp_pa
 @pytest.mark.parametrize("command", ["filters", "evaluate"])
 def test_an_out_path_that_is_a_folder_is_one_line(command, trained, npy_data, tmp_path, capsys):
     (tmp_path / "taken").mkdir()
-    argv = (["filters", trained / "model.npz", npy_data / "low" / "low.00000.npy"]
+    argv = (["filters", trained / "model.safetensors", npy_data / "low" / "low.00000.npy"]
             if command == "filters" else
             ["evaluate", npy_data, "--epochs", "1", "--repeats", "1", "--test-fraction", "0.34",
              "--no-baseline"])
@@ -106,7 +106,7 @@ def test_features_refuses_a_cache_it_cannot_write(tmp_path, capsys):
 # -- the smaller commands ------------------------------------------------------------------------
 
 def test_empty_backend_is_refused(trained, npy_data, capsys):
-    code, _, err = run_cli(["predict", trained / "model.npz", npy_data / "low" / "low.00000.npy",
+    code, _, err = run_cli(["predict", trained / "model.safetensors", npy_data / "low" / "low.00000.npy",
                             "--backend", ""], capsys)
     assert code == 2 and "placement is empty" in one_error_line(err)
 

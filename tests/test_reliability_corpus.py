@@ -148,7 +148,7 @@ def test_predict_on_any_bytes_is_a_result_or_one_line(blob, ext, trained, capsys
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / f"clip{ext}"
         path.write_bytes(blob)
-        code, out, err = run_cli(["predict", trained / "model.npz", path], capsys)
+        code, out, err = run_cli(["predict", trained / "model.safetensors", path], capsys)
         if code == 0:       # a prediction over the model's two classes
             assert out.startswith(f"{path}: ") and "high" in out and "low" in out, out
         else:

@@ -30,7 +30,7 @@ def _npy(path, frames: int = 40):
 
 
 def _kind(trained, tmp_path, kind):
-    return edit_model(trained / "model.npz", tmp_path / f"{kind}.npz",
+    return edit_model(trained / "model.safetensors", tmp_path / f"{kind}.safetensors",
                       edit=lambda h: dict(h, meta=dict(h["meta"], input_kind=kind)))
 
 
@@ -38,18 +38,18 @@ def _kind(trained, tmp_path, kind):
 
 def test_a_model_records_its_input_kind(trained):
     from genrecnn.run.model_io import load_model
-    assert load_model(trained / "model.npz")[1]["input_kind"] == "npy"
+    assert load_model(trained / "model.safetensors")[1]["input_kind"] == "npy"
 
 
 @pytest.mark.parametrize("command", ["predict", "filters"])
 def test_an_input_of_another_kind_is_refused(command, trained, tmp_path, capsys):
     extra = ["--out", tmp_path / "f.png"] if command == "filters" else []
-    code, _, err = run_cli([command, trained / "model.npz", _png(tmp_path / "c.png"), *extra],
+    code, _, err = run_cli([command, trained / "model.safetensors", _png(tmp_path / "c.png"), *extra],
                            capsys)
     line = one_error_line(err)
     assert code == 2 and "c.png: is PNG spectrogram images (intensity / 255)" in line
     assert "trained on .npy arrays" in line and "value scales differ" in line
-    code, _, _ = run_cli([command, trained / "model.npz", _npy(tmp_path / "c.npy"), *extra],
+    code, _, _ = run_cli([command, trained / "model.safetensors", _npy(tmp_path / "c.npy"), *extra],
                          capsys)
     assert code == 0
 
@@ -102,11 +102,11 @@ def test_filters_draws_an_image_by_frame_and_audio_by_time(trained, tmp_path, ca
 
 
 def test_filters_draws_at_most_a_minute_of_a_long_clip(trained, tmp_path, capsys):
-    code, out, err = run_cli(["filters", trained / "model.npz", _npy(tmp_path / "long.npy", 3000),
+    code, out, err = run_cli(["filters", trained / "model.safetensors", _npy(tmp_path / "long.npy", 3000),
                               "--out", tmp_path / "f.png"], capsys)
     assert code == 0 and "note: drawing the first 2584 of 3000 frames" in err
     assert "(2584 frames" in out and (tmp_path / "f.png").exists()
-    code, out, err = run_cli(["filters", trained / "model.npz", _npy(tmp_path / "s.npy", 500),
+    code, out, err = run_cli(["filters", trained / "model.safetensors", _npy(tmp_path / "s.npy", 500),
                               "--out", tmp_path / "g.png"], capsys)
     assert code == 0 and "note:" not in err and "(500 frames" in out
 
@@ -230,7 +230,7 @@ def test_ctrl_c_names_the_kept_checkpoint_and_resume(npy_data, trained, tmp_path
     assert main(["train", str(npy_data), "--epochs", "5", "--resume", "--out",
                  str(tmp_path / "old")]) == 130
     err = capsys.readouterr().err
-    assert f"{tmp_path / 'old' / 'model.npz'} keeps the last finished epoch" in err
+    assert f"{tmp_path / 'old' / 'model.safetensors'} keeps the last finished epoch" in err
     assert "--resume" in err and "nothing was kept" not in err
 
 

@@ -2,6 +2,7 @@
 string read as a model gives a usable model or one clear line."""
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import tempfile
 from pathlib import Path
@@ -12,9 +13,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from genrecnn.errors import ModelFileError
 from genrecnn.run.inference import load_inference_model
-from genrecnn.run.model_io import load_model, read_model_file
+from genrecnn.run.model_io import MODEL_FILE, load_model, read_model_file
+from genrecnn.run.onnx_model import load_predictor
 
-from badinput import (_set, edit_model, model_corpus, one_error_line,
+from badinput import (_set, edit_model, flipped_copy, model_corpus, one_error_line,
                       read_archive, run_cli, write_archive)
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -25,11 +27,12 @@ DRAWABLE = {"huge-weights"}
 # fields `train --resume` does not read when the run already has all its epochs
 FINISHED_RUN_IGNORES = {"class-names-null", "class-names-short", "class-names-numbers",
                         "norm-other", "windows-string", "huge-weights"}
+FINISHED_RUN_IGNORES |= {f"st-{name}" for name in FINISHED_RUN_IGNORES}   # safetensors too
 
 
 @pytest.fixture(scope="module")
 def corpus(trained, tmp_path_factory):
-    return model_corpus(trained / "model.npz", tmp_path_factory.mktemp("models"))
+    return model_corpus(trained / MODEL_FILE, tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")
@@ -74,13 +77,18 @@ def test_every_damaged_model_is_refused_or_left_alone_by_train(corpus, capsys, t
         out = tmp_path / name
         out.mkdir()
         if path.is_file():
-            shutil.copy(path, out / "model.npz")
+            shutil.copy(path, out / _run_file(path))
         code, _, err = run_cli(["train", "--resume", "--out", out], capsys)
         if name in FINISHED_RUN_IGNORES:
             assert code == 0, (name, err)
-            assert (out / "model.npz").read_bytes() == path.read_bytes(), name
+            assert (out / _run_file(path)).read_bytes() == path.read_bytes(), name
         else:
             assert code == 2 and one_error_line(err), (name, err)
+
+
+def _run_file(path: Path) -> str:
+    """The name a run folder gives a model file of ``path``'s format."""
+    return MODEL_FILE if path.suffix == ".safetensors" else "model.npz"
 
 
 def test_meta_null_is_refused_on_resume(corpus, tmp_path, capsys):
@@ -97,7 +105,7 @@ def test_meta_null_is_refused_on_resume(corpus, tmp_path, capsys):
     (lambda h: h["meta"].update(optimizer={"state": {"lr": "fast"}}) or h, "training state"),
 ])
 def test_damaged_training_state_is_refused_on_resume(edit, words, trained, tmp_path, capsys):
-    edit_model(trained / "model.npz", tmp_path / "model.npz", edit)
+    edit_model(trained / MODEL_FILE, tmp_path / "model.npz", edit)      # an old run
     code, _, err = run_cli(["train", "--resume", "--out", tmp_path], capsys)
     assert code == 2 and words in one_error_line(err)
 
@@ -106,13 +114,13 @@ def test_infinite_optimiser_state_is_refused(trained, tmp_path):
     def inf_state(arrays):
         key = next(k for k in arrays if k.startswith("extra/optim/"))
         arrays[key] = np.full_like(arrays[key], np.inf)
-    edit_model(trained / "model.npz", tmp_path / "m.npz", arrays_edit=inf_state)
+    edit_model(trained / MODEL_FILE, tmp_path / "m.safetensors", arrays_edit=inf_state)
     with pytest.raises(ModelFileError, match="NaN or infinite"):
-        read_model_file(tmp_path / "m.npz")
+        read_model_file(tmp_path / "m.safetensors")
 
 
 def test_good_model_still_loads_and_round_trips(trained, tmp_path):
-    header, arrays = read_archive(trained / "model.npz")
+    header, arrays = read_archive(trained / MODEL_FILE)
     write_archive(tmp_path / "same.npz", header, arrays)
     net, meta, _ = load_model(tmp_path / "same.npz")
     assert meta["class_names"] == ["high", "low"] and net.input_shape == (128, 40)
@@ -120,14 +128,14 @@ def test_good_model_still_loads_and_round_trips(trained, tmp_path):
 
 def test_saved_header_is_strict_json(trained, tmp_path, strict_json):
     """NaN in a history row is written as null, so other readers can parse the header."""
-    from genrecnn.run.model_io import HEADER, save_model
-    net, meta, extra = load_model(trained / "model.npz")
+    from safetensors import safe_open
+    from genrecnn.run.model_io import save_model
+    net, meta, extra = load_model(trained / MODEL_FILE)
     meta["history"][-1]["valid_loss"] = float("nan")
-    save_model(tmp_path / "m.npz", net, meta, extra)
-    with np.load(tmp_path / "m.npz") as data:
-        text = data[HEADER].tobytes().decode()
-    header = strict_json(text)
-    assert header["meta"]["history"][-1]["valid_loss"] is None
+    save_model(tmp_path / "m.safetensors", net, meta, extra)
+    with safe_open(tmp_path / "m.safetensors", framework="np") as fh:
+        stored = strict_json(fh.metadata()["meta"])
+    assert stored["history"][-1]["valid_loss"] is None
 
 
 # -- properties: any bytes, any header -------------------------------------------------------
@@ -141,14 +149,19 @@ FIELDS = [("format",), ("version",), ("layers",), ("input_shape",), ("dtype",), 
           ("layers", 0, "width"), ("layers", -1, "units"), ("meta", "class_names"),
           ("meta", "feature_params"), ("meta", "feature_params", "sr"),
           ("meta", "feature_params", "hop_length"), ("meta", "norm"), ("meta", "windows")]
+SUFFIXES = [".safetensors", ".npz"]     # the model file and the old format
+# and an ONNX export, where onnxruntime is installed
+READERS = SUFFIXES + [".onnx"] * (importlib.util.find_spec("onnxruntime") is not None)
 PROPERTY = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-def _loads_or_refuses(path: Path, good: Path) -> None:
+def _loads_or_refuses(path: Path, good: Path, arrays_may_differ: bool = False) -> None:
     """Refused with one line, or loaded as a usable model: as many string class names as
     outputs, the good model's weights (damage never reaches the arrays here), and finite
-    probabilities that sum to one."""
+    probabilities that sum to one. ``arrays_may_differ``: safetensors keeps no checksum,
+    so a changed byte inside a tensor is a different (finite) weight, not a damaged file;
+    predict refuses non-finite answers such weights may give."""
     try:
         model = load_inference_model(path, "numpy", echo=lambda s: None)
     except ModelFileError as exc:
@@ -160,6 +173,8 @@ def _loads_or_refuses(path: Path, good: Path) -> None:
     reference = load_model(good)[0].host_params()
     params = net.host_params()
     assert params.keys() == reference.keys()
+    if arrays_may_differ and not all(np.array_equal(params[k], reference[k]) for k in params):
+        return
     assert all(np.array_equal(params[k], reference[k]) for k in params)
     probs = net.predict_proba(np.zeros((1, *net.input_shape), net.dtype))
     assert probs.shape == (1, net.n_classes) and np.isfinite(probs).all()
@@ -167,41 +182,52 @@ def _loads_or_refuses(path: Path, good: Path) -> None:
 
 
 @PROPERTY
-@given(blob=st.binary(max_size=3000))
-def test_any_bytes_are_refused_with_one_line(blob):
+@given(blob=st.binary(max_size=3000), suffix=st.sampled_from(READERS))
+def test_any_bytes_are_refused_with_one_line(blob, suffix):
+    """Whatever the name says (a model file, the old format, an ONNX export)."""
     with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "m.npz"
+        path = Path(d) / f"m{suffix}"
         path.write_bytes(blob)
         with pytest.raises(ModelFileError) as err:
-            load_model(path)
+            load_predictor(path, "numpy", echo=lambda s: None)
         assert "\n" not in str(err.value)
 
 
 @PROPERTY
 @given(header=JSON)
 def test_any_json_header_is_refused_or_loaded(header, trained):
-    arrays = read_archive(trained / "model.npz")[1]
+    arrays = read_archive(trained / MODEL_FILE)[1]
     with tempfile.TemporaryDirectory() as d:
         _loads_or_refuses(write_archive(Path(d) / "m.npz", header, arrays),
-                          trained / "model.npz")
+                          trained / MODEL_FILE)
 
 
 @settings(PROPERTY, max_examples=100)
-@given(field=st.sampled_from(FIELDS), value=JSON)
-def test_any_field_value_is_refused_or_loaded(field, value, trained):
+@given(field=st.sampled_from(FIELDS), value=JSON, suffix=st.sampled_from(SUFFIXES))
+def test_any_field_value_is_refused_or_loaded(field, value, suffix, trained):
     with tempfile.TemporaryDirectory() as d:
-        _loads_or_refuses(edit_model(trained / "model.npz", Path(d) / "m.npz",
-                                     _set(*field, value=value)), trained / "model.npz")
+        _loads_or_refuses(edit_model(trained / MODEL_FILE, Path(d) / f"m{suffix}",
+                                     _set(*field, value=value)), trained / MODEL_FILE)
 
 
 @PROPERTY
-@given(data=st.data())
-def test_flipped_bytes_are_refused_or_loaded(data, trained):
-    blob = bytearray((trained / "model.npz").read_bytes())
-    for _ in range(data.draw(st.integers(1, 8))):
-        blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
-    cut = data.draw(st.integers(1, len(blob)))
+@given(data=st.data(), suffix=st.sampled_from(SUFFIXES))
+def test_flipped_bytes_are_refused_or_loaded(data, suffix, trained):
     with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "m.npz"
-        path.write_bytes(bytes(blob[:cut]))
-        _loads_or_refuses(path, trained / "model.npz")
+        good = edit_model(trained / MODEL_FILE, Path(d) / f"good{suffix}")
+        _loads_or_refuses(flipped_copy(data, good, Path(d) / f"m{suffix}"), trained / MODEL_FILE,
+                          arrays_may_differ=suffix == ".safetensors")
+
+
+@PROPERTY
+@given(metadata=st.dictionaries(st.sampled_from(["format", "version", "layers", "meta",
+                                                 "input_shape", "n_classes", "dtype"]),
+                                st.text(max_size=40), max_size=7))
+def test_any_safetensors_metadata_strings_are_refused_or_loaded(metadata, trained):
+    """Metadata strings that need not be JSON at all, over the good model's tensors."""
+    import safetensors.numpy
+    arrays = read_archive(trained / MODEL_FILE)[1]
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "m.safetensors"
+        path.write_bytes(safetensors.numpy.save(arrays, metadata=metadata))
+        _loads_or_refuses(path, trained / MODEL_FILE)

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("own
 def _train(data, out, *options):
     assert main(["train", str(data), "--epochs", "1", "--test-fraction", "0.34", "--out",
                  str(out), "--json", *options]) == 0
-    return out / "model.npz"
+    return out / "model.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +42,11 @@ def _clip(tmp_path, frames: int, name="c.npy"):
 
 def test_a_clip_shorter_than_any_training_clip_is_refused(trained, tmp_path, capsys):
     """Trained without --frames, the input is the shortest clip: nothing was padded."""
-    code, _, err = run_cli(["predict", trained / "model.npz", _clip(tmp_path, 39)], capsys)
+    code, _, err = run_cli(["predict", trained / "model.safetensors", _clip(tmp_path, 39)], capsys)
     line = one_error_line(err)
     assert code == 2 and "too short for this model" in line and "39 frames" in line
     assert "at least 0.9 s (40 frames)" in line and "none padded" in line
-    assert run_cli(["predict", trained / "model.npz", _clip(tmp_path, 40)], capsys)[0] == 0
+    assert run_cli(["predict", trained / "model.safetensors", _clip(tmp_path, 40)], capsys)[0] == 0
 
 
 def test_a_clip_shorter_than_half_a_framed_input_is_refused(framed, tmp_path, capsys):
@@ -73,8 +73,9 @@ def test_a_windowed_model_needs_one_whole_window(windowed, tmp_path, capsys):
 
 
 def test_non_finite_probabilities_are_an_error(trained, tmp_path, capsys):
-    model = edit_model(trained / "model.npz", tmp_path / "big.npz", arrays_edit=lambda a: a.update(
-        {k: v * np.float32(1e30) for k, v in a.items() if k.startswith("param/")}))
+    model = edit_model(trained / "model.safetensors", tmp_path / "big.safetensors",
+                       arrays_edit=lambda a: a.update({k: v * np.float32(1e30) for k, v in
+                                                       a.items() if k.startswith("param/")}))
     code, out, err = run_cli(["predict", model, _clip(tmp_path, 40)], capsys)
     assert code == 2 and "non-finite probabilities" in one_error_line(err) and "nan" not in out
 

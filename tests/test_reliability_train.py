@@ -40,20 +40,20 @@ def test_metrics_and_json_output_are_strict_json(npy_data, tmp_path, capsys, str
 
 
 def test_trained_model_is_not_replaced_without_force(npy_data, trained, capsys):
-    before = (trained / "model.npz").read_bytes()
+    before = (trained / "model.safetensors").read_bytes()
     code, _, err = run_cli(["train", npy_data, *FAST, "--out", trained], capsys)
     line = one_error_line(err)
     assert code == 2 and "already holds a trained model" in line
     assert "--resume" in line and "--force" in line and f"{trained.name}-2" in line
-    assert (trained / "model.npz").read_bytes() == before
+    assert (trained / "model.safetensors").read_bytes() == before
 
 
 def test_force_replaces_a_trained_model(npy_data, tmp_path, capsys):
     assert run_cli(["train", npy_data, *FAST, "--out", tmp_path], capsys)[0] == 0
-    before = (tmp_path / "model.npz").read_bytes()
+    before = (tmp_path / "model.safetensors").read_bytes()
     code, _, _ = run_cli(["train", npy_data, *FAST, "--seed", "3", "--out", tmp_path,
                           "--force"], capsys)
-    assert code == 0 and (tmp_path / "model.npz").read_bytes() != before
+    assert code == 0 and (tmp_path / "model.safetensors").read_bytes() != before
 
 
 def test_a_second_run_into_a_locked_folder_says_who_holds_it(npy_data, tmp_path, capsys):
@@ -64,7 +64,7 @@ def test_a_second_run_into_a_locked_folder_says_who_holds_it(npy_data, tmp_path,
         assert code == 2 and "in use by another genrecnn run" in line
         assert f"pid {os.getpid()} on host" in line and "started 20" in line
         assert (tmp_path / LOCK_NAME).exists()            # the holder's lock is untouched
-    assert not (tmp_path / LOCK_NAME).exists() and not (tmp_path / "model.npz").exists()
+    assert not (tmp_path / LOCK_NAME).exists() and not (tmp_path / "model.safetensors").exists()
 
 
 def test_a_lock_dies_with_its_holder_even_by_kill_9(npy_data, tmp_path, capsys):
@@ -83,13 +83,14 @@ def test_a_lock_dies_with_its_holder_even_by_kill_9(npy_data, tmp_path, capsys):
 
 
 def test_temp_files_of_killed_checkpoint_writes_are_removed(npy_data, tmp_path, capsys):
-    stale = [tmp_path / ".model.npz.k9abc123.npz", tmp_path / ".metrics.json.zz1.json"]
+    stale = [tmp_path / ".model.safetensors.k9abc123.safetensors",
+             tmp_path / ".metrics.json.zz1.json"]
     for path in stale:
         path.write_bytes(b"\0" * 1000)
     assert run_cli(["train", npy_data, *FAST, "--out", tmp_path], capsys)[0] == 0
     assert not any(p.exists() for p in stale)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "confusion_matrix.png", "learning_curve.png", "metrics.json", "model.npz"]
+        "confusion_matrix.png", "learning_curve.png", "metrics.json", "model.safetensors"]
 
 
 def test_a_failed_run_leaves_no_empty_out_folder(npy_data, tmp_path, capsys):

@@ -76,4 +76,4 @@ def test_resume_reads_the_model_file_once(npy_data, tmp_path, capsys, monkeypatc
                         lambda path: reads.append(Path(path)) or real(path))
     code, out, _ = run_cli(args + ["--epochs", "2", "--resume"], capsys)
     assert code == 0 and "resuming at epoch 2 of 2" in out
-    assert reads == [tmp_path / "model.npz"]
+    assert reads == [tmp_path / "model.safetensors"]

@@ -90,7 +90,7 @@ def test_train_predict_and_features_json_are_strict(trained, npy_data, tmp_path,
                                                     strict_json):
     metrics = strict_json((trained / "metrics.json").read_text())
     assert metrics["class_names"] == ["high", "low"]
-    code, out, err = run_cli(["predict", trained / "model.npz",
+    code, out, err = run_cli(["predict", trained / "model.safetensors",
                               npy_data / "low" / "low.00000.npy", "--json"], capsys)
     assert code == 0, err
     (result,) = strict_json(out)

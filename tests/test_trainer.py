@@ -19,7 +19,7 @@ def _parts(seed=0, n=48, n_mels=16, frames=24):
     return Parts(x[:32], y[:32], x[32:], y[32:], np.arange(n - 32))
 
 
-def _run(tmp_path, settings, stop_at=None, name="model.npz"):
+def _run(tmp_path, settings, stop_at=None, name="model.safetensors"):
     parts = _parts()
     net = new_network(settings, 16, 24, 2)
     opt = settings.make_optimizer()

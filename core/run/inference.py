@@ -20,6 +20,7 @@ from genrecnn.music.input_kinds import INPUT_KINDS, check_input_kind
 from genrecnn.run.crops import covering_starts
 from genrecnn.run.fit import predict_proba
 from genrecnn.run.model_io import is_int, load_model
+from genrecnn.run.npz_model import legacy_note
 from genrecnn.run.parts import normalizer_from_extra
 from genrecnn.run.settings import NORMS
 
@@ -68,6 +69,9 @@ class Prediction:
     windows: int
     padded_frames: int = 0            # silence added to reach the model's input length
     notes: list[str] = field(default_factory=list)
+    window_probs: np.ndarray | None = None    # [windows, classes], along the song
+    window_starts: list[int] = field(default_factory=list)    # each window's first frame
+    features: np.ndarray | None = None        # the clip's log-mel features [mels, frames]
 
 
 def _meta_problem(meta: dict, n_classes: int) -> str | None:
@@ -89,6 +93,9 @@ def _meta_problem(meta: dict, n_classes: int) -> str | None:
 def load_inference_model(path: Path, backend_spec: str, echo=print) -> InferenceModel:
     """The model at ``path``, placed per ``backend_spec``, with its feature parameters,
     normaliser and class names checked."""
+    if Path(path).suffix == ".onnx":
+        raise ModelFileError(f"{path} is an ONNX export, which only predict runs; pass the "
+                             f"genrecnn model file it was exported from (model.safetensors)")
     net, meta, extra = load_model(path)
     if "class_names" not in meta or "feature_params" not in meta:
         raise ModelFileError(f"{path} lacks class names or feature parameters; use a model "
@@ -117,6 +124,8 @@ def load_inference_model(path: Path, backend_spec: str, echo=print) -> Inference
         raise ModelFileError(f"{path} holds normalisation statistics of {normalizer.n_bands} "
                              f"bands for {params.n_mels} mel bands; retrain it")
     place_by_option(net, backend_spec, batch_size=8, echo=echo)
+    if legacy_note(path):
+        echo(legacy_note(path))
     run = meta.get("run") if isinstance(meta.get("run"), dict) else {}
     return InferenceModel(net, params, normalizer, list(meta["class_names"]),
                           windowed=meta.get("windows") is not None,
@@ -133,7 +142,8 @@ def clip_windows(feat: np.ndarray, frames: int) -> np.ndarray:
 
 
 def file_probabilities(model: InferenceModel, path: Path, cache) -> Prediction:
-    """The clip's class probabilities (mean over its windows), or DataError.
+    """The clip's class probabilities: each half-overlapping window's and their mean (the
+    whole clip's answer), or DataError.
 
     A clip shorter than :attr:`InferenceModel.shortest` is refused (training
     never saw one so short, and padding it with silence gives confident
@@ -151,11 +161,13 @@ def file_probabilities(model: InferenceModel, path: Path, cache) -> Prediction:
     x = clip_windows(feat, model.frames)
     if model.normalizer is not None:
         x = model.normalizer.transform(x)
-    probs = predict_proba(model.net, x).mean(axis=0)
-    if not np.isfinite(probs).all():
+    per_window = predict_proba(model.net, x)
+    if not np.isfinite(per_window).all():
         raise GenrecnnError(f"the model gave non-finite probabilities for {path}; its weights "
                             f"are unusable: retrain it")
-    pred = Prediction(probs, len(x), padded_frames=max(model.frames - n, 0))
+    pred = Prediction(per_window.mean(axis=0), len(x), padded_frames=max(model.frames - n, 0),
+                      window_probs=per_window, window_starts=covering_starts(n, model.frames),
+                      features=feat)
     if pred.padded_frames:
         pred.notes.append(f"the {model.seconds(n)} clip was padded with "
                           f"{model.seconds(pred.padded_frames)} of silence to the model's "

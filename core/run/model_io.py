@@ -1,10 +1,13 @@
 """Saving and loading models without pickle.
 
-A model file is a NumPy ``.npz`` archive: one array per parameter
-(``layer/param``), plus ``__genrecnn__``, the UTF-8 bytes of a JSON header with
-the format tag, architecture, input shape, dtype, class names and whatever
-else the caller stores (feature parameters, normalisation, placement, training
-state). Arrays are loaded with ``allow_pickle=False``. Writes are atomic.
+A model file is a safetensors file (:data:`MODEL_FILE`): one tensor per
+parameter (``param/<layer>/<param>``) and per stored extra (``extra/<key>``:
+normalisation statistics, optimiser state); its ``__metadata__`` header holds
+the header fields (format tag, architecture, input shape, dtype, class names,
+feature parameters, placement, training state), each field a JSON string.
+Loading runs no code. Models of the first format, ``.npz`` archives, are still
+read (:mod:`genrecnn.run.npz_model`); `genrecnn convert` rewrites them. Writes
+are atomic.
 
 Reading trusts nothing: every header field is checked, sizes in the header
 are bounded by the arrays actually stored (so an edited header cannot make
@@ -16,16 +19,47 @@ import json
 from pathlib import Path
 
 import numpy as np
+import safetensors.numpy
+from safetensors import safe_open
 
 from genrecnn.engine.ops import DTYPES
 from genrecnn.errors import GenrecnnError, ModelFileError
 from genrecnn.fsutil import atomic_path, json_text, regular_file_problem
+from genrecnn.run import npz_model
 
 FORMAT = "genrecnn-model"
 VERSION = 1
-HEADER = "__genrecnn__"
-MAX_HEADER_BYTES = 64 << 20       # a header is kilobytes; refuse to inflate more
+MODEL_FILE = "model.safetensors"        # what `genrecnn train` writes into OUT
+LEGACY_MODEL_FILE = "model.npz"         # what it wrote before safetensors
+MAX_HEADER_BYTES = npz_model.MAX_HEADER_BYTES
 MAX_ROWS, MAX_FRAMES = 1 << 16, 1 << 24
+
+
+def stored_model(out) -> Path:
+    """The model file of run folder ``out``: ``model.safetensors``, or an older run's
+    ``model.npz`` where only that exists."""
+    out = Path(out)
+    if not (out / MODEL_FILE).exists() and (out / LEGACY_MODEL_FILE).exists():
+        return out / LEGACY_MODEL_FILE
+    return out / MODEL_FILE
+
+
+def model_header(network, meta: dict | None = None) -> dict:
+    """The header fields of ``network``'s model file."""
+    return {"format": FORMAT, "version": VERSION, "layers": network.config(),
+            "input_shape": list(network.input_shape), "dtype": network.dtype,
+            "n_classes": network.n_classes, "placement": network.backend_names,
+            "seed": network.seed, "meta": meta or {}}
+
+
+def write_model_file(path, header: dict, params: dict, extra: dict) -> None:
+    """Write a header and its arrays as a safetensors model file, atomically."""
+    tensors = {f"param/{k}": np.ascontiguousarray(v) for k, v in params.items()}
+    tensors.update({f"extra/{k}": np.ascontiguousarray(v) for k, v in extra.items()})
+    metadata = {key: json_text(value, indent=None) for key, value in header.items()}
+    blob = safetensors.numpy.save(tensors, metadata=metadata)
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        Path(tmp).write_bytes(blob)
 
 
 def save_model(path, network, meta: dict | None = None, extra_arrays: dict | None = None,
@@ -36,18 +70,8 @@ def save_model(path, network, meta: dict | None = None, extra_arrays: dict | Non
     normalisation statistics or optimiser state); ``params`` (host arrays keyed as
     ``Network.host_params``) replace the network's own weights in the file.
     """
-    header = {"format": FORMAT, "version": VERSION, "layers": network.config(),
-              "input_shape": list(network.input_shape), "dtype": network.dtype,
-              "n_classes": network.n_classes, "placement": network.backend_names,
-              "seed": network.seed,
-              "meta": meta or {}}
-    arrays = {f"param/{k}": v for k, v in (params or network.host_params()).items()}
-    for key, value in (extra_arrays or {}).items():
-        arrays[f"extra/{key}"] = np.asarray(value)
-    arrays[HEADER] = np.frombuffer(json_text(header, indent=None).encode(), dtype=np.uint8)
-    with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+    extra = {key: np.asarray(value) for key, value in (extra_arrays or {}).items()}
+    write_model_file(path, model_header(network, meta), params or network.host_params(), extra)
 
 
 def _damaged(path, what: str) -> ModelFileError:
@@ -60,6 +84,11 @@ def _unreadable(path) -> ModelFileError:
                           f"another format); retrain or restore it")
 
 
+def _not_genrecnn(path, what: str) -> ModelFileError:
+    return ModelFileError(f"{path} is not a genrecnn model ({what}); pass a file written by "
+                          f"`genrecnn train`")
+
+
 def _show(value) -> str:
     text = json.dumps(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -70,32 +99,29 @@ def is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _read_archive(path: Path) -> tuple[bytes, dict, dict]:
-    """(header bytes, params, extra arrays) of an .npz file, or ModelFileError."""
+def _read_safetensors(path: Path) -> tuple[dict, dict, dict]:
+    """(header, params, extra arrays) of a safetensors file, or ModelFileError."""
     try:
-        data = np.load(path, allow_pickle=False)
-    except Exception:   # zip, zlib, npy and OS errors of a damaged or foreign file
+        with safe_open(path, framework="np") as fh:
+            metadata = fh.metadata()
+            tensors = {key: fh.get_tensor(key) for key in fh.keys()}
+    except Exception:   # a damaged, truncated or foreign file (the library's own errors)
         raise _unreadable(path) from None
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ModelFileError(f"{path} is not a genrecnn model (a single array, no header); "
-                             f"pass a file written by `genrecnn train`")
-    try:
-        with data:
-            if HEADER not in data.files:
-                raise ModelFileError(f"{path} is not a genrecnn model (no genrecnn header); "
-                                     f"pass a file written by `genrecnn train`")
-            if data.zip.getinfo(HEADER + ".npy").file_size > MAX_HEADER_BYTES:
-                raise _damaged(path, f"the header is larger than {MAX_HEADER_BYTES >> 20} MB")
-            raw = np.asarray(data[HEADER])
-            if raw.dtype != np.uint8 or raw.ndim != 1:
-                raise _damaged(path, f"the header is a {raw.dtype} array, not UTF-8 bytes")
-            params = {k[len("param/"):]: data[k] for k in data.files if k.startswith("param/")}
-            extra = {k[len("extra/"):]: data[k] for k in data.files if k.startswith("extra/")}
-    except ModelFileError:
-        raise
-    except Exception:
-        raise _unreadable(path) from None
-    return raw.tobytes(), params, extra
+    if not metadata or "format" not in metadata:
+        raise _not_genrecnn(path, "no genrecnn metadata")
+    if sum(len(k) + len(v) for k, v in metadata.items()) > MAX_HEADER_BYTES:
+        raise _damaged(path, f"the header is larger than {MAX_HEADER_BYTES >> 20} MB")
+    header = {}
+    for key, text in metadata.items():
+        try:
+            header[key] = json.loads(text)
+        except (ValueError, RecursionError):
+            raise _damaged(path, f"metadata {_show(key)} is not valid JSON") from None
+    if header.get("format") != FORMAT:
+        raise _not_genrecnn(path, f"format {_show(header.get('format'))}")
+    params = {k[len("param/"):]: v for k, v in tensors.items() if k.startswith("param/")}
+    extra = {k[len("extra/"):]: v for k, v in tensors.items() if k.startswith("extra/")}
+    return header, params, extra
 
 
 def _parse_header(path: Path, raw: bytes) -> dict:
@@ -184,7 +210,8 @@ def check_arrays(path, arrays: dict, what: str) -> None:
 
 
 def read_model_file(path) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(header, params, extra arrays) of a model file, or a ModelFileError saying why not."""
+    """(header, params, extra arrays) of a model file (safetensors, or the old .npz), or a
+    ModelFileError saying why not."""
     path = Path(path)
     problem = regular_file_problem(path)
     if problem is not None:
@@ -193,8 +220,11 @@ def read_model_file(path) -> tuple[dict, dict[str, np.ndarray], dict[str, np.nda
                                  f"`genrecnn train`")
         raise ModelFileError(f"model file {path} {problem}; pass a model file written by "
                              f"`genrecnn train`")
-    raw, params, extra = _read_archive(path)
-    header = _parse_header(path, raw)
+    if npz_model.is_npz(path):
+        raw, params, extra = npz_model.read_npz(path)
+        header = _parse_header(path, raw)
+    else:
+        header, params, extra = _read_safetensors(path)
     check_header(path, header, params)
     check_arrays(path, params, "weights")
     check_arrays(path, extra, "stored arrays")
@@ -219,3 +249,15 @@ def load_model(path, placement=None):
     if placement is not None:
         net.place(placement)
     return net, header["meta"], extra
+
+
+def convert_model(src, dst) -> Path:
+    """Rewrite the old ``.npz`` model ``src`` as a safetensors model at ``dst``, after
+    loading it as predict would (so a damaged file is refused, not copied)."""
+    src, dst = Path(src), Path(dst)
+    load_model(src)
+    if not npz_model.is_npz(src):
+        raise ModelFileError(f"{src} is already a safetensors model; nothing to convert")
+    header, params, extra = read_model_file(src)
+    write_model_file(dst, header, params, extra)
+    return dst

@@ -1,9 +1,9 @@
 """One `genrecnn train`: data, split, network, placement, fit with checkpoints, and the
-outputs (model.npz, metrics.json, learning curve and confusion matrix).
+outputs (model.safetensors, metrics.json, learning curve and confusion matrix).
 
-``--resume`` continues from OUT/model.npz with the settings saved there and
-ends where an uninterrupted run would; a setting given explicitly that differs
-from the checkpoint's is refused.
+``--resume`` continues from OUT/model.safetensors (or an old run's model.npz) with
+the settings saved there and ends where an uninterrupted run would; a setting
+given explicitly that differs from the checkpoint's is refused.
 """
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from genrecnn.music.splits import split_from_dir, stratified_split
 from genrecnn.run.checkpoint import Checkpoint, load_checkpoint
 from genrecnn.run.data import load_run_data
 from genrecnn.run.input_checks import check_crop
+from genrecnn.run.model_io import MODEL_FILE, stored_model
+from genrecnn.run.npz_model import legacy_note
 from genrecnn.run.options import RUN_KEYS, RunOptions
 from genrecnn.run.parts import make_parts, normalizer_arrays, normalizer_from_extra, split_digest
 from genrecnn.run.plots import confusion_matrix, learning_curves
@@ -37,7 +39,7 @@ _NONE = type(None)
 RUN_TYPES = {"genres": (str, _NONE), "frames": (int, _NONE), "windows": (int, _NONE),
              "test_fraction": (float, int), "valid_fraction": (float, int),
              "split_dir": (str, _NONE), "data": (str, _NONE), "vote": (str,)}
-OUTPUTS = ("model.npz", "metrics.json", "learning_curve.png", "confusion_matrix.png")
+OUTPUTS = (MODEL_FILE, "metrics.json", "learning_curve.png", "confusion_matrix.png")
 
 
 @dataclass
@@ -142,7 +144,7 @@ def run_train(options: RunOptions, out: Path, *, resume: bool = False, force: bo
     and writes to it.
     """
     out = Path(out)
-    model_path = out / "model.npz"
+    model_path = stored_model(out)
     if dry_run:
         return _dry_run(options, explicit, model_path if resume else None, echo)
     if not world().is_root:
@@ -150,7 +152,7 @@ def run_train(options: RunOptions, out: Path, *, resume: bool = False, force: bo
     with output_folder(out), folder_lock(out):
         remove_stale_temps(out, OUTPUTS)
         if not resume and not force and model_path.exists():
-            raise GenrecnnError(f"{out} already holds a trained model (model.npz); pass "
+            raise GenrecnnError(f"{out} already holds a trained model ({model_path.name}); pass "
                                 f"--resume to continue it, --force to replace it, or another "
                                 f"--out (e.g. {_next_free(out)})")
         return _train(options, out, explicit, resume, echo, progress)
@@ -214,8 +216,10 @@ def _checkpoint(model_path: Path, ds, options: RunOptions, settings, parts, dige
 
 
 def _train(options: RunOptions, out: Path, explicit, resume: bool, echo, progress) -> dict:
-    model_path = out / "model.npz"
+    model_path = stored_model(out)
     options, settings, saved = _resolve(options, explicit, model_path if resume else None)
+    if saved is not None and legacy_note(model_path):
+        echo(legacy_note(model_path))
     t_start = time.perf_counter()
     ds = load_run_data(options, progress=progress is not False)
     _check_features(saved, ds, model_path)
@@ -232,7 +236,7 @@ def _train(options: RunOptions, out: Path, explicit, resume: bool, echo, progres
     echo(f"data: {_describe(ds, options.data)}; train {len(idx[0])}, valid {len(idx[1])}, "
          f"test {len(idx[2])} {unit}; input {n_mels}x{frames}")
     echo(f"placement: {format_plan(net.layers, net.backend_names)}")
-    ck = _checkpoint(model_path, ds, options, settings, parts, digest, plan_report)
+    ck = _checkpoint(out / MODEL_FILE, ds, options, settings, parts, digest, plan_report)
     ranks = world() if world().size > 1 else None
     if ranks is not None:
         echo(f"data-parallel over {ranks.size} MPI ranks: each computes {1 / ranks.size:.0%} "
@@ -286,6 +290,6 @@ def summary_lines(m: dict, out: Path) -> list[str]:
     windows = (f" (by window: {m['test_acc']:.1%})"
                if m.get("windows") and m["test_acc"] is not None else "")
     return [f"test accuracy {m['test_clip_acc']:.1%} on {m['test_clips']} clips{windows}",
-            f"wrote {out / 'model.npz'}, {out / 'metrics.json'}, "
+            f"wrote {out / MODEL_FILE}, {out / 'metrics.json'}, "
             f"{out / 'learning_curve.png'}, {out / 'confusion_matrix.png'} "
             f"({m['seconds']:.1f}s)"]

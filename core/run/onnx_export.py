@@ -1,0 +1,182 @@
+"""A trained network as an ONNX graph, for onnxruntime anywhere (servers, phones, C++,
+C#, Java, JavaScript).
+
+The graph's input is what `genrecnn features` computes: log-mel features
+``[batch, mel bands, frames]``, not yet normalised; the per-band normalisation is
+its first nodes, then one group of nodes per layer (dropout is the identity at
+inference and is left out), and its output the class probabilities. It computes
+in float32 (onnxruntime's CPU convolutions take no float64): a float64 model's
+weights are rounded to float32. The feature
+parameters, class names and what predict needs to cut a clip into windows ride
+in the model's ``metadata_props``. Built with ``onnx.helper`` and checked with
+``onnx.checker``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from genrecnn.errors import GenrecnnError
+
+ONNX_FORMAT = "genrecnn-onnx"
+ONNX_VERSION = 1
+OPSET = 17          # Reduce* still take their axes as attributes
+INPUT, OUTPUT = "features", "probabilities"
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise GenrecnnError("ONNX export needs the onnx package; install it with "
+                            "`pip install genrecnn[onnx]`") from None
+    return onnx
+
+
+class _Graph:
+    """Nodes and initialisers appended in order; each layer reads the last output."""
+
+    def __init__(self, onnx):
+        self.onnx, self.helper = onnx, onnx.helper
+        self.nodes, self.inits = [], []
+        self.last = INPUT
+
+    def const(self, name: str, value, dtype=None) -> str:
+        array = np.asarray(value, dtype=dtype or np.float32)
+        self.inits.append(self.onnx.numpy_helper.from_array(array, name))
+        return name
+
+    def add(self, op: str, inputs: list[str], name: str, **attrs) -> str:
+        self.nodes.append(self.helper.make_node(op, [self.last, *inputs], [name], name=name,
+                                                **attrs))
+        self.last = name
+        return name
+
+    def reshape(self, name: str, shape) -> str:
+        return self.add("Reshape", [self.const(f"{name}_shape", shape, np.int64)], name)
+
+
+def _normalise(g: _Graph, normalizer) -> None:
+    """(x - mean[band]) / std[band], as genrecnn's BandNormalizer does."""
+    if normalizer is not None:
+        g.add("Sub", [g.const("band_mean", normalizer.mean[:, None])], "centred")
+        g.add("Div", [g.const("band_std", normalizer.std[:, None])], "normalised")
+
+
+def _conv(g, layer, p):
+    w, b = g.const(f"{layer.name}_w", p["w"]), g.const(f"{layer.name}_b", p["b"])
+    if layer.type == "conv":       # spans every channel: a 1-D convolution over time
+        return g.add("Conv", [w, b], layer.name, kernel_shape=[layer.width])
+    (ph, pw), (sh, sw) = layer.padding, layer.stride
+    return g.add("Conv", [w, b], layer.name, kernel_shape=list(layer.kernel),
+                 strides=[sh, sw], pads=[ph, pw, ph, pw])
+
+
+def _pool(g, layer, p):
+    if layer.type == "pool":
+        return g.add("MaxPool", [], layer.name, kernel_shape=[layer.size],
+                     strides=[layer.stride])
+    return g.add("MaxPool", [], layer.name, kernel_shape=list(layer.size),
+                 strides=list(layer.stride))
+
+
+def _global_pool(g, layer, p):
+    """Mean, max and L2 norm over the last axis, side by side, as the op contract says."""
+    if len(layer.input_shape) == 3:
+        c, h, w = layer.input_shape
+        g.reshape(f"{layer.name}_rows", [0, c * h, w] if layer.over == "time" else [0, c, h * w])
+    source, parts = g.last, []
+    for op in ("ReduceMean", "ReduceMax", "ReduceL2"):
+        g.last = source
+        parts.append(g.add(op, [], f"{layer.name}_{op[6:].lower()}", axes=[2], keepdims=0))
+    g.nodes.append(g.helper.make_node("Concat", parts, [layer.name], name=layer.name, axis=1))
+    g.last = layer.name
+    return layer.name
+
+
+def _dense(g, layer, p):
+    return g.add("Gemm", [g.const(f"{layer.name}_w", p["w"]), g.const(f"{layer.name}_b", p["b"])],
+                 layer.name)
+
+
+def _activation(g, layer, p):
+    if layer.fn == "leaky_relu":
+        return g.add("LeakyRelu", [], layer.name, alpha=layer.slope)
+    op = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}[layer.fn]
+    return g.add(op, [], layer.name)
+
+
+def _batchnorm(g, layer, p):
+    names = [g.const(f"{layer.name}_{k}", p[k]) for k in
+             ("gamma", "beta", "state/running_mean", "state/running_var")]
+    return g.add("BatchNormalization", names, layer.name, epsilon=layer.eps)
+
+
+def _softmax(g, layer, p):
+    return g.add("Softmax", [], layer.name, axis=-1)
+
+
+def _dropout(g, layer, p):
+    return g.last                  # the identity at inference
+
+
+NODES = {"conv": _conv, "conv2d": _conv, "pool": _pool, "pool2d": _pool,
+         "gpool": _global_pool, "fc": _dense, "act": _activation, "batchnorm": _batchnorm,
+         "softmax": _softmax, "dropout": _dropout}
+
+
+def _layer_params(net, layer) -> dict:
+    """The layer's host arrays keyed as the layer names them (state as ``state/...``)."""
+    prefix = f"{layer.name}/"
+    return {k[len(prefix):]: v for k, v in net.host_params().items() if k.startswith(prefix)}
+
+
+def build_graph(net, normalizer, metadata: dict):
+    """The ONNX ModelProto of ``net`` (its output the softmax), checked by onnx.checker."""
+    onnx = _onnx()
+    g = _Graph(onnx)
+    _normalise(g, normalizer)
+    if len(net.layers[0].input_shape) == 3:          # 2-D maps of one channel
+        g.reshape("maps", [0, 1, *net.input_shape])
+    for layer in net.layers:
+        if layer.type not in NODES:
+            raise GenrecnnError(f"layer {layer.name!r} ({layer.type}) has no ONNX form yet; "
+                                f"export a network of the built-in layer types")
+        NODES[layer.type](g, layer, _layer_params(net, layer))
+    if net.layers[-1].type != "softmax":
+        g.add("Softmax", [], "softmax_out", axis=-1)
+    g.add("Identity", [], OUTPUT)
+    graph = g.helper.make_graph(
+        g.nodes, "genrecnn",
+        [g.helper.make_tensor_value_info(INPUT, onnx.TensorProto.FLOAT,
+                                         ["batch", *net.input_shape])],
+        [g.helper.make_tensor_value_info(OUTPUT, onnx.TensorProto.FLOAT,
+                                         ["batch", net.n_classes])],
+        initializer=g.inits)
+    model = g.helper.make_model(graph, opset_imports=[g.helper.make_opsetid("", OPSET)],
+                                producer_name="genrecnn")
+    model.ir_version = min(model.ir_version, 8)     # readable by older onnxruntime too
+    onnx.helper.set_model_props(model, {k: json.dumps(v) for k, v in metadata.items()})
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def export_onnx(model_path, out: Path, echo=print) -> Path:
+    """Write the model at ``model_path`` as the ONNX graph ``out`` (atomically)."""
+    from genrecnn.fsutil import atomic_path
+    from genrecnn.run.inference import load_inference_model
+
+    m = load_inference_model(Path(model_path), "numpy", echo=lambda s: None)
+    metadata = {"format": ONNX_FORMAT, "version": ONNX_VERSION, "class_names": m.names,
+                "feature_params": m.params.as_dict(), "input_shape": list(m.net.input_shape),
+                "windowed": m.windowed, "padded": m.padded,
+                "normalised": m.normalizer is not None}
+    model = build_graph(m.net, m.normalizer, metadata)
+    with atomic_path(out, suffix=".onnx") as tmp:
+        Path(tmp).write_bytes(model.SerializeToString())
+    echo(f"wrote {out}: input {INPUT} [batch, {m.net.input_shape[0]}, "
+         f"{m.net.input_shape[1]}] log-mel features, output {OUTPUT} "
+         f"[batch, {m.net.n_classes}] over {', '.join(m.names)}")
+    return out
