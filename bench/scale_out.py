@@ -189,8 +189,8 @@ def _side_cmd(side: str, n: int, args, arch, frames, batch, extra=()) -> list[st
     common = [str(HERE), "--side", side, "--steps", str(args.steps), "--rounds",
               str(args.rounds), "--case", f"{arch}:{frames}:{batch}", *extra]
     if side == "torch":
-        torchrun = shutil.which("torchrun") or "torchrun"
-        return [torchrun, "--standalone", f"--nproc_per_node={n}", *common]
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                f"--nproc_per_node={n}", *common]
     return [shutil.which("mpirun") or "mpirun", "-n", str(n), sys.executable, *common]
 
 

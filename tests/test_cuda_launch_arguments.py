@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import types
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,20 +20,31 @@ from genrecnn.world import World
 
 KERNELS = Path(__file__).resolve().parents[1] / "backends" / "cuda_kernels"
 SIGNATURE = re.compile(
-    r'extern "C" __global__ void(?:\s+__launch_bounds__\([^)]*\))?\s+(\w+)\s*\(([^)]*)\)', re.S)
-SLOTS = ["ptr"] * 128 + ["long long"] * 32 + ["ptr"]   # updates.cu's R32 parameter lists
+    r'extern "C" __global__ void(?:\s+__launch_bounds__\([^)]*\))?\s+(\w+)\s*'
+    r'\(((?:[^()]|\([^()]*\))*)\)', re.S)        # parameters, slot tables R32(...) included
+SLOT_DECL = re.compile(r"#define (DECL_\w+)\(i\) (.*?)##i,")   # a slot table's declaration
+SLOT_TABLE = re.compile(r"R32\((\w+)\)")
 LETTERS = {"P": "ptr", "i": "int", "q": "long long", "I": "unsigned int", "T": "T"}
 
 
+def _kind_of(declaration: str) -> str:
+    p = " ".join(declaration.replace("__restrict__", "").replace("const", "").split())
+    return "ptr" if "*" in p else " ".join(p.split()[:-1])
+
+
 def _params() -> dict[tuple[str, str], list[str]]:
+    """Each kernel's parameter kinds, slot tables (``R32(DECL_X)``) expanded by the kind
+    their declaration macro gives."""
+    texts = {f: (KERNELS / f).read_text() for f in (*kernel_files(), "common.cuh")}
+    macros = {name: _kind_of(body) for text in texts.values()
+              for name, body in SLOT_DECL.findall(text)}
     out = {}
     for file in kernel_files():
-        for name, params in SIGNATURE.findall((KERNELS / file).read_text()):
-            kinds = []
-            for p in params.split(","):
-                p = " ".join(p.replace("__restrict__", "").replace("const", "").split())
-                kinds.append("ptr" if "*" in p else " ".join(p.split()[:-1]))
-            out[(file, name)] = SLOTS if "R32(" in params else kinds
+        for name, params in SIGNATURE.findall(texts[file]):
+            tables = SLOT_TABLE.findall(params)         # they come first, as the kernels have them
+            rest = SLOT_TABLE.sub("", params).split(",")
+            out[(file, name)] = ([macros[t] for t in tables for _ in range(32)]
+                                 + [_kind_of(p) for p in rest if p.strip()])
     return out
 
 
@@ -94,7 +106,25 @@ def _ops(be, dt):
     be.mix(x, i(2), a(2))
     be.softmax_cross_entropy_acc(logits, labels, labels, a(4), a(2))
     be.softmax_cross_entropy_acc_backward(logits, labels, labels, a(4))
-    be.sum_across([a(7), a(3, 2)], 0.5, World())                # a world of one: scaled in place
+    grads = [a(7), a(3, 2)] + [a(2)] * 33                       # more than one launch's slots
+    be.sum_across(grads, 0.5, World())                          # a world of one: scaled in place
+    with _no_nccl():
+        be.sum_across(grads, 0.5, types.SimpleNamespace(comm=True))   # fused, summed, back
+
+
+@contextmanager
+def _no_nccl():
+    """The NCCL sum left out (nothing to sum with here); the launches around it stay."""
+    from genrecnn.backends.cupy_backend import collective as cupy_collective
+    from genrecnn.backends.pycuda_backend import collective as pycuda_collective
+    saved = [(m, m.nccl_sum_in_place) for m in (cupy_collective, pycuda_collective)]
+    for m, _ in saved:
+        m.nccl_sum_in_place = lambda *args: None
+    try:
+        yield
+    finally:
+        for m, f in saved:
+            m.nccl_sum_in_place = f
 
 
 def _check(launches: list) -> None:
@@ -152,7 +182,8 @@ def _fake_cupy():
     return types.SimpleNamespace(
         empty=lambda shape, dtype: _device(np.zeros(shape, dtype)),
         zeros=lambda shape, dtype: _device(np.zeros(shape, dtype)),
-        empty_like=lambda a: _device(np.zeros_like(a)), int32=np.int32)
+        empty_like=lambda a: _device(np.zeros_like(a)), int32=np.int32,
+        cuda=types.SimpleNamespace(get_current_stream=lambda: types.SimpleNamespace(ptr=0)))
 
 
 def _kind(value, dt: str) -> str:
@@ -168,7 +199,7 @@ def _kind(value, dt: str) -> str:
 @pytest.mark.parametrize("dt", ["float32", "float64"])
 def test_cupy_launches_match_their_kernels(dt, monkeypatch):
     from genrecnn.backends.cupy_backend import backend, blas, kernels, maps, sequence, training
-    from genrecnn.backends.cupy_backend import updates
+    from genrecnn.backends.cupy_backend import collective, updates
     launches = []
 
     def launch(file, name, dtype, grid, block, args, **consts):
@@ -179,7 +210,7 @@ def test_cupy_launches_match_their_kernels(dt, monkeypatch):
         return _device((a.T if trans_a else a) @ (b.T if trans_b else b))
 
     fake = _fake_cupy()
-    for module in (backend, maps, sequence, training, updates):
+    for module in (backend, maps, sequence, training, updates, collective):
         monkeypatch.setattr(module, "cp", fake, raising=False)
     monkeypatch.setattr(kernels, "launch", launch)
     monkeypatch.setattr(kernels, "current_sm_count", lambda: 132)

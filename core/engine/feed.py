@@ -1,17 +1,20 @@
 """Batches streamed to the first layer's backend while it computes: two page-locked
 staging buffers on the host, two slots on the device (the ``staging`` ops).
 
-The host cuts step i + 1's crops into a staging buffer and starts its upload into
-the other slot while step i runs. The step runner drives it in this order, step by
-step (upload 0 before the first step)::
+A prefetch thread cuts step i + 2's crops into a staging buffer while the steps
+before it run, and the upload of step i + 1 into the other slot overlaps step i. The
+step runner drives it in this order, step by step (upload 0 and the cut of batch 1
+before the first step)::
 
-    slot = feed.wait(i)              # compute queued from now on sees batch i
-    feed.start(i + 1, plans[i + 1])  # the copy waits for the compute queued so far
+    slot = feed.wait(i)                 # compute queued from now on sees batch i
+    feed.start(i + 1, plans[i + 1])     # its cut done, the copy waits for the compute queued so far
+    feed.prefetch(i + 2, plans[i + 2])  # cut in the background once upload i has read its buffer
     ... queue step i, reading slot ...
 
 so the copy into slot (i + 1) % 2 starts once step i - 1, the last step that read that
-slot, is done, and overlaps step i; and the host rewrites staging buffer (i + 1) % 2
-only after upload i - 1, the last that read it, has finished.
+slot, is done, and overlaps step i; and staging buffer (i + 2) % 2 is rewritten only
+after upload i, the last that read it, has finished. Reading crops (from a memory-mapped
+store, say) thus never holds up the queueing of steps unless it is slower than a step.
 """
 from __future__ import annotations
 
@@ -41,15 +44,35 @@ class BatchFeed:
         # (one thread copies ~5 GB/s, well under what the host's memory and the bus carry)
         self._threads = min(8, os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(self._threads) if self._threads > 1 else None
+        self._prefetcher = ThreadPoolExecutor(1)
+        self._cuts: list = [None, None]        # per buffer: (step, future of its cut)
 
     def start(self, i: int, plan: BatchPlan) -> None:
-        """Cut step ``i``'s crops into staging buffer i % 2 and start its upload into
-        slot i % 2."""
+        """Step ``i``'s crops in staging buffer i % 2 (cut by :meth:`prefetch`, or now),
+        and their upload into slot i % 2 started."""
         k = i % 2
-        if self._tokens[k] is not None:
-            self.be.upload_finished(self._tokens[k])
-        self._cut(plan, self.hosts[k])
+        cut, self._cuts[k] = self._cuts[k], None
+        if cut is not None and cut[0] == i:
+            cut[1].result()
+        else:
+            if cut is not None:
+                cut[1].result()                  # a stale cut still writes the buffer
+            self._cut_after(self._tokens[k], plan, self.hosts[k])
         self._tokens[k] = self.be.upload_async(self.hosts[k], self.slots[k])
+
+    def prefetch(self, i: int, plan: BatchPlan) -> None:
+        """Cut step ``i``'s crops into staging buffer i % 2 in the background, once the
+        upload that last read that buffer (step i - 2's) has finished."""
+        k = i % 2
+        if self._cuts[k] is not None:
+            self._cuts[k][1].result()
+        self._cuts[k] = (i, self._prefetcher.submit(self._cut_after, self._tokens[k], plan,
+                                                    self.hosts[k]))
+
+    def _cut_after(self, token, plan: BatchPlan, out: np.ndarray) -> None:
+        if token is not None:
+            self.be.upload_finished(token)
+        self._cut(plan, out)
 
     def _cut(self, plan: BatchPlan, out: np.ndarray) -> None:
         """The plan's crops into the first rows of ``out``, in up to ``_threads`` pieces."""
@@ -71,7 +94,13 @@ class BatchFeed:
         return self.slots[i % 2]
 
     def close(self) -> None:
-        """Wait until no upload still reads a staging buffer or writes a slot."""
+        """Wait until no cut still writes a staging buffer and no upload still reads one
+        or writes a slot."""
+        for cut in self._cuts:
+            if cut is not None:
+                cut[1].result()
+        self._cuts = [None, None]
+        self._prefetcher.shutdown()
         for token in self._tokens:
             if token is not None:
                 self.be.upload_finished(token)

@@ -163,6 +163,8 @@ class StepRunner:
         self.net.backends[-1].write(self.stats, np.zeros(2, dtype=self.net.dtype))
         if self._feed is not None and self._epoch.plans:
             self._feed.start(0, self._epoch.plans[0])
+            if len(self._epoch.plans) > 1:
+                self._feed.prefetch(1, self._epoch.plans[1])
 
     def step(self, i: int) -> None:
         """Queue step ``i`` of the epoch (its upload awaited, the next one started on the
@@ -180,6 +182,8 @@ class StepRunner:
             slot = feed.wait(i)                      # the step after upload i, and
             if i + 1 < len(ep.plans):                # upload i + 1 after the steps before
                 feed.start(i + 1, ep.plans[i + 1])
+            if i + 2 < len(ep.plans):                # the cut of i + 2 in the background
+                feed.prefetch(i + 2, ep.plans[i + 2])
         self._prepare(plan, bufs)
         full, weight = ep.full[i], ep.weights[i]
         if self.graphs and full and self._warm:
