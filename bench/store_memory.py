@@ -10,9 +10,9 @@ epoch from it (``genrecnn train STORE --backend numpy``) while sampling every pr
 of the run every 0.1 s, and prints the peak of RssAnon summed over them: private
 memory only, since the store's pages are page cache (shared, evictable) and not the
 run's own. Then, on a part that fits in memory (``--fit-clips``, 30-s clips), it times
-host-path steps reading crops from the store's memory map against the same steps from
-one in-memory array, and prints the ratio (in-memory time / store time: above 0.8 is
-the target).
+NumPy training steps reading crops from the store's memory map (the stream path)
+against the same steps from one in-memory array (the device path), and prints the
+ratio (in-memory time / store time: above 0.8 is the target).
 """
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def memory_row(clips: int, seconds: float, root: Path, args) -> dict:
 
 
 def step_ratio(root: Path, args) -> dict:
-    """Host-path steps from the store's memory map against the same from memory."""
+    """NumPy steps from the store's memory map against the same from memory."""
     from genrecnn.engine.architectures import build_network, load_architecture
     from genrecnn.engine.batches import epoch_rng, plan_epoch
     from genrecnn.engine.items import ArrayItems
@@ -137,7 +137,7 @@ def step_ratio(root: Path, args) -> dict:
         runner.close()
         result[name] = statistics.median(times) * 1e3
     ratio = result["memory"] / result["store"]
-    print(f"host-path step ({args.arch}, batch {args.batch_size}, 128x{width} crops): memory "
+    print(f"NumPy step ({args.arch}, batch {args.batch_size}, 128x{width} crops): memory "
           f"{result['memory']:.1f} ms, store {result['store']:.1f} ms; store speed "
           f"{ratio:.2f}x memory's (target >= 0.8)", flush=True)
     return dict(result, ratio=ratio)

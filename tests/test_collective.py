@@ -1,9 +1,5 @@
 """The collective op: planted bugs fail exactly their group in the shipped suite, and
 under ``mpiexec -n 2`` the NumPy backend sums over the ranks with each rank's weight."""
-import os
-import shutil
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -11,15 +7,7 @@ import pytest
 
 from genrecnn.backends.numpy_backend import NumpyBackend
 from genrecnn.conformance import FAIL, run_conformance
-
-MPIEXEC = shutil.which("mpiexec")
-try:
-    import mpi4py  # noqa: F401
-    HAVE_MPI4PY = True
-except ImportError:
-    HAVE_MPI4PY = False
-needs_mpi = pytest.mark.skipif(MPIEXEC is None or not HAVE_MPI4PY,
-                               reason="needs mpiexec and mpi4py (pip install 'genrecnn[mpi]')")
+from mpi_launch import needs_mpi, run_python
 
 
 class ForgetsTheWeight(NumpyBackend):
@@ -67,9 +55,7 @@ SCRIPT = textwrap.dedent("""
 def test_sum_across_two_ranks(tmp_path):
     script = tmp_path / "sum.py"
     script.write_text(SCRIPT)
-    done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script)], capture_output=True,
-                          text=True, timeout=120, env=dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1",
-                                                           OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1"))
+    done = run_python([script], ranks=2, timeout=120)
     assert done.returncode == 0, done.stderr
     import json
     rows = json.loads(done.stdout)

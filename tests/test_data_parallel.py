@@ -3,32 +3,18 @@ give the same weights as one process; a checkpoint written by 2 ranks resumes on
 evaluate shares its partitions out and reports what one process reports; a failure on
 one rank ends the run with one line instead of a hang."""
 import json
-import os
-import shutil
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 
 from genrecnn.engine.batches import BatchPlan, shard
+from mpi_launch import needs_mpi, run_python
 
-MPIEXEC = shutil.which("mpiexec")
-try:
-    import mpi4py  # noqa: F401
-    HAVE_MPI4PY = True
-except ImportError:
-    HAVE_MPI4PY = False
-needs_mpi = pytest.mark.skipif(MPIEXEC is None or not HAVE_MPI4PY,
-                               reason="needs mpiexec and mpi4py (pip install 'genrecnn[mpi]')")
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           PYTHONUNBUFFERED="1")
 
 
 def _run(args, ranks=None, timeout=240):
-    cmd = ([MPIEXEC, "-n", str(ranks)] if ranks else []) + [sys.executable, *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=ENV)
+    return run_python(args, ranks=ranks, timeout=timeout)
 
 
 def test_shard_splits_a_plan_and_keeps_mixup_partners_inside():

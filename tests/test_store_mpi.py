@@ -6,10 +6,7 @@ with the reason, where mpiexec or mpi4py is missing.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,31 +14,16 @@ import pytest
 import soundfile as sf
 
 from genrecnn.cli.main import main
+from mpi_launch import needs_mpi, run_python
 from genrecnn.music.store import INDEX_NAME, open_store
 from genrecnn.music.synthetic import synth_clip
 
-MPIEXEC = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}"
-                                       f"{os.environ.get('PATH', '')}")
-
-
-def _mpi_missing() -> str | None:
-    if MPIEXEC is None:
-        return "mpiexec is not installed (pip install 'genrecnn[mpi]')"
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        return "mpi4py is not installed (pip install 'genrecnn[mpi]')"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_mpi_missing() is not None, reason=str(_mpi_missing()))
+pytestmark = needs_mpi
 
 
 def genrecnn(*args, ranks: int = 1) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "genrecnn", *map(str, args)]
-    if ranks > 1:
-        cmd = [MPIEXEC, "-n", str(ranks), *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return run_python(["-m", "genrecnn", *args], ranks=ranks if ranks > 1 else None,
+                      timeout=120)
 
 
 @pytest.fixture
