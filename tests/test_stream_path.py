@@ -1,11 +1,14 @@
 """The step runner's stream path (a training set over the resident budget, batches uploaded
 through the ``staging`` ops while the previous step computes): the same numbers as the
 device path, the upload order the double buffering needs, and when it is chosen."""
+import threading
+
 import numpy as np
 import pytest
 
 from genrecnn.backends.numpy_backend import NumpyBackend
 from genrecnn.engine.batches import epoch_rng, plan_epoch
+from genrecnn.engine.feed import BatchFeed
 from genrecnn.engine.hookspecs import hookimpl
 from genrecnn.engine.items import ArrayItems
 from genrecnn.engine.registry import build_registry, registry
@@ -31,6 +34,7 @@ class Recording(NumpyBackend):
     def __init__(self):
         super().__init__()
         self.log = []
+        self.threads = set()          # the threads that asked whether an upload finished
 
     def upload_async(self, host, dst):
         super().upload_async(host, dst)
@@ -43,6 +47,7 @@ class Recording(NumpyBackend):
 
     def upload_finished(self, token):
         self.log.append(("finished", token))
+        self.threads.add(threading.get_ident())
 
     def gather_batch(self, data, labels, index, start, width):
         self.log.append(("gather", id(data)))
@@ -122,6 +127,23 @@ def test_uploads_are_double_buffered_in_the_order_the_steps_need(reg):
         if earlier:                                           # its buffer's last upload
             between = be.log[be.log.index(earlier[-1]):be.log.index(upload)]
             assert ("finished", earlier[-1][1]) in between, (n, between)
+
+
+def test_crops_are_cut_ahead_off_the_thread_that_drives_the_backend(reg, monkeypatch):
+    """Each epoch's first batch is cut before its first step; every later one by the
+    prefetch thread while earlier steps run; the backend hears only the driving thread."""
+    on_main = []
+    cut = BatchFeed._cut
+
+    def spy(self, plan, out):
+        on_main.append(threading.current_thread() is threading.main_thread())
+        return cut(self, plan, out)
+
+    monkeypatch.setattr(BatchFeed, "_cut", spy)
+    path, _, net = _train(0, backend="recording", reg=reg)
+    assert path == "stream"
+    assert on_main == [True, False, False, False, False] * 2      # 2 epochs of 5 steps
+    assert net.backends[0].threads == {threading.get_ident()}
 
 
 @pytest.mark.parametrize("backend, budget, path", [

@@ -52,27 +52,27 @@ class BatchFeed:
         and their upload into slot i % 2 started."""
         k = i % 2
         cut, self._cuts[k] = self._cuts[k], None
-        if cut is not None and cut[0] == i:
-            cut[1].result()
-        else:
-            if cut is not None:
-                cut[1].result()                  # a stale cut still writes the buffer
-            self._cut_after(self._tokens[k], plan, self.hosts[k])
+        if cut is not None:
+            cut[1].result()                      # done (or, if stale, done writing the buffer)
+        if cut is None or cut[0] != i:
+            self._free(k)
+            self._cut(plan, self.hosts[k])
         self._tokens[k] = self.be.upload_async(self.hosts[k], self.slots[k])
 
     def prefetch(self, i: int, plan: BatchPlan) -> None:
         """Cut step ``i``'s crops into staging buffer i % 2 in the background, once the
-        upload that last read that buffer (step i - 2's) has finished."""
+        upload that last read that buffer (step i - 2's) has finished. (The wait is
+        this thread's: the backend is only ever called from the thread that drives it.)"""
         k = i % 2
         if self._cuts[k] is not None:
             self._cuts[k][1].result()
-        self._cuts[k] = (i, self._prefetcher.submit(self._cut_after, self._tokens[k], plan,
-                                                    self.hosts[k]))
+        self._free(k)
+        self._cuts[k] = (i, self._prefetcher.submit(self._cut, plan, self.hosts[k]))
 
-    def _cut_after(self, token, plan: BatchPlan, out: np.ndarray) -> None:
-        if token is not None:
-            self.be.upload_finished(token)
-        self._cut(plan, out)
+    def _free(self, k: int) -> None:
+        """Wait until no upload reads staging buffer ``k``."""
+        if self._tokens[k] is not None:
+            self.be.upload_finished(self._tokens[k])
 
     def _cut(self, plan: BatchPlan, out: np.ndarray) -> None:
         """The plan's crops into the first rows of ``out``, in up to ``_threads`` pieces."""
