@@ -5,7 +5,8 @@ export` (run by onnxruntime). A clip longer than the model's input is cut into
 half-overlapping windows whose probabilities are averaged (``--json`` and
 ``--timeline`` show them window by window); a clip shorter than training allowed
 is refused, and one padded with silence says so (see :mod:`genrecnn.run.inference`).
-A folder stands for the clips it holds; ``--csv`` tables one row per file.
+A folder stands for the clips it holds, and a feature store for its clips (named
+STORE/genre/stem); ``--csv`` tables one row per file.
 """
 from __future__ import annotations
 
@@ -31,9 +32,10 @@ from genrecnn.fsutil import json_text
 @backend_option()
 @json_option
 def predict(model, files, top, timeline, csv_path, backend_spec, as_json):
-    """Top genres with probabilities for each FILE (or folder of them), using MODEL."""
+    """Top genres with probabilities for each FILE (or folder of them, or feature store),
+    using MODEL."""
     from genrecnn.music.features import FeatureCache
-    from genrecnn.run.inference import file_probabilities
+    from genrecnn.run.inference import check_stores, clip_probabilities
     from genrecnn.run.onnx_model import load_predictor
     from genrecnn.run.predict_report import input_files, result, write_csv
     from genrecnn.run.timeline import plot_timeline
@@ -43,11 +45,12 @@ def predict(model, files, top, timeline, csv_path, backend_spec, as_json):
         raise GenrecnnError(f"--timeline draws one song, but {len(paths)} files were given; "
                             f"pass one FILE")
     m = load_predictor(model, backend_spec, echo=lambda s: click.echo(s, err=True))
+    check_stores(m, paths)
     cache = FeatureCache()
     results, failed = [], []
     for path in paths:
         try:
-            pred = file_probabilities(m, path, cache)
+            pred = clip_probabilities(m, path, cache)
         except DataError as exc:
             if len(paths) == 1:
                 raise

@@ -23,6 +23,7 @@ from genrecnn.run.model_io import is_int, load_model
 from genrecnn.run.npz_model import legacy_note
 from genrecnn.run.parts import normalizer_from_extra
 from genrecnn.run.settings import NORMS
+from genrecnn.run.store_items import StoreClip, store_input_kind
 
 
 @dataclass
@@ -153,6 +154,47 @@ def file_probabilities(model: InferenceModel, path: Path, cache) -> Prediction:
     """
     feat = load_features(path, model.params, cache=cache)
     check_input_kind(model.input_kind, path)
+    pred = features_probabilities(model, feat, path)
+    rate = native_rate(path)
+    if rate is not None and rate / 2 < model.params.fmax:
+        pred.notes.append(f"{path} is sampled at {rate} Hz, so it holds nothing above "
+                          f"{rate / 2:.0f} Hz, while the model's features reach "
+                          f"{model.params.fmax:.0f} Hz: the answer may be unreliable")
+    return pred
+
+
+def clip_probabilities(model: InferenceModel, clip, cache) -> Prediction:
+    """:func:`file_probabilities` of a file, or of one clip of a feature store (a
+    :class:`~genrecnn.run.store_items.StoreClip`: its features as the store holds them;
+    the store must have passed :func:`check_store`)."""
+    if not isinstance(clip, StoreClip):
+        return file_probabilities(model, clip, cache)
+    return features_probabilities(model, np.asarray(clip.store.clip(clip.index)), clip)
+
+
+def check_stores(model: InferenceModel, clips) -> None:
+    """Refuse, once per store among ``clips``, a store whose features were made with other
+    parameters, or from another kind of input, than the model's."""
+    for store in {id(c.store): c.store for c in clips if isinstance(c, StoreClip)}.values():
+        _check_store(model, store)
+
+
+def _check_store(model: InferenceModel, store) -> None:
+    if store.params != model.params:
+        raise DataError(f"{store.path} holds features made with other parameters "
+                        f"({store.params.as_dict()}) than the model's "
+                        f"({model.params.as_dict()}); predict from the audio files, or make a "
+                        f"store with the model's parameters")
+    kind = store_input_kind(store)
+    if model.input_kind is not None and kind != model.input_kind:
+        raise DataError(f"{store.path} holds features of {INPUT_KINDS[kind]}, but the model "
+                        f"was trained on {INPUT_KINDS[model.input_kind]}; the value scales "
+                        f"differ, so its answers would mean nothing: use a model trained on "
+                        f"{kind} inputs")
+
+
+def features_probabilities(model: InferenceModel, feat: np.ndarray, path) -> Prediction:
+    """A clip's probabilities from its features [n_mels, frames] (``path`` names it)."""
     n = feat.shape[1]
     if n < model.shortest:
         raise DataError(f"{path}: is too short for this model: {model.seconds(n)} ({n} frames), "
@@ -172,11 +214,6 @@ def file_probabilities(model: InferenceModel, path: Path, cache) -> Prediction:
         pred.notes.append(f"the {model.seconds(n)} clip was padded with "
                           f"{model.seconds(pred.padded_frames)} of silence to the model's "
                           f"{model.seconds(model.frames)} input, as training pads short clips")
-    rate = native_rate(path)
-    if rate is not None and rate / 2 < model.params.fmax:
-        pred.notes.append(f"{path} is sampled at {rate} Hz, so it holds nothing above "
-                          f"{rate / 2:.0f} Hz, while the model's features reach "
-                          f"{model.params.fmax:.0f} Hz: the answer may be unreliable")
     return pred
 
 

@@ -12,13 +12,19 @@ import numpy as np
 from genrecnn.errors import DataError
 from genrecnn.fsutil import atomic_path
 from genrecnn.music.features import SUPPORTED_EXTENSIONS
+from genrecnn.music.store import is_store
+from genrecnn.run.store_items import store_clips
 from genrecnn.run.timeline import window_rows
 
 
 def input_files(paths) -> list[Path]:
-    """``paths`` with every folder replaced by the clips it holds (at any depth, sorted)."""
+    """``paths`` with every folder replaced by the clips it holds (at any depth, sorted),
+    and every feature store by its clips (:class:`~genrecnn.run.store_items.StoreClip`)."""
     files = []
     for path in map(Path, paths):
+        if is_store(path):
+            files.extend(store_clips(path))
+            continue
         if not path.is_dir():
             files.append(path)
             continue

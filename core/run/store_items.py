@@ -16,7 +16,7 @@ from genrecnn.music.baseline import item_features
 from genrecnn.music.normalize import BandNormalizer
 from genrecnn.errors import DataError
 from genrecnn.music.input_kinds import kind_of
-from genrecnn.music.store import FeatureStore, read_index
+from genrecnn.music.store import FeatureStore, open_store, read_index
 
 # the band statistics are fitted on a seeded sample of this many training clips: enough
 # for 128 means and deviations, and a bounded read whatever the collection's size
@@ -92,6 +92,38 @@ def fit_normalizer(store: FeatureStore, seed: int) -> BandNormalizer:
     return BandNormalizer(mean, np.where(std < 1e-6, 1.0, std))
 
 
+def store_input_kind(store: FeatureStore) -> str:
+    """The kind of the files a store was made from (a synthetic corpus is drawn on the
+    audio features' scale): see :mod:`genrecnn.music.input_kinds`."""
+    sources = [c.get("source") for c in read_index(store.path)["clips"]]
+    kinds = {kind_of(s) for s in sources if s}
+    if len(kinds) > 1:
+        raise DataError(f"{store.path} mixes input kinds ({', '.join(sorted(kinds))}) whose "
+                        f"value scales differ; make a store of one kind")
+    return kinds.pop() if kinds else "audio"
+
+
+@dataclass(frozen=True)
+class StoreClip:
+    """One clip of a store, as predict names it: ``STORE/genre/stem``."""
+
+    store: FeatureStore
+    index: int
+
+    @property
+    def name(self) -> str:
+        return self.store.clip_ids[self.index]
+
+    def __str__(self) -> str:
+        return f"{self.store.path}/{self.name}"
+
+
+def store_clips(path) -> list[StoreClip]:
+    """Every clip of the store at ``path``, in its order."""
+    store = open_store(path)
+    return [StoreClip(store, i) for i in range(len(store))]
+
+
 @dataclass
 class StoreDataset:
     """A store where a run expects a dataset: one item per clip (no windows), clip
@@ -134,14 +166,7 @@ class StoreDataset:
 
     @property
     def input_kind(self) -> str:
-        """The kind of the files the store was made from (a synthetic corpus is drawn on
-        the audio features' scale): see :mod:`genrecnn.music.input_kinds`."""
-        sources = [c.get("source") for c in read_index(self.store.path)["clips"]]
-        kinds = {kind_of(s) for s in sources if s}
-        if len(kinds) > 1:
-            raise DataError(f"{self.store.path} mixes input kinds ({', '.join(sorted(kinds))}) "
-                            f"whose value scales differ; make a store of one kind")
-        return kinds.pop() if kinds else "audio"
+        return store_input_kind(self.store)
 
     def items(self, rows, normalizer) -> StoreItems:
         return StoreItems(self.store.subset(np.asarray(rows, dtype=np.int64)), normalizer)
