@@ -44,7 +44,7 @@ def _steps_ms(backend, arch, items, width, batch, steps, rounds, frames) -> tupl
         runner.run_epoch(plans, [1e-3] * len(plans))       # ends reading the loss: a sync
         if r:
             times.append((time.perf_counter() - t0) * 1e3 / len(plans))
-    path = runner.path + (" graph" if runner.graphs else "")
+    path = runner.path + (" + graphs" if runner.path == "stream" and runner.graphs else "")
     runner.close()
     return statistics.median(times), path
 
