@@ -75,9 +75,7 @@ def features(data, genres, cache_dir, jobs, strict, store, shard_mb, as_json, qu
     else:
         _report(ds, cache, n_files, seconds, summary["clips_per_s"])
     if cache.unwritten:
-        raise DataError(f"{cache.unwritten} of {cache.misses} computed clip(s) were not cached "
-                        f"in {cache.root} ({cache.write_error}); free space there or pass "
-                        f"another --cache-dir, then run features again")
+        raise DataError(f"{cache.unwritten_note}, then run features again")
 
 
 def _report(ds, cache, n_files: int, seconds: float, rate) -> None:
@@ -85,9 +83,8 @@ def _report(ds, cache, n_files: int, seconds: float, rate) -> None:
                f"({', '.join(ds.class_names)}) -> {ds.x.shape[1]} x {ds.x.shape[2]} features")
     click.echo(f"{n_files} files in {seconds:.1f} s ({rate} clips/s); cache "
                f"{cache.root}: {cache.hits} hits, {cache.misses} computed")
-    if cache.repaired:
-        click.echo(f"note: {cache.repaired} cache entr{'ies' if cache.repaired != 1 else 'y'} "
-                   f"failed the checksum (damaged or replaced); recomputed")
+    if cache.repair_note:
+        click.echo(f"note: {cache.repair_note}")
     if ds.skipped:
         click.echo(f"skipped {len(ds.skipped)} file{'s' if len(ds.skipped) != 1 else ''}:")
         for path, reason in ds.skipped:

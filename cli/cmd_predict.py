@@ -66,6 +66,8 @@ def predict(model, files, top, timeline, csv_path, backend_spec, as_json):
         if timeline is not None:
             plot_timeline(pred, m, timeline, title=f"{path.name}: genre over time")
             click.echo(f"wrote {timeline}", err=True)
+    for note in cache.notes():
+        click.echo(f"note: {note}", err=True)
     if csv_path is not None:
         write_csv(csv_path, results, m.names)
         click.echo(f"wrote {csv_path} ({len(results)} row(s))", err=True)

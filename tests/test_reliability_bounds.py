@@ -351,3 +351,28 @@ def test_sigterm_to_features_takes_its_workers_with_it(tmp_path):
         proc.kill()
         proc.wait()
         _end(workers)
+
+
+def test_train_and_predict_tell_of_damaged_or_unkept_cache_entries(wav_data, tmp_path, capsys,
+                                                                   monkeypatch):
+    """Not only `features`: a run that recomputes a damaged entry, or whose cache keeps
+    nothing, says so in a note (and still trains and predicts)."""
+    from genrecnn.music import feature_cache
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("GENRECNN_CACHE", str(cache))
+    assert _features(capsys, wav_data, cache)[0] == 0
+    first, second = _entries(cache)[:2]
+    first.write_bytes(second.read_bytes())                      # another clip's entry
+    out_dir = tmp_path / "run"
+    code, out, _ = run_cli(["train", wav_data, "--arch", "small", "--epochs", "1",
+                            "--test-fraction", "0.5", "--out", out_dir], capsys)
+    assert code == 0
+    assert "note: 1 cache entry failed the checksum (damaged or replaced); recomputed" in out
+    monkeypatch.setattr(feature_cache, "atomic_path", lambda *a, **k: (_ for _ in ()).throw(
+        OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))))
+    monkeypatch.setenv("GENRECNN_CACHE", str(tmp_path / "other-cache"))
+    code, _, err = run_cli(["predict", out_dir / "model.safetensors", wav_data / "a" / "a0.wav"],
+                           capsys)
+    assert code == 0
+    assert "note: 1 of 1 computed clip(s) were not cached" in err and "No space left" in err

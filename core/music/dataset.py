@@ -23,6 +23,7 @@ class Dataset:
     class_names: list[str]           # sorted genre names
     params: FeatureParams
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    notes: list[str] = field(default_factory=list)   # what loading has to tell (the cache's)
 
     @property
     def n_classes(self) -> int:

@@ -12,6 +12,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 
@@ -80,8 +81,8 @@ class FeatureCache:
             mapped = np.load(path, mmap_mode="r", allow_pickle=False)
         except FileNotFoundError:
             return None, False
-        except (OSError, ValueError, EOFError):    # truncated, not an array, unreadable
-            return None, True
+        except (OSError, ValueError, EOFError, SyntaxError, TokenError):
+            return None, True                      # truncated, a damaged header, unreadable
         if (not isinstance(mapped, np.memmap) or mapped.ndim != 2
                 or mapped.shape[0] != params.n_mels or not 0 < mapped.shape[1] <= max_frames
                 or mapped.dtype != np.float32):
@@ -111,6 +112,23 @@ class FeatureCache:
             cause = exc.__context__ if isinstance(exc.__context__, OSError) else exc
             return getattr(cause, "strerror", None) or str(cause)
         return None
+
+    @property
+    def repair_note(self) -> str | None:
+        """Damaged entries recomputed (None: none)."""
+        return (f"{self.repaired} cache entr{'ies' if self.repaired != 1 else 'y'} failed the "
+                f"checksum (damaged or replaced); recomputed" if self.repaired else None)
+
+    @property
+    def unwritten_note(self) -> str | None:
+        """Computed features the cache did not keep (None: it kept them all)."""
+        return (f"{self.unwritten} of {self.misses} computed clip(s) were not cached in "
+                f"{self.root} ({self.write_error}); free space there or pass another "
+                f"--cache-dir" if self.unwritten else None)
+
+    def notes(self) -> list[str]:
+        """What a command tells of this object's lookups, one line each."""
+        return [n for n in (self.repair_note, self.unwritten_note) if n]
 
     def count(self, lookup: Lookup | None) -> None:
         """Add one file's lookup (None: the file was not cached, e.g. an image)."""

@@ -143,7 +143,7 @@ def load_dataset(root, params: FeatureParams = FeatureParams(), genres=None, fra
     frames = frames or min(f.shape[1] for _, _, f in good)
     x, ys, clips, clip_ids = _items(good, frames, windows, window_hop)
     return Dataset(x, np.array(ys, dtype=np.int64), np.array(clips, dtype=np.int64), clip_ids,
-                   class_names, params, skipped)
+                   class_names, params, skipped, cache.notes() if cache is not None else [])
 
 
 def _check_arguments(jobs, frames, windows, window_hop, min_frames) -> int:

@@ -238,6 +238,8 @@ def evaluate_folder(options: RunOptions, *, repeats: int, baseline: bool, out, e
     with output_folder(Path(out).parent):
         echo(f"recipe: {settings.recipe} ({describe_settings(settings)})")
         ds = load_run_data(options, progress=progress)
+        for note in getattr(ds, "notes", []):
+            echo(f"note: {note}")
         windows = f"{len(ds.x)} windows of " if options.windows else "input "
         echo(f"data: {options.data}, {len(ds.clip_ids)} clips of {ds.n_classes} classes "
              f"({', '.join(ds.class_names)}), {windows}{ds.input_shape[0]}x{ds.input_shape[1]}")

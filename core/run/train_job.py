@@ -222,6 +222,8 @@ def _train(options: RunOptions, out: Path, explicit, resume: bool, echo, progres
         echo(legacy_note(model_path))
     t_start = time.perf_counter()
     ds = load_run_data(options, progress=progress is not False)
+    for note in getattr(ds, "notes", []):
+        echo(f"note: {note}")
     _check_features(saved, ds, model_path)
     idx = _split(ds, options, settings, echo)
     digest = split_digest(ds, *idx)
