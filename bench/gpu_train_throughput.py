@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from torch_twin import twin  # noqa: E402
+from torch_twin import step_runner, twin  # noqa: E402
 
 
 def genrecnn_ms(backend, arch, shape, classes, batch, steps, rounds, graphs=True,
@@ -92,25 +92,7 @@ def torch_ms(arch, shape, classes, batch, steps, rounds, graph: bool):
         opt.step()
 
     orders = [torch.randperm(m, device="cuda").view(steps, batch) for _ in range(rounds + 1)]
-    if graph:
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                opt.zero_grad(set_to_none=False)
-                step()
-        torch.cuda.current_stream().wait_stream(side)
-        cuda_graph = torch.cuda.CUDAGraph()
-        opt.zero_grad(set_to_none=False)
-        with torch.cuda.graph(cuda_graph):
-            step()
-        run = cuda_graph.replay
-    else:
-        def run():
-            opt.zero_grad(set_to_none=True)
-            step()
-        for _ in range(3):
-            run()
+    run = step_runner(step, opt, graph)
     times = []
     for r, order in enumerate(orders):
         torch.cuda.synchronize()

@@ -98,7 +98,7 @@ def torch_rank(arch: str, frames: int, batch: int, steps: int, rounds: int, grap
     import torch.nn.functional as F
     from torch.nn.parallel import DistributedDataParallel as DDP
     from genrecnn.engine.architectures import build_network, load_architecture
-    from torch_twin import twin
+    from torch_twin import step_runner, twin
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -122,7 +122,8 @@ def torch_rank(arch: str, frames: int, batch: int, steps: int, rounds: int, grap
         loss.backward()
         opt.step()
 
-    run, note = _torch_runner(step, opt, side, graph)
+    run = step_runner(step, opt, graph, warmup=11, side=side)   # DDP warms up 11 steps
+    note = "graph" if graph else "eager"
     orders = [torch.randperm(m, device="cuda").view(steps, batch) for _ in range(rounds + 1)]
     times = []
     for r, order in enumerate(orders):
@@ -140,29 +141,6 @@ def torch_rank(arch: str, frames: int, batch: int, steps: int, rounds: int, grap
     per_step = statistics.median(times) / steps
     return {"rank": rank, "size": size, "path": note,
             "examples_per_s": batch * size / per_step, "ms_per_step": per_step * 1e3}
-
-
-def _torch_runner(step, opt, side, graph: bool):
-    import torch
-
-    if not graph:
-        def run():
-            opt.zero_grad(set_to_none=True)
-            step()
-        for _ in range(3):
-            run()
-        return run, "eager"
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(11):                      # DDP needs warm-up iterations before capture
-            opt.zero_grad(set_to_none=False)
-            step()
-    torch.cuda.current_stream().wait_stream(side)
-    cuda_graph = torch.cuda.CUDAGraph()
-    opt.zero_grad(set_to_none=False)
-    with torch.cuda.graph(cuda_graph):
-        step()
-    return cuda_graph.replay, "graph"
 
 
 # -- the driver -------------------------------------------------------------------------------

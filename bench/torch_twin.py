@@ -71,3 +71,31 @@ def torch_optimizer(model, settings):
                                weight_decay=settings.weight_decay)
     cls = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
     return cls(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+
+
+def step_runner(step, opt, graph: bool, warmup: int = 3, side=None):
+    """What replays one training step (``step()``: forward, loss, backward, update):
+    eager, zeroing the gradients first; or the step captured as one CUDA graph after
+    ``warmup`` steps on a side stream (``side``, made here unless given: DDP must be
+    built on the stream it is warmed up on)."""
+    import torch
+
+    if not graph:
+        def run():
+            opt.zero_grad(set_to_none=True)
+            step()
+        for _ in range(warmup):
+            run()
+        return run
+    side = side or torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(warmup):
+            opt.zero_grad(set_to_none=False)
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    cuda_graph = torch.cuda.CUDAGraph()
+    opt.zero_grad(set_to_none=False)
+    with torch.cuda.graph(cuda_graph):
+        step()
+    return cuda_graph.replay
