@@ -44,10 +44,13 @@ def _line(exc: Exception) -> str:
 
 def on_every_rank(ranks, call, *args, **kwargs):
     """``call(*args, **kwargs)`` as a command's body under mpirun: rank 0 alone reports
-    an error (the CLI's one line); the other ranks end quietly with the same status 2."""
+    an error (the CLI's one line, after which it ends every rank with status 2); the
+    other ranks wait quietly for that, so none ends first and takes rank 0 down with it
+    before its line is out."""
     try:
         return call(*args, **kwargs)
     except GenrecnnError:
         if not ranks.is_root:
+            ranks.barrier()                  # rank 0 never joins: it aborts the run
             raise SystemExit(2) from None
         raise
