@@ -25,14 +25,15 @@ _SLURM_STEP = ("SLURM_STEP_ID", "SLURM_NTASKS")
 
 
 def launched_size() -> int:
-    """The number of processes an MPI launcher started this one among (1 if none)."""
+    """The number of processes an MPI launcher started this one among: 1 if none did,
+    and 2 (meaning "several: ask MPI") for a launcher that names ranks but not their count."""
     for var in _SIZE_VARS:
         if os.environ.get(var, "").isdigit():
             return max(1, int(os.environ[var]))
     if all(v in os.environ for v in _SLURM_STEP) and os.environ["SLURM_NTASKS"].isdigit():
         return max(1, int(os.environ["SLURM_NTASKS"]))       # srun without a PMI variable
     if any(v in os.environ for v in ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK")):
-        return 2                                               # a launcher we don't know sizes of
+        return 2
     return 1
 
 
