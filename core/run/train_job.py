@@ -145,9 +145,11 @@ def run_train(options: RunOptions, out: Path, *, resume: bool = False, force: bo
     """
     out = Path(out)
     model_path = stored_model(out)
+    quiet = not world().is_root                  # under mpirun, rank 0 speaks for the run
     if dry_run:
-        return _dry_run(options, explicit, model_path if resume else None, echo)
-    if not world().is_root:
+        return _dry_run(options, explicit, model_path if resume else None,
+                        (lambda line: None) if quiet else echo)
+    if quiet:
         return _train(options, out, explicit, resume, lambda line: None, False)
     with output_folder(out), folder_lock(out):
         remove_stale_temps(out, OUTPUTS)
