@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from torch_twin import step_runner, twin  # noqa: E402
+from torch_twin import random_data_step, step_runner, twin  # noqa: E402
 
 
 def genrecnn_ms(backend, arch, shape, classes, batch, steps, rounds, graphs=True,
@@ -75,22 +75,11 @@ def genrecnn_ms(backend, arch, shape, classes, batch, steps, rounds, graphs=True
 
 def torch_ms(arch, shape, classes, batch, steps, rounds, graph: bool):
     import torch
-    import torch.nn.functional as F
     from genrecnn.engine.architectures import build_network, load_architecture
     net = build_network(load_architecture(arch), shape, classes, seed=0)
     model = twin(net)
     m = batch * steps
-    g = torch.Generator(device="cuda").manual_seed(0)
-    data = torch.rand((m, *shape), device="cuda", generator=g)
-    labels = torch.randint(0, classes, (m,), device="cuda", generator=g)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4, capturable=graph)
-    idx = torch.arange(batch, device="cuda")
-
-    def step():
-        loss = F.cross_entropy(model(data[idx]), labels[idx])
-        loss.backward()
-        opt.step()
-
+    step, opt, idx = random_data_step(model, shape, classes, m, batch, graph)
     orders = [torch.randperm(m, device="cuda").view(steps, batch) for _ in range(rounds + 1)]
     run = step_runner(step, opt, graph)
     times = []

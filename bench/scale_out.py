@@ -95,10 +95,9 @@ def genrecnn_rank(backend: str, arch: str, frames: int, batch: int, steps: int, 
 def torch_rank(arch: str, frames: int, batch: int, steps: int, rounds: int, graph: bool) -> dict:
     import torch
     import torch.distributed as dist
-    import torch.nn.functional as F
     from torch.nn.parallel import DistributedDataParallel as DDP
     from genrecnn.engine.architectures import build_network, load_architecture
-    from torch_twin import step_runner, twin
+    from torch_twin import random_data_step, step_runner, twin
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -111,17 +110,7 @@ def torch_rank(arch: str, frames: int, batch: int, steps: int, rounds: int, grap
     with torch.cuda.stream(side):                # DDP under capture must be built off the default stream
         model = DDP(twin(net), device_ids=[local], static_graph=graph)
     m = batch * steps
-    g = torch.Generator(device="cuda").manual_seed(rank)
-    data = torch.rand((m, MELS, frames), device="cuda", generator=g)
-    labels = torch.randint(0, CLASSES, (m,), device="cuda", generator=g)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4, capturable=graph)
-    idx = torch.arange(batch, device="cuda")
-
-    def step():
-        loss = F.cross_entropy(model(data[idx]), labels[idx])
-        loss.backward()
-        opt.step()
-
+    step, opt, idx = random_data_step(model, (MELS, frames), CLASSES, m, batch, graph, rank)
     run = step_runner(step, opt, graph, warmup=11, side=side)   # DDP warms up 11 steps
     note = "graph" if graph else "eager"
     orders = [torch.randperm(m, device="cuda").view(steps, batch) for _ in range(rounds + 1)]

@@ -99,3 +99,25 @@ def step_runner(step, opt, graph: bool, warmup: int = 3, side=None):
     with torch.cuda.graph(cuda_graph):
         step()
     return cuda_graph.replay
+
+
+def random_data_step(model, shape, classes: int, items: int, batch: int, graph: bool,
+                     seed: int = 0):
+    """One Adam training step of ``model`` on ``batch`` rows (chosen by writing ``idx``)
+    of ``items`` random examples resident on the GPU: (step, optimiser, idx). With
+    ``graph`` the optimiser is capturable, for :func:`step_runner`'s CUDA graph."""
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    data = torch.rand((items, *shape), device="cuda", generator=g)
+    labels = torch.randint(0, classes, (items,), device="cuda", generator=g)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, capturable=graph)
+    idx = torch.arange(batch, device="cuda")
+
+    def step():
+        loss = F.cross_entropy(model(data[idx]), labels[idx])
+        loss.backward()
+        opt.step()
+
+    return step, opt, idx
