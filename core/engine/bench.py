@@ -155,6 +155,10 @@ class _OneLayer:
         for key in self.layer.params:
             yield self.layer, key, self.be
 
+    def parameter_groups(self):
+        return [(self.be, [(self.layer, key) for key in self.layer.params])] \
+            if self.layer.params else []
+
 
 def measure_layer(be, config: dict, input_shape: tuple[int, ...], batch: int, dtype: str, *,
                   optimizer: str | None = None, reps: int = REPS, warmup: int = WARMUP,

@@ -241,6 +241,14 @@ class Network:
             for key in layer.params:
                 yield layer, key, be
 
+    def parameter_groups(self) -> list[tuple[object, list[tuple]]]:
+        """(backend, [(layer, key), ...]) for each backend holding parameters, in the
+        order the layers first use them: what one fused call a backend takes."""
+        groups: dict[int, tuple] = {}
+        for layer, key, be in self.parameters():
+            groups.setdefault(id(be), (be, []))[1].append((layer, key))
+        return list(groups.values())
+
     # -- host views for saving -------------------------------------------------------------
 
     def _stored(self):

@@ -62,18 +62,14 @@ class Optimizer:
 
     def apply(self, network) -> None:
         """The device's part of a step: the update ops, with nothing read back."""
-        groups: dict[str, list] = {}
-        for layer, key, be in network.parameters():
-            groups.setdefault(be.name, []).append((layer, key, be))
-        for items in groups.values():
-            be = items[0][2]
+        for be, items in network.parameter_groups():
             if be.supports("update_many"):
-                slots = [self._slots(layer, key, be, self.slots) for layer, key, _ in items]
-                self._update_many(be, [layer.params[k] for layer, k, _ in items],
-                                  [layer.grads[k] for layer, k, _ in items],
+                slots = [self._slots(layer, key, be, self.slots) for layer, key in items]
+                self._update_many(be, [layer.params[k] for layer, k in items],
+                                  [layer.grads[k] for layer, k in items],
                                   *zip(*slots), self._hyper[be.name])
             else:
-                for layer, key, _ in items:
+                for layer, key in items:
                     self._update(be, layer, key, layer.params[key], layer.grads[key])
 
     def _advance(self) -> None:

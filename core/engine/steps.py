@@ -46,7 +46,7 @@ import numpy as np
 
 from genrecnn.engine.batches import BatchPlan, assemble_on_host, shard
 from genrecnn.engine.feed import BatchFeed
-from genrecnn.engine.graphs import SharedStream, distinct, graph_obstacle
+from genrecnn.engine.graphs import SharedStream, graph_obstacle
 from genrecnn.engine.layers import layer_seed
 from genrecnn.errors import BackendError
 
@@ -301,7 +301,7 @@ class StepRunner:
     def _join_world(self) -> None:
         """Check that every backend holding parameters can sum them over the ranks, and
         give ranks other than 0 their own dropout masks."""
-        for be in distinct(be for _, _, be in self.net.parameters()):
+        for be, _ in self.net.parameter_groups():
             if not be.supports("collective"):
                 raise BackendError(f"backend {be.name!r} cannot sum gradients over MPI ranks "
                                    f"(no 'collective' op); place the network on a backend "
@@ -325,11 +325,8 @@ class StepRunner:
         """Every parameter's gradient summed over the ranks (one fused call a backend)."""
         if self.world is None:
             return
-        groups: dict[int, tuple] = {}
-        for layer, key, be in self.net.parameters():
-            groups.setdefault(id(be), (be, []))[1].append(layer.grads[key])
-        for be, grads in groups.values():
-            be.sum_across(grads, weight, self.world)
+        for be, items in self.net.parameter_groups():
+            be.sum_across([layer.grads[key] for layer, key in items], weight, self.world)
 
     def _average_state(self) -> None:
         """Batch normalisation's running statistics averaged over the ranks."""
