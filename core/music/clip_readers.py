@@ -13,6 +13,8 @@ import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from tokenize import TokenError
+from zipfile import BadZipFile
 
 import numpy as np
 
@@ -126,6 +128,11 @@ def read_png(path: Path, params) -> np.ndarray:
     return np.ascontiguousarray(arr[::-1])
 
 
+# what np.load raises on a damaged or foreign .npy file (besides MemoryError and the like):
+# a truncated file, a header that does not parse, or a file that starts like a zip archive
+NPY_READ_ERRORS = (OSError, ValueError, EOFError, SyntaxError, TokenError, BadZipFile)
+
+
 def read_npy(path: Path, params) -> np.ndarray:
     """A numeric [n_mels, frames] array; its shape is checked from the header (mapped, not
     read) and its values must be finite and of a spectrogram's magnitude."""
@@ -134,7 +141,7 @@ def read_npy(path: Path, params) -> np.ndarray:
         if not isinstance(mapped, np.ndarray):     # a .npz archive under a .npy name
             mapped.close()
             raise ValueError("not a single array")
-    except (OSError, ValueError, EOFError, MemoryError, TypeError, OverflowError):
+    except (*NPY_READ_ERRORS, MemoryError, TypeError, OverflowError):
         raise Unusable("is not a readable .npy array (damaged, another format, or Python "
                        "objects); save a numeric array with numpy.save") from None
     if mapped.ndim != 2:

@@ -12,12 +12,12 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from tokenize import TokenError
 
 import numpy as np
 
 from genrecnn.errors import GenrecnnError
 from genrecnn.fsutil import atomic_path, writable_folder
+from genrecnn.music.clip_readers import NPY_READ_ERRORS
 
 CHECK_TAG = b"genrecnn-check:"
 
@@ -81,8 +81,8 @@ class FeatureCache:
             mapped = np.load(path, mmap_mode="r", allow_pickle=False)
         except FileNotFoundError:
             return None, False
-        except (OSError, ValueError, EOFError, SyntaxError, TokenError):
-            return None, True                      # truncated, a damaged header, unreadable
+        except NPY_READ_ERRORS:                    # truncated, a damaged header, unreadable
+            return None, True
         if (not isinstance(mapped, np.memmap) or mapped.ndim != 2
                 or mapped.shape[0] != params.n_mels or not 0 < mapped.shape[1] <= max_frames
                 or mapped.dtype != np.float32):

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from genrecnn.errors import DataError
+from genrecnn.music.clip_readers import NPY_READ_ERRORS
 from genrecnn.music.features import FeatureParams
 
 INDEX_NAME = "index.json"
@@ -141,7 +142,7 @@ def map_shard(path: Path, frames: int, n_bytes: int, n_mels: int, store) -> np.n
         return np.zeros((0, n_mels), np.float32)
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
+    except NPY_READ_ERRORS as exc:
         raise DataError(f"shard {path.name} of store {store} cannot be read ({str(exc)[:60]}); "
                         f"{rebuild_hint(store)}") from None
     if arr.dtype != np.float32 or arr.shape != (frames, n_mels) or arr.offset != HEADER_BYTES:
