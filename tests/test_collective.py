@@ -93,7 +93,8 @@ def test_gpu_sum_across_one_nccl_rank_scales_the_fused_gradients(name):
     from genrecnn.engine.registry import registry
     be = registry().get(name)
     rng = np.random.default_rng(3)
-    host = [rng.standard_normal(s).astype(np.float32) for s in [(5,), (70, 33), (1,)]]
+    shapes = [(5,), (70, 33), (1,)] + [(i % 7 + 1, 3) for i in range(40)]   # two launches
+    host = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     dev = [be.from_host(h) for h in host]
     be.sum_across(dev, 0.25, _one_rank_world())
     for h, d in zip(host, dev):

@@ -44,3 +44,9 @@ __device__ __forceinline__ T block_sum(T v)
     if (warp == 0) v = warp_sum(v);
     return v;
 }
+
+// Slot tables: a kernel that takes up to 32 arrays by value (no device-side pointer table,
+// so a captured graph holds the launch as it is) declares R32(DECL_X) for each list of
+// them and picks its block row's array by a switch on blockIdx.y.
+#define R32(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11) M(12) M(13) M(14) M(15) M(16) M(17) M(18) M(19) M(20) M(21) M(22) M(23) M(24) M(25) M(26) M(27) M(28) M(29) M(30) M(31)
+#define DECL_N(i) long long n##i,

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from genrecnn.engine.ops import conv2d_out
 
-UPDATE_SLOTS = 32               # parameters one update_many launch of updates.cu takes
+UPDATE_SLOTS = 32               # arrays one launch of a slot-table kernel takes (R32)
 THREADS = 256
 MAX_GRID_Y = 65535
 DIRECT_MAX_TAPS = 49            # one-channel convolutions up to 7 x 7 run conv2d_c1.cu
@@ -228,3 +228,14 @@ def update_args(arrays: list[list], sizes: list[int], first: int, last: int) -> 
         chunk = list(group[first:last])
         args += chunk + [chunk[0]] * (UPDATE_SLOTS - len(chunk))
     return args + list(sizes[first:last]) + [0] * (UPDATE_SLOTS - (last - first))
+
+
+def fused_args(arrays: list, sizes: list[int], first: int, last: int) -> list:
+    """collective.cu's by-value arguments for arrays first..last: their slots and sizes
+    (as :func:`update_args`), then each one's offset in the fused buffer (0 in unused
+    slots)."""
+    offsets = [sum(sizes[:first])]
+    for n in sizes[first:last - 1]:
+        offsets.append(offsets[-1] + n)
+    return (update_args([arrays], sizes, first, last) + offsets
+            + [0] * (UPDATE_SLOTS - (last - first)))

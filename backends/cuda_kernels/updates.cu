@@ -52,13 +52,10 @@ extern "C" __global__ void adam_update(T* __restrict__ p, const T* __restrict__ 
                   dwd);
 }
 
-#define SLOTS 32
-#define R32(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11) M(12) M(13) M(14) M(15) M(16) M(17) M(18) M(19) M(20) M(21) M(22) M(23) M(24) M(25) M(26) M(27) M(28) M(29) M(30) M(31)
 #define DECL_P(i) T* __restrict__ p##i,
 #define DECL_G(i) const T* __restrict__ g##i,
 #define DECL_A(i) T* __restrict__ a##i,
 #define DECL_B(i) T* __restrict__ b##i,
-#define DECL_N(i) long long n##i,
 #define CASE3(i) case i: P_ = p##i; G_ = g##i; A_ = a##i; N_ = n##i; break;
 #define CASE4(i) case i: P_ = p##i; G_ = g##i; A_ = a##i; B_ = b##i; N_ = n##i; break;
 // the parameter of this block row, chosen by a switch (no per-thread local arrays)
