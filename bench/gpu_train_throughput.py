@@ -1,10 +1,11 @@
 """Training steps on the GPU, side by side in one run: genrecnn's CUDA backends (each
 step one CUDA graph replay, the training set resident on the device) against the
-same network in PyTorch, eager and with the whole step in one CUDA graph.
+same network in PyTorch, eager, with the whole step in one CUDA graph, and (``--compile``)
+through ``torch.compile``.
 
     python bench/gpu_train_throughput.py [--arch cangea2016] [--frames 1292]
         [--batches 1,32,256] [--backends cupy,pycuda] [--steps 40] [--stream]
-        [--json out.json]
+        [--compile default,max-autotune] [--json out.json]
 
 One step is: cut a batch from a resident training set by index, forward, loss,
 backward and Adam update (float32, TF32 off everywhere). genrecnn runs
@@ -73,11 +74,16 @@ def genrecnn_ms(backend, arch, shape, classes, batch, steps, rounds, graphs=True
     return statistics.median(times), path
 
 
-def torch_ms(arch, shape, classes, batch, steps, rounds, graph: bool):
+def torch_ms(arch, shape, classes, batch, steps, rounds, graph: bool, compile_mode=None):
+    """PyTorch's step time: eager, the whole step in one CUDA graph (``graph``), or the
+    model through ``torch.compile(mode=compile_mode)`` (compiled once, before timing;
+    "max-autotune" also replays inductor's own CUDA graphs)."""
     import torch
     from genrecnn.engine.architectures import build_network, load_architecture
     net = build_network(load_architecture(arch), shape, classes, seed=0)
     model = twin(net)
+    if compile_mode:
+        model = torch.compile(model, mode=compile_mode)
     m = batch * steps
     step, opt, idx = random_data_step(model, shape, classes, m, batch, graph)
     orders = [torch.randperm(m, device="cuda").view(steps, batch) for _ in range(rounds + 1)]
@@ -109,6 +115,9 @@ def main(argv=None) -> int:
     ap.add_argument("--stream", action="store_true",
                     help="also genrecnn with the set over the resident budget (--resident-mb "
                          "0): batches streamed, and (host) copied step by step as before")
+    ap.add_argument("--compile", default="",
+                    help="also PyTorch through torch.compile in these modes (comma list: "
+                         "default, reduce-overhead, max-autotune; each compiles for minutes)")
     ap.add_argument("--json", dest="json_path")
     args = ap.parse_args(argv)
     import torch
@@ -124,6 +133,9 @@ def main(argv=None) -> int:
                                                        args.steps, args.rounds, False),
                "torch graph": torch_ms(args.arch, shape, args.classes, batch, args.steps,
                                        args.rounds, True)}
+        for mode in (m for m in args.compile.split(",") if m):
+            row[f"torch.compile {mode}"] = torch_ms(args.arch, shape, args.classes, batch,
+                                                    args.steps, args.rounds, False, mode)
         for b in args.backends.split(","):
             for feed in (("resident", "stream", "host") if args.stream else ("resident",)):
                 for graphs in ((True, False) if args.eager else (True,)):
