@@ -74,6 +74,8 @@ def train_once(network, parts: Parts, settings: TrainSettings, options: RunOptio
         if echo:
             echo(f"{checkpoint.path if checkpoint else 'the model'} has already trained "
                  f"{resumed.epoch} epoch(s); nothing more to do (raise --epochs to go on)")
+        if resumed.selection is not None and resumed.selection.params is not None:
+            network.load_host_params(resumed.selection.params)   # as fit ends: the chosen epoch
     else:
         if echo and resumed.epoch:
             echo(f"resuming at epoch {resumed.epoch + 1} of {settings.epochs}")
