@@ -36,11 +36,14 @@ class Resumed:
 
 @dataclass
 class Trained:
-    """What one run gives: the trained network, its history, the test part's probabilities."""
+    """What one run gives: the trained network, its history, the test part's probabilities
+    (an ensemble's: the first member's history, the members' mean probabilities, and each
+    member's own run in ``members``)."""
 
     network: object
     history: list[dict]
     test_probs: np.ndarray
+    members: list["Trained"] = field(default_factory=list)
 
 
 def place_for_parts(network, parts: Parts, settings: TrainSettings, options: RunOptions,
