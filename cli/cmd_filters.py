@@ -32,11 +32,15 @@ def filters(model, file, filters_text, out, backend_spec):
     """Spectrogram of FILE beside chosen first-layer filter outputs of MODEL over time."""
     from genrecnn.music.features import FeatureCache, load_features
     from genrecnn.music.input_kinds import check_input_kind, kind_of
+    from genrecnn.run.ensemble import members_of
     from genrecnn.run.inference import first_layer_outputs, load_inference_model, parse_filters
     from genrecnn.run.plots import filter_outputs
 
     m = load_inference_model(model, backend_spec, echo=lambda s: click.echo(s, err=True))
-    net = m.net
+    net = members_of(m.net)[0]
+    if m.ensemble > 1:
+        click.echo(f"note: {model} is an ensemble of {m.ensemble} networks; drawing the "
+                   f"first one's filters", err=True)
     if net.layers[0].kind != "conv":
         raise ModelFileError(f"{model}: the first layer is {net.layers[0].kind!r}, not a "
                              f"convolution; filters needs a network that starts with one")

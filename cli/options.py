@@ -9,7 +9,7 @@ from genrecnn.engine.optim import OPTIMIZERS
 from genrecnn.engine.schedules import SCHEDULES
 from genrecnn.engine.steps import RESIDENT_BUDGET
 from genrecnn.run.scoring import VOTES
-from genrecnn.run.settings import (DEFAULT_RECIPE, NORMS, RECIPES, SELECTIONS,
+from genrecnn.run.settings import (DEFAULT_RECIPE, MAX_ENSEMBLE, NORMS, RECIPES, SELECTIONS,
                                    SYNTHETIC_RECIPE)
 
 FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
@@ -111,6 +111,9 @@ fit_options = _stack([
                  help="valid: keep the epoch with the best validation accuracy, where there "
                       "is a validation part; last: the last epoch."),
     click.option("--seed", type=int, callback=_seed, help=f"0 to {SEED_MAX}."),
+    click.option("--ensemble", type=click.IntRange(1, MAX_ENSEMBLE), metavar="K",
+                 help="Train K networks, one after another, from the seed and K-1 seeds "
+                      "derived from it, and average their class probabilities (default 1)."),
     click.option("--vote", type=click.Choice(VOTES), default="mean", show_default=True,
                  help="How windows decide their clip."),
     click.option("--graphs/--no-graphs", default=True, show_default=True,

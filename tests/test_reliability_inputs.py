@@ -222,7 +222,7 @@ def test_ctrl_c_names_the_kept_checkpoint_and_resume(npy_data, trained, tmp_path
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(train_job, "train_once", interrupted)
+    monkeypatch.setattr(train_job, "train_members", interrupted)
     assert main(["train", str(npy_data), "--epochs", "1", "--out", str(tmp_path / "new")]) == 130
     err = capsys.readouterr().err
     assert "interrupted before the first epoch ended: nothing was kept" in err

@@ -56,6 +56,23 @@ def test_train_once_from_a_finished_checkpoint_only_predicts():
     assert "already trained 2 epoch(s); nothing more to do" in lines[0]
 
 
+def test_a_finished_checkpoint_predicts_with_its_selected_epoch():
+    """As fit ends: the weights of the epoch chosen on the validation part, which the
+    model file holds (the network a resume reads holds the last epoch's)."""
+    from genrecnn.run.fit import predict_proba
+    from genrecnn.run.selection import Selection
+    chosen = _net()                                 # seed 1: other weights than seed 0's
+    net = new_network(TrainSettings(epochs=2, batch_size=8, norm="none", seed=0), 8, 24, 2)
+    net.place("numpy")
+    done = Resumed(SETTINGS.make_optimizer(), epoch=2, history=[{"epoch": 1}, {"epoch": 2}],
+                   selection=Selection(1, 0.9, 0.1, chosen.host_params()))
+    parts = _parts()
+    last, expected = predict_proba(net, parts.x_test), predict_proba(chosen, parts.x_test)
+    assert np.abs(last - expected).max() > 1e-4
+    trained = train_once(net, parts, SETTINGS, RunOptions(), resumed=done)
+    np.testing.assert_array_equal(trained.test_probs, expected)
+
+
 def test_run_options_choose_the_recipe_by_data_and_hold_paths():
     assert RunOptions().settings().recipe == "small"                 # the synthetic default
     options = RunOptions(data="somewhere", split_dir="split", epochs=3)

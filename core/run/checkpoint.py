@@ -12,6 +12,10 @@ from genrecnn.run.model_io import is_int, load_model, save_model
 from genrecnn.run.selection import Selection
 from genrecnn.run.settings import TrainingError, TrainSettings
 
+# what a checkpoint adds for its network: meta fields and stored arrays (by prefix)
+TRAINING_STATE = ("epoch", "history", "steps", "optimizer", "selected")
+TRAINING_ARRAYS = ("optim/", "resume/")
+
 
 @dataclass
 class Checkpoint:
@@ -28,6 +32,12 @@ class Checkpoint:
         current ones ride along as ``resume/`` arrays, so a resumed run goes on exactly."""
         if self.path is None:
             return
+        meta, extra, params = self.state(network, optimizer, settings, epoch, history, selection)
+        save_model(self.path, network, meta=meta, extra_arrays=extra, params=params)
+
+    def state(self, network, optimizer, settings, epoch, history,
+              selection: Selection | None = None) -> tuple[dict, dict, dict | None]:
+        """(meta, extra arrays, params or None: the network's own) that :meth:`save` writes."""
         meta = dict(self.meta, epoch=epoch, history=history, settings=settings.as_dict(),
                     steps=network.steps,
                     optimizer={"name": settings.optimizer, "state": optimizer.state_dict()})
@@ -39,7 +49,7 @@ class Checkpoint:
             if selection.epoch != epoch:
                 params = selection.params
                 extra.update({f"resume/{k}": v for k, v in network.host_params().items()})
-        save_model(self.path, network, meta=meta, extra_arrays=extra, params=params)
+        return meta, extra, params
 
 
 def refuse_diverged(network, row: dict, epoch: int, lr: float, weights: bool = True) -> None:
@@ -103,6 +113,13 @@ def load_checkpoint(path, placement=None, epochs: int | None = None):
     learning-rate schedule then runs over the new total.
     """
     net, meta, extra = load_model(path, placement=placement)
+    return (net, meta, extra, *restore_training(path, net, meta, extra, epochs))
+
+
+def restore_training(path, net, meta: dict, extra: dict, epochs: int | None = None):
+    """(optimizer with its state restored, selection) of a network read from the model file
+    ``path``, which then holds the weights training goes on from (see
+    :func:`load_checkpoint`)."""
     check_training_state(path, meta)
     selection, chosen = None, meta.get("selected")
     if isinstance(chosen, dict):
@@ -131,4 +148,4 @@ def load_checkpoint(path, placement=None, epochs: int | None = None):
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise ModelFileError(f"{path} has damaged training state ({str(exc)[:80]}); train "
                              f"afresh without --resume") from None
-    return net, meta, extra, opt, selection
+    return opt, selection

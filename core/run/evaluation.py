@@ -5,7 +5,9 @@ trained afresh and judged on the test clips (a clip's decision is the mean
 window probability, or the majority vote of its windows). The report is the
 mean test error with a 95% interval ``err +- 1.96 sqrt(err (1 - err) / (N m))``
 (m = test clips per partition) and the mean confusion matrix. With a split
-folder the network is trained once on train + valid and judged on test.
+folder the network is trained once on train + valid and judged on test. With
+``--ensemble K`` each partition trains K networks, judged by the mean of their
+probabilities ("convnet"), and the first alone is scored beside them ("single").
 """
 from __future__ import annotations
 
@@ -20,12 +22,13 @@ from genrecnn.fsutil import output_folder
 from genrecnn.music.baseline import Baseline
 from genrecnn.music.splits import split_from_dir, stratified_split
 from genrecnn.run.data import load_run_data
+from genrecnn.run.ensemble import train_members
 from genrecnn.run.input_checks import check_crop
 from genrecnn.run.options import RunOptions
 from genrecnn.run.parts import make_parts
 from genrecnn.run.plots import confusion_matrix
 from genrecnn.run.scoring import clip_decisions, confusion, interval95
-from genrecnn.run.session import place_for_parts, train_once
+from genrecnn.run.session import place_for_parts
 from genrecnn.run.settings import TrainSettings, describe_settings, new_network
 from genrecnn.world import world
 
@@ -71,10 +74,14 @@ class EvaluationReport:
     histories: list[list[dict]]
     protocol: str                  # "random" or "split"
     combined: MethodScore | None = None    # the mean of both models' probabilities
+    ensemble: int = 1                      # networks per partition ("convnet": their mean)
+    single: MethodScore | None = None      # an ensemble's first network alone
 
     def as_dict(self) -> dict:
         return {"class_names": self.class_names, "partitions": self.partitions,
-                "protocol": self.protocol, "network": self.network.as_dict(),
+                "protocol": self.protocol, "ensemble": self.ensemble,
+                "network": self.network.as_dict(),
+                "single": self.single.as_dict() if self.single else None,
                 "baseline": self.baseline.as_dict() if self.baseline else None,
                 "combined": self.combined.as_dict() if self.combined else None,
                 "histories": self.histories}
@@ -85,11 +92,14 @@ class EvaluationReport:
         m = int(round(np.mean(self.network.m)))
         rows = [f"{'method':<10} {'error':>7} {'95% interval':>16} {'accuracy':>9}   "
                 f"({n} partition(s) x {m} test clips, {self.protocol})"]
-        for score in (self.network, self.baseline, self.combined):
+        for score in (self.network, self.single, self.baseline, self.combined):
             if score is None:
                 continue
             e, h = score.error, score.half_width
             rows.append(f"{score.name:<10} {e:>7.3f} {f'+- {h:.3f}':>16} {1 - e:>9.1%}")
+        if self.single is not None:
+            rows.append(f"convnet: the mean of {self.ensemble} networks' class probabilities; "
+                        f"single: the first of them alone")
         if self.combined is not None:
             rows.append("combined: the mean of the convnet's and the baseline's class "
                         "probabilities")
@@ -128,25 +138,32 @@ class _Scores:
     network: MethodScore = field(default_factory=lambda: MethodScore("convnet"))
     baseline: MethodScore | None = None
     combined: MethodScore | None = None
+    single: MethodScore | None = None
 
     @classmethod
-    def new(cls, baseline: bool) -> "_Scores":
-        return (cls(baseline=MethodScore("baseline"), combined=MethodScore("combined"))
-                if baseline else cls())
+    def new(cls, baseline: bool, ensemble: bool = False) -> "_Scores":
+        scores = (cls(baseline=MethodScore("baseline"), combined=MethodScore("combined"))
+                  if baseline else cls())
+        scores.single = MethodScore("single") if ensemble else None
+        return scores
 
     def line(self, i: int, clips: int) -> str:
         """Partition ``i``'s errors."""
         return (f"partition {i + 1}: convnet error {self.network.errors[i]:.3f}"
+                + (f", single network error {self.single.errors[i]:.3f}" if self.single else "")
                 + (f", baseline error {self.baseline.errors[i]:.3f}" if self.baseline else "")
                 + f" ({clips} test clips)")
 
 
-def _judge(ds, parts, tr, te, probs, vote: str, seed: int, baseline: bool) -> dict:
-    """One partition's test decisions (clip labels, the network's, and the baseline's
-    trained on the same items and the two combined, when it runs)."""
-    k = ds.n_classes
+def _judge(ds, parts, tr, te, trained, vote: str, seed: int, baseline: bool) -> dict:
+    """One partition's test decisions (clip labels, the network's (an ensemble's, and its
+    first network's alone), and the baseline's trained on the same items and the two
+    combined, when it runs)."""
+    k, probs = ds.n_classes, trained.test_probs
     clips, pred = clip_decisions(probs, parts.clip_test, vote)
     out = {"truth": ds.clip_labels()[clips], "convnet": pred}
+    if trained.members:
+        out["single"] = clip_decisions(trained.members[0].test_probs, parts.clip_test, vote)[1]
     if baseline:
         top_db = ds.params.top_db
         model = Baseline(top_db=top_db, seed=seed).fit_features(ds.item_features(tr, top_db),
@@ -171,8 +188,9 @@ def _partition(ds, settings, options, r, tr, va, te, placement, baseline, say, p
         say(f"placement: {format_plan(net.layers, placement)}")
     else:
         net.place(placement)
-    trained = train_once(net, parts, run, options, progress=progress, score_test=False)
-    record = _judge(ds, parts, tr, te, trained.test_probs, options.vote, run.seed, baseline)
+    trained = train_members(net, parts, run, options, progress=progress, score_test=False,
+                            say=lambda s: say(f"partition {r + 1}, {s}"))
+    record = _judge(ds, parts, tr, te, trained, options.vote, run.seed, baseline)
     return dict(record, r=r, history=trained.history), placement
 
 
@@ -188,7 +206,7 @@ def run_protocol(ds, settings: TrainSettings, options: RunOptions, *, repeats: i
     """
     w = world()
     say = (echo or (lambda s: None)) if w.is_root else (lambda s: None)
-    mine, placement = [], None
+    mine, placement, ensemble = [], None, settings.ensemble > 1
     for r, (tr, va, te) in enumerate(partitions(ds, repeats, options.test_fraction,
                                                 settings.seed, options.split_dir,
                                                 settings.select == "valid", say)):
@@ -198,25 +216,25 @@ def run_protocol(ds, settings: TrainSettings, options: RunOptions, *, repeats: i
                                        baseline, say, progress)
         mine.append(record)
         if w.size == 1:
-            say(_score(mine, ds.n_classes, baseline).line(r, len(record["truth"])))
+            say(_score(mine, ds.n_classes, baseline, ensemble).line(r, len(record["truth"])))
     gathered = w.gather(mine)
     if not w.is_root:
         return None
     records = sorted((rec for part in gathered for rec in part), key=lambda rec: rec["r"])
-    scores = _score(records, ds.n_classes, baseline)
+    scores = _score(records, ds.n_classes, baseline, ensemble)
     if w.size > 1:
         for i, rec in enumerate(records):
             say(scores.line(i, len(rec["truth"])) + f" [rank {rec['r'] % w.size}]")
     protocol = "split" if options.split_dir is not None else "random"
     return EvaluationReport(list(ds.class_names), len(scores.network.errors), scores.network,
                             scores.baseline, [rec["history"] for rec in records], protocol,
-                            scores.combined)
+                            scores.combined, settings.ensemble, scores.single)
 
 
-def _score(records: list[dict], n_classes: int, baseline: bool) -> _Scores:
-    scores = _Scores.new(baseline)
+def _score(records: list[dict], n_classes: int, baseline: bool, ensemble: bool) -> _Scores:
+    scores = _Scores.new(baseline, ensemble)
     for rec in records:
-        for name in ("network", "baseline", "combined"):
+        for name in ("network", "single", "baseline", "combined"):
             method = getattr(scores, name)
             if method is not None:
                 method.add(rec["truth"], rec["convnet" if name == "network" else name], n_classes)

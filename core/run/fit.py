@@ -37,7 +37,12 @@ def predict_proba(network, x, batch_size: int = 64, world=None) -> np.ndarray:
     lengths: see :func:`~genrecnn.run.crops.predict_items`): averaged over crops
     covering the item when the network takes fewer frames than it has. With a
     ``world`` of several ranks (whose networks are equal) each rank predicts its share
-    of the items and every rank gets all of them."""
+    of the items and every rank gets all of them. An ensemble
+    (:class:`~genrecnn.run.ensemble.Ensemble`): the mean of its members' probabilities,
+    each averaged over crops first."""
+    members = getattr(network, "members", None)
+    if members is not None:
+        return np.mean([predict_proba(m, x, batch_size, world) for m in members], axis=0)
     if world is not None and world.size > 1:
         mine = predict_proba(network, x[world.share(len(x))], batch_size)
         return np.concatenate(world.all_gather(mine))
@@ -50,7 +55,11 @@ def evaluate(network, x, y: np.ndarray, batch_size: int = 64, world=None) -> Epo
     """Mean cross-entropy and accuracy of ``network`` on (x, y), without training."""
     if len(y) == 0:
         return EpochResult(float("nan"), float("nan"))
-    probs = predict_proba(network, x, batch_size, world)
+    return scores(predict_proba(network, x, batch_size, world), y)
+
+
+def scores(probs: np.ndarray, y: np.ndarray) -> EpochResult:
+    """Mean cross-entropy and accuracy of the class probabilities ``probs`` for labels ``y``."""
     p = np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)
     return EpochResult(float(-np.log(p).mean()), float((probs.argmax(axis=1) == y).mean()))
 

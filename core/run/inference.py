@@ -2,7 +2,8 @@
 network takes, average their probabilities, and show first-layer filter outputs.
 
 Features are computed with the parameters stored in the model and normalised
-with its stored statistics, so a clip is seen exactly as in training.
+with its stored statistics, so a clip is seen exactly as in training. A model
+file of an ensemble answers with the mean of its networks' probabilities.
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from genrecnn.music.features import (MIN_FRAMES, FeatureParams, fit_length, load
                                      native_rate)
 from genrecnn.music.input_kinds import INPUT_KINDS, check_input_kind
 from genrecnn.run.crops import covering_starts
+from genrecnn.run.ensemble import as_predictor
 from genrecnn.run.fit import predict_proba
-from genrecnn.run.model_io import is_int, load_model
+from genrecnn.run.model_io import is_int, load_members
 from genrecnn.run.npz_model import legacy_note
 from genrecnn.run.parts import normalizer_from_extra
 from genrecnn.run.settings import NORMS
@@ -30,13 +32,14 @@ from genrecnn.run.store_items import StoreClip, store_input_kind
 class InferenceModel:
     """A loaded model and what it needs to see a clip as in training."""
 
-    net: object
+    net: object                       # a Network, or an Ensemble of them
     params: FeatureParams
     normalizer: object                # BandNormalizer or None
     names: list[str]
     windowed: bool                    # trained on windows cut from the clips
     padded: bool                      # trained with --frames: short clips were padded
     input_kind: str | None = None     # audio, png or npy (None: an older model)
+    ensemble: int = 1                 # how many networks answer (their mean)
 
     @property
     def frames(self) -> int:
@@ -97,7 +100,8 @@ def load_inference_model(path: Path, backend_spec: str, echo=print) -> Inference
     if Path(path).suffix == ".onnx":
         raise ModelFileError(f"{path} is an ONNX export, which only predict runs; pass the "
                              f"genrecnn model file it was exported from (model.safetensors)")
-    net, meta, extra = load_model(path)
+    members = load_members(path)
+    net, meta, extra = members[0]
     if "class_names" not in meta or "feature_params" not in meta:
         raise ModelFileError(f"{path} lacks class names or feature parameters; use a model "
                              f"written by `genrecnn train`")
@@ -124,14 +128,29 @@ def load_inference_model(path: Path, backend_spec: str, echo=print) -> Inference
     if normalizer is not None and normalizer.n_bands != params.n_mels:
         raise ModelFileError(f"{path} holds normalisation statistics of {normalizer.n_bands} "
                              f"bands for {params.n_mels} mel bands; retrain it")
-    place_by_option(net, backend_spec, batch_size=8, echo=echo)
+    plan, _ = place_by_option(net, backend_spec, batch_size=8, echo=echo)
+    for other, _, _ in members[1:]:
+        other.place(plan)
     if legacy_note(path):
         echo(legacy_note(path))
+    _note_unfinished(path, meta, len(members), echo)
     run = meta.get("run") if isinstance(meta.get("run"), dict) else {}
-    return InferenceModel(net, params, normalizer, list(meta["class_names"]),
+    return InferenceModel(as_predictor([m[0] for m in members]), params, normalizer,
+                          list(meta["class_names"]),
                           windowed=meta.get("windows") is not None,
                           padded=run.get("frames") is not None,
-                          input_kind=meta.get("input_kind"))
+                          input_kind=meta.get("input_kind"), ensemble=len(members))
+
+
+def _note_unfinished(path, meta: dict, held: int, echo) -> None:
+    """A note where a model file holds fewer networks than its training was asked for (an
+    ensemble's run was stopped): its answer is the mean of those it holds."""
+    settings = meta.get("settings") if isinstance(meta.get("settings"), dict) else {}
+    asked = settings.get("ensemble", 1)
+    if is_int(asked) and asked > held:
+        echo(f"note: {path} holds {held} of the {asked} networks its training was asked for "
+             f"(it was stopped); it answers with those, and `genrecnn train --resume` trains "
+             f"the rest")
 
 
 def clip_windows(feat: np.ndarray, frames: int) -> np.ndarray:

@@ -9,6 +9,13 @@ Loading runs no code. Models of the first format, ``.npz`` archives, are still
 read (:mod:`genrecnn.run.npz_model`); `genrecnn convert` rewrites them. Writes
 are atomic.
 
+A file of an ensemble (format version 2) holds K networks of one architecture:
+member i's tensors are ``m<i>/param/...`` and ``m<i>/extra/...`` (its optimiser
+state), the shared ones (normalisation) stay ``extra/...``; the header says
+``ensemble: K`` and lists each member's seed and training state under
+``members``. A file of one network is written exactly as before ensembles
+(version 1), so older readers still read it, and refuse an ensemble's as newer.
+
 Reading trusts nothing: every header field is checked, sizes in the header
 are bounded by the arrays actually stored (so an edited header cannot make
 the reader allocate without end), and weights must be finite floating point.
@@ -16,6 +23,7 @@ the reader allocate without end), and weights must be finite floating point.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +34,13 @@ from genrecnn.engine.ops import DTYPES
 from genrecnn.errors import GenrecnnError, ModelFileError
 from genrecnn.fsutil import atomic_path, json_text, regular_file_problem
 from genrecnn.run import npz_model
+from genrecnn.run.settings import MAX_ENSEMBLE
 
 FORMAT = "genrecnn-model"
-VERSION = 1
+SINGLE_VERSION = 1                      # a file of one network
+ENSEMBLE_VERSION = 2                    # a file of an ensemble's networks
+VERSION = ENSEMBLE_VERSION              # the newest format this genrecnn reads
+MEMBER = re.compile(r"m(\d+)/")         # member i's arrays: keys "m<i>/..."
 MODEL_FILE = "model.safetensors"        # what `genrecnn train` writes into OUT
 LEGACY_MODEL_FILE = "model.npz"         # what it wrote before safetensors
 MAX_HEADER_BYTES = npz_model.MAX_HEADER_BYTES
@@ -46,16 +58,28 @@ def stored_model(out) -> Path:
 
 def model_header(network, meta: dict | None = None) -> dict:
     """The header fields of ``network``'s model file."""
-    return {"format": FORMAT, "version": VERSION, "layers": network.config(),
+    return {"format": FORMAT, "version": SINGLE_VERSION, "layers": network.config(),
             "input_shape": list(network.input_shape), "dtype": network.dtype,
             "n_classes": network.n_classes, "placement": network.backend_names,
             "seed": network.seed, "meta": meta or {}}
 
 
+def _tensor_name(kind: str, key: str, ensemble: bool) -> str:
+    """``param``, ``conv1/w`` -> ``param/conv1/w``; in an ensemble's file member i's
+    ``m<i>/conv1/w`` -> ``m<i>/param/conv1/w``."""
+    member = MEMBER.match(key) if ensemble else None
+    if member is None:
+        return f"{kind}/{key}"
+    return f"{member.group(0)}{kind}/{key[member.end():]}"
+
+
 def write_model_file(path, header: dict, params: dict, extra: dict) -> None:
-    """Write a header and its arrays as a safetensors model file, atomically."""
-    tensors = {f"param/{k}": np.ascontiguousarray(v) for k, v in params.items()}
-    tensors.update({f"extra/{k}": np.ascontiguousarray(v) for k, v in extra.items()})
+    """Write a header and its arrays as a safetensors model file, atomically (an
+    ensemble's arrays keyed ``m<i>/...`` per member)."""
+    ensemble = "ensemble" in header
+    tensors = {_tensor_name(kind, k, ensemble): np.ascontiguousarray(v)
+               for kind, arrays in (("param", params), ("extra", extra))
+               for k, v in arrays.items()}
     metadata = {key: json_text(value, indent=None) for key, value in header.items()}
     blob = safetensors.numpy.save(tensors, metadata=metadata)
     with atomic_path(path, suffix=".safetensors") as tmp:
@@ -119,9 +143,19 @@ def _read_safetensors(path: Path) -> tuple[dict, dict, dict]:
             raise _damaged(path, f"metadata {_show(key)} is not valid JSON") from None
     if header.get("format") != FORMAT:
         raise _not_genrecnn(path, f"format {_show(header.get('format'))}")
-    params = {k[len("param/"):]: v for k, v in tensors.items() if k.startswith("param/")}
-    extra = {k[len("extra/"):]: v for k, v in tensors.items() if k.startswith("extra/")}
-    return header, params, extra
+    return (header, *_arrays(tensors, "ensemble" in header))
+
+
+def _arrays(tensors: dict, ensemble: bool) -> tuple[dict, dict]:
+    """(params, extra) of a file's tensors; an ensemble's member tensors keyed ``m<i>/...``."""
+    out = {"param": {}, "extra": {}}
+    for name, value in tensors.items():
+        member = MEMBER.match(name) if ensemble else None
+        prefix = member.group(0) if member else ""
+        kind, _, key = name[len(prefix):].partition("/")
+        if kind in out:
+            out[kind][prefix + key] = value
+    return out["param"], out["extra"]
 
 
 def _parse_header(path: Path, raw: bytes) -> dict:
@@ -168,6 +202,7 @@ def check_header(path, header: dict, params: dict) -> None:
                              f"backend names")
     if not isinstance(header.get("meta", {}), dict):
         raise _damaged(path, f"'meta' is {_show(header.get('meta'))}, expected an object")
+    _check_members(path, header)
     # every size a layer allocates is a number in its config: bound them by what is stored
     cap = max([shape[1]] + [d for a in params.values() for d in np.shape(a)])
     for cfg in layers:
@@ -177,6 +212,42 @@ def check_header(path, header: dict, params: dict) -> None:
                     raise _damaged(path, f"layer {_show(cfg.get('name', cfg['type']))} has "
                                          f"{key}={_show(value)}, larger than any stored "
                                          f"weight array")
+
+
+def _check_members(path, header: dict) -> None:
+    """An ensemble's size and member list (a file of one network has neither)."""
+    if "ensemble" not in header:
+        return
+    size, members = header["ensemble"], header.get("members")
+    if not is_int(size) or not 1 <= size <= MAX_ENSEMBLE:
+        raise _damaged(path, f"'ensemble' is {_show(size)}, expected a whole number from 1 "
+                             f"to {MAX_ENSEMBLE}")
+    if (not isinstance(members, list) or len(members) != size
+            or not all(isinstance(m, dict) and is_int(m.get("seed"))
+                       and isinstance(m.get("meta", {}), dict) for m in members)):
+        raise _damaged(path, f"'members' is {_show(members)}, expected {size} object(s) with "
+                             f"a \"seed\"")
+
+
+def member_views(header: dict, params: dict, extra: dict) -> list[tuple[dict, dict, dict]]:
+    """(header, params, extra) of each network of a model file, each as a file of that
+    network alone would hold it: a member's header has its seed and its meta its
+    training state (over the file's), its extra the shared arrays and its own."""
+    if "ensemble" not in header:
+        return [(header, params, extra)]
+    common = {k: v for k, v in header.items() if k not in ("ensemble", "members")}
+    shared = {k: v for k, v in extra.items() if not MEMBER.match(k)}
+    views = []
+    for i, member in enumerate(header["members"]):
+        prefix = f"m{i}/"
+        meta = dict(header["meta"], **member.get("meta", {}))
+        if isinstance(meta.get("settings"), dict):
+            meta["settings"] = dict(meta["settings"], seed=member["seed"])
+        views.append((dict(common, seed=member["seed"], meta=meta),
+                      {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)},
+                      dict(shared, **{k[len(prefix):]: v for k, v in extra.items()
+                                      if k.startswith(prefix)})))
+    return views
 
 
 def _magnitudes(value) -> list:
@@ -232,12 +303,28 @@ def read_model_file(path) -> tuple[dict, dict[str, np.ndarray], dict[str, np.nda
     return header, params, extra
 
 
+def load_members(path, placement=None) -> list[tuple]:
+    """(network, meta, extra arrays) of each network a model file holds (one, or an
+    ensemble's; see :func:`member_views`), placed as ``placement`` says (unplaced when
+    None)."""
+    return [(_build(path, header, params, placement), header["meta"], extra)
+            for header, params, extra in member_views(*read_model_file(path))]
+
+
 def load_model(path, placement=None):
-    """(network, meta, extra arrays) from a model file; placed as ``placement`` says (unplaced
-    when None)."""
+    """(network, meta, extra arrays) from a model file of one network; placed as
+    ``placement`` says (unplaced when None)."""
+    members = load_members(path, placement)
+    if len(members) > 1:
+        raise ModelFileError(f"{path} holds an ensemble of {len(members)} networks, where one "
+                             f"network is needed; pass a model trained without --ensemble")
+    return members[0]
+
+
+def _build(path, header: dict, params: dict, placement):
+    """The network of a checked header, holding ``params``."""
     from genrecnn.engine.architectures import build_network
 
-    header, params, extra = read_model_file(path)
     try:
         net = build_network(header["layers"], tuple(header["input_shape"]), header["n_classes"],
                             dtype=header["dtype"], seed=int(header.get("seed", 0)))
@@ -248,14 +335,14 @@ def load_model(path, placement=None):
         raise _damaged(path, f"its layers cannot be built ({str(exc)[:80]})") from None
     if placement is not None:
         net.place(placement)
-    return net, header["meta"], extra
+    return net
 
 
 def convert_model(src, dst) -> Path:
     """Rewrite the old ``.npz`` model ``src`` as a safetensors model at ``dst``, after
     loading it as predict would (so a damaged file is refused, not copied)."""
     src, dst = Path(src), Path(dst)
-    load_model(src)
+    load_members(src)
     if not npz_model.is_npz(src):
         raise ModelFileError(f"{src} is already a safetensors model; nothing to convert")
     header, params, extra = read_model_file(src)

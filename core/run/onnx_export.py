@@ -10,6 +10,10 @@ weights are rounded to float32. The feature
 parameters, class names and what predict needs to cut a clip into windows ride
 in the model's ``metadata_props``. Built with ``onnx.helper`` and checked with
 ``onnx.checker``.
+
+An ensemble is one graph: the normalisation, then each member's nodes (named
+``m<i>/...``) side by side on it, and their softmax outputs' ``Mean``; its
+metadata says ``ensemble: K``.
 """
 from __future__ import annotations
 
@@ -42,17 +46,25 @@ class _Graph:
         self.onnx, self.helper = onnx, onnx.helper
         self.nodes, self.inits = [], []
         self.last = INPUT
+        self.prefix = ""            # an ensemble member's names: "m<i>/"
+
+    def name(self, name: str) -> str:
+        return self.prefix + name
 
     def const(self, name: str, value, dtype=None) -> str:
         array = np.asarray(value, dtype=dtype or np.float32)
-        self.inits.append(self.onnx.numpy_helper.from_array(array, name))
-        return name
+        self.inits.append(self.onnx.numpy_helper.from_array(array, self.name(name)))
+        return self.name(name)
+
+    def node(self, op: str, inputs: list[str], name: str, **attrs) -> str:
+        """A node reading ``inputs``, which becomes the last output."""
+        self.last = self.name(name)
+        self.nodes.append(self.helper.make_node(op, inputs, [self.last], name=self.last,
+                                                **attrs))
+        return self.last
 
     def add(self, op: str, inputs: list[str], name: str, **attrs) -> str:
-        self.nodes.append(self.helper.make_node(op, [self.last, *inputs], [name], name=name,
-                                                **attrs))
-        self.last = name
-        return name
+        return self.node(op, [self.last, *inputs], name, **attrs)
 
     def reshape(self, name: str, shape) -> str:
         return self.add("Reshape", [self.const(f"{name}_shape", shape, np.int64)], name)
@@ -91,9 +103,7 @@ def _global_pool(g, layer, p):
     for op in ("ReduceMean", "ReduceMax", "ReduceL2"):
         g.last = source
         parts.append(g.add(op, [], f"{layer.name}_{op[6:].lower()}", axes=[2], keepdims=0))
-    g.nodes.append(g.helper.make_node("Concat", parts, [layer.name], name=layer.name, axis=1))
-    g.last = layer.name
-    return layer.name
+    return g.node("Concat", parts, layer.name, axis=1)
 
 
 def _dense(g, layer, p):
@@ -133,11 +143,8 @@ def _layer_params(net, layer) -> dict:
     return {k[len(prefix):]: v for k, v in net.host_params().items() if k.startswith(prefix)}
 
 
-def build_graph(net, normalizer, metadata: dict):
-    """The ONNX ModelProto of ``net`` (its output the softmax), checked by onnx.checker."""
-    onnx = _onnx()
-    g = _Graph(onnx)
-    _normalise(g, normalizer)
+def _network_nodes(g: _Graph, net) -> str:
+    """``net``'s nodes, reading the last output; the name of its softmax output."""
     if len(net.layers[0].input_shape) == 3:          # 2-D maps of one channel
         g.reshape("maps", [0, 1, *net.input_shape])
     for layer in net.layers:
@@ -147,6 +154,26 @@ def build_graph(net, normalizer, metadata: dict):
         NODES[layer.type](g, layer, _layer_params(net, layer))
     if net.layers[-1].type != "softmax":
         g.add("Softmax", [], "softmax_out", axis=-1)
+    return g.last
+
+
+def build_graph(net, normalizer, metadata: dict):
+    """The ONNX ModelProto of ``net`` (its output the softmax; an
+    :class:`~genrecnn.run.ensemble.Ensemble`'s the mean of its members'), checked by
+    onnx.checker."""
+    onnx = _onnx()
+    g = _Graph(onnx)
+    _normalise(g, normalizer)
+    members = getattr(net, "members", [net])
+    if len(members) == 1:
+        _network_nodes(g, net)
+    else:
+        source, outputs = g.last, []
+        for i, member in enumerate(members):
+            g.last, g.prefix = source, f"m{i}/"
+            outputs.append(_network_nodes(g, member))
+        g.prefix = ""
+        g.node("Mean", outputs, "ensemble_mean")
     g.add("Identity", [], OUTPUT)
     graph = g.helper.make_graph(
         g.nodes, "genrecnn",
@@ -173,10 +200,13 @@ def export_onnx(model_path, out: Path, echo=print) -> Path:
                 "feature_params": m.params.as_dict(), "input_shape": list(m.net.input_shape),
                 "windowed": m.windowed, "padded": m.padded,
                 "normalised": m.normalizer is not None}
+    if m.ensemble > 1:
+        metadata["ensemble"] = m.ensemble
     model = build_graph(m.net, m.normalizer, metadata)
     with atomic_path(out, suffix=".onnx") as tmp:
         Path(tmp).write_bytes(model.SerializeToString())
+    members = f" (the mean of {m.ensemble} networks')" if m.ensemble > 1 else ""
     echo(f"wrote {out}: input {INPUT} [batch, {m.net.input_shape[0]}, "
-         f"{m.net.input_shape[1]}] log-mel features, output {OUTPUT} "
+         f"{m.net.input_shape[1]}] log-mel features, output {OUTPUT}{members} "
          f"[batch, {m.net.n_classes}] over {', '.join(m.names)}")
     return out

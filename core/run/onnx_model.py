@@ -102,9 +102,12 @@ def load_onnx_model(path: Path):
     if params.n_mels != shape[0]:
         raise _not_export(path, f"{params.n_mels} mel bands for input {shape}")
     _check_io(path, session, shape, len(names))
+    ensemble = meta.get("ensemble", 1)
+    if not (isinstance(ensemble, int) and not isinstance(ensemble, bool) and ensemble >= 1):
+        raise _not_export(path, f"ensemble {str(ensemble)[:20]}")
     net = OnnxNetwork(session, tuple(shape), len(names))
     return InferenceModel(net, params, None, names, windowed=meta.get("windowed") is True,
-                          padded=meta.get("padded") is True)
+                          padded=meta.get("padded") is True, ensemble=ensemble)
 
 
 def load_predictor(path: Path, backend_spec: str, echo=print):

@@ -42,6 +42,7 @@ class RunOptions:
     time_mask: int | None = None
     select: str | None = None
     seed: int | None = None
+    ensemble: int | None = None        # networks trained and averaged (None: 1)
 
     def __post_init__(self):
         for name in ("data", "split_dir"):
@@ -62,6 +63,7 @@ class RunOptions:
         return settings_from(self.as_dict())
 
 
-# the options a resumed run takes from its checkpoint
-RUN_KEYS = ("recipe", *SETTING_KEYS, "genres", "frames", "windows", "test_fraction",
-            "valid_fraction", "split_dir", "data", "vote")
+# the options a resumed run takes from its checkpoint (and saves as its run settings);
+# the ensemble's size is in the saved settings, and a resume may raise it
+RUN_KEYS = ("recipe", *(k for k in SETTING_KEYS if k != "ensemble"), "genres", "frames",
+            "windows", "test_fraction", "valid_fraction", "split_dir", "data", "vote")

@@ -38,9 +38,11 @@ def input_files(paths) -> list[Path]:
 
 
 def result(path, pred, model, top: int) -> dict:
-    """One file's JSON result; ``timeline`` holds each window's probabilities."""
+    """One file's JSON result; ``timeline`` holds each window's probabilities, ``ensemble``
+    how many networks' mean they are."""
     order = np.argsort(-pred.probs)[:top]
-    return {"file": str(path), "windows": pred.windows, "padded_frames": pred.padded_frames,
+    return {"file": str(path), "ensemble": model.ensemble, "windows": pred.windows,
+            "padded_frames": pred.padded_frames,
             "notes": pred.notes,
             "top": [{"genre": model.names[i], "probability": float(pred.probs[i])}
                     for i in order],

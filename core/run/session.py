@@ -36,11 +36,14 @@ class Resumed:
 
 @dataclass
 class Trained:
-    """What one run gives: the trained network, its history, the test part's probabilities."""
+    """What one run gives: the trained network, its history, the test part's probabilities
+    (an ensemble's: the first member's history, the members' mean probabilities, and each
+    member's own run in ``members``)."""
 
     network: object
     history: list[dict]
     test_probs: np.ndarray
+    members: list["Trained"] = field(default_factory=list)
 
 
 def place_for_parts(network, parts: Parts, settings: TrainSettings, options: RunOptions,
@@ -74,6 +77,8 @@ def train_once(network, parts: Parts, settings: TrainSettings, options: RunOptio
         if echo:
             echo(f"{checkpoint.path if checkpoint else 'the model'} has already trained "
                  f"{resumed.epoch} epoch(s); nothing more to do (raise --epochs to go on)")
+        if resumed.selection is not None and resumed.selection.params is not None:
+            network.load_host_params(resumed.selection.params)   # as fit ends: the chosen epoch
     else:
         if echo and resumed.epoch:
             echo(f"resuming at epoch {resumed.epoch + 1} of {settings.epochs}")

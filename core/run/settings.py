@@ -15,6 +15,7 @@ from genrecnn.errors import GenrecnnError
 
 NORMS = ("band", "none")
 SELECTIONS = ("last", "valid")
+MAX_ENSEMBLE = 64               # networks one model file may hold
 
 
 class TrainingError(GenrecnnError):
@@ -40,6 +41,7 @@ class TrainSettings:
     time_mask: int = 0               # widest masked frame span per example; 0: off
     select: str = "last"             # valid: keep the epoch with the best validation score
     seed: int = 0
+    ensemble: int = 1                # networks trained from seeds derived from ``seed``
     recipe: str = ""                 # the recipe these settings came from, if any
 
     def __post_init__(self):
@@ -57,9 +59,17 @@ class TrainSettings:
             raise TrainingError(f"crop must be at least 1 frame, got {self.crop}")
         if self.mixup < 0 or self.freq_mask < 0 or self.time_mask < 0 or self.weight_decay < 0:
             raise TrainingError("mixup, masks and weight decay cannot be negative")
+        if not 1 <= self.ensemble <= MAX_ENSEMBLE:
+            raise TrainingError(f"an ensemble has 1 to {MAX_ENSEMBLE} networks, got "
+                                f"{self.ensemble}")
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The settings by name; ``ensemble`` only where it is over 1, so that a single
+        network's settings (and its model file) read as they did before ensembles."""
+        values = asdict(self)
+        if self.ensemble == 1:
+            del values["ensemble"]
+        return values
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainSettings":
@@ -134,6 +144,8 @@ def describe_settings(s: TrainSettings) -> str:
         parts.append(f"mixup {s.mixup:g}")
     if s.select == "valid":
         parts.append("best validation epoch")
+    if s.ensemble > 1:
+        parts.append(f"an ensemble of {s.ensemble} networks")
     return ", ".join(parts)
 
 

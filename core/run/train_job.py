@@ -3,12 +3,13 @@ outputs (model.safetensors, metrics.json, learning curve and confusion matrix).
 
 ``--resume`` continues from OUT/model.safetensors (or an old run's model.npz) with
 the settings saved there and ends where an uninterrupted run would; a setting
-given explicitly that differs from the checkpoint's is refused.
+given explicitly that differs from the checkpoint's is refused, except --epochs
+and a larger --ensemble (the networks already there are kept, the others trained).
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,10 @@ from genrecnn.fsutil import (atomic_write_text, folder_lock, json_text, output_f
 from genrecnn.music.input_kinds import dataset_kind
 from genrecnn.music.loading import skipped_lines
 from genrecnn.music.splits import split_from_dir, stratified_split
-from genrecnn.run.checkpoint import Checkpoint, load_checkpoint
+from genrecnn.run.checkpoint import Checkpoint
 from genrecnn.run.data import load_run_data
+from genrecnn.run.ensemble import ensemble_metrics, ensemble_summary, train_members
+from genrecnn.run.ensemble_file import SavedMember, read_saved_members
 from genrecnn.run.input_checks import check_crop
 from genrecnn.run.model_io import MODEL_FILE, stored_model
 from genrecnn.run.npz_model import legacy_note
@@ -30,7 +33,7 @@ from genrecnn.run.options import RUN_KEYS, RunOptions
 from genrecnn.run.parts import make_parts, normalizer_arrays, normalizer_from_extra, split_digest
 from genrecnn.run.plots import confusion_matrix, learning_curves
 from genrecnn.run.scoring import VOTES, clip_decisions, confusion
-from genrecnn.run.session import Resumed, place_for_parts, train_once
+from genrecnn.run.session import Resumed, place_for_parts
 from genrecnn.run.settings import TrainSettings, new_network
 from genrecnn.world import world
 
@@ -44,13 +47,14 @@ OUTPUTS = (MODEL_FILE, "metrics.json", "learning_curve.png", "confusion_matrix.p
 
 @dataclass
 class Checkpointed:
-    """A resumed run's model file, read once: its network, metadata, normaliser, and
-    where training stopped."""
+    """A resumed run's model file, read once: its (first) network, metadata, normaliser,
+    where training stopped, and every network it holds (an ensemble's several)."""
 
     network: object
     meta: dict
     normalizer: object
     resumed: Resumed
+    members: list[SavedMember] = field(default_factory=list)
 
 
 def _same(a, b) -> bool:
@@ -80,6 +84,8 @@ def resume_values(options: RunOptions, explicit: set[str], meta: dict, path: Pat
         out[key] = saved[key]
     if "epochs" not in explicit:
         out["epochs"] = saved.get("epochs", options.epochs)
+    if "ensemble" not in explicit:                  # or more members (checked on reading)
+        out["ensemble"] = saved.get("ensemble", 1)
     return replace(options, **out)
 
 
@@ -104,10 +110,10 @@ def read_checkpoint(model_path: Path) -> Checkpointed:
     if not model_path.exists():
         raise ModelFileError(f"nothing to resume: {model_path} does not exist; train "
                              f"without --resume first (or pass the same --out)")
-    net, meta, extra, optimizer, selection = load_checkpoint(model_path)
+    meta, extra, members = read_saved_members(model_path)
     _check_run_meta(model_path, meta)
-    resumed = Resumed(optimizer, int(meta["epoch"]), list(meta.get("history", [])), selection)
-    return Checkpointed(net, meta, normalizer_from_extra(extra), resumed)
+    return Checkpointed(members[0].network, meta, normalizer_from_extra(extra),
+                        members[0].resumed, members)
 
 
 def _next_free(out: Path) -> Path:
@@ -127,7 +133,13 @@ def _resolve(options: RunOptions, explicit, model_path: Path | None
         options = resume_values(options, set(explicit), saved.meta, model_path)
     if options.split_dir is not None and options.data is None:
         raise DataError("--split needs a DATA folder whose clip ids it lists; pass DATA")
-    return options, options.settings(), saved
+    settings = options.settings()
+    if saved is not None and len(saved.members) > settings.ensemble:
+        raise GenrecnnError(f"--ensemble {settings.ensemble} is fewer than the "
+                            f"{len(saved.members)} networks {model_path} holds; resume with "
+                            f"--ensemble {len(saved.members)} or more, or train afresh without "
+                            f"--resume")
+    return options, settings, saved
 
 
 def run_train(options: RunOptions, out: Path, *, resume: bool = False, force: bool = False,
@@ -245,8 +257,8 @@ def _train(options: RunOptions, out: Path, explicit, resume: bool, echo, progres
     if ranks is not None:
         echo(f"data-parallel over {ranks.size} MPI ranks: each computes {1 / ranks.size:.0%} "
              f"of every batch of {settings.batch_size}, gradients summed every step")
-    trained = train_once(net, parts, settings, options, resumed=saved and saved.resumed,
-                         checkpoint=ck, echo=echo, progress=progress, world=ranks)
+    trained = train_members(net, parts, settings, options, saved=saved.members if saved else (),
+                            checkpoint=ck, echo=echo, progress=progress, world=ranks)
     metrics = final_metrics(ds, parts, settings, trained, options, time.perf_counter() - t_start)
     if not world().is_root:
         return metrics
@@ -278,14 +290,17 @@ def final_metrics(ds, parts, settings, trained, options: RunOptions, seconds) ->
         "windows": options.windows,
         "confusion": cm.tolist(), "history": history, "seconds": round(seconds, 2),
         "skipped": [{"path": p, "reason": r} for p, r in ds.skipped],
+        "ensemble": settings.ensemble,
+        **ensemble_metrics(trained, parts, ds.clip_labels(), options.vote),
     }
 
 
 def write_outputs(out: Path, metrics: dict, history, ds) -> None:
     atomic_write_text(out / "metrics.json", json_text(metrics))
     if history:
+        member = f", member 1 of {metrics['ensemble']}" if metrics["ensemble"] > 1 else ""
         learning_curves(history, out / "learning_curve.png",
-                        title=f"{metrics['settings']['arch']} on {metrics['data']}")
+                        title=f"{metrics['settings']['arch']} on {metrics['data']}{member}")
     confusion_matrix(np.array(metrics["confusion"]), ds.class_names, out / "confusion_matrix.png",
                      title=f"test clips (accuracy {metrics['test_clip_acc']:.1%})")
 
@@ -293,7 +308,8 @@ def write_outputs(out: Path, metrics: dict, history, ds) -> None:
 def summary_lines(m: dict, out: Path) -> list[str]:
     windows = (f" (by window: {m['test_acc']:.1%})"
                if m.get("windows") and m["test_acc"] is not None else "")
-    return [f"test accuracy {m['test_clip_acc']:.1%} on {m['test_clips']} clips{windows}",
+    return [f"test accuracy {m['test_clip_acc']:.1%} on {m['test_clips']} clips{windows}"
+            + ensemble_summary(m),
             f"wrote {out / MODEL_FILE}, {out / 'metrics.json'}, "
             f"{out / 'learning_curve.png'}, {out / 'confusion_matrix.png'} "
             f"({m['seconds']:.1f}s)"]
