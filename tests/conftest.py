@@ -26,7 +26,7 @@ def trained(npy_data, tmp_path_factory):
     """OUT folder of a 2-epoch run on ``npy_data`` (input 128 x 40, no windows). Shared by
     the session: tests copy what they change."""
     out = tmp_path_factory.mktemp("run") / "out"
-    assert main(["train", str(npy_data), "--epochs", "2", "--out", str(out),
+    assert main(["train", str(npy_data), "--recipe", "cnn2d", "--epochs", "2", "--out", str(out),
                  "--test-fraction", "0.34", "--json"]) == 0
     return out
 

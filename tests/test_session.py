@@ -77,7 +77,7 @@ def test_run_options_choose_the_recipe_by_data_and_hold_paths():
     assert RunOptions().settings().recipe == "small"                 # the synthetic default
     options = RunOptions(data="somewhere", split_dir="split", epochs=3)
     assert isinstance(options.data, Path) and isinstance(options.split_dir, Path)
-    assert options.settings().recipe == "cnn2d" and options.settings().epochs == 3
+    assert options.settings().recipe == "cnn2d-global" and options.settings().epochs == 3
     assert RunOptions(resident_mb=2).resident_budget == 2 << 20
 
 

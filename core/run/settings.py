@@ -110,7 +110,12 @@ RECIPES: dict[str, dict] = {
     "cnn2d": dict(arch="cnn2d", norm="band", optimizer="adamw", lr=3e-3, weight_decay=1e-2,
                   schedule="onecycle", epochs=80, batch_size=32, crop=256, select="valid"),
 }
-DEFAULT_RECIPE = "cnn2d"
+# The default: cnn2d's training with 32-64-128-256 channels pooled over all positions.
+# On whole 30-s clips by artists not seen in training (the dev split of
+# gtzan-mel30-dev, 3 seeds) it reached 62.6% against cnn2d's 56.8%, level with it on
+# random partitions (18.8% against 19.1% error at 10 genres); README, Accuracy.
+RECIPES["cnn2d-global"] = dict(RECIPES["cnn2d"], arch="cnn2d-global")
+DEFAULT_RECIPE = "cnn2d-global"
 # The built-in synthetic dataset is a quick demonstration: it trains with this recipe
 # unless one is named.
 SYNTHETIC_RECIPE = "small"
