@@ -37,7 +37,7 @@ def predict(model, files, top, timeline, csv_path, backend_spec, as_json):
     from genrecnn.music.features import FeatureCache
     from genrecnn.run.inference import check_stores, clip_probabilities
     from genrecnn.run.onnx_model import load_predictor
-    from genrecnn.run.predict_report import input_files, result, write_csv
+    from genrecnn.run.predict_report import combined_notes, input_files, result, write_csv
     from genrecnn.run.timeline import plot_timeline
 
     paths = input_files(files)
@@ -46,6 +46,8 @@ def predict(model, files, top, timeline, csv_path, backend_spec, as_json):
                             f"pass one FILE")
     m = load_predictor(model, backend_spec, echo=lambda s: click.echo(s, err=True))
     check_stores(m, paths)
+    for line in combined_notes(m, per_window=timeline is not None or as_json):
+        click.echo(line, err=as_json or line.startswith("note:"))
     cache = FeatureCache()
     results, failed = [], []
     for path in paths:

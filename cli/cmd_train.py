@@ -28,6 +28,10 @@ from genrecnn.fsutil import json_text
 @click.option("--valid-fraction", type=FRACTION0, default=0.0, show_default=True)
 @click.option("--split", "split_dir", type=click.Path(path_type=Path),
               help="Folder with train.txt/valid.txt/test.txt clip ids (overrides fractions).")
+@click.option("--with-baseline", is_flag=True,
+              help="Also fit the baseline (MFCC and spectral statistics, logistic regression) "
+                   "on the training items and keep it in the model, which then answers with "
+                   "the mean of both models' class probabilities.")
 @click.option("--dry-run", is_flag=True, help="Print the placement plan and exit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @json_option

@@ -3,7 +3,9 @@ network takes, average their probabilities, and show first-layer filter outputs.
 
 Features are computed with the parameters stored in the model and normalised
 with its stored statistics, so a clip is seen exactly as in training. A model
-file of an ensemble answers with the mean of its networks' probabilities.
+file of an ensemble answers with the mean of its networks' probabilities; one
+trained ``--with-baseline`` with the mean of the network's answer and its
+baseline's on the clip's items (:mod:`genrecnn.run.combined`).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from genrecnn.errors import DataError, GenrecnnError, ModelFileError
 from genrecnn.music.features import (MIN_FRAMES, FeatureParams, fit_length, load_features,
                                      native_rate)
 from genrecnn.music.input_kinds import INPUT_KINDS, check_input_kind
+from genrecnn.run.combined import combine, read_baseline
 from genrecnn.run.crops import covering_starts
 from genrecnn.run.ensemble import as_predictor
 from genrecnn.run.fit import predict_proba
@@ -40,6 +43,7 @@ class InferenceModel:
     padded: bool                      # trained with --frames: short clips were padded
     input_kind: str | None = None     # audio, png or npy (None: an older model)
     ensemble: int = 1                 # how many networks answer (their mean)
+    baseline: object = None           # a LinearBaseline answering with the network, or None
 
     @property
     def frames(self) -> int:
@@ -76,6 +80,8 @@ class Prediction:
     window_probs: np.ndarray | None = None    # [windows, classes], along the song
     window_starts: list[int] = field(default_factory=list)    # each window's first frame
     features: np.ndarray | None = None        # the clip's log-mel features [mels, frames]
+    network_probs: np.ndarray | None = None   # with a baseline: the network's answer
+    baseline_probs: np.ndarray | None = None  # and the baseline's (``probs``: their mean)
 
 
 def _meta_problem(meta: dict, n_classes: int) -> str | None:
@@ -128,6 +134,7 @@ def load_inference_model(path: Path, backend_spec: str, echo=print) -> Inference
     if normalizer is not None and normalizer.n_bands != params.n_mels:
         raise ModelFileError(f"{path} holds normalisation statistics of {normalizer.n_bands} "
                              f"bands for {params.n_mels} mel bands; retrain it")
+    baseline = read_baseline(path, meta, extra, params.n_mels, net.n_classes)
     plan, _ = place_by_option(net, backend_spec, batch_size=8, echo=echo)
     for other, _, _ in members[1:]:
         other.place(plan)
@@ -139,7 +146,8 @@ def load_inference_model(path: Path, backend_spec: str, echo=print) -> Inference
                           list(meta["class_names"]),
                           windowed=meta.get("windows") is not None,
                           padded=run.get("frames") is not None,
-                          input_kind=meta.get("input_kind"), ensemble=len(members))
+                          input_kind=meta.get("input_kind"), ensemble=len(members),
+                          baseline=baseline)
 
 
 def _note_unfinished(path, meta: dict, held: int, echo) -> None:
@@ -229,6 +237,9 @@ def features_probabilities(model: InferenceModel, feat: np.ndarray, path) -> Pre
     pred = Prediction(per_window.mean(axis=0), len(x), padded_frames=max(model.frames - n, 0),
                       window_probs=per_window, window_starts=covering_starts(n, model.frames),
                       features=feat)
+    if model.baseline is not None:
+        frames = model.baseline.frames
+        combine(pred, model.baseline, feat[None] if frames is None else clip_windows(feat, frames))
     if pred.padded_frames:
         pred.notes.append(f"the {model.seconds(n)} clip was padded with "
                           f"{model.seconds(pred.padded_frames)} of silence to the model's "

@@ -16,6 +16,13 @@ state), the shared ones (normalisation) stay ``extra/...``; the header says
 ``members``. A file of one network is written exactly as before ensembles
 (version 1), so older readers still read it, and refuse an ensemble's as newer.
 
+A model trained ``--with-baseline`` also holds the fitted baseline (see
+:mod:`genrecnn.run.combined`): tensors ``baseline/<key>`` (the scaler's and the
+regression's arrays) and ``meta.baseline`` in the header. The format version
+stays as it was: a reader that knows no baseline skips tensors of kinds it does
+not know and header fields it does not read, so it answers with the network
+alone, which the file holds complete.
+
 Reading trusts nothing: every header field is checked, sizes in the header
 are bounded by the arrays actually stored (so an edited header cannot make
 the reader allocate without end), and weights must be finite floating point.
@@ -41,6 +48,7 @@ SINGLE_VERSION = 1                      # a file of one network
 ENSEMBLE_VERSION = 2                    # a file of an ensemble's networks
 VERSION = ENSEMBLE_VERSION              # the newest format this genrecnn reads
 MEMBER = re.compile(r"m(\d+)/")         # member i's arrays: keys "m<i>/..."
+BASELINE = "baseline/"                  # the baseline's extra arrays, tensors of that name
 MODEL_FILE = "model.safetensors"        # what `genrecnn train` writes into OUT
 LEGACY_MODEL_FILE = "model.npz"         # what it wrote before safetensors
 MAX_HEADER_BYTES = npz_model.MAX_HEADER_BYTES
@@ -66,7 +74,10 @@ def model_header(network, meta: dict | None = None) -> dict:
 
 def _tensor_name(kind: str, key: str, ensemble: bool) -> str:
     """``param``, ``conv1/w`` -> ``param/conv1/w``; in an ensemble's file member i's
-    ``m<i>/conv1/w`` -> ``m<i>/param/conv1/w``."""
+    ``m<i>/conv1/w`` -> ``m<i>/param/conv1/w``; the baseline's extra ``baseline/mean`` stays
+    ``baseline/mean``."""
+    if kind == "extra" and key.startswith(BASELINE):
+        return key
     member = MEMBER.match(key) if ensemble else None
     if member is None:
         return f"{kind}/{key}"
@@ -147,7 +158,8 @@ def _read_safetensors(path: Path) -> tuple[dict, dict, dict]:
 
 
 def _arrays(tensors: dict, ensemble: bool) -> tuple[dict, dict]:
-    """(params, extra) of a file's tensors; an ensemble's member tensors keyed ``m<i>/...``."""
+    """(params, extra) of a file's tensors; an ensemble's member tensors keyed ``m<i>/...``,
+    the baseline's ``baseline/...`` among the extra arrays."""
     out = {"param": {}, "extra": {}}
     for name, value in tensors.items():
         member = MEMBER.match(name) if ensemble else None
@@ -155,6 +167,8 @@ def _arrays(tensors: dict, ensemble: bool) -> tuple[dict, dict]:
         kind, _, key = name[len(prefix):].partition("/")
         if kind in out:
             out[kind][prefix + key] = value
+        elif name.startswith(BASELINE):
+            out["extra"][name] = value
     return out["param"], out["extra"]
 
 

@@ -14,6 +14,9 @@ in the model's ``metadata_props``. Built with ``onnx.helper`` and checked with
 An ensemble is one graph: the normalisation, then each member's nodes (named
 ``m<i>/...``) side by side on it, and their softmax outputs' ``Mean``; its
 metadata says ``ensemble: K``.
+
+A model trained ``--with-baseline`` is exported as its network alone, with a note:
+the baseline's MFCCs are no ONNX operators, and the network is a complete model.
 """
 from __future__ import annotations
 
@@ -205,6 +208,10 @@ def export_onnx(model_path, out: Path, echo=print) -> Path:
     model = build_graph(m.net, m.normalizer, metadata)
     with atomic_path(out, suffix=".onnx") as tmp:
         Path(tmp).write_bytes(model.SerializeToString())
+    if m.baseline is not None:
+        echo(f"note: the baseline of {model_path} (--with-baseline) is not in the ONNX graph: "
+             f"{out} answers with the network alone; predict with {model_path} for the "
+             f"combined answer")
     members = f" (the mean of {m.ensemble} networks')" if m.ensemble > 1 else ""
     echo(f"wrote {out}: input {INPUT} [batch, {m.net.input_shape[0]}, "
          f"{m.net.input_shape[1]}] log-mel features, output {OUTPUT}{members} "

@@ -43,6 +43,7 @@ class RunOptions:
     select: str | None = None
     seed: int | None = None
     ensemble: int | None = None        # networks trained and averaged (None: 1)
+    with_baseline: bool | None = None  # fit the baseline too and answer with both (None: no)
 
     def __post_init__(self):
         for name in ("data", "split_dir"):
@@ -64,6 +65,8 @@ class RunOptions:
 
 
 # the options a resumed run takes from its checkpoint (and saves as its run settings);
-# the ensemble's size is in the saved settings, and a resume may raise it
-RUN_KEYS = ("recipe", *(k for k in SETTING_KEYS if k != "ensemble"), "genres", "frames",
-            "windows", "test_fraction", "valid_fraction", "split_dir", "data", "vote")
+# the ensemble's size and the baseline are in the saved settings, and a resume may raise
+# the one and add the other
+RUN_KEYS = ("recipe", *(k for k in SETTING_KEYS if k not in ("ensemble", "with_baseline")),
+            "genres", "frames", "windows", "test_fraction", "valid_fraction", "split_dir",
+            "data", "vote")

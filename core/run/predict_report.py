@@ -39,15 +39,40 @@ def input_files(paths) -> list[Path]:
 
 def result(path, pred, model, top: int) -> dict:
     """One file's JSON result; ``timeline`` holds each window's probabilities, ``ensemble``
-    how many networks' mean they are."""
+    how many networks' mean they are; ``combined_with_baseline``: the answer is the mean
+    of the network's and the baseline's (then both are given too; the timeline is the
+    network's)."""
     order = np.argsort(-pred.probs)[:top]
-    return {"file": str(path), "ensemble": model.ensemble, "windows": pred.windows,
-            "padded_frames": pred.padded_frames,
-            "notes": pred.notes,
-            "top": [{"genre": model.names[i], "probability": float(pred.probs[i])}
-                    for i in order],
-            "probabilities": {n: float(p) for n, p in zip(model.names, pred.probs)},
-            "timeline": window_rows(pred, model)}
+    out = {"file": str(path), "ensemble": model.ensemble,
+           "combined_with_baseline": pred.baseline_probs is not None, "windows": pred.windows,
+           "padded_frames": pred.padded_frames,
+           "notes": pred.notes,
+           "top": [{"genre": model.names[i], "probability": float(pred.probs[i])}
+                   for i in order],
+           "probabilities": _by_name(model.names, pred.probs),
+           "timeline": window_rows(pred, model)}
+    if pred.baseline_probs is not None:
+        out.update(network_probabilities=_by_name(model.names, pred.network_probs),
+                   baseline_probabilities=_by_name(model.names, pred.baseline_probs))
+    return out
+
+
+def _by_name(names: list[str], probs) -> dict:
+    return {n: float(p) for n, p in zip(names, probs)}
+
+
+def combined_notes(model, per_window: bool) -> list[str]:
+    """What predict says once of a model trained --with-baseline (nothing of another):
+    how it answers, and (``per_window``: --timeline or --json asked) that the windows are
+    the network's alone."""
+    if model.baseline is None:
+        return []
+    notes = ["combined with the baseline: each answer is the mean of the network's and the "
+             "baseline's class probabilities (the model was trained with --with-baseline)"]
+    if per_window:
+        notes.append("note: the window-by-window probabilities (--timeline, --json's "
+                     "\"timeline\") are the network's alone; the baseline judges whole clips")
+    return notes
 
 
 def csv_text(results: list[dict], names: list[str]) -> str:

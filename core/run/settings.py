@@ -42,6 +42,7 @@ class TrainSettings:
     select: str = "last"             # valid: keep the epoch with the best validation score
     seed: int = 0
     ensemble: int = 1                # networks trained from seeds derived from ``seed``
+    with_baseline: bool = False      # the baseline fitted too, the answer the two models' mean
     recipe: str = ""                 # the recipe these settings came from, if any
 
     def __post_init__(self):
@@ -64,11 +65,14 @@ class TrainSettings:
                                 f"{self.ensemble}")
 
     def as_dict(self) -> dict:
-        """The settings by name; ``ensemble`` only where it is over 1, so that a single
-        network's settings (and its model file) read as they did before ensembles."""
+        """The settings by name; ``ensemble`` only where it is over 1 and ``with_baseline``
+        only where it is on, so that a single network's settings (and its model file) read
+        as they did before ensembles and baselines."""
         values = asdict(self)
         if self.ensemble == 1:
             del values["ensemble"]
+        if not self.with_baseline:
+            del values["with_baseline"]
         return values
 
     @classmethod

@@ -29,10 +29,11 @@ def plot_timeline(pred, model, path: Path, title: str = "") -> None:
     centres = [(s + min(model.frames, feat.shape[1]) / 2) * seconds for s in pred.window_starts]
     fig, (ax_p, ax_s) = plt.subplots(2, 1, figsize=(11, 6), sharex=True,
                                      gridspec_kw={"height_ratios": [1, 1.2]})
-    order = np.argsort(-pred.probs)
+    song = pred.probs if pred.network_probs is None else pred.network_probs   # the windows'
+    order = np.argsort(-song)
     for i in order:
         ax_p.plot(centres, pred.window_probs[:, i], "-o", markersize=3,
-                  label=f"{model.names[i]} ({pred.probs[i]:.2f})")
+                  label=f"{model.names[i]} ({song[i]:.2f})")
     ax_p.set_ylim(0, 1)
     ax_p.set_ylabel("probability")
     ax_p.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8,

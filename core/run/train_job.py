@@ -3,8 +3,9 @@ outputs (model.safetensors, metrics.json, learning curve and confusion matrix).
 
 ``--resume`` continues from OUT/model.safetensors (or an old run's model.npz) with
 the settings saved there and ends where an uninterrupted run would; a setting
-given explicitly that differs from the checkpoint's is refused, except --epochs
-and a larger --ensemble (the networks already there are kept, the others trained).
+given explicitly that differs from the checkpoint's is refused, except --epochs,
+a larger --ensemble (the networks already there are kept, the others trained) and
+--with-baseline (a baseline the checkpoint keeps is kept, else fitted).
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from genrecnn.music.input_kinds import dataset_kind
 from genrecnn.music.loading import skipped_lines
 from genrecnn.music.splits import split_from_dir, stratified_split
 from genrecnn.run.checkpoint import Checkpoint
+from genrecnn.run.combined import (baseline_metrics, baseline_record, baseline_summary,
+                                   fit_run_baseline, read_baseline)
 from genrecnn.run.data import load_run_data
 from genrecnn.run.ensemble import ensemble_metrics, ensemble_summary, train_members
 from genrecnn.run.ensemble_file import SavedMember, read_saved_members
@@ -55,6 +58,7 @@ class Checkpointed:
     normalizer: object
     resumed: Resumed
     members: list[SavedMember] = field(default_factory=list)
+    baseline: object = None         # the LinearBaseline it keeps, or None
 
 
 def _same(a, b) -> bool:
@@ -86,6 +90,8 @@ def resume_values(options: RunOptions, explicit: set[str], meta: dict, path: Pat
         out["epochs"] = saved.get("epochs", options.epochs)
     if "ensemble" not in explicit:                  # or more members (checked on reading)
         out["ensemble"] = saved.get("ensemble", 1)
+    if "with_baseline" not in explicit:             # or a baseline added
+        out["with_baseline"] = saved.get("with_baseline", False)
     return replace(options, **out)
 
 
@@ -112,8 +118,9 @@ def read_checkpoint(model_path: Path) -> Checkpointed:
                              f"without --resume first (or pass the same --out)")
     meta, extra, members = read_saved_members(model_path)
     _check_run_meta(model_path, meta)
-    return Checkpointed(members[0].network, meta, normalizer_from_extra(extra),
-                        members[0].resumed, members)
+    net = members[0].network
+    return Checkpointed(net, meta, normalizer_from_extra(extra), members[0].resumed, members,
+                        read_baseline(model_path, meta, extra, net.input_shape[0], net.n_classes))
 
 
 def _next_free(out: Path) -> Path:
@@ -253,6 +260,7 @@ def _train(options: RunOptions, out: Path, explicit, resume: bool, echo, progres
          f"test {len(idx[2])} {unit}; input {n_mels}x{frames}")
     echo(f"placement: {format_plan(net.layers, net.backend_names)}")
     ck = _checkpoint(out / MODEL_FILE, ds, options, settings, parts, digest, plan_report)
+    baseline = _baseline(ck, saved, ds, idx[0], settings, echo)
     ranks = world() if world().size > 1 else None
     if ranks is not None:
         echo(f"data-parallel over {ranks.size} MPI ranks: each computes {1 / ranks.size:.0%} "
@@ -260,12 +268,29 @@ def _train(options: RunOptions, out: Path, explicit, resume: bool, echo, progres
     trained = train_members(net, parts, settings, options, saved=saved.members if saved else (),
                             checkpoint=ck, echo=echo, progress=progress, world=ranks)
     metrics = final_metrics(ds, parts, settings, trained, options, time.perf_counter() - t_start)
+    metrics.update(baseline_metrics(baseline, ds, idx[2], trained.test_probs, parts, options.vote))
     if not world().is_root:
         return metrics
     write_outputs(out, metrics, trained.history, ds)
     for line in skipped_lines(ds.skipped) + summary_lines(metrics, out):   # "wrote ..." last
         echo(line)
     return metrics
+
+
+def _baseline(ck: Checkpoint, saved: Checkpointed | None, ds, rows, settings, echo):
+    """With --with-baseline, the baseline (a resumed run's as its checkpoint keeps it, else
+    fitted on the training items ``rows``), put in every model file ``ck`` writes; else
+    None."""
+    if not settings.with_baseline:
+        return None
+    baseline = saved.baseline if saved is not None else None
+    if baseline is None:
+        baseline = fit_run_baseline(ds, rows, settings.seed)
+        echo(f"baseline: MFCC and spectral statistics, logistic regression, fitted on the "
+             f"{len(rows)} training items; the model answers with its and the network's mean")
+    ck.meta["baseline"], arrays = baseline_record(baseline)
+    ck.extra_arrays.update(arrays)
+    return baseline
 
 
 def _describe(ds, data) -> str:
@@ -309,7 +334,7 @@ def summary_lines(m: dict, out: Path) -> list[str]:
     windows = (f" (by window: {m['test_acc']:.1%})"
                if m.get("windows") and m["test_acc"] is not None else "")
     return [f"test accuracy {m['test_clip_acc']:.1%} on {m['test_clips']} clips{windows}"
-            + ensemble_summary(m),
+            + ensemble_summary(m) + baseline_summary(m),
             f"wrote {out / MODEL_FILE}, {out / 'metrics.json'}, "
             f"{out / 'learning_curve.png'}, {out / 'confusion_matrix.png'} "
             f"({m['seconds']:.1f}s)"]
