@@ -123,7 +123,7 @@ def test_a_failure_ends_every_rank_with_one_line(tmp_path, small_store):
     out.mkdir()
     (out / "model.npz").write_bytes(b"not a model")
     done = _run(["-m", "genrecnn", "train", str(small_store), "--arch", "small", "--epochs",
-                 "1", "--out", str(out)], ranks=2, timeout=60)
+                 "1", "--out", str(out)], ranks=2)
     assert done.returncode != 0
     errors = [line for line in done.stderr.splitlines() if line.startswith("error")]
     assert errors == [f"error: {out} already holds a trained model (model.npz); pass --resume "
