@@ -1,7 +1,7 @@
 """NumPy implementation of the op contract (see :mod:`genrecnn.engine.ops`).
 
 Each op group is in the module of the contract's name (:mod:`.sequence`, :mod:`.maps`,
-:mod:`.updates`, :mod:`.training`, :mod:`.staging`); this class holds the transfers.
+:mod:`.updates`, :mod:`.training`, :mod:`.staging`, :mod:`.fused`); this class holds the transfers.
 Every op is vectorised, and the large ones run on all cores (:mod:`.parallel`); the
 only Python loops run over blocks, chunks of examples, and the taps of a kernel or a
 pooling window.
@@ -13,6 +13,7 @@ import numpy as np
 from genrecnn.engine.ops import Backend
 
 from .collective import NumpyCollectiveOps
+from .fused import NumpyFusedOps
 from .maps import NumpyMapOps
 from .parallel import copy
 from .sequence import NumpySequenceOps
@@ -22,7 +23,7 @@ from .updates import NumpyUpdateOps
 
 
 class NumpyBackend(NumpySequenceOps, NumpyMapOps, NumpyUpdateOps, NumpyTrainingOps, NumpyStaging,
-                   NumpyCollectiveOps, Backend):
+                   NumpyCollectiveOps, NumpyFusedOps, Backend):
     name = "numpy"
     device = "cpu"
 

@@ -159,6 +159,34 @@ def _col(v, dtype):
     return np.asarray(v, dtype=dtype)[None, :, None]
 
 
+def statistics(x3, eps, xc=None):
+    """(mean, invstd) float64 [C] of x[N, C, S], batchnorm_train's: the mean, then the
+    centred squares summed a batch slice at a time (kept in ``xc`` when given)."""
+    m = x3.shape[0] * x3.shape[2]
+    mean = _channel_sum(x3) / m
+    sq = np.zeros((x3.shape[0], x3.shape[1]))
+
+    def centre(s):
+        d = np.subtract(x3[s], _col(mean, x3.dtype), out=None if xc is None else xc[s])
+        sq[s] = np.einsum("ncs,ncs->nc", d, d)
+    over_batch(centre, x3.shape[0], x3.size)
+    return mean, 1.0 / np.sqrt(sq.sum(axis=0) / m + eps)
+
+
+def scatter_add(dx3, argmax3, dy3):
+    """dx3[n, c, argmax3[n, c, q]] += dy3[n, c, q], [N, C, S] arrays: an unbuffered
+    scatter-add (windows that share a maximum sum their gradients) by flat index into
+    each batch slice, in int32 arithmetic where it fits."""
+    n, c, plane = dx3.shape
+
+    def scatter(s):
+        m = s.stop - s.start
+        kind = np.int32 if m * c * plane < 2 ** 31 else np.int64
+        at = argmax3[s] + np.arange(0, m * c * plane, plane, dtype=kind).reshape(m, c, 1)
+        np.add.at(dx3[s].reshape(-1), at.ravel(), dy3[s].ravel())
+    over_batch(scatter, n, dx3.size)
+
+
 # -- the mixin ------------------------------------------------------------------------------
 
 class NumpyMapOps:
@@ -200,35 +228,17 @@ class NumpyMapOps:
         return y, arg
 
     def maxpool2d_backward(self, dy, argmax, height, width):
-        # an unbuffered scatter-add (windows that share a maximum sum their gradients)
-        # by flat index into each batch slice, in int32 arithmetic where it fits
         n, c = dy.shape[:2]
-        plane = height * width
-        flat, dy3 = argmax.reshape(n, c, -1), dy.reshape(n, c, -1)
-        dx = np.zeros((n, c, plane), dtype=dy.dtype)
-
-        def scatter(s):
-            m = s.stop - s.start
-            kind = np.int32 if m * c * plane < 2 ** 31 else np.int64
-            at = flat[s] + np.arange(0, m * c * plane, plane, dtype=kind).reshape(m, c, 1)
-            np.add.at(dx[s].reshape(-1), at.ravel(), dy3[s].ravel())
-        over_batch(scatter, n, dx.size)
+        dx = np.zeros((n, c, height * width), dtype=dy.dtype)
+        scatter_add(dx, argmax.reshape(n, c, -1), dy.reshape(n, c, -1))
         return dx.reshape(n, c, height, width)
 
     # -- batch normalisation ----------------------------------------------------------------
 
     def batchnorm_train(self, x, gamma, beta, eps):
         x3 = _per_channel(x)
-        m = x3.shape[0] * x3.shape[2]
-        mean = _channel_sum(x3) / m
         xc = np.empty_like(x3)
-        sq = np.zeros((x3.shape[0], x3.shape[1]))
-
-        def centre(s):
-            np.subtract(x3[s], _col(mean, x.dtype), out=xc[s])
-            sq[s] = np.einsum("ncs,ncs->nc", xc[s], xc[s])
-        over_batch(centre, x3.shape[0], x3.size)
-        invstd = 1.0 / np.sqrt(sq.sum(axis=0) / m + eps)
+        mean, invstd = statistics(x3, eps, xc)
         scale, shift = _col(invstd * gamma, x.dtype), _col(beta, x.dtype)
 
         def normalise(s):

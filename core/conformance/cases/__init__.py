@@ -14,7 +14,7 @@ which is itself proven by finite differences in genrecnn's tests.
 from __future__ import annotations
 
 from genrecnn.conformance.cases import (activation, batch, batchnorm, collective, conv1d, conv2d, dense,
-                                        dropout, global_pool, graph, maxpool1d, maxpool2d,
+                                        dropout, fused, global_pool, graph, maxpool1d, maxpool2d,
                                         softmax, staging, train_loss, transfer, update_many,
                                         updates)
 from genrecnn.conformance.cases.common import INDEX, Case
@@ -29,7 +29,8 @@ BUILDERS = {"transfer": transfer.transfer_cases, "conv1d": conv1d.conv1d_cases,
             "dropout": dropout.dropout_cases, "batch": batch.batch_cases,
             "train_loss": train_loss.train_loss_cases,
             "update_many": update_many.update_many_cases, "graph": graph.graph_cases,
-            "staging": staging.staging_cases, "collective": collective.collective_cases}
+            "staging": staging.staging_cases, "collective": collective.collective_cases,
+            "fused": fused.fused_cases}
 assert set(BUILDERS) == {g.name for g in OP_GROUPS}, "every op group needs conformance cases"
 
 __all__ = ["BUILDERS", "INDEX", "Case", "cases_for"]

@@ -20,6 +20,7 @@ batch, train_loss                        :mod:`.training`  ``training.py``
 graph                                    :mod:`.graphs`    ``graphs.py``
 staging                                  :mod:`.staging`   ``staging.py``
 collective                               :mod:`.collective` ``collective.py``
+fused                                    :mod:`.fused`     ``fused.py``
 =======================================  ================  ==========================
 
 A backend's other modules are helpers of those (the CUDA backends' ``kernels.py`` and
@@ -60,6 +61,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genrecnn.engine.ops.collective import CollectiveOps
+from genrecnn.engine.ops.fused import FusedOps
 from genrecnn.engine.ops.graphs import GraphOps
 from genrecnn.engine.ops.maps import MapOps, conv2d_out, lowbias32, pool2d_out
 from genrecnn.engine.ops.sequence import SequenceOps
@@ -120,6 +122,9 @@ OP_GROUPS: tuple[OpGroup, ...] = (
             "batches uploaded from pinned host memory on a side stream, overlapping compute"),
     OpGroup("collective", ("sum_across",),
             "gradients summed over the ranks of a data-parallel run, one fused buffer"),
+    OpGroup("fused", ("norm_relu_maxpool2d_train", "norm_relu_maxpool2d_infer",
+                      "norm_relu_maxpool2d_backward"),
+            "batch norm, ReLU and 2-D max pooling of a CNN block as one op"),
 )
 
 OP_NAMES: frozenset[str] = frozenset(g.name for g in OP_GROUPS)
@@ -140,7 +145,7 @@ def maxpool1d_out_width(width: int, size: int, stride: int) -> int:
 
 
 class Backend(SequenceOps, MapOps, UpdateOps, TrainingOps, GraphOps, StagingOps,
-              CollectiveOps):
+              CollectiveOps, FusedOps):
     """Base class of every backend: declare who you are, implement the ops.
 
     Class attributes a backend sets:
