@@ -15,6 +15,7 @@ from collections import Counter
 import numpy as np
 
 from genrecnn.errors import DataError, PlacementError, ShapeError
+from genrecnn.engine.blocks import units
 from genrecnn.engine.capability import missing
 from genrecnn.engine.layers import Layer, Softmax, layer_seed
 from genrecnn.engine.ops import DTYPES
@@ -24,6 +25,10 @@ from genrecnn.engine.registry import Registry, registry as default_registry
 
 class Network:
     """Layers with inferred shapes, placement, forward, loss and backward."""
+
+    # Run batchnorm -> relu -> pool2d as one fused op where their backend can
+    # (:mod:`genrecnn.engine.blocks`); False runs every layer alone (tests compare the two).
+    fuse = True
 
     def __init__(self, layers: list[Layer], input_shape: tuple[int, int],
                  dtype: str = "float32", seed: int = 0):
@@ -50,6 +55,7 @@ class Network:
         self.backends: list = []
         self.transfers: Counter = Counter()   # (from, to) -> number of array moves
         self._registry: Registry | None = None
+        self._plan: tuple | None = None      # (placement and fuse, the units they give)
 
     def _name_layers(self) -> None:
         counts: Counter = Counter()
@@ -146,11 +152,19 @@ class Network:
         """Every layer but the softmax from ``h`` on the first backend (already shaped
         for the first layer); return (logits, their backend)."""
         be = self.backends[0]
-        for layer, lbe in zip(self.layers[:-1], self.backends[:-1]):
-            h = self._move(h, be, lbe)
-            be = lbe
-            h = layer.forward(be, h, train)
+        for unit, ube in self._units():
+            h = self._move(h, be, ube)
+            be = ube
+            h = unit.forward(be, h, train)
         return h, be
+
+    def _units(self) -> list[tuple]:
+        """(layer or fused block, backend) for every layer but the softmax, planned again
+        when the placement or :attr:`fuse` changes."""
+        key = (tuple(id(be) for be in self.backends), self.fuse)
+        if self._plan is None or self._plan[0] != key:
+            self._plan = (key, units(self.layers[:-1], self.backends[:-1], self.fuse))
+        return self._plan[1]
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities [N, classes] for a host batch."""
@@ -225,10 +239,10 @@ class Network:
         """Gradients of every layer, from the softmax's loss back to the first layer."""
         grad = self.layers[-1].backward(out_be)
         be = out_be
-        for layer, lbe in zip(reversed(self.layers[:-1]), reversed(self.backends[:-1])):
-            grad = self._move(grad, be, lbe)
-            be = lbe
-            grad = layer.backward(be, grad)
+        for unit, ube in reversed(self._units()):
+            grad = self._move(grad, be, ube)
+            be = ube
+            grad = unit.backward(be, grad)
 
     def finite(self) -> bool:
         """Whether every parameter and state value is finite (a diverged run is not)."""

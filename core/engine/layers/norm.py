@@ -45,11 +45,17 @@ class BatchNorm(Layer):
             return be.batchnorm_infer(x, p["gamma"], p["beta"], s["running_mean"],
                                       s["running_var"], self.eps)
         y, mean, invstd = be.batchnorm_train(x, p["gamma"], p["beta"], self.eps)
-        count = int(np.prod(x.shape)) // self.input_shape[0]
-        be.batchnorm_running_update(s["running_mean"], s["running_var"], mean, invstd, count,
-                                    self.momentum, self.eps)
+        self.fold_statistics(be, x.shape, mean, invstd)
         self._cache = (x, mean, invstd)
         return y
+
+    def fold_statistics(self, be, shape, mean, invstd) -> None:
+        """Fold a training batch's statistics (of x of ``shape``) into the running ones;
+        also called by the fused block (:mod:`genrecnn.engine.blocks`)."""
+        s = self.state
+        count = int(np.prod(shape)) // self.input_shape[0]
+        be.batchnorm_running_update(s["running_mean"], s["running_var"], mean, invstd, count,
+                                    self.momentum, self.eps)
 
     def backward(self, be, dy):
         x, mean, invstd = self._cache
