@@ -2,7 +2,7 @@
 NumPy backend side by side with the same network in PyTorch, on the same threads.
 
     python bench/cpu_train_step.py [--threads N] [--batch 32] [--frames 1292]
-        [--reps 20] [--arch cangea2016] [--no-layers]
+        [--reps 20] [--arch cangea2016] [--no-layers] [--unfused]
 
 A step is: cut a batch from a training set held in memory (``--pool`` batches' worth
 of examples), forward, loss, backward and the Adam update, in float32, with the same
@@ -14,6 +14,10 @@ PyTorch indexes the same batch out of the same set. The two alternate step by st
 Prints the median step time of each with its spread, the throughput ratio
 numpy / torch (1.0: as fast as PyTorch's CPU path), and then where a step's
 time goes: forward and backward of every layer, ours beside PyTorch's.
+
+``--unfused`` also times the same network with every batchnorm -> relu -> pool2d run
+as three layers instead of one fused op (``Network.fuse = False``), interleaved with the
+rest: the fused block's gain, before and after in one run.
 
 ``--threads N`` sets NumPy's BLAS threads, the NumPy backend's thread pool and
 ``torch.set_num_threads`` to N (default: the cores this process may use). To
@@ -109,6 +113,26 @@ def numpy_layers(net, opt, data, labels, plans) -> dict[str, list[float]]:
     opt.step(net)
     t["adam update"] = [0.0, now() - t0]
     return t
+
+
+def add_unfused(steps: dict, args, data, labels, plans) -> None:
+    """The same network (same seed) with its blocks run as separate layers."""
+    net, opt = numpy_model(args.arch, data.shape[1:], args.classes)
+    net.fuse = False
+    steps["unfused"] = numpy_step(net, opt, data, labels, plans, args.batch)
+
+
+def print_ratios(times: dict) -> None:
+    if "unfused" in times:
+        ratio = statistics.median(times["unfused"]) / statistics.median(times["numpy"])
+        print(f"fused block speed-up (unfused / fused step time): {ratio:.2f}")
+    if "torch" not in times:
+        return
+    paired = [t / n for t, n in zip(times["torch"], times["numpy"])]
+    q1, q3 = np.percentile(paired, [25, 75])
+    ratio = statistics.median(times["torch"]) / statistics.median(times["numpy"])
+    print(f"numpy/torch throughput ratio: {ratio:.2f} (of medians); step by step "
+          f"median {statistics.median(paired):.2f}, p25 {q1:.2f}, p75 {q3:.2f}")
 
 
 # -- PyTorch ------------------------------------------------------------------------------
@@ -218,6 +242,8 @@ def main():
     ap.add_argument("--threads", type=int, default=parallel.cores(),
                     help="threads for both (default: the cores this process may use)")
     ap.add_argument("--no-layers", action="store_true", help="skip the per-layer breakdown")
+    ap.add_argument("--unfused", action="store_true",
+                    help="also time the network without fused blocks (Network.fuse = False)")
     args = ap.parse_args()
     try:
         import torch
@@ -237,6 +263,8 @@ def main():
           f"float32, {args.reps} interleaved steps each\n{thread_report(torch)}")
     steps = {"numpy": numpy_step(net, opt, data, labels, plans, args.batch)}
     layers = {"numpy": lambda: numpy_layers(net, opt, data, labels, plans)}
+    if args.unfused:
+        add_unfused(steps, args, data, labels, plans)
     if torch is not None:
         model = twin(net, device="cpu")
         names = [layer.name for layer in net.layers[:-1]]
@@ -250,12 +278,7 @@ def main():
     times = interleaved(steps, args.reps)
     for name, ts in times.items():
         print(f"  {name:<6} {spread(ts)}  {args.batch / statistics.median(ts):7.1f} examples/s")
-    if torch is not None:
-        paired = [t / n for t, n in zip(times["torch"], times["numpy"])]
-        q1, q3 = np.percentile(paired, [25, 75])
-        ratio = statistics.median(times["torch"]) / statistics.median(times["numpy"])
-        print(f"numpy/torch throughput ratio: {ratio:.2f} (of medians); step by step "
-              f"median {statistics.median(paired):.2f}, p25 {q1:.2f}, p75 {q3:.2f}")
+    print_ratios(times)
     if not args.no_layers:
         print_layers(interleaved(layers, args.reps))
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from genrecnn.conformance import reference_maps as ref
 from genrecnn.conformance.cases.common import Case, normal
-from genrecnn.conformance.cases.support import call_in_place, seeded
+from genrecnn.conformance.cases.support import call_in_place, compare_outputs, seeded
 from genrecnn.conformance.checks import call, compare, device, gradcheck, output, unpack
 
 # (x shape [N, C, ...], eps, values)
@@ -64,12 +64,8 @@ def _forward(be, dtype, rng, cfg):
     out = call(be, "batchnorm_train", device(be, d["x"]), device(be, d["gamma"]),
                device(be, d["beta"]), eps)
     y, mean, invstd = unpack(out, 3, "batchnorm_train")
-    c = (cfg[0][1],)
-    return max(compare("batchnorm_train y", output(be, y, "y", d["x"].shape, dtype), d["y"], dtype),
-               compare("batchnorm_train mean", output(be, mean, "mean", c, dtype), d["mean"],
-                       dtype),
-               compare("batchnorm_train invstd", output(be, invstd, "invstd", c, dtype),
-                       d["invstd"], dtype))
+    return compare_outputs(be, "batchnorm_train", {"y": y, "mean": mean, "invstd": invstd}, d,
+                           dtype)
 
 
 def _infer(be, dtype, rng, cfg):
@@ -86,13 +82,8 @@ def _backward(be, dtype, rng, cfg):
     out = call(be, "batchnorm_backward",
                *(device(be, d[k]) for k in ("x", "gamma", "mean", "invstd", "dy")))
     dx, dgamma, dbeta = unpack(out, 3, "batchnorm_backward")
-    c = (cfg[0][1],)
-    return max(compare("batchnorm_backward dx", output(be, dx, "dx", d["x"].shape, dtype),
-                       d["dx"], dtype),
-               compare("batchnorm_backward dgamma", output(be, dgamma, "dgamma", c, dtype),
-                       d["dgamma"], dtype),
-               compare("batchnorm_backward dbeta", output(be, dbeta, "dbeta", c, dtype),
-                       d["dbeta"], dtype))
+    return compare_outputs(be, "batchnorm_backward", {"dx": dx, "dgamma": dgamma,
+                                                      "dbeta": dbeta}, d, dtype)
 
 
 def _running(be, dtype, rng, cfg, momentum, count):

@@ -10,7 +10,7 @@ import numpy as np
 
 from genrecnn.conformance import reference_fused as ref
 from genrecnn.conformance.cases.common import INDEX, Case, distinct, normal, ties
-from genrecnn.conformance.cases.support import seeded
+from genrecnn.conformance.cases.support import compare_outputs, seeded
 from genrecnn.conformance.checks import (TOLERANCE, CheckFailed, call, compare, device, gradcheck,
                                          output, unpack)
 
@@ -96,13 +96,8 @@ def _forward(be, dtype, rng, cfg):
     out = call(be, "norm_relu_maxpool2d_train", device(be, d["z"]), device(be, d["gamma"]),
                device(be, d["beta"]), EPS, cfg[4], cfg[5])
     p, arg, mean, invstd = unpack(out, 4, "norm_relu_maxpool2d_train")
-    shape, chans = d["p"].shape, (cfg[1],)
-    _check_argmax(output(be, arg, "fused argmax", shape, INDEX), d, cfg, dtype)
-    return max(compare("fused p", output(be, p, "fused p", shape, dtype), d["p"], dtype),
-               compare("fused mean", output(be, mean, "fused mean", chans, dtype), d["mean"],
-                       dtype),
-               compare("fused invstd", output(be, invstd, "fused invstd", chans, dtype),
-                       d["invstd"], dtype))
+    _check_argmax(output(be, arg, "fused argmax", d["p"].shape, INDEX), d, cfg, dtype)
+    return compare_outputs(be, "fused", {"p": p, "mean": mean, "invstd": invstd}, d, dtype)
 
 
 def _infer(be, dtype, rng, cfg):
@@ -121,13 +116,8 @@ def _backward(be, dtype, rng, cfg):
                *(device(be, d[k]) for k in ("z", "gamma", "mean", "invstd", "argmax")),
                device(be, p), device(be, d["dp"]))
     dz, dgamma, dbeta = unpack(out, 3, "norm_relu_maxpool2d_backward")
-    chans = (cfg[1],)
-    return max(compare("fused dz", output(be, dz, "fused dz", d["z"].shape, dtype), d["dz"],
-                       dtype),
-               compare("fused dgamma", output(be, dgamma, "fused dgamma", chans, dtype),
-                       d["dgamma"], dtype),
-               compare("fused dbeta", output(be, dbeta, "fused dbeta", chans, dtype),
-                       d["dbeta"], dtype))
+    return compare_outputs(be, "fused backward", {"dz": dz, "dgamma": dgamma, "dbeta": dbeta},
+                           d, dtype)
 
 
 def _gradcheck(be, dtype, rng, cfg):

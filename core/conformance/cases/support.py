@@ -29,6 +29,13 @@ def seeded(make):
     return cached
 
 
+def compare_outputs(be, method: str, got: dict, want: dict, dtype: str) -> float:
+    """Each output ``got[name]`` checked for the shape of ``want[name]``, the dtype and C
+    order, then against it; returns the largest error."""
+    return max(compare(f"{method} {k}", output(be, a, f"{method} {k}", want[k].shape, dtype),
+                       want[k], dtype) for k, a in got.items())
+
+
 def call_in_place(be, method: str, args: dict, changed: dict[str, np.ndarray], dtype: str,
                   returns_none: bool = True, host: tuple[str, ...] = ()):
     """Run ``be.method(*args.values())`` for an op that changes arguments in place.
