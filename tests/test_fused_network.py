@@ -79,3 +79,23 @@ def test_only_whole_relu_blocks_on_one_fused_backend_are_fused():
     tanh = build_network(arch, SHAPE, 3, seed=1)
     tanh.ensure_placed()
     assert not blocks(tanh)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["cupy", "pycuda"])
+def test_gpu_fused_blocks_train_and_predict_as_the_layers_alone(name):
+    from genrecnn.engine.registry import registry
+    info = registry().infos.get(name)
+    if info is None or not info.available:
+        pytest.skip(f"{name} unavailable: {info.reason if info else 'not installed'}")
+    fused, alone = cnn2d("float32"), cnn2d("float32")
+    alone.fuse = False
+    for net in (fused, alone):
+        net.place(name)
+    assert len(blocks(fused)) == 4 and not blocks(alone)
+    train(fused, 2), train(alone, 2)
+    want, got = alone.host_params(), fused.host_params()
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-3, atol=1e-5, err_msg=key)
+    x = np.random.default_rng(5).normal(size=(4, *SHAPE)).astype(np.float32)
+    np.testing.assert_allclose(fused.predict_proba(x), alone.predict_proba(x), atol=1e-4)

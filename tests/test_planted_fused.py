@@ -1,11 +1,13 @@
 """Proof that the fused block's cases can fail: NumPy backends with one planted bug each in
 the fused op (the ReLU mask dropped from the backward; the pooling ignoring a negative
 gamma; a zero gamma's windows pointing at the largest z), each reported as FAIL on the
-fused group at both dtypes."""
+fused group at both dtypes; and the composition the CUDA backends inherit passes them."""
 import numpy as np
 import pytest
 
 from genrecnn.backends.numpy_backend.backend import NumpyBackend
+from genrecnn.conformance import PASS, run_conformance
+from genrecnn.engine.ops.fused import ComposedFusedOps
 from test_planted_bugs import check_planted
 
 BOTH = {("fused", "float32"), ("fused", "float64")}
@@ -44,3 +46,14 @@ class FusedZeroGammaTakesLargestZ(NumpyBackend):
                                  FusedZeroGammaTakesLargestZ], ids=lambda c: c.name)
 def test_planted_fused_bug_fails(cls):
     check_planted(cls, BOTH, "fused")
+
+
+class ComposedOnNumpy(ComposedFusedOps, NumpyBackend):
+    """The composition the CUDA backends inherit, on NumPy's map ops."""
+    name = "numpy-composed-fused"
+
+
+def test_the_composed_fused_ops_pass_the_fused_cases():
+    report = run_conformance(ComposedOnNumpy(), ops=["fused"])
+    assert report.ok and {r.status for r in report.rows} == {PASS}, report.text()
+    assert {r.dtype for r in report.rows} == {"float32", "float64"}

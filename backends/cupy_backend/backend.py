@@ -14,6 +14,7 @@ from __future__ import annotations
 import weakref
 
 from genrecnn.engine.ops import Backend
+from genrecnn.engine.ops.fused import ComposedFusedOps  # fused, composed from the map ops
 
 from .collective import CupyCollectiveOps
 from .graphs import CupyGraphOps
@@ -32,7 +33,7 @@ _CUDA_ERROR_NO_DEVICE = 100
 
 
 class CupyBackend(CupySequenceOps, CupyMapOps, CupyUpdateOps, CupyTrainingOps, CupyGraphOps,
-                  CupyStaging, CupyCollectiveOps, Backend):
+                  CupyStaging, CupyCollectiveOps, ComposedFusedOps, Backend):
     name = "cupy"
     device = "cuda"
     dtypes = ("float32", "float64")

@@ -27,6 +27,7 @@ import numpy as np
 from genrecnn.backends.cuda_kernels import grids as G
 from genrecnn.backends.cuda_kernels.grids import THREADS as BLOCK
 from genrecnn.engine.ops import Backend
+from genrecnn.engine.ops.fused import ComposedFusedOps  # fused, composed from the map ops
 
 from .collective import PycudaCollectiveOps
 from .gemm import GemmOps
@@ -68,7 +69,8 @@ def probe() -> tuple[bool, str]:
 
 
 class PycudaBackend(PycudaSequenceOps, PycudaMapOps, PycudaUpdateOps, PycudaTrainingOps,
-                    PycudaGraphOps, PycudaStaging, PycudaCollectiveOps, GemmOps, Backend):
+                    PycudaGraphOps, PycudaStaging, PycudaCollectiveOps, GemmOps,
+                    ComposedFusedOps, Backend):
     """Hand-written CUDA kernels through PyCUDA, float32 and float64."""
 
     name = "pycuda"
