@@ -45,6 +45,98 @@ __device__ __forceinline__ T block_sum(T v)
     return v;
 }
 
+#define FULL_MASK 0xffffffffu
+
+// Sums of a and b over the 32 lanes of a warp in a fixed tree; lane 0 ends with both.
+__device__ __forceinline__ void warp_sum2(T& a, T& b)
+{
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        a += __shfl_down_sync(FULL_MASK, a, o);
+        b += __shfl_down_sync(FULL_MASK, b, o);
+    }
+}
+
+// Sum of a and b over the block (every thread calls it once); thread 0 ends with both.
+__device__ __forceinline__ void sum2_block(T& a, T& b)
+{
+    __shared__ T sa[32], sb[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    warp_sum2(a, b);
+    if (lane == 0) { sa[warp] = a; sb[warp] = b; }
+    __syncthreads();
+    if (warp == 0) {
+        a = lane < nwarps ? sa[lane] : T(0);
+        b = lane < nwarps ? sb[lane] : T(0);
+        warp_sum2(a, b);
+    }
+}
+
+// Per-channel reductions over x[N, C, S] (S = positions per example and channel: H*W
+// for maps, W for sequences, 1 for vectors) run on a grid (C, G), blockDim.x = 256:
+// block (c, g) owns channel c of examples [g*rows, min(N, g*rows + rows)). Its threads
+// are 2^lts lanes along s (lts <= 8) times 256 >> lts examples at a time, so a small S
+// (down to 1) keeps every thread busy and no element needs a division. Each block leaves
+// its partial results at [c*G + g]; they are merged in a fixed order (deterministic
+// outputs, no atomics).
+
+// The values of channel blockIdx.x held by this block.
+struct ChannelSlice {
+    int N, C, rows, lts;
+    long long S;
+    // f(plane, i) for each value: i its offset in x, plane = n*C + c its (example, channel).
+    template <class Fn>
+    __device__ __forceinline__ void each_in_plane(Fn f) const {
+        const int lanes = 1 << lts, n1 = min(N, (int)blockIdx.y * rows + rows);
+        for (int n = (int)blockIdx.y * rows + (int)(threadIdx.x >> lts); n < n1;
+             n += (int)(blockDim.x >> lts)) {
+            const long long plane = (long long)n * C + blockIdx.x, base = plane * S;
+            #pragma unroll 4
+            for (long long s = threadIdx.x & (lanes - 1); s < S; s += lanes) f(plane, base + s);
+        }
+    }
+    // f(i) for each value's offset i in x.
+    template <class Fn>
+    __device__ __forceinline__ void each(Fn f) const {
+        each_in_plane([&](long long, long long i) { f(i); });
+    }
+};
+
+// The calling warp's total of channel c's G block partials pa[c*G + g] and pb[c*G + g]
+// (lane-strided, then a fixed tree); lane 0 ends with both.
+__device__ __forceinline__ void channel_parts_sum(const T* __restrict__ pa,
+                                                  const T* __restrict__ pb, int c, int G,
+                                                  T& a, T& b)
+{
+    a = T(0);
+    b = T(0);
+    for (int g = threadIdx.x & 31; g < G; g += 32) {
+        a += pa[(long long)c * G + g];
+        b += pb[(long long)c * G + g];
+    }
+    warp_sum2(a, b);
+}
+
+// Max pooling's window rule: the position h*W + w of the first maximum of key(v) over the
+// window of rows h0 .. h0+kh-1 and columns w0 .. w0+kw-1 of a row-major plane of width W,
+// a NaN counting as larger than any number (the first NaN wins: a later value never
+// replaces a NaN, and a NaN replaces any number); best gets that key.
+template <class Key>
+__device__ __forceinline__ int window_argmax(const T* __restrict__ src, int W, int h0, int w0,
+                                             int kh, int kw, Key key, T& best)
+{
+    int bi = h0 * W + w0;
+    best = key(src[bi]);
+    for (int a = 0; a < kh; ++a) {
+        const int rowpos = (h0 + a) * W + w0;
+        for (int b = 0; b < kw; ++b) {
+            const T v = key(src[rowpos + b]);
+            if (v > best || (isnan(v) && !isnan(best))) { best = v; bi = rowpos + b; }
+        }
+    }
+    return bi;
+}
+
 // Slot tables: a kernel that takes up to 32 arrays by value (no device-side pointer table,
 // so a captured graph holds the launch as it is) declares R32(DECL_X) for each list of
 // them and picks its block row's array by a switch on blockIdx.y.

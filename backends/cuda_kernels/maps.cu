@@ -3,8 +3,7 @@
 // Grid (N*C, up to 65535): block x is the plane (n, c), threads (and block y) stride
 // over the outputs q = i*Wo + j of that plane. Window (i, j) covers rows i*sh .. i*sh+kh-1
 // and columns j*sw .. j*sw+kw-1; y is its first maximum in row-major order and am its
-// position h*W + w in the plane. NaN counts as larger than any number: the first NaN
-// wins (a later value never replaces a NaN, and a NaN replaces any number).
+// position h*W + w in the plane, NaN the largest (common.cuh's window_argmax).
 extern "C" __global__ void maxpool2d_fwd(const T* __restrict__ x, T* __restrict__ y,
                                          int* __restrict__ am, int H, int W, int Ho, int Wo,
                                          int kh, int kw, int sh, int sw)
@@ -12,16 +11,10 @@ extern "C" __global__ void maxpool2d_fwd(const T* __restrict__ x, T* __restrict_
     const int plane = blockIdx.x, Q = Ho * Wo;
     const T* __restrict__ src = x + (long long)plane * H * W;
     for (int q = blockIdx.y * blockDim.x + threadIdx.x; q < Q; q += gridDim.y * blockDim.x) {
-        const int i = q / Wo, j = q - i * Wo, h0 = i * sh, w0 = j * sw;
-        int bi = h0 * W + w0;
-        T best = src[bi];
-        for (int a = 0; a < kh; ++a) {
-            const int rowpos = (h0 + a) * W + w0;
-            for (int b = 0; b < kw; ++b) {
-                const T v = src[rowpos + b];
-                if (v > best || (isnan(v) && !isnan(best))) { best = v; bi = rowpos + b; }
-            }
-        }
+        const int i = q / Wo, j = q - i * Wo;
+        T best;
+        const int bi = window_argmax(src, W, i * sh, j * sw, kh, kw, [](T v) { return v; },
+                                     best);
         const long long o = (long long)plane * Q + q;
         y[o] = best;
         am[o] = bi;

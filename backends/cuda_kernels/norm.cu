@@ -1,29 +1,6 @@
-// Batch normalisation and per-channel sums over x[N, C, S] (S = positions per example
-// and channel: H*W for maps, W for sequences, 1 for vectors).
-//
-// Grid (C, G), blockDim.x = 256: block (c, g) owns channel c of examples
-// [g*rows, min(N, g*rows + rows)). Its threads are 2^lts lanes along s (lts <= 8) times
-// 256 >> lts examples at a time, so a small S (down to 1) keeps every thread busy and no
-// element needs a division. Results of the G blocks are merged in a fixed order: the
-// outputs are deterministic, and no atomics are used.
-
-#define FULL_MASK 0xffffffffu
-
-// The values of channel blockIdx.x held by this block: f(offset in x) for each.
-struct ChannelSlice {
-    int N, C, rows, lts;
-    long long S;
-    template <class Fn>
-    __device__ __forceinline__ void each(Fn f) const {
-        const int lanes = 1 << lts, n1 = min(N, (int)blockIdx.y * rows + rows);
-        for (int n = (int)blockIdx.y * rows + (int)(threadIdx.x >> lts); n < n1;
-             n += (int)(blockDim.x >> lts)) {
-            const long long base = ((long long)n * C + blockIdx.x) * S;
-            #pragma unroll 4
-            for (long long s = threadIdx.x & (lanes - 1); s < S; s += lanes) f(base + s);
-        }
-    }
-};
+// Batch normalisation and per-channel sums over x[N, C, S], on common.cuh's per-channel
+// grid (C, G) (ChannelSlice): every example in one block of its channel, partial results
+// merged in a fixed order, no atomics.
 
 // Chan et al.'s merge of (count, mean, M2) summaries: b folded into a.
 __device__ __forceinline__ void chan_merge(T& na, T& ma, T& qa, T nb, T mb, T qb)
@@ -60,29 +37,6 @@ __device__ __forceinline__ void chan_block(T& n, T& m, T& q)
         m = lane < nwarps ? sm[lane] : T(0);
         q = lane < nwarps ? sq[lane] : T(0);
         chan_warp(n, m, q);
-    }
-}
-
-// Sum of a and b over the block (every thread calls it once); thread 0 ends with both.
-__device__ __forceinline__ void sum2_block(T& a, T& b)
-{
-    __shared__ T sa[32], sb[32];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-    #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        a += __shfl_down_sync(FULL_MASK, a, o);
-        b += __shfl_down_sync(FULL_MASK, b, o);
-    }
-    if (lane == 0) { sa[warp] = a; sb[warp] = b; }
-    __syncthreads();
-    if (warp == 0) {
-        a = lane < nwarps ? sa[lane] : T(0);
-        b = lane < nwarps ? sb[lane] : T(0);
-        #pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-            a += __shfl_down_sync(FULL_MASK, a, o);
-            b += __shfl_down_sync(FULL_MASK, b, o);
-        }
     }
 }
 
@@ -158,6 +112,24 @@ extern "C" __global__ void bn_normalize(const T* __restrict__ x, const T* __rest
     const T mean = coef[0], scale = coef[1], shift = beta[c];
     const ChannelSlice sl{N, C, rows, lts, S};
     sl.each([&](long long i) { y[i] = (x[i] - mean) * scale + shift; });
+}
+
+// One warp per channel c < C (blocks of 256 threads): mean[c] and
+// invstd[c] = 1 / sqrt(var + eps) from bn_stats_part's G partials, as bn_normalize
+// computes them, for ops that normalise without writing y (fused.cu).
+extern "C" __global__ void bn_stats_total(const T* __restrict__ pmean,
+                                          const T* __restrict__ pm2, T* __restrict__ mean_out,
+                                          T* __restrict__ invstd_out, int N, int C,
+                                          long long S, int G, int rows, T eps)
+{
+    const int c = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5);
+    if (c >= C) return;                          // whole warps: c is the warp's
+    T mean, var;
+    channel_stats(pmean, pm2, c, G, N, rows, S, mean, var);
+    if ((threadIdx.x & 31) == 0) {
+        mean_out[c] = mean;
+        invstd_out[c] = T(1) / sqrt(var + eps);
+    }
 }
 
 // Inference, grid (C, G) as above: y = (x - rmean) * (gamma / sqrt(rvar + eps)) + beta.
@@ -240,16 +212,8 @@ extern "C" __global__ void bn_backward_dx(const T* __restrict__ x, const T* __re
     __shared__ T coef[2];
     const int c = blockIdx.x, G = gridDim.y;
     if (threadIdx.x < 32) {
-        T a = T(0), b = T(0);
-        for (int g = threadIdx.x; g < G; g += 32) {
-            a += pa[(long long)c * G + g];
-            b += pb[(long long)c * G + g];
-        }
-        #pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-            a += __shfl_down_sync(FULL_MASK, a, o);
-            b += __shfl_down_sync(FULL_MASK, b, o);
-        }
+        T a, b;
+        channel_parts_sum(pa, pb, c, G, a, b);
         if (threadIdx.x == 0) {
             const T m = T((long long)N * S);
             coef[0] = a / m;
