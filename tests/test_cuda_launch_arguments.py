@@ -100,7 +100,7 @@ def _ops(be, dt):
     be.batchnorm_backward(xm, a(3), mean, invstd, y)
     p, am, mean, invstd = be.norm_relu_maxpool2d_train(xm, a(3), a(3), 1e-5, (2, 2), (2, 2))
     be.norm_relu_maxpool2d_infer(xm, a(3), a(3), a(3), a(3) ** 2, 1e-5, (2, 2), (2, 2))
-    be.norm_relu_maxpool2d_backward(xm, a(3), mean, invstd, am, p, p)
+    be.norm_relu_maxpool2d_backward(xm, a(3), mean, invstd, am, p, p, (2, 2), (2, 2))
     key = np.array([7, 9], dtype=np.uint32)
     be.dropout(xm, 0.25, key)
     be.dropout_backward(xm, 0.25, key)

@@ -1,7 +1,7 @@
 """Proof that the fused block's cases can fail: NumPy backends with one planted bug each in
 the fused op (the ReLU mask dropped from the backward; the pooling ignoring a negative
 gamma; a zero gamma's windows pointing at the largest z), each reported as FAIL on the
-fused group at both dtypes; and the composition the CUDA backends inherit passes them."""
+fused group at both dtypes; and the composition a backend may inherit passes them."""
 import numpy as np
 import pytest
 
@@ -16,10 +16,10 @@ BOTH = {("fused", "float32"), ("fused", "float64")}
 class FusedBackwardDropsReluMask(NumpyBackend):
     name = "bug-fused-no-relu-mask"
 
-    def norm_relu_maxpool2d_backward(self, z, gamma, mean, invstd, argmax, p, dp):
+    def norm_relu_maxpool2d_backward(self, z, gamma, mean, invstd, argmax, p, dp, size, stride):
         everywhere = np.ones_like(p)              # p > 0 everywhere: the mask passes all
         return super().norm_relu_maxpool2d_backward(z, gamma, mean, invstd, argmax, everywhere,
-                                                    dp)
+                                                    dp, size, stride)
 
 
 class FusedPoolsMaxForNegativeGamma(NumpyBackend):

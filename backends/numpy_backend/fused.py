@@ -6,7 +6,7 @@ sign of each channel's scale: the maximum, the minimum, or for a zero scale a co
 whose first position wins as it does for the constant y) with maxpool2d's own pass,
 then normalises and rectifies only the pooled values: no normalised map, no ReLU map.
 The backward sums over the pooled positions only and writes dz in one dense pass
-plus a scatter of the pooled gradients.
+plus a scatter of the pooled gradients (so it needs no window: size and stride unused).
 """
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ class NumpyFusedOps:
         np.maximum(p, 0, out=p)
         return p.reshape(arg.shape)
 
-    def norm_relu_maxpool2d_backward(self, z, gamma, mean, invstd, argmax, p, dp):
+    def norm_relu_maxpool2d_backward(self, z, gamma, mean, invstd, argmax, p, dp, size,
+                                     stride):
         n, c = z.shape[:2]
         dt, z3 = z.dtype, _per_channel(z)
         m = z3.shape[0] * z3.shape[2]

@@ -38,7 +38,7 @@ class NormReluPool:
         z, mean, invstd, argmax, out = self._cache
         dz, self.norm.grads["gamma"], self.norm.grads["beta"] = \
             be.norm_relu_maxpool2d_backward(z, self.norm.params["gamma"], mean, invstd, argmax,
-                                            out, dp)
+                                            out, dp, self.pool.size, self.pool.stride)
         return dz
 
 

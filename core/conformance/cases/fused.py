@@ -114,7 +114,7 @@ def _backward(be, dtype, rng, cfg):
     p = d["p"].astype(dtype)
     out = call(be, "norm_relu_maxpool2d_backward",
                *(device(be, d[k]) for k in ("z", "gamma", "mean", "invstd", "argmax")),
-               device(be, p), device(be, d["dp"]))
+               device(be, p), device(be, d["dp"]), cfg[4], cfg[5])
     dz, dgamma, dbeta = unpack(out, 3, "norm_relu_maxpool2d_backward")
     return compare_outputs(be, "fused backward", {"dz": dz, "dgamma": dgamma, "dbeta": dbeta},
                            d, dtype)
@@ -132,7 +132,8 @@ def _gradcheck(be, dtype, rng, cfg):
     z, gamma = device(be, d["z"]), device(be, d["gamma"])
     p, arg, mean, invstd = be.norm_relu_maxpool2d_train(z, gamma, device(be, d["beta"]), EPS,
                                                         size, stride)
-    grads = be.norm_relu_maxpool2d_backward(z, gamma, mean, invstd, arg, p, device(be, d["dp"]))
+    grads = be.norm_relu_maxpool2d_backward(z, gamma, mean, invstd, arg, p, device(be, d["dp"]),
+                                            size, stride)
     dz, dgamma, dbeta = (be.to_host(a) for a in grads)
     return gradcheck(loss, {"z": d["z"], "gamma": d["gamma"], "beta": d["beta"]},
                      {"z": dz, "gamma": dgamma, "beta": dbeta}, rng)

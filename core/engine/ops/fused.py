@@ -36,14 +36,17 @@ class FusedOps:
         running_var, eps))) -> p[N, C, Ho, Wo] (no argmax)."""
         raise self._unsupported("norm_relu_maxpool2d_infer")
 
-    def norm_relu_maxpool2d_backward(self, z, gamma, mean, invstd, argmax, p, dp):
+    def norm_relu_maxpool2d_backward(self, z, gamma, mean, invstd, argmax, p, dp,
+                                     size: tuple[int, int], stride: tuple[int, int]):
         """Gradients of :meth:`norm_relu_maxpool2d_train` -> (dz[N, C, H, W], dgamma[C],
         dbeta[C]): maxpool2d's backward of ``dp * (p > 0)`` (ReLU passes where the
         selected normalised value is positive) gives dy, then :meth:`batchnorm_backward`.
         dy is zero off the argmax positions, so with ``zhat = (z - mean) * invstd``
         and M = N*H*W: ``dbeta = sum over pooled outputs of dp * (p > 0)``,
         ``dgamma = sum of dp * (p > 0) * zhat[argmax]`` and one dense pass
-        ``dz = gamma * invstd * (dy - dbeta / M - zhat * dgamma / M)``."""
+        ``dz = gamma * invstd * (dy - dbeta / M - zhat * dgamma / M)``. ``size`` and
+        ``stride`` are the forward's: the windows that hold a position, so that pass may
+        gather its dy from them instead of scattering into dz."""
         raise self._unsupported("norm_relu_maxpool2d_backward")
 
 
@@ -65,7 +68,8 @@ class ComposedFusedOps(FusedOps):
         y = self.batchnorm_infer(z, gamma, beta, running_mean, running_var, eps)
         return self.activation("relu", self.maxpool2d(y, size, stride)[0])
 
-    def norm_relu_maxpool2d_backward(self, z, gamma, mean, invstd, argmax, p, dp):
+    def norm_relu_maxpool2d_backward(self, z, gamma, mean, invstd, argmax, p, dp, size,
+                                     stride):
         dq = self.activation_backward("relu", p, p, dp)
         dy = self.maxpool2d_backward(dq, argmax, z.shape[2], z.shape[3])
         return self.batchnorm_backward(z, gamma, mean, invstd, dy)
