@@ -132,6 +132,8 @@ def _no_nccl():
 
 def _check(launches: list) -> None:
     assert len(launches) > 40
+    fused = {name for file, name in PARAMS if file == "fused.cu"}
+    assert fused <= {name for file, name, _ in launches}, "the fused ops run fused.cu's kernels"
     bad = []
     for file, name, kinds in launches:
         want = PARAMS.get((file, name))
@@ -207,7 +209,7 @@ def _kind(value, dt: str) -> str:
 @pytest.mark.parametrize("dt", ["float32", "float64"])
 def test_cupy_launches_match_their_kernels(dt, monkeypatch):
     from genrecnn.backends.cupy_backend import backend, blas, kernels, maps, sequence, training
-    from genrecnn.backends.cupy_backend import collective, updates
+    from genrecnn.backends.cupy_backend import collective, fused, updates
     launches = []
 
     def launch(file, name, dtype, grid, block, args, **consts):
@@ -218,7 +220,7 @@ def test_cupy_launches_match_their_kernels(dt, monkeypatch):
         return _device((a.T if trans_a else a) @ (b.T if trans_b else b))
 
     fake = _fake_cupy()
-    for module in (backend, maps, sequence, training, updates, collective):
+    for module in (backend, maps, sequence, training, updates, collective, fused):
         monkeypatch.setattr(module, "cp", fake, raising=False)
     monkeypatch.setattr(kernels, "launch", launch)
     monkeypatch.setattr(kernels, "current_sm_count", lambda: 132)

@@ -1,15 +1,16 @@
 """Launch geometry of the kernel files in this package, for both CUDA backends.
 
-The convolutions' shapes and grids (the direct conv1d's weight-gradient split among
-them), the per-channel split of the batch-norm reductions, the dropout threshold, the
-grid-stride launches and the optimiser's launches. Pure Python, so it imports without CUDA.
+The convolutions' and 2-D poolings' shapes and grids (the direct conv1d's
+weight-gradient split among them), the per-channel split of the batch-norm reductions,
+the dropout threshold, the grid-stride launches and the optimiser's launches. Pure
+Python, so it imports without CUDA.
 """
 from __future__ import annotations
 
 import math
 from typing import NamedTuple
 
-from genrecnn.engine.ops import conv2d_out
+from genrecnn.engine.ops import conv2d_out, pool2d_out
 
 UPDATE_SLOTS = 32               # arrays one launch of a slot-table kernel takes (R32)
 THREADS = 256
@@ -71,6 +72,33 @@ def conv2d_shape(x_shape, w_shape, stride, padding) -> Conv2dShape:
     ph, pw = (int(s) for s in padding)
     return Conv2dShape(n, c, h, w, f, kh, kw, sh, sw, ph, pw,
                        conv2d_out(h, kh, sh, ph), conv2d_out(w, kw, sw, pw))
+
+
+class Pool2dShape(NamedTuple):
+    """Every size of one 2-D pooling of x[N, C, H, W] (maxpool2d's windows)."""
+
+    n: int
+    c: int
+    h: int
+    w: int
+    ho: int
+    wo: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+
+    @property
+    def window_args(self) -> tuple[int, ...]:
+        """(H, W, Ho, Wo, kh, kw, sh, sw) as the kernels take them."""
+        return self.h, self.w, self.ho, self.wo, self.kh, self.kw, self.sh, self.sw
+
+
+def pool2d_shape(x_shape, size, stride) -> Pool2dShape:
+    n, c, h, w = (int(s) for s in x_shape)
+    kh, kw = (int(s) for s in size)
+    sh, sw = (int(s) for s in stride)
+    return Pool2dShape(n, c, h, w, pool2d_out(h, kh, sh), pool2d_out(w, kw, sw), kh, kw, sh, sw)
 
 
 def rows_grid(rows: int, cols: int) -> tuple[tuple[int, int, int], tuple[int, int, int]]:

@@ -4,8 +4,9 @@ Matrix work is cuBLAS (through :mod:`.blas`, which graph capture allows); everyt
 is a kernel of :mod:`genrecnn.backends.cuda_kernels`, the files PyCUDA runs, launched
 through :mod:`.kernels`, so a step never leaves the GPU. Each op group is in the module
 of the contract's name (:mod:`.sequence`, :mod:`.maps`, :mod:`.updates`,
-:mod:`.training`, :mod:`.graphs`, :mod:`.staging`); this class holds the transfers and
-the column-matrix cache the convolutions share (:class:`.host.CupyHost`). Inputs are
+:mod:`.training`, :mod:`.graphs`, :mod:`.staging`, :mod:`.collective`, :mod:`.fused`);
+this class holds the transfers and the column-matrix cache the convolutions share
+(:class:`.host.CupyHost`). Inputs are
 C-contiguous (the contract says so), so no op copies defensively. Importing this module
 needs no CuPy, driver or GPU; :meth:`CupyBackend.availability` says why it cannot run.
 """
@@ -14,9 +15,9 @@ from __future__ import annotations
 import weakref
 
 from genrecnn.engine.ops import Backend
-from genrecnn.engine.ops.fused import ComposedFusedOps  # fused, composed from the map ops
 
 from .collective import CupyCollectiveOps
+from .fused import CupyFusedOps
 from .graphs import CupyGraphOps
 from .maps import CupyMapOps
 from .sequence import CupySequenceOps
@@ -33,7 +34,7 @@ _CUDA_ERROR_NO_DEVICE = 100
 
 
 class CupyBackend(CupySequenceOps, CupyMapOps, CupyUpdateOps, CupyTrainingOps, CupyGraphOps,
-                  CupyStaging, CupyCollectiveOps, ComposedFusedOps, Backend):
+                  CupyStaging, CupyCollectiveOps, CupyFusedOps, Backend):
     name = "cupy"
     device = "cuda"
     dtypes = ("float32", "float64")

@@ -40,6 +40,17 @@ def _channels(x):
     return (n, c, s) + G.channel_split(n, c, s, _sms())
 
 
+def statistics_parts(x):
+    """norm.cu's bn_stats_part over x[N, C, ...]: (pmean, pm2), the mean and M2 of each of
+    the G blocks of every channel, and the (N, C, S, G, rows, lts) they were taken over."""
+    n, c, s, parts, rows, lts = split = _channels(x)
+    pmean = cp.empty((c * parts,), dtype=x.dtype)
+    pm2 = cp.empty((c * parts,), dtype=x.dtype)
+    K.launch("norm.cu", "bn_stats_part", x.dtype, (c, parts, 1), _BLOCK,
+             (x, pmean, pm2) + _i32(n, c) + (np.int64(s),) + _i32(rows, lts))
+    return pmean, pm2, split
+
+
 class CupyMapOps(HostBase):
     """conv2d, maxpool2d, batchnorm, dropout for :class:`.CupyBackend`
     (listed before ``Backend`` among its bases)."""
@@ -166,12 +177,8 @@ class CupyMapOps(HostBase):
     # -- batch normalisation ---------------------------------------------------------------
 
     def batchnorm_train(self, x, gamma, beta, eps):
-        n, c, s, parts, rows, lts = _channels(x)
+        pmean, pm2, (n, c, s, parts, rows, lts) = statistics_parts(x)
         dims = _i32(n, c) + (np.int64(s),) + _i32(rows, lts)
-        pmean = cp.empty((c * parts,), dtype=x.dtype)
-        pm2 = cp.empty((c * parts,), dtype=x.dtype)
-        K.launch("norm.cu", "bn_stats_part", x.dtype, (c, parts, 1), _BLOCK,
-                 (x, pmean, pm2) + dims)
         y = cp.empty(x.shape, dtype=x.dtype)
         mean = cp.empty((c,), dtype=x.dtype)
         invstd = cp.empty((c,), dtype=x.dtype)

@@ -3,9 +3,10 @@
 Kernels live in :mod:`genrecnn.backends.cuda_kernels` (see :mod:`.kernels` for how
 they are compiled and cached); each op group is in the module of the contract's name
 (:mod:`.sequence`, :mod:`.maps`, :mod:`.updates`, :mod:`.training`, :mod:`.graphs`,
-:mod:`.staging`), and this class holds the transfers and the helpers those mixins use
-(:class:`.host.PycudaHost`). Inputs are C-contiguous with consistent shapes and dtypes (the
-contract's rules), so ops neither copy nor check them. Arrays are
+:mod:`.staging`, :mod:`.collective`, :mod:`.fused`), and this class holds the transfers
+and the helpers those mixins use (:class:`.host.PycudaHost`). Inputs are C-contiguous
+with consistent shapes and dtypes (the contract's rules), so ops neither copy nor check
+them. Arrays are
 ``pycuda.gpuarray.GPUArray`` allocated from one memory pool; the backend works
 in the device's *primary* context (``pycuda.autoprimaryctx``), the one CuPy
 uses, so arrays cross between the two without copies. Everything runs on one
@@ -27,9 +28,9 @@ import numpy as np
 from genrecnn.backends.cuda_kernels import grids as G
 from genrecnn.backends.cuda_kernels.grids import THREADS as BLOCK
 from genrecnn.engine.ops import Backend
-from genrecnn.engine.ops.fused import ComposedFusedOps  # fused, composed from the map ops
 
 from .collective import PycudaCollectiveOps
+from .fused import PycudaFusedOps
 from .gemm import GemmOps
 from .graphs import PycudaGraphOps
 from .kernels import KernelCache
@@ -70,7 +71,7 @@ def probe() -> tuple[bool, str]:
 
 class PycudaBackend(PycudaSequenceOps, PycudaMapOps, PycudaUpdateOps, PycudaTrainingOps,
                     PycudaGraphOps, PycudaStaging, PycudaCollectiveOps, GemmOps,
-                    ComposedFusedOps, Backend):
+                    PycudaFusedOps, Backend):
     """Hand-written CUDA kernels through PyCUDA, float32 and float64."""
 
     name = "pycuda"

@@ -58,6 +58,9 @@ class PycudaHost(Protocol):
     def _dense_gemm(self, name, dt, m, n, r, inputs, bias, out, dims) -> None:
         """A dense kernel of ``gemm.cu`` into ``out``, split-K where it pays (:mod:`.gemm`)."""
 
+    def _statistics_parts(self, x) -> tuple:
+        """norm.cu's per-block batch statistics of x and the split they used (:mod:`.maps`)."""
+
     def zeros(self, shape, dtype) -> Any: ...
 
     def to_host(self, x) -> Any: ...

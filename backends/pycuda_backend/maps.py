@@ -146,12 +146,20 @@ class PycudaMapOps(HostBase):
         s = G.positions(x.shape)
         return (n, c, s) + G.channel_split(n, c, s, self.sm_count)
 
-    def batchnorm_train(self, x, gamma, beta, eps):
+    def _statistics_parts(self, x):
+        """norm.cu's bn_stats_part over x[N, C, ...]: (pmean, pm2), the mean and M2 of each
+        of the G blocks of every channel, and the (N, C, S, G, rows, lts) they were taken
+        over."""
         dt = str(x.dtype)
-        n, c, s, parts, rows, lts = self._channels(x)
+        n, c, s, parts, rows, lts = split = self._channels(x)
         pmean, pm2 = self._empty((c * parts,), dt), self._empty((c * parts,), dt)
         self._run("norm.cu", "bn_stats_part", "PPPiiqii", dt, (c, parts, 1), _BLOCK,
                   self._ptr(x), self._ptr(pmean), self._ptr(pm2), n, c, s, rows, lts)
+        return pmean, pm2, split
+
+    def batchnorm_train(self, x, gamma, beta, eps):
+        dt = str(x.dtype)
+        pmean, pm2, (n, c, s, parts, rows, lts) = self._statistics_parts(x)
         y = self._empty(x.shape, dt)
         mean, invstd = self._empty((c,), dt), self._empty((c,), dt)
         self._run("norm.cu", "bn_normalize", "PPPPPPPPiiqiiT", dt, (c, parts, 1), _BLOCK,
