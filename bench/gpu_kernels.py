@@ -2,16 +2,83 @@
 (graphs off, so each kernel is seen) recorded by CUPTI through ``torch.profiler``.
 
     python bench/gpu_kernels.py [--arch cnn2d] [--frames 256] [--batch 32]
-        [--backend cupy] [--rows 22]
+        [--backend cupy] [--rows 22] [--fused-op]
 
 Prints the GPU milliseconds of one step and the kernels that take most of it
 (microseconds per step, calls per step). PyTorch is only the recorder here.
+
+``--fused-op`` instead times the ``fused`` op group (batch norm + ReLU + max pooling)
+at every fused block of the network against :class:`ComposedFusedOps` (the backend's
+own batch-norm, max-pool and ReLU ops) on the same backend and inputs, training
+forward and backward, and prints how far their outputs differ (no PyTorch needed).
 """
 from __future__ import annotations
 
 import argparse
+import statistics
+import time
 
 import numpy as np
+
+
+def _us(be, fn, reps: int, rounds: int = 5) -> float:
+    """Median over rounds of the microseconds one call of ``fn`` takes (synchronised)."""
+    fn()
+    times = []
+    for _ in range(rounds):
+        be.synchronize()
+        start = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        be.synchronize()
+        times.append((time.perf_counter() - start) / reps * 1e6)
+    return statistics.median(times)
+
+
+def _gap(be, got, want) -> float:
+    """max |got - want| over max |want|."""
+    got, want = be.to_host(got).astype(np.float64), be.to_host(want).astype(np.float64)
+    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-30))
+
+
+def fused_op(args) -> None:
+    """The fused op against its composition at each fused block's input shape."""
+    from genrecnn.engine.architectures import build_network, load_architecture
+    from genrecnn.engine.blocks import NormReluPool
+    from genrecnn.engine.ops.fused import ComposedFusedOps as Composed
+
+    net = build_network(load_architecture(args.arch), (args.mels, args.frames), 10, seed=0)
+    net.place(args.backend)
+    rng = np.random.default_rng(0)
+    print(f"{args.backend} {args.arch}, batch {args.batch}, input {args.mels} x {args.frames}: "
+          f"fused op against the composition, us per call (median)")
+    for block, be in net._units():
+        if not isinstance(block, NormReluPool):
+            continue
+        c = block.norm.input_shape[0]
+        shape = (args.batch, *block.norm.input_shape)
+        size, stride, eps = block.pool.size, block.pool.stride, block.norm.eps
+        z = be.from_host(rng.standard_normal(shape, dtype=np.float32))
+        gamma = be.from_host((0.5 + rng.random(c)).astype(np.float32))
+        beta = be.from_host(rng.standard_normal(c, dtype=np.float32))
+        row = []
+        outs = {}
+        for name, ops in (("fused", type(be)), ("composed", Composed)):
+            def train(ops=ops):
+                return ops.norm_relu_maxpool2d_train(be, z, gamma, beta, eps, size, stride)
+            p, am, mean, invstd = train()
+            dp = be.from_host(np.random.default_rng(1).standard_normal(
+                tuple(p.shape), dtype=np.float32))
+
+            def backward(ops=ops, p=p, am=am, mean=mean, invstd=invstd, dp=dp):
+                return ops.norm_relu_maxpool2d_backward(be, z, gamma, mean, invstd, am, p, dp,
+                                                        size, stride)
+            outs[name] = (p, backward()[0])
+            row += [_us(be, train, args.reps), _us(be, backward, args.reps)]
+        gaps = [_gap(be, f, o) for f, o in zip(outs["fused"], outs["composed"])]
+        print(f"  z {'x'.join(map(str, shape))}: forward {row[0]:7.1f} against {row[2]:7.1f}, "
+              f"backward {row[1]:7.1f} against {row[3]:7.1f} "
+              f"(p differs by {gaps[0]:.1e}, dz by {gaps[1]:.1e} of their largest)")
 
 
 def main() -> None:
@@ -23,7 +90,13 @@ def main() -> None:
     ap.add_argument("--backend", default="cupy")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--rows", type=int, default=22)
+    ap.add_argument("--fused-op", action="store_true",
+                    help="time the fused op against its composition at each fused block")
+    ap.add_argument("--reps", type=int, default=50, help="calls per round (--fused-op)")
     args = ap.parse_args()
+    if args.fused_op:
+        fused_op(args)
+        return
     import torch
     from torch.profiler import ProfilerActivity, profile
 
