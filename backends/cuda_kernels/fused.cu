@@ -1,5 +1,7 @@
-// The fused block op: batch norm -> ReLU -> 2-D max pooling of z[N, C, H, W] in one pass
-// forward and two backward; no normalised full-size map is ever written.
+// The fused block op: batch norm -> ReLU -> 2-D max pooling of z[N, C, H, W]. Training reads
+// z twice forward (norm.cu's statistics, then one pooling pass) and writes only the pooled
+// map; inference is the pooling pass alone; the backward sums over the pooled outputs, then
+// makes one dense pass over z. No normalised full-size map is ever written.
 //
 // y = (z - mean) * scale + shift is monotone in z for each channel, so a window's first
 // maximum of y is the first maximum of z * sgn, sgn = 1 where scale > 0, -1 where
