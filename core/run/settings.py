@@ -40,6 +40,9 @@ class TrainSettings:
     freq_mask: int = 0               # widest masked band span per example; 0: off
     time_mask: int = 0               # widest masked frame span per example; 0: off
     select: str = "last"             # valid: keep the epoch with the best validation score
+    label_smoothing: float = 0.0     # targets (1 - eps) onehot + eps / K; 0: off
+    swa: int = 0                     # the model is the mean of the last N epochs' weights
+    precise_bn: bool = False         # batch-norm statistics recomputed for the final weights
     seed: int = 0
     ensemble: int = 1                # networks trained from seeds derived from ``seed``
     with_baseline: bool = False      # the baseline fitted too, the answer the two models' mean
@@ -60,6 +63,12 @@ class TrainSettings:
             raise TrainingError(f"crop must be at least 1 frame, got {self.crop}")
         if self.mixup < 0 or self.freq_mask < 0 or self.time_mask < 0 or self.weight_decay < 0:
             raise TrainingError("mixup, masks and weight decay cannot be negative")
+        if not 0 <= self.label_smoothing < 1:        # NaN fails too
+            raise TrainingError(f"label smoothing must be at least 0 and below 1, got "
+                                f"{self.label_smoothing}; try --label-smoothing 0.1")
+        if not 0 <= self.swa <= self.epochs:
+            raise TrainingError(f"--swa N averages the weights of the last N epochs: N must be "
+                                f"0 (off) to the run's {self.epochs} epochs, got {self.swa}")
         if not 1 <= self.ensemble <= MAX_ENSEMBLE:
             raise TrainingError(f"an ensemble has 1 to {MAX_ENSEMBLE} networks, got "
                                 f"{self.ensemble}")
@@ -151,8 +160,14 @@ def describe_settings(s: TrainSettings) -> str:
         parts.append(f"masks {s.freq_mask} bands / {s.time_mask} frames")
     if s.mixup:
         parts.append(f"mixup {s.mixup:g}")
-    if s.select == "valid":
+    if s.label_smoothing:
+        parts.append(f"label smoothing {s.label_smoothing:g}")
+    if s.swa:
+        parts.append(f"weights averaged over the last {s.swa} epochs")
+    elif s.select == "valid":
         parts.append("best validation epoch")
+    if s.swa or s.precise_bn:
+        parts.append("batch-norm statistics recomputed")
     if s.ensemble > 1:
         parts.append(f"an ensemble of {s.ensemble} networks")
     return ", ".join(parts)
