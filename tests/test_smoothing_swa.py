@@ -99,7 +99,7 @@ def test_the_option_reaches_the_loss_and_is_left_out_at_zero(npy_data, tmp_path,
     assert {name for name, _ in seen} == {"softmax_cross_entropy_acc",
                                           "softmax_cross_entropy_acc_backward"}
     saved = json.loads((tmp_path / "o" / "metrics.json").read_text())["settings"]
-    assert saved["label_smoothing"] == eps
+    assert saved.get("label_smoothing", 0.0) == eps        # left out where it is off
 
 
 class NoBatches(NumpyBackend):
@@ -210,6 +210,15 @@ def test_a_resume_that_moves_the_window_over_averaged_epochs_is_refused():
     assert continue_average(None, _settings(epochs=4, swa=0), 2) is None
 
 
+def test_a_resume_cannot_switch_averaging_on(npy_data, tmp_path, capsys):
+    """A file of a run without --swa leaves the setting out; a resume still reads it as off."""
+    out = tmp_path / "o"
+    base = ["train", npy_data, "--recipe", "small", "--out", out]
+    assert run_cli(base + ["--epochs", "1"], capsys)[0] == 0
+    code, _, err = run_cli(base + ["--epochs", "2", "--resume", "--swa", "1"], capsys)
+    assert code == 2 and "--swa 1 differs from 0 in the checkpoint" in one_error_line(err)
+
+
 # -- precise batch norm -----------------------------------------------------------------------
 
 def test_precise_bn_gives_the_mean_of_the_batches_statistics():
@@ -274,3 +283,39 @@ def test_bad_values_are_one_clear_line(npy_data, tmp_path, capsys, command, args
                             tmp_path / ("o" if command == "train" else "cm.png"), *args], capsys)
     assert code == 2 and phrase in one_error_line(err)
     assert not (tmp_path / "o").exists()
+
+
+# -- on the GPU: the captured step smooths, and averaging between epochs leaves it intact ---
+
+def _gpu_reason(name):
+    from genrecnn.engine.registry import registry
+    info = registry().infos.get(name)
+    return "" if info is not None and info.available else (
+        f"{name} backend unavailable here: {info.reason if info else 'not installed'}")
+
+
+def _fit_on(backend, settings):
+    from genrecnn.engine.steps import StepRunner
+    net = build_network(TINY, (N_MELS, FRAMES), CLASSES, dtype="float64", seed=settings.seed)
+    net.place(backend)
+    opt = settings.make_optimizer()
+    runner = StepRunner(net, opt, _items(), settings)
+    path = runner.path
+    history = fit(net, opt, _parts(), settings, runner=runner)
+    return path, net.host_params(), history
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["cupy", "pycuda"])
+def test_gpu_graph_steps_smooth_and_average_as_numpy_does(name):
+    if _gpu_reason(name):
+        pytest.skip(_gpu_reason(name))
+    settings = _settings(epochs=3, swa=2, label_smoothing=0.1, lr=1e-2)
+    path, got, history = _fit_on(name, settings)
+    _, want, want_history = _fit_on("numpy", settings)
+    assert path == "graph"
+    for key, value in want.items():
+        np.testing.assert_allclose(got[key], value, rtol=1e-7, atol=1e-9, err_msg=key)
+    for row, ref in zip(history, want_history):
+        assert row["train_loss"] == pytest.approx(ref["train_loss"], rel=1e-9)
+    assert history[-1]["swa_epochs"] == [2, 3] and history[-1]["bn_batches"] == 3

@@ -76,14 +76,9 @@ def fit(network, optimizer, parts: Parts, settings: TrainSettings,
     accuracy (test only with ``score_test``: the evaluation protocol scores the test
     part once, at the end). With ``settings.select == "valid"`` and a valid part, the network
     ends with the weights of its best validation epoch (``selection`` carries
-    that choice across a resume). With ``settings.swa`` N the network ends with the mean
-    of its weights at the end of the last N epochs instead (``average``: the mean so far,
-    from a checkpoint; the valid part is still scored, and chooses nothing); with
-    ``swa`` or ``precise_bn`` its batch-norm statistics are then recomputed
-    (:mod:`genrecnn.run.averaging`), and the last row records how (``swa_epochs``,
-    ``bn_batches``) and the finished model's scores (``final_valid_*``,
-    ``final_test_*``). ``on_epoch(row)`` is called after each epoch's checkpoint is
-    written; ``progress``: a tqdm bar per epoch (None: only on a terminal).
+    that choice across a resume); ``swa`` and ``precise_bn`` end otherwise (:func:`_finish`;
+    ``average``: the SWA mean so far). ``on_epoch(row)`` is called after each epoch's
+    checkpoint is written; ``progress``: a tqdm bar per epoch (None: only on a terminal).
     """
     from tqdm import tqdm
 
@@ -91,10 +86,8 @@ def fit(network, optimizer, parts: Parts, settings: TrainSettings,
     runner = runner or StepRunner(network, optimizer, training_items(parts), settings)
     world = runner.world
     selecting = settings.select == "valid" and parts.x_valid is not None and not settings.swa
-    average = continue_average(average, settings, start_epoch)
-    finishing = bool(settings.swa or settings.precise_bn)
-    current = None                       # the trained weights, once the model is finished
-    selection = selection or Selection()
+    selection = (selection or Selection()) if selecting else None
+    average, current = continue_average(average, settings, start_epoch), None
     items = runner.items
     n, n_mels, frames = len(items), items.n_mels, items.frames
     width = network.input_shape[1]
@@ -113,31 +106,43 @@ def fit(network, optimizer, parts: Parts, settings: TrainSettings,
             trained = time.perf_counter() - t0
             row = {"epoch": epoch, "lr": lrs[0], "train_loss": loss, "train_acc": acc}
             refuse_diverged(network, row, epoch, settings.lr)
-            _score(row, network, parts, settings.batch_size, world, score_test,
-                   selection if selecting else None)
+            _score(row, network, parts, settings.batch_size, world, score_test, selection)
             refuse_diverged(network, row, epoch, settings.lr, weights=False)   # the scores too
             if average is not None and epoch >= average.first:
                 average.add(network)
-            if finishing and epoch == settings.epochs:
-                current = network.host_params()
-                if selecting and selection.params is not None:
-                    network.load_host_params(selection.params)
-                row.update(finish(network, settings, items, average, world))
-                _score(row, network, parts, settings.batch_size, world, score_test, None,
-                       prefix="final_")
-                refuse_diverged(network, row, epoch, settings.lr)
+            if (settings.swa or settings.precise_bn) and epoch == settings.epochs:
+                current = _finish(row, network, parts, settings, items, average, world,
+                                  score_test, selection)
             row.update(seconds=round(time.perf_counter() - t0, 3), train_seconds=round(trained, 4))
             history.append(row)
             if checkpoint is not None and (world is None or world.is_root):
-                checkpoint.save(network, optimizer, settings, epoch, history,
-                                selection if selecting else None, average, current)
+                checkpoint.save(network, optimizer, settings, epoch, history, selection,
+                                average, current)
             if on_epoch:
                 on_epoch(row)
     finally:
         runner.close()
-    if selecting and selection.params is not None and current is None:
+    if selection is not None and selection.params is not None and current is None:
         network.load_host_params(selection.params)
     return history
+
+
+def _finish(row: dict, network, parts: Parts, settings: TrainSettings, items, average,
+            world, score_test: bool, selection: Selection | None) -> dict:
+    """After the last epoch of a run with ``swa`` (the SWA mean replaces the choice by the
+    valid part, which is still scored) or ``precise_bn``: make ``network`` the model the
+    run ends with (the selected epoch's weights or the SWA mean, batch-norm statistics
+    recomputed:
+    :mod:`genrecnn.run.averaging`); ``row`` gets how (``swa_epochs``, ``bn_batches``) and
+    its scores (``final_valid_*``, ``final_test_*``). Returns the trained weights, which
+    a resume goes on from."""
+    current = network.host_params()
+    if selection is not None and selection.params is not None:
+        network.load_host_params(selection.params)
+    row.update(finish(network, settings, items, average, world))
+    _score(row, network, parts, settings.batch_size, world, score_test, None, prefix="final_")
+    refuse_diverged(network, row, row["epoch"], settings.lr)
+    return current
 
 
 def _score(row: dict, network, parts: Parts, batch_size: int, world, score_test: bool,

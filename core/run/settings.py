@@ -18,6 +18,11 @@ SELECTIONS = ("last", "valid")
 MAX_ENSEMBLE = 64               # networks one model file may hold
 
 
+# settings a model file leaves out where they are off (a file that lacks one was trained
+# with it off: a resume reads it so)
+UNSAID_WHEN_OFF = {"label_smoothing": 0.0, "swa": 0, "precise_bn": False}
+
+
 class TrainingError(GenrecnnError):
     """A run that cannot go on (diverged, nothing to train on, bad resume)."""
 
@@ -74,14 +79,18 @@ class TrainSettings:
                                 f"{self.ensemble}")
 
     def as_dict(self) -> dict:
-        """The settings by name; ``ensemble`` only where it is over 1 and ``with_baseline``
-        only where it is on, so that a single network's settings (and its model file) read
-        as they did before ensembles and baselines."""
+        """The settings by name; ``ensemble`` only where it is over 1, ``with_baseline``
+        only where it is on, and those of :data:`UNSAID_WHEN_OFF` only where they are not
+        off, so that a single network's settings (and its model file) read as they did
+        before ensembles, baselines, label smoothing and weight averaging."""
         values = asdict(self)
         if self.ensemble == 1:
             del values["ensemble"]
         if not self.with_baseline:
             del values["with_baseline"]
+        for key, off in UNSAID_WHEN_OFF.items():
+            if values[key] == off:
+                del values[key]
         return values
 
     @classmethod

@@ -38,7 +38,7 @@ from genrecnn.run.parts import make_parts, normalizer_arrays, normalizer_from_ex
 from genrecnn.run.plots import confusion_matrix, learning_curves
 from genrecnn.run.scoring import VOTES, clip_decisions, confusion
 from genrecnn.run.session import Resumed, place_for_parts
-from genrecnn.run.settings import TrainSettings, new_network
+from genrecnn.run.settings import UNSAID_WHEN_OFF, TrainSettings, new_network
 from genrecnn.world import world
 
 # what the saved run settings that TrainSettings does not check must be
@@ -75,7 +75,7 @@ def resume_values(options: RunOptions, explicit: set[str], meta: dict, path: Pat
     """``options`` with the checkpoint's run settings; an explicit different value is an
     error."""
     # the resolved settings win over the options as given (lr 0.001, not None)
-    saved = dict(meta.get("run", {}), **meta.get("settings", {}))
+    saved = {**meta.get("run", {}), **UNSAID_WHEN_OFF, **meta.get("settings", {})}
     given = options.as_dict()
     out = {}
     for key in RUN_KEYS:
