@@ -110,6 +110,17 @@ fit_options = _stack([
     click.option("--select", type=click.Choice(SELECTIONS),
                  help="valid: keep the epoch with the best validation accuracy, where there "
                       "is a validation part; last: the last epoch."),
+    click.option("--label-smoothing", type=float, metavar="EPS",
+                 help="Train against the targets (1 - EPS) x one-hot + EPS / classes, "
+                      "0 <= EPS < 1 (default 0: off)."),
+    click.option("--swa", type=int, metavar="N",
+                 help="Stochastic weight averaging: the model is the mean of the weights at "
+                      "the end of each of the last N epochs, its batch-norm statistics "
+                      "recomputed (as --precise-bn); replaces --select valid (default 0: off)."),
+    click.option("--precise-bn/--no-precise-bn", default=None,
+                 help="At the end, recompute batch-norm running statistics for the final "
+                      "weights: one pass over the training set in training mode, the mean "
+                      "over its batches (instead of the momentum average of the last steps)."),
     click.option("--seed", type=int, callback=_seed, help=f"0 to {SEED_MAX}."),
     click.option("--ensemble", type=click.IntRange(1, MAX_ENSEMBLE), metavar="K",
                  help="Train K networks, one after another, from the seed and K-1 seeds "

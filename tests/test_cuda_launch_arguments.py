@@ -109,6 +109,8 @@ def _ops(be, dt):
     be.mix(x, i(2), a(2))
     be.softmax_cross_entropy_acc(logits, labels, labels, a(4), a(2))
     be.softmax_cross_entropy_acc_backward(logits, labels, labels, a(4))
+    be.softmax_cross_entropy_acc(logits, labels, labels, a(4), a(2), smoothing=0.1)
+    be.softmax_cross_entropy_acc_backward(logits, labels, labels, a(4), smoothing=0.1)
     grads = [a(7), a(3, 2)]
     be.sum_across(grads, 0.5, World())                          # a world of one: scaled in place
     with _no_nccl():

@@ -160,6 +160,42 @@ class LossFromProbs(NumpyBackend):
         return probs
 
 
+class SmoothingOverKMinusOne(NumpyBackend):
+    """Label smoothing spread as eps / (K - 1) instead of eps / K: right wherever eps is 0."""
+
+    name = "bug-smoothing-k-minus-1"
+
+    def _targets(self, k, labels_a, labels_b, lam, smoothing):
+        rows = np.arange(len(lam))
+        t = np.zeros((len(lam), k), dtype=lam.dtype)
+        t[rows, labels_a] += lam
+        t[rows, labels_b] += 1 - lam
+        with np.errstate(all="ignore"):
+            return (1 - smoothing) * t + np.float64(smoothing) / max(k - 1, 0)
+
+    def softmax_cross_entropy_acc(self, logits, labels_a, labels_b, lam, stats,
+                                  smoothing=0.0):
+        if not smoothing:
+            return super().softmax_cross_entropy_acc(logits, labels_a, labels_b, lam, stats)
+        probs = super().softmax_cross_entropy_acc(logits, labels_a, labels_b, lam,
+                                                  np.zeros_like(stats))
+        z = logits - logits.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        t = self._targets(logits.shape[1], labels_a, labels_b, lam, smoothing)
+        best = logits.argmax(axis=1)
+        credit = (lam * (best == labels_a) + (1 - lam) * (best == labels_b)).sum()
+        with np.errstate(all="ignore"):
+            stats += np.array([-(t * logp).sum(), credit], dtype=stats.dtype)
+        return probs
+
+    def softmax_cross_entropy_acc_backward(self, probs, labels_a, labels_b, lam,
+                                           smoothing=0.0):
+        if not smoothing:
+            return super().softmax_cross_entropy_acc_backward(probs, labels_a, labels_b, lam)
+        t = self._targets(probs.shape[1], labels_a, labels_b, lam, smoothing)
+        return ((probs - t) / len(probs)).astype(probs.dtype)
+
+
 BOTH = ("float32", "float64")
 # backend -> (its op group, the dtypes that must fail, a phrase the first failure contains)
 PLANTED = {
@@ -179,6 +215,7 @@ PLANTED = {
     WriteRebinds: ("batch", BOTH, "did not change 'dst' in place"),
     LossOverwritesStats: ("train_loss", BOTH, "stats"),
     LossFromProbs: ("train_loss", BOTH, "huge"),
+    SmoothingOverKMinusOne: ("train_loss", BOTH, "smoothing"),
 }
 
 
@@ -218,3 +255,14 @@ def test_write_case_sees_the_queued_work_and_the_neighbours():
 
     report = run_conformance(LazyMix(), dtypes=["float32"], ops=["batch"])
     assert "queued before the write" in report.row("batch", "float32").detail
+
+
+def test_the_smoothing_bug_fails_only_the_smoothing_cases():
+    """Every failed train_loss case of the eps / (K - 1) bug is one with smoothing: the
+    cases without it cannot see it."""
+    report = run_conformance(SmoothingOverKMinusOne(), ops=["train_loss"])
+    for dtype in BOTH:
+        failed = [c.label for c in report.failures if c.dtype == dtype]
+        smoothed = [c.label for c in report.cases if c.dtype == dtype and "smoothing" in c.label]
+        assert failed and all("smoothing" in label for label in failed), failed
+        assert len(failed) >= len(smoothed) // 2, (failed, smoothed)

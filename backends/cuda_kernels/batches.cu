@@ -55,14 +55,16 @@ extern "C" __global__ void mix_pairs(const T* __restrict__ x, const int* __restr
 
 // One warp per row of logits[N, K] (rows grid-strided over warps): max-shifted softmax
 // into probs, then per row loss = -(lam log p[a] + (1 - lam) log p[b]) and credit =
-// lam [argmax p == a] + (1 - lam) [argmax p == b] (first maximum). Each block adds its
-// rows' sums to stats[0] and stats[1] with one atomicAdd each (native for double on
-// sm_60 and later). NaN logits make every p of the row NaN, whose first maximum is 0.
+// lam [argmax p == a] + (1 - lam) [argmax p == b] (first maximum). With label smoothing
+// eps > 0 the loss is (1 - eps) times that plus eps (log s - mean_k (z[k] - m)), i.e.
+// -eps mean_k log p[k] (eps 0 leaves the loss untouched). Each block adds its rows' sums
+// to stats[0] and stats[1] with one atomicAdd each (native for double on sm_60 and
+// later). NaN logits make every p of the row NaN, whose first maximum is 0.
 extern "C" __global__ void softmax_xent_acc(const T* __restrict__ logits,
                                             const int* __restrict__ la,
                                             const int* __restrict__ lb,
                                             const T* __restrict__ lam, T* __restrict__ probs,
-                                            T* __restrict__ stats, int N, int K)
+                                            T* __restrict__ stats, int N, int K, T eps)
 {
     const unsigned int full = 0xffffffffu;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
@@ -79,6 +81,12 @@ extern "C" __global__ void softmax_xent_acc(const T* __restrict__ logits,
         #pragma unroll
         for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(full, s, o);
         const T ls = log(s);
+        T shifted = T(0);                                  // sum_k (z[k] - m), for eps
+        if (eps != T(0)) {
+            for (int k = lane; k < K; k += 32) shifted += z[k] - m;
+            #pragma unroll
+            for (int o = 16; o > 0; o >>= 1) shifted += __shfl_xor_sync(full, shifted, o);
+        }
         T best = T(0);
         int bi = -1;
         for (int k = lane; k < K; k += 32) {
@@ -98,7 +106,8 @@ extern "C" __global__ void softmax_xent_acc(const T* __restrict__ logits,
         if (lane == 0) {
             const T l = lam[row];
             const int a = la[row], b = lb[row];
-            loss -= l * ((z[a] - m) - ls) + (T(1) - l) * ((z[b] - m) - ls);
+            const T hard = -(l * ((z[a] - m) - ls) + (T(1) - l) * ((z[b] - m) - ls));
+            loss += eps == T(0) ? hard : (T(1) - eps) * hard + eps * (ls - shifted / T(K));
             credit += l * T(bi == a) + (T(1) - l) * T(bi == b);
         }
     }
@@ -113,23 +122,25 @@ extern "C" __global__ void softmax_xent_acc(const T* __restrict__ logits,
     }
 }
 
-// Grid-stride over N*K:
-// g[n, k] = (probs[n, k] - lam[n] [k == a[n]] - (1 - lam[n]) [k == b[n]]) / N.
+// Grid-stride over N*K: g[n, k] = (probs[n, k] - t[n, k]) / N with the target
+// t = (1 - eps) (lam[n] [k == a[n]] + (1 - lam[n]) [k == b[n]]) + eps / K
+// (eps 0: exactly the unsmoothed lam [k == a] + (1 - lam) [k == b]).
 extern "C" __global__ void softmax_xent_acc_bwd(const T* __restrict__ probs,
                                                 const int* __restrict__ la,
                                                 const int* __restrict__ lb,
                                                 const T* __restrict__ lam, T* __restrict__ g,
-                                                int N, int K)
+                                                int N, int K, T eps)
 {
+    const T keep = T(1) - eps, spread = eps / T(K);
     const long long total = (long long)N * K;
     for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
          idx += (long long)blockDim.x * gridDim.x) {
         const long long n = idx / K;
         const int k = (int)(idx - n * K);
         const T l = lam[n];
-        T v = probs[idx];
-        if (k == la[n]) v -= l;
-        if (k == lb[n]) v -= T(1) - l;
+        T v = probs[idx] - spread;
+        if (k == la[n]) v -= keep * l;
+        if (k == lb[n]) v -= keep * (T(1) - l);
         g[idx] = v / T(N);
     }
 }

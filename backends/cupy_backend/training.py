@@ -59,20 +59,23 @@ class CupyTrainingOps(HostBase):
     def write(self, dst, a):
         dst.set(np.ascontiguousarray(a, dtype=dst.dtype))   # async, current stream
 
-    def softmax_cross_entropy_acc(self, logits, labels_a, labels_b, lam, stats):
+    def softmax_cross_entropy_acc(self, logits, labels_a, labels_b, lam, stats,
+                                  smoothing=0.0):
         n, k = (int(s) for s in logits.shape)
         probs = cp.empty((n, k), dtype=logits.dtype)
         if probs.size:
             K.launch("batches.cu", "softmax_xent_acc", logits.dtype, (G.loss_blocks(n), 1, 1),
                      _BLOCK, (logits, labels_a, labels_b, lam, probs, stats, np.int32(n),
-                               np.int32(k)))
+                               np.int32(k), logits.dtype.type(smoothing)))
         return probs
 
-    def softmax_cross_entropy_acc_backward(self, probs, labels_a, labels_b, lam):
+    def softmax_cross_entropy_acc_backward(self, probs, labels_a, labels_b, lam,
+                                           smoothing=0.0):
         n, k = (int(s) for s in probs.shape)
         g = cp.empty((n, k), dtype=probs.dtype)
         sms = K.current_sm_count()
         K.launch("batches.cu", "softmax_xent_acc_bwd", probs.dtype,
                  (G.flat_blocks(n * k, sms), 1, 1), _BLOCK,
-                 (probs, labels_a, labels_b, lam, g, np.int32(n), np.int32(k)))
+                 (probs, labels_a, labels_b, lam, g, np.int32(n), np.int32(k),
+                  probs.dtype.type(smoothing)))
         return g

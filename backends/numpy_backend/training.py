@@ -37,19 +37,24 @@ class NumpyTrainingOps:
 
     # -- the on-device loss ---------------------------------------------------------------
 
-    def softmax_cross_entropy_acc(self, logits, labels_a, labels_b, lam, stats):
+    def softmax_cross_entropy_acc(self, logits, labels_a, labels_b, lam, stats,
+                                  smoothing=0.0):
         logp = log_softmax(logits)
         rows = np.arange(len(logits))
-        loss = -(lam * logp[rows, labels_a] + (1 - lam) * logp[rows, labels_b]).sum()
+        losses = -(lam * logp[rows, labels_a] + (1 - lam) * logp[rows, labels_b])
+        if smoothing:
+            losses = (1 - smoothing) * losses - smoothing * logp.mean(axis=1)
         best = logits.argmax(axis=1)
         credit = (lam * (best == labels_a) + (1 - lam) * (best == labels_b)).sum()
-        stats += np.array([loss, credit], dtype=stats.dtype)
+        stats += np.array([losses.sum(), credit], dtype=stats.dtype)
         return np.exp(logp)
 
-    def softmax_cross_entropy_acc_backward(self, probs, labels_a, labels_b, lam):
-        g = probs.copy()
+    def softmax_cross_entropy_acc_backward(self, probs, labels_a, labels_b, lam,
+                                           smoothing=0.0):
+        keep = probs.dtype.type(1 - smoothing)
+        g = probs - probs.dtype.type(smoothing / probs.shape[1])
         rows = np.arange(len(probs))
-        g[rows, labels_a] -= lam
-        g[rows, labels_b] -= 1 - lam
+        g[rows, labels_a] -= keep * lam
+        g[rows, labels_b] -= keep * (1 - lam)
         g /= len(probs)
         return g

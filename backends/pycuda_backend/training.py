@@ -52,24 +52,26 @@ class PycudaTrainingOps(HostBase):
                   self._ptr(perm), self._ptr(lam), self._ptr(y), s)
         return y
 
-    def softmax_cross_entropy_acc(self, logits, labels_a, labels_b, lam, stats):
+    def softmax_cross_entropy_acc(self, logits, labels_a, labels_b, lam, stats,
+                                  smoothing=0.0):
         n, k = (int(s) for s in logits.shape)
         dt = str(logits.dtype)
         probs = self._empty((n, k), dt)
         if probs.size:
-            self._launch("batches.cu", "softmax_xent_acc", "PPPPPPii", dt,
+            self._launch("batches.cu", "softmax_xent_acc", "PPPPPPiiT", dt,
                          (G.loss_blocks(n), 1, 1), _BLOCK, self._ptr(logits),
                          self._ptr(labels_a), self._ptr(labels_b), self._ptr(lam),
-                         self._ptr(probs), self._ptr(stats), n, k)
+                         self._ptr(probs), self._ptr(stats), n, k, float(smoothing))
         return probs
 
-    def softmax_cross_entropy_acc_backward(self, probs, labels_a, labels_b, lam):
+    def softmax_cross_entropy_acc_backward(self, probs, labels_a, labels_b, lam,
+                                           smoothing=0.0):
         n, k = (int(s) for s in probs.shape)
         dt = str(probs.dtype)
         g = self._empty((n, k), dt)
-        self._elementwise("softmax_xent_acc_bwd", "PPPPPii", dt, n * k, self._ptr(probs),
+        self._elementwise("softmax_xent_acc_bwd", "PPPPPiiT", dt, n * k, self._ptr(probs),
                           self._ptr(labels_a), self._ptr(labels_b), self._ptr(lam),
-                          self._ptr(g), n, k, file="batches.cu")
+                          self._ptr(g), n, k, float(smoothing), file="batches.cu")
         return g
 
     def write(self, dst, a):

@@ -235,23 +235,33 @@ def mix(x, perm, lam):
 
 # -- a loss that stays on the backend -----------------------------------------------------------
 
-def softmax_cross_entropy_acc(logits, labels_a, labels_b, lam, stats):
-    """-> (probs, new stats): stats plus (sum of mixup losses, sum of credits)."""
+def smoothed_targets(k, labels_a, labels_b, lam, smoothing=0.0):
+    """[N, K] targets of mixup pairs with label smoothing eps:
+    ``(1 - eps) (lam onehot(a) + (1 - lam) onehot(b)) + eps / K``."""
+    (lam,) = _f64(lam)
+    t = np.zeros((len(lam), k))
+    for n, w in enumerate(lam):
+        t[n, int(labels_a[n])] += w
+        t[n, int(labels_b[n])] += 1 - w
+    return (1 - smoothing) * t + smoothing / k
+
+
+def softmax_cross_entropy_acc(logits, labels_a, labels_b, lam, stats, smoothing=0.0):
+    """-> (probs, new stats): stats plus (sum of the losses against the smoothed mixup
+    targets, sum of the hard labels' credits)."""
     logp = log_softmax(logits)
     (lam, stats) = _f64(lam, stats)
+    t = smoothed_targets(logp.shape[1], labels_a, labels_b, lam, smoothing)
     loss = credit = 0.0
     for n, row in enumerate(logp):
         a, b, w = int(labels_a[n]), int(labels_b[n]), float(lam[n])
-        loss -= w * row[a] + (1 - w) * row[b]
+        loss -= sum(float(t[n, k]) * row[k] for k in np.flatnonzero(t[n]))   # 0 log p is 0
         best = int(np.argmax(row))                      # the first maximum
         credit += w * (best == a) + (1 - w) * (best == b)
     return np.exp(logp), stats + np.array([loss, credit])
 
 
-def softmax_cross_entropy_acc_backward(probs, labels_a, labels_b, lam):
-    probs, lam = _f64(probs, lam)
-    g = probs.copy()
-    for n in range(len(g)):
-        g[n, int(labels_a[n])] -= lam[n]
-        g[n, int(labels_b[n])] -= 1 - lam[n]
-    return g / len(g)
+def softmax_cross_entropy_acc_backward(probs, labels_a, labels_b, lam, smoothing=0.0):
+    (probs,) = _f64(probs)
+    return (probs - smoothed_targets(probs.shape[1], labels_a, labels_b, lam, smoothing)
+            ) / len(probs)

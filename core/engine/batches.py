@@ -22,6 +22,7 @@ class StepOptions:
     mixup: float = 0.0           # Beta(a, a) mixing of example pairs; 0: off
     freq_mask: int = 0           # widest masked band span per example; 0: off
     time_mask: int = 0           # widest masked frame span per example; 0: off
+    label_smoothing: float = 0.0  # targets (1 - eps) onehot + eps / K; 0: off
 
 
 @dataclass

@@ -193,12 +193,13 @@ class Network:
         self._backward(out_be)
         return loss, out_be.to_host(probs)
 
-    def loss_and_grads_pairs(self, x: np.ndarray, labels_a, labels_b, lam
-                             ) -> tuple[float, np.ndarray]:
+    def loss_and_grads_pairs(self, x: np.ndarray, labels_a, labels_b, lam,
+                             smoothing: float = 0.0) -> tuple[float, np.ndarray]:
         """:meth:`loss_and_grads` for mixup pairs of labels with weights ``lam`` (the loss
-        of the ``train_loss`` ops); plain labels when every ``lam`` is 1."""
+        of the ``train_loss`` ops, with label ``smoothing``); plain labels when every
+        ``lam`` is 1 and nothing is smoothed."""
         lam = np.asarray(lam)
-        if np.all(lam == 1) and np.array_equal(labels_a, labels_b):
+        if np.all(lam == 1) and np.array_equal(labels_a, labels_b) and not smoothing:
             return self.loss_and_grads(x, labels_a)
         self.ensure_placed()
         x, labels_a = self.check_batch(x, labels_a)
@@ -208,7 +209,7 @@ class Network:
         h = self.backends[0].from_host(x.reshape(len(x), *self.layers[0].input_shape))
         probs = self.device_step(h, out_be.from_host(labels_a),
                                  out_be.from_host(np.asarray(labels_b, dtype=np.int32)),
-                                 out_be.from_host(lam.astype(self.dtype)), stats)
+                                 out_be.from_host(lam.astype(self.dtype)), stats, smoothing)
         return float(out_be.to_host(stats)[0]) / len(x), out_be.to_host(probs)
 
     def begin_step(self) -> None:
@@ -220,10 +221,11 @@ class Network:
             layer.begin_step(be, self.steps)
         self.steps += 1
 
-    def device_step(self, x, labels_a, labels_b, lam, stats):
+    def device_step(self, x, labels_a, labels_b, lam, stats, smoothing: float = 0.0):
         """Forward, loss and backward of a batch already on the first backend, the loss
-        accumulated into ``stats`` on the last (see ``softmax_cross_entropy_acc``);
-        nothing is read back, so the step can be captured. Returns the probabilities."""
+        (with label ``smoothing``) accumulated into ``stats`` on the last (see
+        ``softmax_cross_entropy_acc``); nothing is read back, so the step can be captured.
+        Returns the probabilities."""
         first = self.backends[0]
         shape = (int(x.shape[0]), *self.layers[0].input_shape)
         if tuple(x.shape) != shape:
@@ -231,9 +233,17 @@ class Network:
         logits, be = self._features(x, train=True)
         out_be = self.backends[-1]
         probs = self.layers[-1].forward_loss_acc(out_be, self._move(logits, be, out_be),
-                                                 labels_a, labels_b, lam, stats)
+                                                 labels_a, labels_b, lam, stats, smoothing)
         self._backward(out_be)
         return probs
+
+    def forward_train(self, x: np.ndarray) -> None:
+        """The forward pass of a host batch in training mode, without loss or gradients:
+        batch normalisation uses the batch's statistics and folds them into its running
+        ones, dropout draws this step's masks (:meth:`begin_step` first)."""
+        self.ensure_placed()
+        x, _ = self.check_batch(x)
+        self._forward_features(x, train=True)
 
     def _backward(self, out_be) -> None:
         """Gradients of every layer, from the softmax's loss back to the first layer."""

@@ -99,7 +99,7 @@ class StepRunner:
     backend has the ``staging`` ops (a budget of 0 forces that), and anything else is
     assembled on the host. ``graphs`` (default on) captures the steps of the device and
     stream paths as CUDA graphs where every backend of the placement can (:attr:`graphs`
-    says whether they are). ``settings``: batch size, mixup and masks (a
+    says whether they are). ``settings``: batch size, mixup, masks and label smoothing (a
     :class:`~genrecnn.engine.batches.StepOptions` or a run's settings). ``stream``: a
     :class:`SharedStream` several runners share (their owner closes it); by default the
     runner makes its own. ``world``: a :class:`genrecnn.world.World` to train
@@ -115,8 +115,13 @@ class StepRunner:
         self.width = network.input_shape[1]
         self.masks = settings.freq_mask > 0 or settings.time_mask > 0
         self.mixup = settings.mixup > 0
+        self.smoothing = float(settings.label_smoothing)
         network.ensure_placed()
         first, last = network.backends[0], network.backends[-1]
+        if self.smoothing and not last.supports("train_loss"):
+            raise BackendError(f"label smoothing needs the 'train_loss' ops on the output "
+                               f"layer's backend, which {last.name!r} lacks; place the softmax "
+                               f"layer on numpy, cupy or pycuda (softmax=numpy)")
         batched = first.supports("batch") and last.supports("train_loss")
         fits = items.uploadable and fits_resident(items.values, network.dtype, resident_budget)
         self.device = batched and fits
@@ -281,7 +286,8 @@ class StepRunner:
             xb = first.mask_spans(xb, bufs.f0, bufs.fw, bufs.t0, bufs.tw)
         if self.mixup:
             xb = first.mix(xb, bufs.perm, bufs.lam_x)
-        self.net.device_step(xb, bufs.la, bufs.lb, bufs.lam, self.stats)   # to gradients,
+        self.net.device_step(xb, bufs.la, bufs.lb, bufs.lam, self.stats,   # to gradients,
+                             self.smoothing)
         self._sum_gradients(weight)                                         # over the ranks,
         self.opt.apply(self.net)                                            # then the update
 
@@ -289,7 +295,8 @@ class StepRunner:
 
     def _host_step(self, plan: BatchPlan, ep: _Epoch, weight: float) -> None:
         xb, la, lb, lam = assemble_on_host(self.items, plan, self.width)
-        loss, probs = self.net.loss_and_grads_pairs(xb, la, lb, lam)    # backward, the sum
+        loss, probs = self.net.loss_and_grads_pairs(xb, la, lb, lam,    # backward, the sum
+                                                    self.smoothing)
         self._sum_gradients(weight)                                      # over the ranks,
         self.opt.step(self.net)                                          # then the update
         pred = probs.argmax(axis=1)
@@ -329,7 +336,11 @@ class StepRunner:
             be.sum_across([layer.grads[key] for layer, key in items], weight, self.world)
 
     def _average_state(self) -> None:
-        """Batch normalisation's running statistics averaged over the ranks."""
-        for layer, be in zip(self.net.layers, self.net.backends):
-            if layer.state:
-                be.sum_across(list(layer.state.values()), 1.0 / self.world.size, self.world)
+        average_state(self.net, self.world)
+
+
+def average_state(network, world) -> None:
+    """Batch normalisation's running statistics averaged over the ranks of ``world``."""
+    for layer, be in zip(network.layers, network.backends):
+        if layer.state:
+            be.sum_across(list(layer.state.values()), 1.0 / world.size, world)

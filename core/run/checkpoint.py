@@ -13,8 +13,8 @@ from genrecnn.run.selection import Selection
 from genrecnn.run.settings import TrainingError, TrainSettings
 
 # what a checkpoint adds for its network: meta fields and stored arrays (by prefix)
-TRAINING_STATE = ("epoch", "history", "steps", "optimizer", "selected")
-TRAINING_ARRAYS = ("optim/", "resume/")
+TRAINING_STATE = ("epoch", "history", "steps", "optimizer", "selected", "averaged")
+TRAINING_ARRAYS = ("optim/", "resume/", "swa/")
 
 
 @dataclass
@@ -26,17 +26,23 @@ class Checkpoint:
     extra_arrays: dict = field(default_factory=dict)   # normaliser arrays, ...
 
     def save(self, network, optimizer, settings, epoch, history,
-             selection: Selection | None = None) -> None:
+             selection: Selection | None = None, average=None, current: dict | None = None
+             ) -> None:
         """The model as of ``epoch`` (:func:`fit` saves no diverged one). With a ``selection``, the
         file's weights are the selected epoch's (what predict and evaluate use) and the
-        current ones ride along as ``resume/`` arrays, so a resumed run goes on exactly."""
+        current ones ride along as ``resume/`` arrays, so a resumed run goes on exactly.
+        ``current``: the weights training goes on from when the network holds the finished
+        model instead (SWA, precise batch norm); ``average``: the weight average
+        (:class:`~genrecnn.run.averaging.WeightAverage`) a resume goes on with."""
         if self.path is None:
             return
-        meta, extra, params = self.state(network, optimizer, settings, epoch, history, selection)
+        meta, extra, params = self.state(network, optimizer, settings, epoch, history, selection,
+                                         average, current)
         save_model(self.path, network, meta=meta, extra_arrays=extra, params=params)
 
     def state(self, network, optimizer, settings, epoch, history,
-              selection: Selection | None = None) -> tuple[dict, dict, dict | None]:
+              selection: Selection | None = None, average=None, current: dict | None = None
+              ) -> tuple[dict, dict, dict | None]:
         """(meta, extra arrays, params or None: the network's own) that :meth:`save` writes."""
         meta = dict(self.meta, epoch=epoch, history=history, settings=settings.as_dict(),
                     steps=network.steps,
@@ -46,9 +52,13 @@ class Checkpoint:
         params = None
         if selection is not None and selection.params is not None:
             meta["selected"] = selection.as_meta()
-            if selection.epoch != epoch:
-                params = selection.params
-                extra.update({f"resume/{k}": v for k, v in network.host_params().items()})
+            if current is None and selection.epoch != epoch:
+                params, current = selection.params, network.host_params()
+        if current is not None:
+            extra.update({f"resume/{k}": v for k, v in current.items()})
+        if average is not None and average.count:
+            meta["averaged"] = average.as_meta()
+            extra.update(average.arrays())
         return meta, extra, params
 
 
@@ -129,9 +139,9 @@ def restore_training(path, net, meta: dict, extra: dict, epochs: int | None = No
         except (KeyError, TypeError, ValueError):
             raise ModelFileError(f"{path} has a damaged epoch selection; train afresh "
                                  f"without --resume") from None
-        current = {k[len("resume/"):]: v for k, v in extra.items() if k.startswith("resume/")}
-        if current:
-            net.load_host_params(current)
+    current = {k[len("resume/"):]: v for k, v in extra.items() if k.startswith("resume/")}
+    if current:                 # the file's weights are a selected or finished model's
+        net.load_host_params(current)
     steps = meta.get("steps", 0)
     if not is_int(steps) or steps < 0:
         raise ModelFileError(f"{path} has a damaged step count; train afresh without --resume")

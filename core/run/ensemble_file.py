@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from genrecnn.run.averaging import WeightAverage
 from genrecnn.run.checkpoint import (TRAINING_ARRAYS, TRAINING_STATE, Checkpoint,
                                      restore_training)
 from genrecnn.run.model_io import ENSEMBLE_VERSION, load_members, model_header, write_model_file
@@ -59,11 +60,12 @@ class EnsembleCheckpoint(Checkpoint):
     current: MemberState | None = None
 
     def save(self, network, optimizer, settings, epoch, history,
-             selection: Selection | None = None) -> None:
+             selection: Selection | None = None, average=None, current: dict | None = None
+             ) -> None:
         if self.path is None:
             return
         meta, arrays, params = Checkpoint(self.path).state(network, optimizer, settings, epoch,
-                                                           history, selection)
+                                                           history, selection, average, current)
         meta.pop("settings")            # a member's differ from the ensemble's in the seed only
         self.current = MemberState(network.seed, meta,
                                    network.host_params() if params is None else params, arrays)
@@ -89,8 +91,10 @@ def read_saved_members(path) -> tuple[dict, dict, list[SavedMember]]:
     for network, meta, extra in load_members(path):
         state = MemberState.of(network, meta, extra)
         optimizer, selection = restore_training(path, network, meta, extra)
+        finished = any(k.startswith("resume/") for k in extra)
         resumed = Resumed(optimizer, int(meta["epoch"]), list(meta.get("history", [])),
-                          selection)
+                          selection, WeightAverage.from_saved(path, meta, extra),
+                          state.params if finished else None)
         members.append(SavedMember(network, resumed, state))
         first = first or (meta, extra)
     return (*first, members)

@@ -111,6 +111,12 @@ class EvaluationReport:
         return "\n".join(rows)
 
 
+def chooses_epoch(settings: TrainSettings) -> bool:
+    """Whether a split folder's valid part is kept apart to choose the epoch: with
+    ``--select valid``, unless ``--swa`` replaces the choice (the valid part then trains)."""
+    return settings.select == "valid" and not settings.swa
+
+
 def partitions(ds, repeats: int, test_fraction: float, seed: int, split_dir=None,
                keep_valid: bool = False, echo=None):
     """(train, valid, test) item indices of each partition: random partitions have no
@@ -209,7 +215,7 @@ def run_protocol(ds, settings: TrainSettings, options: RunOptions, *, repeats: i
     mine, placement, ensemble = [], None, settings.ensemble > 1
     for r, (tr, va, te) in enumerate(partitions(ds, repeats, options.test_fraction,
                                                 settings.seed, options.split_dir,
-                                                settings.select == "valid", say)):
+                                                chooses_epoch(settings), say)):
         if r % w.size != w.rank:
             continue
         record, placement = _partition(ds, settings, options, r, tr, va, te, placement,

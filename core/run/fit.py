@@ -19,6 +19,7 @@ from genrecnn.engine.batches import epoch_rng, plan_epoch
 from genrecnn.engine.items import ArrayItems
 from genrecnn.engine.schedules import learning_rate
 from genrecnn.engine.steps import StepRunner
+from genrecnn.run.averaging import WeightAverage, continue_average, finish
 from genrecnn.run.checkpoint import Checkpoint, refuse_diverged
 from genrecnn.run.crops import predict_items
 from genrecnn.run.parts import Parts
@@ -68,24 +69,25 @@ def fit(network, optimizer, parts: Parts, settings: TrainSettings,
         checkpoint: Checkpoint | None = None, start_epoch: int = 0,
         history: list[dict] | None = None, on_epoch=None, progress: bool | None = False,
         selection: Selection | None = None, runner: StepRunner | None = None,
-        score_test: bool = True) -> list[dict]:
+        score_test: bool = True, average: WeightAverage | None = None) -> list[dict]:
     """Train from ``start_epoch`` to ``settings.epochs``; return the per-epoch history.
 
     Each history row has epoch, lr, seconds, train/test (and valid) loss and
     accuracy (test only with ``score_test``: the evaluation protocol scores the test
     part once, at the end). With ``settings.select == "valid"`` and a valid part, the network
     ends with the weights of its best validation epoch (``selection`` carries
-    that choice across a resume). ``on_epoch(row)`` is called after each epoch's
-    checkpoint is written; ``progress``: a tqdm bar per epoch (None: only on a
-    terminal).
+    that choice across a resume); ``swa`` and ``precise_bn`` end otherwise (:func:`_finish`;
+    ``average``: the SWA mean so far). ``on_epoch(row)`` is called after each epoch's
+    checkpoint is written; ``progress``: a tqdm bar per epoch (None: only on a terminal).
     """
     from tqdm import tqdm
 
     history = list(history or [])
     runner = runner or StepRunner(network, optimizer, training_items(parts), settings)
     world = runner.world
-    selecting = settings.select == "valid" and parts.x_valid is not None
-    selection = selection or Selection()
+    selecting = settings.select == "valid" and parts.x_valid is not None and not settings.swa
+    selection = (selection or Selection()) if selecting else None
+    average, current = continue_average(average, settings, start_epoch), None
     items = runner.items
     n, n_mels, frames = len(items), items.n_mels, items.frames
     width = network.input_shape[1]
@@ -104,35 +106,58 @@ def fit(network, optimizer, parts: Parts, settings: TrainSettings,
             trained = time.perf_counter() - t0
             row = {"epoch": epoch, "lr": lrs[0], "train_loss": loss, "train_acc": acc}
             refuse_diverged(network, row, epoch, settings.lr)
-            _score(row, network, parts, settings.batch_size, world, score_test,
-                   selection if selecting else None)
+            _score(row, network, parts, settings.batch_size, world, score_test, selection)
             refuse_diverged(network, row, epoch, settings.lr, weights=False)   # the scores too
+            if average is not None and epoch >= average.first:
+                average.add(network)
+            if (settings.swa or settings.precise_bn) and epoch == settings.epochs:
+                current = _finish(row, network, parts, settings, items, average, world,
+                                  score_test, selection)
             row.update(seconds=round(time.perf_counter() - t0, 3), train_seconds=round(trained, 4))
             history.append(row)
             if checkpoint is not None and (world is None or world.is_root):
-                checkpoint.save(network, optimizer, settings, epoch, history,
-                                selection if selecting else None)
+                checkpoint.save(network, optimizer, settings, epoch, history, selection,
+                                average, current)
             if on_epoch:
                 on_epoch(row)
     finally:
         runner.close()
-    if selecting and selection.params is not None:
+    if selection is not None and selection.params is not None and current is None:
         network.load_host_params(selection.params)
     return history
 
 
+def _finish(row: dict, network, parts: Parts, settings: TrainSettings, items, average,
+            world, score_test: bool, selection: Selection | None) -> dict:
+    """After the last epoch of a run with ``swa`` (the SWA mean replaces the choice by the
+    valid part, which is still scored) or ``precise_bn``: make ``network`` the model the
+    run ends with (the selected epoch's weights or the SWA mean, batch-norm statistics
+    recomputed:
+    :mod:`genrecnn.run.averaging`); ``row`` gets how (``swa_epochs``, ``bn_batches``) and
+    its scores (``final_valid_*``, ``final_test_*``). Returns the trained weights, which
+    a resume goes on from."""
+    current = network.host_params()
+    if selection is not None and selection.params is not None:
+        network.load_host_params(selection.params)
+    row.update(finish(network, settings, items, average, world))
+    _score(row, network, parts, settings.batch_size, world, score_test, None, prefix="final_")
+    refuse_diverged(network, row, row["epoch"], settings.lr)
+    return current
+
+
 def _score(row: dict, network, parts: Parts, batch_size: int, world, score_test: bool,
-           selection: Selection | None) -> None:
-    """The epoch's valid (offered to ``selection``) and test scores, into ``row``."""
+           selection: Selection | None, prefix: str = "") -> None:
+    """The epoch's valid (offered to ``selection``) and test scores, into ``row`` (keys
+    after ``prefix``)."""
     if parts.x_valid is not None:
         va = evaluate(network, parts.x_valid, parts.y_valid, batch_size, world)
-        row.update(valid_loss=va.loss, valid_acc=va.accuracy)
+        row.update({f"{prefix}valid_loss": va.loss, f"{prefix}valid_acc": va.accuracy})
         if selection is not None and selection.offer(row["epoch"], va.accuracy, va.loss,
                                                      network):
             row["selected"] = True
     if score_test:
         te = evaluate(network, parts.x_test, parts.y_test, batch_size, world)
-        row.update(test_loss=te.loss, test_acc=te.accuracy)
+        row.update({f"{prefix}test_loss": te.loss, f"{prefix}test_acc": te.accuracy})
 
 
 def training_items(parts: Parts):

@@ -41,6 +41,9 @@ class RunOptions:
     freq_mask: int | None = None
     time_mask: int | None = None
     select: str | None = None
+    label_smoothing: float | None = None
+    swa: int | None = None             # average the weights of the last N epochs (None: 0)
+    precise_bn: bool | None = None     # recompute batch-norm statistics at the end (None: no)
     seed: int | None = None
     ensemble: int | None = None        # networks trained and averaged (None: 1)
     with_baseline: bool | None = None  # fit the baseline too and answer with both (None: no)

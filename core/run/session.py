@@ -10,6 +10,7 @@ import numpy as np
 
 from genrecnn.engine.autoplace import place_by_option
 from genrecnn.engine.steps import StepRunner, fits_resident
+from genrecnn.run.averaging import WeightAverage, describe_finish
 from genrecnn.run.checkpoint import Checkpoint
 from genrecnn.run.fit import fit, format_row, predict_proba, training_items
 from genrecnn.run.options import RunOptions
@@ -32,6 +33,9 @@ class Resumed:
     epoch: int
     history: list[dict] = field(default_factory=list)
     selection: Selection | None = None
+    average: WeightAverage | None = None   # --swa: the weight average so far
+    stored: dict | None = None             # the file's weights where training goes on from
+                                           # others (a selected or finished model's)
 
 
 @dataclass
@@ -77,8 +81,10 @@ def train_once(network, parts: Parts, settings: TrainSettings, options: RunOptio
         if echo:
             echo(f"{checkpoint.path if checkpoint else 'the model'} has already trained "
                  f"{resumed.epoch} epoch(s); nothing more to do (raise --epochs to go on)")
-        if resumed.selection is not None and resumed.selection.params is not None:
-            network.load_host_params(resumed.selection.params)   # as fit ends: the chosen epoch
+        if resumed.stored is not None:               # as fit ends: the chosen or finished
+            network.load_host_params(resumed.stored)  # model
+        elif resumed.selection is not None and resumed.selection.params is not None:
+            network.load_host_params(resumed.selection.params)
     else:
         if echo and resumed.epoch:
             echo(f"resuming at epoch {resumed.epoch + 1} of {settings.epochs}")
@@ -93,6 +99,9 @@ def train_once(network, parts: Parts, settings: TrainSettings, options: RunOptio
                       start_epoch=resumed.epoch, history=history,
                       on_epoch=(lambda row: echo(format_row(row))) if echo else None,
                       progress=progress, selection=resumed.selection, runner=runner,
-                      score_test=score_test)
+                      score_test=score_test, average=resumed.average)
+        finished = describe_finish(history[-1]) if history else None
+        if echo and finished:
+            echo(finished)
     probs = predict_proba(network, parts.x_test, settings.batch_size, world)
     return Trained(network, history, probs)

@@ -18,6 +18,11 @@ SELECTIONS = ("last", "valid")
 MAX_ENSEMBLE = 64               # networks one model file may hold
 
 
+# settings a model file leaves out where they are off (a file that lacks one was trained
+# with it off: a resume reads it so)
+UNSAID_WHEN_OFF = {"label_smoothing": 0.0, "swa": 0, "precise_bn": False}
+
+
 class TrainingError(GenrecnnError):
     """A run that cannot go on (diverged, nothing to train on, bad resume)."""
 
@@ -40,6 +45,9 @@ class TrainSettings:
     freq_mask: int = 0               # widest masked band span per example; 0: off
     time_mask: int = 0               # widest masked frame span per example; 0: off
     select: str = "last"             # valid: keep the epoch with the best validation score
+    label_smoothing: float = 0.0     # targets (1 - eps) onehot + eps / K; 0: off
+    swa: int = 0                     # the model is the mean of the last N epochs' weights
+    precise_bn: bool = False         # batch-norm statistics recomputed for the final weights
     seed: int = 0
     ensemble: int = 1                # networks trained from seeds derived from ``seed``
     with_baseline: bool = False      # the baseline fitted too, the answer the two models' mean
@@ -60,19 +68,29 @@ class TrainSettings:
             raise TrainingError(f"crop must be at least 1 frame, got {self.crop}")
         if self.mixup < 0 or self.freq_mask < 0 or self.time_mask < 0 or self.weight_decay < 0:
             raise TrainingError("mixup, masks and weight decay cannot be negative")
+        if not 0 <= self.label_smoothing < 1:        # NaN fails too
+            raise TrainingError(f"label smoothing must be at least 0 and below 1, got "
+                                f"{self.label_smoothing}; try --label-smoothing 0.1")
+        if not 0 <= self.swa <= self.epochs:
+            raise TrainingError(f"--swa N averages the weights of the last N epochs: N must be "
+                                f"0 (off) to the run's {self.epochs} epochs, got {self.swa}")
         if not 1 <= self.ensemble <= MAX_ENSEMBLE:
             raise TrainingError(f"an ensemble has 1 to {MAX_ENSEMBLE} networks, got "
                                 f"{self.ensemble}")
 
     def as_dict(self) -> dict:
-        """The settings by name; ``ensemble`` only where it is over 1 and ``with_baseline``
-        only where it is on, so that a single network's settings (and its model file) read
-        as they did before ensembles and baselines."""
+        """The settings by name; ``ensemble`` only where it is over 1, ``with_baseline``
+        only where it is on, and those of :data:`UNSAID_WHEN_OFF` only where they are not
+        off, so that a single network's settings (and its model file) read as they did
+        before ensembles, baselines, label smoothing and weight averaging."""
         values = asdict(self)
         if self.ensemble == 1:
             del values["ensemble"]
         if not self.with_baseline:
             del values["with_baseline"]
+        for key, off in UNSAID_WHEN_OFF.items():
+            if values[key] == off:
+                del values[key]
         return values
 
     @classmethod
@@ -151,8 +169,14 @@ def describe_settings(s: TrainSettings) -> str:
         parts.append(f"masks {s.freq_mask} bands / {s.time_mask} frames")
     if s.mixup:
         parts.append(f"mixup {s.mixup:g}")
-    if s.select == "valid":
+    if s.label_smoothing:
+        parts.append(f"label smoothing {s.label_smoothing:g}")
+    if s.swa:
+        parts.append(f"weights averaged over the last {s.swa} epochs")
+    elif s.select == "valid":
         parts.append("best validation epoch")
+    if s.swa or s.precise_bn:
+        parts.append("batch-norm statistics recomputed")
     if s.ensemble > 1:
         parts.append(f"an ensemble of {s.ensemble} networks")
     return ", ".join(parts)

@@ -23,6 +23,7 @@ from genrecnn.fsutil import (atomic_write_text, folder_lock, json_text, output_f
 from genrecnn.music.input_kinds import dataset_kind
 from genrecnn.music.loading import skipped_lines
 from genrecnn.music.splits import split_from_dir, stratified_split
+from genrecnn.run.averaging import continue_average
 from genrecnn.run.checkpoint import Checkpoint
 from genrecnn.run.combined import (baseline_metrics, baseline_record, baseline_summary,
                                    fit_run_baseline, read_baseline)
@@ -37,7 +38,7 @@ from genrecnn.run.parts import make_parts, normalizer_arrays, normalizer_from_ex
 from genrecnn.run.plots import confusion_matrix, learning_curves
 from genrecnn.run.scoring import VOTES, clip_decisions, confusion
 from genrecnn.run.session import Resumed, place_for_parts
-from genrecnn.run.settings import TrainSettings, new_network
+from genrecnn.run.settings import UNSAID_WHEN_OFF, TrainSettings, new_network
 from genrecnn.world import world
 
 # what the saved run settings that TrainSettings does not check must be
@@ -74,7 +75,7 @@ def resume_values(options: RunOptions, explicit: set[str], meta: dict, path: Pat
     """``options`` with the checkpoint's run settings; an explicit different value is an
     error."""
     # the resolved settings win over the options as given (lr 0.001, not None)
-    saved = dict(meta.get("run", {}), **meta.get("settings", {}))
+    saved = {**meta.get("run", {}), **UNSAID_WHEN_OFF, **meta.get("settings", {})}
     given = options.as_dict()
     out = {}
     for key in RUN_KEYS:
@@ -141,6 +142,9 @@ def _resolve(options: RunOptions, explicit, model_path: Path | None
     if options.split_dir is not None and options.data is None:
         raise DataError("--split needs a DATA folder whose clip ids it lists; pass DATA")
     settings = options.settings()
+    for member in saved.members if saved is not None else ():
+        if member.resumed.epoch < settings.epochs:       # refused now, before any data
+            continue_average(member.resumed.average, settings, member.resumed.epoch)
     if saved is not None and len(saved.members) > settings.ensemble:
         raise GenrecnnError(f"--ensemble {settings.ensemble} is fewer than the "
                             f"{len(saved.members)} networks {model_path} holds; resume with "
@@ -309,8 +313,11 @@ def final_metrics(ds, parts, settings, trained, options: RunOptions, seconds) ->
         "data": "synthetic" if options.data is None else str(options.data),
         "class_names": list(ds.class_names), "settings": settings.as_dict(),
         "placement": list(trained.network.backend_names), "epochs_done": len(history),
-        "test_acc": last.get("test_acc"), "test_loss": last.get("test_loss"),
-        "train_acc": last.get("train_acc"), "valid_acc": last.get("valid_acc"),
+        # the finished model's scores where SWA or precise batch norm made one
+        "test_acc": last.get("final_test_acc", last.get("test_acc")),
+        "test_loss": last.get("final_test_loss", last.get("test_loss")),
+        "train_acc": last.get("train_acc"),
+        "valid_acc": last.get("final_valid_acc", last.get("valid_acc")),
         "test_clip_acc": float((pred == truth).mean()), "test_clips": int(len(clips)),
         "windows": options.windows,
         "confusion": cm.tolist(), "history": history, "seconds": round(seconds, 2),

@@ -37,8 +37,10 @@ def compare_outputs(be, method: str, got: dict, want: dict, dtype: str) -> float
 
 
 def call_in_place(be, method: str, args: dict, changed: dict[str, np.ndarray], dtype: str,
-                  returns_none: bool = True, host: tuple[str, ...] = ()):
-    """Run ``be.method(*args.values())`` for an op that changes arguments in place.
+                  returns_none: bool = True, host: tuple[str, ...] = (),
+                  keywords: dict | None = None):
+    """Run ``be.method(*args.values(), **keywords)`` for an op that changes arguments in
+    place.
 
     Every array named in ``changed`` must now hold the given value (compared
     at its tolerance, and changed at all where the value differs); every
@@ -50,7 +52,7 @@ def call_in_place(be, method: str, args: dict, changed: dict[str, np.ndarray], d
         return np.array(a, copy=True) if name in host else be.to_host(a).copy()
     arrays = [k for k, v in args.items() if hasattr(v, "shape") and hasattr(v, "dtype")]
     before = {k: now(k) for k in arrays}
-    out = getattr(be, method)(*args.values())
+    out = getattr(be, method)(*args.values(), **(keywords or {}))
     if returns_none and out is not None:
         raise CheckFailed(f"{method} returned {type(out).__name__}; it must change its "
                           f"arguments in place and return None")

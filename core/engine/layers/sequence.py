@@ -208,14 +208,19 @@ class Softmax(Layer):
         self._cache = (probs, labels)
         return loss, probs
 
-    def forward_loss_acc(self, be, logits, labels_a, labels_b, lam, stats):
-        """The loss of label pairs (mixup), accumulated into ``stats`` on the backend."""
-        probs = be.softmax_cross_entropy_acc(logits, labels_a, labels_b, lam, stats)
-        self._cache = (probs, labels_a, labels_b, lam)
+    def forward_loss_acc(self, be, logits, labels_a, labels_b, lam, stats,
+                         smoothing: float = 0.0):
+        """The loss of label pairs (mixup), accumulated into ``stats`` on the backend;
+        ``smoothing`` reaches the op only where it is not 0, so a backend from before
+        label smoothing still trains without it."""
+        extra = {"smoothing": float(smoothing)} if smoothing else {}
+        probs = be.softmax_cross_entropy_acc(logits, labels_a, labels_b, lam, stats, **extra)
+        self._cache = (probs, labels_a, labels_b, lam, extra)
         return probs
 
     def backward(self, be, dy=None):
-        if len(self._cache) == 4:
-            return be.softmax_cross_entropy_acc_backward(*self._cache)
+        if len(self._cache) == 5:
+            *pairs, extra = self._cache
+            return be.softmax_cross_entropy_acc_backward(*pairs, **extra)
         probs, labels = self._cache
         return be.softmax_cross_entropy_backward(probs, labels)

@@ -46,7 +46,8 @@ class TrainingOps:
 
     # -- a loss that stays on the backend -------------------------------------------------
 
-    def softmax_cross_entropy_acc(self, logits, labels_a, labels_b, lam, stats):
+    def softmax_cross_entropy_acc(self, logits, labels_a, labels_b, lam, stats,
+                                  smoothing: float = 0.0):
         """Cross-entropy against a pair of labels per example, accumulated in place.
 
         logits[N, K], labels_a/labels_b[N] int32, lam[N] and stats[2] (logits'
@@ -58,10 +59,20 @@ class TrainingOps:
         maximum); ``stats[0] += sum of losses``, ``stats[1] += sum of credits``,
         nothing else changes. Nothing is read back to the host: the caller reads
         ``stats`` once per epoch.
+
+        ``smoothing`` eps (label smoothing, ``0 <= eps < 1``, a Python float) makes the
+        target of an example the distribution
+        ``t = (1 - eps) (lam onehot(a) + (1 - lam) onehot(b)) + eps / K`` and its loss
+        ``-sum_k t[k] log p[k] = (1 - eps) (the loss above) - eps mean_k log p[k]``; the
+        credit stays that of the hard labels. ``eps = 0`` is exactly the loss above, and
+        callers pass the keyword only when it is not 0 (backends from before it still run).
         """
         raise self._unsupported("softmax_cross_entropy_acc")
 
-    def softmax_cross_entropy_acc_backward(self, probs, labels_a, labels_b, lam):
-        """d mean loss / d logits of :meth:`softmax_cross_entropy_acc`:
-        ``(probs - lam onehot(a) - (1 - lam) onehot(b)) / N``, shape [N, K]."""
+    def softmax_cross_entropy_acc_backward(self, probs, labels_a, labels_b, lam,
+                                           smoothing: float = 0.0):
+        """d mean loss / d logits of :meth:`softmax_cross_entropy_acc` with the same
+        ``smoothing`` eps: ``(probs - t) / N``, shape [N, K], with the target
+        ``t = (1 - eps) (lam onehot(a) + (1 - lam) onehot(b)) + eps / K`` (eps 0:
+        ``(probs - lam onehot(a) - (1 - lam) onehot(b)) / N``)."""
         raise self._unsupported("softmax_cross_entropy_acc_backward")
