@@ -26,7 +26,7 @@ class NumpyBackend(NumpySequenceOps, NumpyMapOps, NumpyUpdateOps, NumpyTrainingO
                    NumpyCollectiveOps, NumpyFusedOps, Backend):
     name = "numpy"
     device = "cpu"
-    precisions = PRECISIONS      # operands rounded on the host (:func:`.sequence.rounded`)
+    precisions = PRECISIONS      # products round their operands, then compute as fp32
 
     def from_host(self, a):
         return copy(np.asarray(a))

@@ -16,10 +16,10 @@ import threading
 import numpy as np
 
 from genrecnn.engine.ops import conv2d_out, lowbias32, pool2d_out
+from genrecnn.engine.ops import round_operands as rounded
 from genrecnn.engine.ops.maps import GOLDEN
 
 from .parallel import over_batch
-from .sequence import rounded
 
 
 # -- 2-D convolution -----------------------------------------------------------------------

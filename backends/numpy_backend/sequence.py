@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from genrecnn.engine.ops import round_operand
+from genrecnn.engine.ops import round_operands as rounded
 
 from . import conv
 from .parallel import BLOCK, blockwise, over_blocks
@@ -85,13 +85,6 @@ def _gate_backward(x: np.ndarray, dy: np.ndarray, slope: float) -> np.ndarray:
     return blockwise(x, fn, dy)
 
 
-def rounded(precision: str, *operands: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The operands of a product rounded to ``precision`` (the arrays themselves for
-    fp32): the products then compute as in fp32, which emulates tensor cores exactly
-    up to the order of the float32 sums."""
-    return tuple(round_operand(a, precision) for a in operands)
-
-
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise log-softmax, max-shifted so that huge logits never overflow."""
     z = logits - logits.max(axis=1, keepdims=True)
@@ -99,7 +92,11 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class NumpySequenceOps:
-    """conv1d, maxpool1d, global_pool, dense, activation, softmax for :class:`.NumpyBackend`."""
+    """conv1d, maxpool1d, global_pool, dense, activation, softmax for :class:`.NumpyBackend`.
+
+    The products round their operands to the precision asked (``rounded``) and then
+    compute as in fp32: tensor-core arithmetic, exact up to the order of the float32 sums.
+    """
 
     # -- convolution ---------------------------------------------------------------------
 

@@ -68,9 +68,10 @@ from genrecnn.engine.ops.collective import CollectiveOps
 from genrecnn.engine.ops.fused import FusedOps
 from genrecnn.engine.ops.graphs import GraphOps
 from genrecnn.engine.ops.maps import MapOps, conv2d_out, lowbias32, pool2d_out
-from genrecnn.engine.ops.precision import (DEFAULT_PRECISION, PRECISION_GROUPS,
+from genrecnn.engine.ops.precision import (DEFAULT_PRECISION, MANTISSA_BITS, PRECISION_GROUPS,
                                            PRECISION_METHODS, PRECISIONS, TOLERANCE_PRECISION,
-                                           check_precision, precision_kwargs, round_operand)
+                                           check_precision, precision_kwargs, round_operand,
+                                           round_operands)
 from genrecnn.engine.ops.sequence import SequenceOps
 from genrecnn.engine.ops.staging import StagingOps
 from genrecnn.engine.ops.training import TrainingOps
@@ -80,10 +81,11 @@ from genrecnn.errors import BackendError, UnsupportedOp
 DTYPES = ("float32", "float64")
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
 
-__all__ = ["ACTIVATIONS", "DEFAULT_PRECISION", "DTYPES", "GROUP_OF_METHOD", "OP_GROUPS", "OP_NAMES",
+__all__ = ["ACTIVATIONS", "DEFAULT_PRECISION", "DTYPES", "MANTISSA_BITS", "GROUP_OF_METHOD", "OP_GROUPS", "OP_NAMES",
            "PRECISIONS", "PRECISION_GROUPS", "PRECISION_METHODS", "TOLERANCE_PRECISION", "Backend",
            "OpGroup", "check_precision", "conv1d_out_width", "conv2d_out", "lowbias32",
-           "maxpool1d_out_width", "pool2d_out", "precision_kwargs", "round_operand"]
+           "maxpool1d_out_width", "pool2d_out", "precision_kwargs", "round_operand",
+           "round_operands"]
 
 
 @dataclass(frozen=True)

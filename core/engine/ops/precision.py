@@ -91,3 +91,8 @@ def round_operand(a: np.ndarray, precision: str) -> np.ndarray:
     r = (u + half + odd) & np.uint32((0xFFFFFFFF << drop) & 0xFFFFFFFF)
     r = np.where((u & _SIGN_OFF) > _INF_BITS, u, r)    # NaN stays NaN, payload and all
     return r.view(np.float32)
+
+
+def round_operands(precision: str, *operands: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each operand of a product rounded to ``precision`` (the arrays themselves for fp32)."""
+    return tuple(round_operand(a, precision) for a in operands)
