@@ -120,6 +120,7 @@ def train_members(network, parts: Parts, settings: TrainSettings, options: RunOp
         else:
             net = prior.network
             if net is not network:
+                net.precision = network.precision
                 net.place(network.backend_names)
         finished = prior is not None and prior.resumed.epoch >= member.epochs
         say(f"member {i + 1} of {settings.ensemble} (seed {member.seed})"

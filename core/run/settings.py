@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from genrecnn.engine.architectures import build_network, load_architecture
+from genrecnn.engine.ops import DEFAULT_PRECISION, PRECISIONS
 from genrecnn.engine.optim import OPTIMIZERS, make_optimizer
 from genrecnn.engine.schedules import SCHEDULES
 from genrecnn.errors import GenrecnnError
@@ -43,13 +44,15 @@ class TrainSettings:
     seed: int = 0
     ensemble: int = 1                # networks trained from seeds derived from ``seed``
     with_baseline: bool = False      # the baseline fitted too, the answer the two models' mean
+    precision: str = DEFAULT_PRECISION   # of the conv and dense products (weights stay float32)
     recipe: str = ""                 # the recipe these settings came from, if any
 
     def __post_init__(self):
         for name, value, allowed in (("optimiser", self.optimizer, OPTIMIZERS),
                                      ("input normalisation", self.norm, NORMS),
                                      ("learning-rate schedule", self.schedule, SCHEDULES),
-                                     ("epoch selection", self.select, SELECTIONS)):
+                                     ("epoch selection", self.select, SELECTIONS),
+                                     ("precision", self.precision, PRECISIONS)):
             if value not in allowed:
                 raise TrainingError(f"unknown {name} {value!r}; use one of {', '.join(allowed)}")
         if self.epochs < 1 or self.batch_size < 1:
@@ -65,14 +68,17 @@ class TrainSettings:
                                 f"{self.ensemble}")
 
     def as_dict(self) -> dict:
-        """The settings by name; ``ensemble`` only where it is over 1 and ``with_baseline``
-        only where it is on, so that a single network's settings (and its model file) read
-        as they did before ensembles and baselines."""
+        """The settings by name; ``ensemble`` only where it is over 1, ``with_baseline``
+        only where it is on and ``precision`` only where it is not fp32, so that a single
+        fp32 network's settings (and its model file) read as they did before ensembles,
+        baselines and precisions."""
         values = asdict(self)
         if self.ensemble == 1:
             del values["ensemble"]
         if not self.with_baseline:
             del values["with_baseline"]
+        if self.precision == DEFAULT_PRECISION:
+            del values["precision"]
         return values
 
     @classmethod
@@ -155,10 +161,13 @@ def describe_settings(s: TrainSettings) -> str:
         parts.append("best validation epoch")
     if s.ensemble > 1:
         parts.append(f"an ensemble of {s.ensemble} networks")
+    if s.precision != DEFAULT_PRECISION:
+        parts.append(f"{s.precision} products")
     return ", ".join(parts)
 
 
 def new_network(settings: TrainSettings, n_mels: int, frames: int, n_classes: int):
     """A fresh network of the settings' architecture for items of ``frames`` frames."""
     return build_network(load_architecture(settings.arch),
-                         (n_mels, settings.input_frames(frames)), n_classes, seed=settings.seed)
+                         (n_mels, settings.input_frames(frames)), n_classes, seed=settings.seed,
+                         precision=settings.precision)

@@ -54,8 +54,8 @@ def check_precision(precision: str, dtype: str = "float32") -> str:
     if precision not in PRECISIONS:
         raise ShapeError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     if precision != DEFAULT_PRECISION and dtype != "float32":
-        raise ShapeError(f"precision {precision!r} rounds float32 operands, but the network "
-                         f"is {dtype}; use --precision {DEFAULT_PRECISION} or float32")
+        raise ShapeError(f"precision {precision!r} rounds float32 operands, not {dtype}; use "
+                         f"--precision {DEFAULT_PRECISION}, or float32")
     return precision
 
 
