@@ -121,7 +121,7 @@ class Network:
         for layer, be in zip(self.layers, backends):
             if lacks_precision(be, layer, precision):
                 offer = [n for n in reg.available_names()
-                         if precision in reg.infos[n].cls.precisions
+                         if precision in reg.infos[n].precisions
                          and self.dtype in reg.infos[n].cls.dtypes]
                 where = (f"place that layer on {_either(offer)}, or " if offer else "")
                 raise PlacementError(
