@@ -135,3 +135,29 @@ def test_setting_a_precision_on_a_placed_network_checks_the_placement():
 def test_settings_record_a_precision_only_beyond_fp32():
     assert "precision" not in TrainSettings().as_dict()
     assert TrainSettings(precision="bf16").as_dict()["precision"] == "bf16"
+
+
+@pytest.mark.parametrize("name", ["cupy", "pycuda"])
+@pytest.mark.parametrize("precision", ["tf32", "bf16"])
+def test_a_cuda_backend_trains_at_the_precision_as_numpy_does(name, precision):
+    """GPU: gradients of a conv2d + dense network at tf32 / bf16 on a CUDA backend match
+    NumPy's emulation up to the sums' order, which may also flip the rounding of an
+    operand near a tie (skipped where the backend does not offer the precision)."""
+    info = build_registry().infos[name]
+    if not info.available:
+        pytest.skip(f"backend {name!r} unavailable here: {info.reason}")
+    if precision not in info.precisions:
+        pytest.skip(f"backend {name!r} does not offer {precision} (it offers "
+                    f"{', '.join(info.precisions)})")
+    grads = {}
+    for be in ("numpy", name):
+        net = build_network(load_architecture("cnn2d"), (32, 48), 4, precision=precision)
+        net.fuse = False
+        net.place(be)
+        x = np.random.default_rng(3).standard_normal((8, 32, 48)).astype(np.float32)
+        net.loss_and_grads(x, np.arange(8) % 4)
+        grads[be] = {f"{layer.name}/{k}": net.backends[i].to_host(g)
+                     for i, layer in enumerate(net.layers) for k, g in layer.grads.items()}
+    for k, want in grads["numpy"].items():
+        err = np.abs(grads[name][k] - want).max() / max(np.abs(want).max(), 1e-30)
+        assert err < {"tf32": 1e-3, "bf16": 1e-2}[precision], (k, err)
