@@ -102,10 +102,14 @@ def step_runner(step, opt, graph: bool, warmup: int = 3, side=None):
 
 
 def random_data_step(model, shape, classes: int, items: int, batch: int, graph: bool,
-                     seed: int = 0):
+                     seed: int = 0, autocast=None):
     """One Adam training step of ``model`` on ``batch`` rows (chosen by writing ``idx``)
     of ``items`` random examples resident on the GPU: (step, optimiser, idx). With
-    ``graph`` the optimiser is capturable, for :func:`step_runner`'s CUDA graph."""
+    ``graph`` the optimiser is capturable, for :func:`step_runner`'s CUDA graph; with
+    ``autocast`` (a torch dtype, e.g. ``torch.bfloat16``) forward and loss run under
+    ``torch.autocast`` (its cache off, as CUDA graph capture needs)."""
+    import contextlib
+
     import torch
     import torch.nn.functional as F
 
@@ -115,8 +119,14 @@ def random_data_step(model, shape, classes: int, items: int, batch: int, graph: 
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, capturable=graph)
     idx = torch.arange(batch, device="cuda")
 
+    def mixed():
+        if autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=autocast, cache_enabled=False)
+
     def step():
-        loss = F.cross_entropy(model(data[idx]), labels[idx])
+        with mixed():
+            loss = F.cross_entropy(model(data[idx]), labels[idx])
         loss.backward()
         opt.step()
 

@@ -20,7 +20,7 @@ def _reason(info) -> str:
 @click.command()
 @json_option
 def backends(as_json):
-    """List every backend plugin: device, dtypes, ops, and availability here."""
+    """List every backend plugin: device, dtypes, ops, precisions, and availability here."""
     infos = [registry().infos[n] for n in registry().names()]
     if as_json:
         click.echo(json_text([i.as_dict() for i in infos]))
@@ -29,3 +29,4 @@ def backends(as_json):
         state = "available" if i.available else f"unavailable: {_reason(i)}"
         click.echo(f"{i.name:<10} {i.device:<5} {','.join(i.dtypes):<16} {state}")
         click.echo(f"{'':<10} ops: {', '.join(i.ops) or '-'}   (plugin {i.plugin})")
+        click.echo(f"{'':<10} precisions: {', '.join(i.precisions) or '-'}")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from genrecnn.cli.options import json_option
+from genrecnn.cli.options import json_option, precision_option
 from genrecnn.engine import bench
 from genrecnn.engine.capability import UPDATE_OPS
 from genrecnn.engine.layers import KINDS
@@ -67,6 +67,7 @@ def _known_backends(ctx, param, value):
 @click.option("--max-call", type=click.FloatRange(0), default=2.0, show_default=True,
               help="Sweep: skip larger sizes on a backend once one call takes longer (s).")
 @click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)
+@precision_option
 @click.option("--optimizer", type=click.Choice(sorted(UPDATE_OPS)), default="adam",
               show_default=True, help="Update timed with --arch and --compare-auto.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/bench",
@@ -76,7 +77,7 @@ def _known_backends(ctx, param, value):
                    "(with --arch, default small).")
 @json_option
 def bench_cmd(backend_names, arch, batch_size, mels, frames, sizes, layers_spec, reps, budget,
-              max_call, dtype, optimizer, out_dir, compare_auto, as_json):
+              max_call, dtype, precision, optimizer, out_dir, compare_auto, as_json):
     """Time each layer's forward and backward per backend, and transfers between them."""
     from tqdm import tqdm
 
@@ -89,7 +90,7 @@ def bench_cmd(backend_names, arch, batch_size, mels, frames, sizes, layers_spec,
     say = (lambda *a, **k: None) if as_json else click.echo
     if compare_auto:
         result = bench_job.compare_auto(backends, arch or "small", batch_size, mels, frames,
-                                        dtype, optimizer, reps, out, say)
+                                        dtype, optimizer, reps, out, say, precision)
         if as_json:
             click.echo(json_text(result))
         return
@@ -103,7 +104,7 @@ def bench_cmd(backend_names, arch, batch_size, mels, frames, sizes, layers_spec,
         result = bench_job.run_bench(
             backends, kinds, arch=arch, batch_size=batch_size, mels=mels, frames=frames,
             sizes=sizes, reps=reps, budget=budget, max_call=max_call, dtype=dtype,
-            optimizer=optimizer, out=out, echo=say, progress=progress)
+            optimizer=optimizer, out=out, echo=say, progress=progress, precision=precision)
     finally:
         bar.close()
     if as_json:

@@ -5,6 +5,7 @@ import math
 
 import click
 
+from genrecnn.engine.ops import DEFAULT_PRECISION, PRECISIONS
 from genrecnn.engine.optim import OPTIMIZERS
 from genrecnn.engine.schedules import SCHEDULES
 from genrecnn.engine.steps import RESIDENT_BUDGET
@@ -67,6 +68,12 @@ def backend_option(default: str = "numpy"):
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 
+precision_option = click.option(
+    "--precision", type=click.Choice(PRECISIONS), default=DEFAULT_PRECISION, show_default=True,
+    help="Operands of the conv and dense products: fp32 (exact), or rounded to tf32 or bf16 "
+         "as tensor cores take them (float32 sums, float32 weights); every layer's backend "
+         "must offer it (see `genrecnn backends`).")
+
 data_options = _stack([
     click.option("--genres", help="Comma list of genre folders to use (default: all)."),
     click.option("--frames", type=click.IntRange(min=1),
@@ -80,6 +87,7 @@ data_options = _stack([
 
 fit_options = _stack([
     backend_option(),
+    precision_option,
     click.option("--recipe", type=click.Choice(sorted(RECIPES)),
                  help=f"Settings chosen together (default: {DEFAULT_RECIPE} for a DATA folder, "
                       f"{SYNTHETIC_RECIPE} for the synthetic default); the options below "

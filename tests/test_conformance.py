@@ -201,3 +201,52 @@ def test_backend_checks_for_unavailable_and_unknown_backends():
     (item,) = backend_checks("numpy", ops=["conv3d"])
     with pytest.raises(pytest.fail.Exception, match="unknown op 'conv3d'"):
         item()
+
+
+# -- precisions ----------------------------------------------------------------------------------
+
+def test_cli_prints_one_summary_line_per_precision():
+    result = CliRunner().invoke(cli, ["conformance", "--backend", "numpy", "--op", "dense",
+                                      "--dtype", "float32"])
+    assert result.exit_code == 0, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.startswith("backend 'numpy'")]
+    assert [ln.split(":")[0] for ln in lines] == [
+        "backend 'numpy'", "backend 'numpy' [tf32]", "backend 'numpy' [bf16]"]
+    assert "float32/bf16" in result.output
+
+
+def test_cli_precision_runs_one_and_refuses_where_none_is_offered(capsys):
+    from genrecnn.cli.main import main
+    result = CliRunner().invoke(cli, ["conformance", "--backend", "numpy", "--op", "dense",
+                                      "--precision", "tf32"])
+    assert result.exit_code == 0, result.output
+    assert "backend 'numpy' [tf32]: 20/20 checks passed" in result.output
+    assert "backend 'numpy':" not in result.output
+    assert main(["conformance", "--backend", "example", "--precision", "bf16"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "does not offer precision bf16" in err
+
+
+def test_pytest_items_per_precision():
+    from genrecnn.conformance.pytest_plugin import backend_checks
+    checks = backend_checks("numpy", ops=["dense"], precisions=["bf16"])
+    assert checks and all(c.id.startswith("numpy-dense-float32-bf16-") for c in checks)
+    (skip,) = backend_checks("example", ops=["dense"], precisions=["tf32"])
+    with pytest.raises(pytest.skip.Exception, match="does not offer precision tf32"):
+        skip()
+
+
+def test_offering_a_precision_through_products_without_the_argument_is_a_declaration_error():
+    from genrecnn.backends.numpy_backend import NumpyBackend
+    from genrecnn.errors import BackendError
+
+    class Deaf(NumpyBackend):
+        name = "deaf"
+
+        def dense(self, x, w, b):
+            return super().dense(x, w, b)
+
+    with pytest.raises(BackendError, match="dense takes no precision argument"):
+        run_conformance(Deaf(), ops=["dense"])
+    Deaf.precisions = ("fp32",)
+    assert run_conformance(Deaf(), ops=["dense"], dtypes=["float32"]).ok

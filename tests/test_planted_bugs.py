@@ -26,6 +26,7 @@ from genrecnn.errors import BackendError
 
 class DenseDwNegated(NumpyBackend):
     name = "bug-dense-dw-sign"
+    precisions = ("fp32",)     # its products take no precision: planted at fp32
 
     def dense_backward(self, x, w, dy):
         dx, dw, db = super().dense_backward(x, w, dy)
@@ -43,6 +44,7 @@ class PoolWindowsShifted(NumpyBackend):
 
 class ConvDowncasts(NumpyBackend):
     name = "bug-conv-downcast"
+    precisions = ("fp32",)     # its products take no precision: planted at fp32
 
     def conv1d(self, x, w, b):
         return super().conv1d(x, w, b).astype(np.float32)
@@ -74,6 +76,7 @@ class ReluInPlace(NumpyBackend):
 
 class ConvDbFirstExample(NumpyBackend):
     name = "bug-conv-db"
+    precisions = ("fp32",)     # its products take no precision: planted at fp32
 
     def conv1d_backward(self, x, w, dy):
         dx, dw, _ = super().conv1d_backward(x, w, dy)
@@ -82,6 +85,7 @@ class ConvDbFirstExample(NumpyBackend):
 
 class ConvParamsFastPathWrongSign(NumpyBackend):
     name = "bug-conv-params-sign"
+    precisions = ("fp32",)     # its products take no precision: planted at fp32
 
     def conv1d_backward_params(self, x, w, dy):
         dw, db = super().conv1d_backward_params(x, w, dy)
@@ -133,6 +137,7 @@ class ConvOutputNotContiguous(NumpyBackend):
     """Right values, but laid out [F, N, Wo] in memory (a transposed view)."""
 
     name = "bug-conv-layout"
+    precisions = ("fp32",)     # its products take no precision: planted at fp32
 
     def conv1d(self, x, w, b):
         y = super().conv1d(x, w, b)

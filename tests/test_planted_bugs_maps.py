@@ -10,6 +10,7 @@ from test_planted_bugs import check_planted
 
 class ConvPadsOneSideTwice(NumpyBackend):
     name = "bug-conv2d-pad-one-side"
+    precisions = ("fp32",)     # its products take no precision: planted at fp32
 
     def conv2d(self, x, w, b, stride, padding):
         pw = padding[1]
@@ -20,6 +21,7 @@ class ConvPadsOneSideTwice(NumpyBackend):
 
 class ConvParamsGradForgetsBias(NumpyBackend):
     name = "bug-conv2d-params-db"
+    precisions = ("fp32",)     # its products take no precision: planted at fp32
 
     def conv2d_backward_params(self, x, w, dy, stride, padding):
         dw, db = super().conv2d_backward_params(x, w, dy, stride, padding)

@@ -16,6 +16,7 @@ import threading
 import numpy as np
 
 from genrecnn.engine.ops import conv2d_out, lowbias32, pool2d_out
+from genrecnn.engine.ops import round_operands as rounded
 from genrecnn.engine.ops.maps import GOLDEN
 
 from .parallel import over_batch
@@ -98,6 +99,13 @@ class _Geometry:
             if inner is not out:
                 out[s] = inner[s]
         over_batch(add, m, dcols.size)
+
+
+def _conv2d_backward_at(x, w, dy, stride, padding, precision: str, want_dx: bool):
+    """conv2d's (dx or None, dw, db) on the operands rounded to ``precision``; db, a sum
+    with no product in it, sums dy as given."""
+    dx, dw, db = _conv2d_backward(*rounded(precision, x, w, dy), stride, padding, want_dx)
+    return dx, dw, db if precision == "fp32" else dy.sum(axis=(0, 2, 3))
 
 
 def _conv2d_backward(x, w, dy, stride, padding, want_dx: bool):
@@ -194,7 +202,8 @@ class NumpyMapOps:
 
     # -- 2-D convolution ----------------------------------------------------------------
 
-    def conv2d(self, x, w, b, stride, padding):
+    def conv2d(self, x, w, b, stride, padding, precision="fp32"):
+        x, w = rounded(precision, x, w)
         g = _Geometry(x, w, stride, padding)
         w2 = w.reshape(g.f, g.rows)
         y = np.empty((g.n, g.f, g.cols), dtype=x.dtype)
@@ -203,11 +212,11 @@ class NumpyMapOps:
         y += b[None, :, None]
         return y.reshape(g.n, g.f, g.ho, g.wo)
 
-    def conv2d_backward(self, x, w, dy, stride, padding):
-        return _conv2d_backward(x, w, dy, stride, padding, want_dx=True)
+    def conv2d_backward(self, x, w, dy, stride, padding, precision="fp32"):
+        return _conv2d_backward_at(x, w, dy, stride, padding, precision, want_dx=True)
 
-    def conv2d_backward_params(self, x, w, dy, stride, padding):
-        return _conv2d_backward(x, w, dy, stride, padding, want_dx=False)[1:]
+    def conv2d_backward_params(self, x, w, dy, stride, padding, precision="fp32"):
+        return _conv2d_backward_at(x, w, dy, stride, padding, precision, want_dx=False)[1:]
 
     # -- 2-D max pooling ------------------------------------------------------------------
 

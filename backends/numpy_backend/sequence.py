@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from genrecnn.engine.ops import round_operands as rounded
+
 from . import conv
 from .parallel import BLOCK, blockwise, over_blocks
 
@@ -89,19 +91,30 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
+
+def _conv1d_grads(x, w, dy, precision: str, need_dx: bool):
+    """conv1d's (dx or None, dw, db) on the operands rounded to ``precision``; db, a sum
+    with no product in it, sums dy as given."""
+    dx, dw, db = conv.backward(*rounded(precision, x, w, dy), need_dx=need_dx)
+    return dx, dw, db if precision == "fp32" else dy.sum(axis=(0, 2))
+
 class NumpySequenceOps:
-    """conv1d, maxpool1d, global_pool, dense, activation, softmax for :class:`.NumpyBackend`."""
+    """conv1d, maxpool1d, global_pool, dense, activation, softmax for :class:`.NumpyBackend`.
+
+    The products round their operands to the precision asked (``rounded``) and then
+    compute as in fp32: tensor-core arithmetic, exact up to the order of the float32 sums.
+    """
 
     # -- convolution ---------------------------------------------------------------------
 
-    def conv1d(self, x, w, b):
-        return conv.forward(x, w, b)
+    def conv1d(self, x, w, b, precision="fp32"):
+        return conv.forward(*rounded(precision, x, w), b)
 
-    def conv1d_backward(self, x, w, dy):
-        return conv.backward(x, w, dy)
+    def conv1d_backward(self, x, w, dy, precision="fp32"):
+        return _conv1d_grads(x, w, dy, precision, need_dx=True)
 
-    def conv1d_backward_params(self, x, w, dy):
-        return conv.backward(x, w, dy, need_dx=False)[1:]
+    def conv1d_backward_params(self, x, w, dy, precision="fp32"):
+        return _conv1d_grads(x, w, dy, precision, need_dx=False)[1:]
 
     # -- pooling -------------------------------------------------------------------------
 
@@ -150,13 +163,16 @@ class NumpySequenceOps:
 
     # -- dense ---------------------------------------------------------------------------
 
-    def dense(self, x, w, b):
+    def dense(self, x, w, b, precision="fp32"):
+        x, w = rounded(precision, x, w)
         y = x @ w
         y += b
         return y
 
-    def dense_backward(self, x, w, dy):
-        return dy @ w.T, x.T @ dy, dy.sum(axis=0)
+    def dense_backward(self, x, w, dy, precision="fp32"):
+        db = dy.sum(axis=0)                   # a sum, no product: dy as given
+        x, w, dy = rounded(precision, x, w, dy)
+        return dy @ w.T, x.T @ dy, db
 
     # -- activations -----------------------------------------------------------------------
 

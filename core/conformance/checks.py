@@ -38,6 +38,10 @@ rounding, and far below the errors of real bugs (a float32 constant in
 float64 code, a step 0.2% off, a dropped term: 1e-8, 1e-3 and up). Without
 the ulp allowance a correct float32 Adam step is off by up to 3e-4 of its own
 scale (the parameter's rounding); with two ulps, by 3e-8.
+
+Products at tf32 or bf16 are compared with the reference on the operands rounded the
+same way, so only the float32 sums differ; their tolerance,
+:data:`genrecnn.engine.ops.TOLERANCE_PRECISION`, is stated in the contract.
 """
 from __future__ import annotations
 
@@ -45,13 +49,19 @@ import inspect
 
 import numpy as np
 
-from genrecnn.engine.ops import Backend
+from genrecnn.engine.ops import DEFAULT_PRECISION, TOLERANCE_PRECISION, Backend
 
-TOLERANCE = {"float32": 2e-5, "float64": 1e-12, "int32": 0.0}
+# by dtype, and for float32 products at tf32 / bf16 by precision (see tolerance_key)
+TOLERANCE = {"float32": 2e-5, "float64": 1e-12, "int32": 0.0, **TOLERANCE_PRECISION}
 STEP_ULPS = 2           # rounding allowance of an in-place update, in ulps of the parameter
 FD_STEP = 1e-6          # central-difference step (float64 only)
 FD_TOLERANCE = 1e-6     # accepted |numeric - analytic| / max(1, |analytic|)
 FD_COORDS = 10          # coordinates checked per input, plus one random direction
+
+
+def tolerance_key(dtype: str, precision: str) -> str:
+    """The :data:`TOLERANCE` entry of outputs in ``dtype`` of products at ``precision``."""
+    return dtype if precision == DEFAULT_PRECISION else precision
 
 
 class CheckFailed(AssertionError):
@@ -183,7 +193,8 @@ def _judge(what: str, got, ref, dtype: str, slack=0.0, noun: str = "") -> float:
 
 
 def compare(what: str, got, ref, dtype: str) -> float:
-    """Fail if ``got`` is further from ``ref`` than the dtype's tolerance; return the error."""
+    """Fail if ``got`` is further from ``ref`` than the tolerance of ``dtype`` (a key of
+    :data:`TOLERANCE`: a dtype, or a precision); return the error."""
     return _judge(what, got, ref, dtype)
 
 

@@ -6,8 +6,9 @@ A backend author runs the whole suite, with nothing to clone, by::
 
 which collects the test shipped in :mod:`genrecnn.conformance.test_backend`
 once per (op group, dtype, check case), with ids like
-``NAME-conv1d-float32-forward-N2C3W10F4K3``. ``--genrecnn-dtype`` and
-``--genrecnn-op`` narrow the run. Op groups the backend does not declare are
+``NAME-conv1d-float32-forward-N2C3W10F4K3``, and for the products once more per
+precision the backend offers beyond fp32 (``NAME-conv1d-float32-tf32-forward-...``).
+``--genrecnn-dtype``, ``--genrecnn-op`` and ``--genrecnn-precision`` narrow the run. Op groups the backend does not declare are
 skipped as unsupported; an unavailable backend is skipped with its reason.
 
 To put the same items into your own suite (like scikit-learn's
@@ -38,6 +39,8 @@ def pytest_addoption(parser):
                     help="only this dtype: float32, float64 or int32 (repeatable)")
     group.addoption("--genrecnn-op", action="append", default=[], metavar="OP",
                     help="only this op group, e.g. conv1d (repeatable)")
+    group.addoption("--genrecnn-precision", action="append", default=[], metavar="PRECISION",
+                    help="only this precision of the products: fp32, tf32 or bf16 (repeatable)")
 
 
 class BackendCheck:
@@ -72,7 +75,7 @@ class BackendCheck:
             pytest.fail(f"{self.id}: {result.detail}", pytrace=False)
 
 
-def backend_checks(name: str, dtypes=None, ops=None) -> list[BackendCheck]:
+def backend_checks(name: str, dtypes=None, ops=None, precisions=None) -> list[BackendCheck]:
     """Every BackendCheck for backend ``name`` (never raises: problems become items)."""
     from genrecnn.errors import GenrecnnError
     from genrecnn.engine.registry import registry
@@ -90,23 +93,24 @@ def backend_checks(name: str, dtypes=None, ops=None) -> list[BackendCheck]:
         return [BackendCheck(name, skip=f"backend {name!r} unavailable: {info.reason}",
                              tag="unavailable")]
     try:
-        rows = plan(info.cls, dtypes or None, ops or None)
+        rows = plan(info.cls, dtypes or None, ops or None, precisions or None)
     except GenrecnnError as exc:
         return [BackendCheck(name, error=str(exc), tag="setup")]
     out = []
-    for group, dtype, reason, cases in rows:
+    for group, dtype, precision, reason, cases in rows:
         if reason:
+            at = "" if precision == "fp32" else f"-{precision}"
             out.append(BackendCheck(name, skip=f"unsupported: {reason}",
-                                    tag=f"{group}-{dtype}-unsupported"))
+                                    tag=f"{group}-{dtype}{at}-unsupported"))
         else:
             out.extend(BackendCheck(name, case) for case in cases)
     return out
 
 
-def parametrize_backend_checks(name: str, dtypes=None, ops=None):
+def parametrize_backend_checks(name: str, dtypes=None, ops=None, precisions=None):
     """A ``pytest.mark.parametrize`` over every check of backend ``name`` (argument
     ``genrecnn_check``); call the argument in the test body."""
-    checks = backend_checks(name, dtypes, ops)
+    checks = backend_checks(name, dtypes, ops, precisions)
     return pytest.mark.parametrize(FIXTURE, checks, ids=[c.id for c in checks])
 
 
@@ -123,5 +127,6 @@ def pytest_generate_tests(metafunc):
         checks = [BackendCheck("none", skip=f"no backend chosen; run: {HOW}", tag="no-backend")]
     else:
         checks = [c for name in backends
-                  for c in backend_checks(name, opt("genrecnn_dtype"), opt("genrecnn_op"))]
+                  for c in backend_checks(name, opt("genrecnn_dtype"), opt("genrecnn_op"),
+                                          opt("genrecnn_precision"))]
     metafunc.parametrize(FIXTURE, checks, ids=[c.id for c in checks])

@@ -1,12 +1,15 @@
-"""Running the cases against a backend and reporting one row per (op group, dtype).
+"""Running the cases against a backend and reporting one row per (op group, dtype), and
+for the products one more per precision the backend offers beyond fp32.
 
 Nothing a backend does can crash the run: a case that raises is a FAIL with
 the exception in its detail. Op groups a backend does not declare are
 UNSUPPORTED, not failed. A backend whose declaration is itself broken (an
-unknown op name, or an op declared without its methods) is a BackendError.
+unknown op name or precision, an op declared without its methods, or tf32 / bf16
+offered by products that take no ``precision``) is a BackendError.
 """
 from __future__ import annotations
 
+import inspect
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -14,7 +17,8 @@ from pathlib import Path
 
 from genrecnn.errors import BackendError, GenrecnnError
 from genrecnn.fsutil import json_text
-from genrecnn.engine.ops import DTYPES, GROUP_OF_METHOD, OP_GROUPS, Backend
+from genrecnn.engine.ops import (DEFAULT_PRECISION, DTYPES, GROUP_OF_METHOD, OP_GROUPS,
+                                 PRECISION_METHODS, PRECISIONS, Backend)
 
 from .cases import INDEX, Case, cases_for
 from .checks import CheckFailed
@@ -36,11 +40,12 @@ class CaseResult:
     error: float | None = None
     detail: str = ""
     seconds: float = 0.0
+    precision: str = DEFAULT_PRECISION
 
 
 @dataclass
 class Row:
-    """The table row of one op group at one dtype."""
+    """The table row of one op group at one dtype and precision."""
 
     group: str
     dtype: str
@@ -49,6 +54,7 @@ class Row:
     failed: int = 0
     largest_error: float | None = None
     detail: str = ""
+    precision: str = DEFAULT_PRECISION
 
 
 @dataclass
@@ -67,8 +73,9 @@ class Report:
     def failures(self) -> list[CaseResult]:
         return [c for c in self.cases if c.status == FAIL]
 
-    def row(self, group: str, dtype: str) -> Row:
-        return next(r for r in self.rows if r.group == group and r.dtype == dtype)
+    def row(self, group: str, dtype: str, precision: str = DEFAULT_PRECISION) -> Row:
+        return next(r for r in self.rows
+                    if r.group == group and r.dtype == dtype and r.precision == precision)
 
     def as_dict(self) -> dict:
         return {"backend": self.backend, "ok": self.ok, "seconds": round(self.seconds, 3),
@@ -79,17 +86,26 @@ class Report:
         return json_text(self.as_dict())
 
     def summary(self) -> str:
-        n = sum(r.checks for r in self.rows)
-        failed = sum(r.failed for r in self.rows)
-        unsupported = sorted({r.group for r in self.rows if r.status == UNSUPPORTED})
-        text = (f"backend {self.backend!r}: {n - failed}/{n} checks passed, {failed} failed "
-                f"in {self.seconds:.1f} s")
-        if unsupported:
-            text += f"; unsupported: {', '.join(unsupported)}"
-        return text
+        """One line per precision run: fp32's as ``backend 'x': ...``, the others as
+        ``backend 'x' [tf32]: ...``."""
+        lines = []
+        for precision in dict.fromkeys(r.precision for r in self.rows):
+            rows = [r for r in self.rows if r.precision == precision]
+            n = sum(r.checks for r in rows)
+            failed = sum(r.failed for r in rows)
+            seconds = sum(c.seconds for c in self.cases if c.precision == precision)
+            unsupported = sorted({r.group for r in rows if r.status == UNSUPPORTED})
+            at = "" if precision == DEFAULT_PRECISION else f" [{precision}]"
+            text = (f"backend {self.backend!r}{at}: {n - failed}/{n} checks passed, {failed} "
+                    f"failed in {seconds:.1f} s")
+            if unsupported:
+                text += f"; unsupported: {', '.join(unsupported)}"
+            lines.append(text)
+        return "\n".join(lines) or f"backend {self.backend!r}: no checks run"
 
     def table(self):
-        """A rich Table: op group | dtype | result | checks | largest error | first failure."""
+        """A rich Table: op group | dtype | result | checks | largest error | first failure
+        (the dtype of a row at tf32 or bf16 reads ``float32/tf32``)."""
         from rich.table import Table
         table = Table(title=f"conformance of backend {self.backend!r}")
         for col, kw in (("op group", {}), ("dtype", {}), ("result", {}),
@@ -98,7 +114,7 @@ class Report:
             table.add_column(col, **kw)
         style = {PASS: "green", FAIL: "bold red", UNSUPPORTED: "yellow"}
         for r in self.rows:
-            table.add_row(r.group, r.dtype, f"[{style[r.status]}]{r.status.upper()}[/]",
+            table.add_row(r.group, _dtype_cell(r), f"[{style[r.status]}]{r.status.upper()}[/]",
                           str(r.checks), _fmt_err(r.largest_error), r.detail)
         return table
 
@@ -107,7 +123,7 @@ class Report:
         lines = [f"{'op group':<12} {'dtype':<8} {'result':<12} {'checks':>6} {'largest err':>12}"
                  f"  first failure"]
         for r in self.rows:
-            lines.append(f"{r.group:<12} {r.dtype:<8} {r.status.upper():<12} {r.checks:>6} "
+            lines.append(f"{r.group:<12} {_dtype_cell(r):<8} {r.status.upper():<12} {r.checks:>6} "
                          f"{_fmt_err(r.largest_error):>12}  {r.detail}")
         lines.append(self.summary())
         return "\n".join(lines)
@@ -115,6 +131,11 @@ class Report:
 
 def _fmt_err(err: float | None) -> str:
     return "-" if err is None else f"{err:.2e}"
+
+
+def _dtype_cell(r: Row) -> str:
+    """The row's dtype, with its precision where that is not fp32 (``float32/bf16``)."""
+    return r.dtype if r.precision == DEFAULT_PRECISION else f"{r.dtype}/{r.precision}"
 
 
 def check_declaration(cls: type[Backend]) -> frozenset[str]:
@@ -132,7 +153,27 @@ def check_declaration(cls: type[Backend]) -> frozenset[str]:
     if bad:
         raise BackendError(f"backend {cls.name!r} declares unknown dtype(s) {', '.join(bad)}; "
                            f"the contract's dtypes are {', '.join(DTYPES)}")
+    check_precisions(cls, declared)
     return declared
+
+
+def check_precisions(cls: type[Backend], declared: frozenset[str]) -> None:
+    """A BackendError if ``cls`` declares an unknown precision, or offers tf32 / bf16
+    through a product method that takes no ``precision`` argument."""
+    bad = sorted(set(cls.precisions) - set(PRECISIONS))
+    if bad:
+        raise BackendError(f"backend {cls.name!r} declares unknown precision(s) "
+                           f"{', '.join(bad)}; the contract's are {', '.join(PRECISIONS)}")
+    if set(cls.precisions) <= {DEFAULT_PRECISION}:
+        return
+    deaf = [m for m in PRECISION_METHODS if GROUP_OF_METHOD[m] in declared
+            and "precision" not in inspect.signature(getattr(cls, m)).parameters]
+    if deaf:
+        raise BackendError(
+            f"backend {cls.name!r} offers precisions {', '.join(cls.precisions)} but "
+            f"{', '.join(deaf)} {'takes' if len(deaf) == 1 else 'take'} no precision "
+            f"argument; add precision=\"fp32\" to its signature or declare "
+            f"precisions = (\"fp32\",)")
 
 
 def resolve_backend(backend_or_name, registry=None) -> Backend:
@@ -173,10 +214,21 @@ def select_dtypes(dtypes, be: Backend) -> list[str]:
     return [d for d in ALL_DTYPES if d in dtypes]
 
 
+def select_precisions(precisions, be) -> list[str]:
+    """The precisions the backend offers when None (fp32 first); else the ones asked."""
+    if not precisions:
+        return [p for p in PRECISIONS if p == DEFAULT_PRECISION or p in be.precisions]
+    for p in precisions:
+        if p not in PRECISIONS:
+            raise GenrecnnError(f"unknown precision {p!r}; choose one of {', '.join(PRECISIONS)}")
+    return [p for p in PRECISIONS if p in precisions]
+
+
 def run_case(be: Backend, case: Case) -> CaseResult:
     """Run one case; never raises (a raising backend is a FAIL with the exception)."""
     start = time.perf_counter()
-    result = CaseResult(case.id, case.group, case.dtype, case.check, case.label, PASS)
+    result = CaseResult(case.id, case.group, case.dtype, case.check, case.label, PASS,
+                        precision=case.precision)
     try:
         result.error = case.run(be)
     except CheckFailed as exc:
@@ -192,43 +244,49 @@ def run_case(be: Backend, case: Case) -> CaseResult:
     return result
 
 
-def plan(be, dtypes=None, ops=None) -> list[tuple[str, str, str | None, list[Case]]]:
-    """(group, dtype, reason it is unsupported or None, cases) for every row to report.
+def plan(be, dtypes=None, ops=None, precisions=None
+         ) -> list[tuple[str, str, str, str | None, list[Case]]]:
+    """(group, dtype, precision, reason it is unsupported or None, cases) for every row
+    to report: fp32's rows first, then the products' at each further precision.
 
     ``be`` is a backend instance or class (the pytest plugin plans from the class).
     """
     declared = check_declaration(be if isinstance(be, type) else type(be))
     rows = []
-    for group in select_groups(ops):
-        for dtype in select_dtypes(dtypes, be):
-            cases = cases_for(group, dtype)
-            if not cases:
-                continue
-            reason = None
-            if group not in declared:
-                reason = f"backend {be.name!r} does not declare op {group!r}"
-            elif dtype != INDEX and dtype not in be.dtypes:
-                reason = f"backend {be.name!r} does not declare dtype {dtype}"
-            rows.append((group, dtype, reason, cases))
+    for precision in select_precisions(precisions, be):
+        for group in select_groups(ops):
+            for dtype in select_dtypes(dtypes, be):
+                cases = cases_for(group, dtype, precision)
+                if not cases:
+                    continue
+                reason = None
+                if group not in declared:
+                    reason = f"backend {be.name!r} does not declare op {group!r}"
+                elif dtype != INDEX and dtype not in be.dtypes:
+                    reason = f"backend {be.name!r} does not declare dtype {dtype}"
+                elif precision != DEFAULT_PRECISION and precision not in be.precisions:
+                    reason = f"backend {be.name!r} does not offer precision {precision}"
+                rows.append((group, dtype, precision, reason, cases))
     return rows
 
 
 def run_conformance(backend_or_name, dtypes=None, ops=None, registry=None,
-                    on_case=None) -> Report:
-    """Run every case for the chosen op groups and dtypes; return the Report.
+                    on_case=None, precisions=None) -> Report:
+    """Run every case for the chosen op groups, dtypes and precisions; return the Report.
 
     ``backend_or_name`` is a registered name, a Backend class or an instance;
-    ``dtypes``/``ops`` narrow the run (None: everything declared);
+    ``dtypes``/``ops``/``precisions`` narrow the run (None: everything declared);
     ``on_case(result)`` is called after each case (progress).
     """
     be = resolve_backend(backend_or_name, registry)
     report = Report(backend=be.name)
     start = time.perf_counter()
-    for group, dtype, reason, cases in plan(be, dtypes, ops):
+    for group, dtype, precision, reason, cases in plan(be, dtypes, ops, precisions):
         if reason:
-            report.rows.append(Row(group, dtype, UNSUPPORTED, detail=reason))
+            report.rows.append(Row(group, dtype, UNSUPPORTED, detail=reason,
+                                   precision=precision))
             continue
-        row = Row(group, dtype, PASS)
+        row = Row(group, dtype, PASS, precision=precision)
         for case in cases:
             res = run_case(be, case)
             report.cases.append(res)

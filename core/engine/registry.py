@@ -32,10 +32,12 @@ class BackendInfo:
     device: str = "?"
     dtypes: tuple[str, ...] = ()
     ops: tuple[str, ...] = ()
+    precisions: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
         return {"name": self.name, "plugin": self.plugin, "device": self.device,
                 "dtypes": list(self.dtypes), "ops": list(self.ops),
+                "precisions": list(self.precisions),
                 "available": self.available, "reason": self.reason}
 
 
@@ -65,7 +67,7 @@ class Registry:
                 f"two plugins register a backend named {name!r} ({self.infos[name].plugin} "
                 f"and {plugin}); uninstall or rename one")
         info = BackendInfo(name=name, plugin=plugin, cls=cls, device=cls.device,
-                           dtypes=tuple(cls.dtypes))
+                           dtypes=tuple(cls.dtypes), precisions=tuple(cls.precisions))
         try:
             info.ops = tuple(sorted(cls.declared_ops()))
             info.available, info.reason = cls.availability()

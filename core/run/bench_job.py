@@ -11,6 +11,7 @@ import numpy as np
 from genrecnn.engine import sweeps
 from genrecnn.engine.architectures import build_network, load_architecture
 from genrecnn.engine.autoplace.compare import compare_with_single
+from genrecnn.engine.ops import check_precision
 from genrecnn.errors import GenrecnnError
 from genrecnn.fsutil import atomic_path, writable_folder
 from genrecnn.run import plots
@@ -82,11 +83,13 @@ def pick_kinds(spec: str | None, known) -> list[str]:
 
 
 def compare_auto(backends, arch: str, batch_size: int, mels: int, frames: int, dtype: str,
-                 optimizer: str, reps: int, out: Path, echo) -> dict:
+                 optimizer: str, reps: int, out: Path, echo, precision: str = "fp32") -> dict:
     """Whole training steps under the auto plan and each single backend; compare_auto.csv."""
+    check_precision(precision, dtype)
     cfg = load_architecture(arch)
     result = compare_with_single(
-        lambda: build_network(cfg, (mels, frames), 10, dtype=dtype), batch_size,
+        lambda: build_network(cfg, (mels, frames), 10, dtype=dtype, precision=precision),
+        batch_size,
         backends=[b.name for b in backends], optimizer=optimizer, reps=reps, echo=echo)
     writable_folder(out, "output folder", "choose another with --out")
     write_csv(out / "compare_auto.csv", result["rows"])
@@ -95,14 +98,18 @@ def compare_auto(backends, arch: str, batch_size: int, mels: int, frames: int, d
 
 def run_bench(backends, kinds, *, arch: str | None, batch_size: int, mels: int, frames: int,
               sizes: str, reps: int, budget: float, max_call: float, dtype: str,
-              optimizer: str, out: Path, echo, progress=None) -> dict:
+              optimizer: str, out: Path, echo, progress=None, precision: str = "fp32") -> dict:
     """Time a size sweep (no ``arch``) or an architecture's layers at their real shapes,
-    plus transfers; write CSV files and plots to ``out``. Returns rows, files, skips."""
+    plus transfers, conv and fc layers at ``precision`` (on the backends that offer it);
+    write CSV files and plots to ``out``. Returns rows, files, skips."""
+    check_precision(precision, dtype)
     limits = sweeps.SweepLimits(max_call_s=max_call)
     names = ", ".join(b.name for b in backends)
+    at = "" if precision == "fp32" else f" ({precision} products)"
     if arch:
-        network = build_network(load_architecture(arch), (mels, frames), 10, dtype=dtype)
-        echo(f"bench {arch}: input {mels}x{frames}, batch {batch_size}, {dtype}, "
+        network = build_network(load_architecture(arch), (mels, frames), 10, dtype=dtype,
+                                precision=precision)
+        echo(f"bench {arch}: input {mels}x{frames}, batch {batch_size}, {dtype}{at}, "
              f"{optimizer} update, backends {names}")
         layer_rows = sweeps.arch_layers(network, backends, batch_size, optimizer=optimizer,
                                        kinds=kinds, reps=reps, budget=budget, progress=progress)
@@ -112,9 +119,10 @@ def run_bench(backends, kinds, *, arch: str | None, batch_size: int, mels: int, 
         size_list = sweeps.parse_sizes(sizes)
         exps = [int(np.log2(s)) for s in size_list]
         echo(f"bench sweep: 2^{exps[0]}..2^{exps[-1]} input elements ({len(exps)} sizes), "
-             f"{dtype}, layers {', '.join(kinds)}, backends {names}")
+             f"{dtype}{at}, layers {', '.join(kinds)}, backends {names}")
         layer_rows = sweeps.sweep_layers(backends, kinds, size_list, dtype, reps=reps,
-                                        budget=budget, limits=limits, progress=progress)
+                                        budget=budget, limits=limits, progress=progress,
+                                        precision=precision)
         xfer_rows = sweeps.sweep_transfers(backends, size_list, dtype, reps=reps, budget=budget,
                                           limits=limits, progress=progress)
     for r in xfer_rows:

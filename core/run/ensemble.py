@@ -88,7 +88,7 @@ def sibling(network, seed: int):
     """A fresh network of ``network``'s architecture and input, initialised from ``seed``,
     placed as ``network`` is."""
     net = build_network(network.config(), network.input_shape, network.n_classes,
-                        dtype=network.dtype, seed=seed)
+                        dtype=network.dtype, seed=seed, precision=network.precision)
     net.place(network.backend_names)
     return net
 
@@ -120,6 +120,7 @@ def train_members(network, parts: Parts, settings: TrainSettings, options: RunOp
         else:
             net = prior.network
             if net is not network:
+                net.precision = network.precision
                 net.place(network.backend_names)
         finished = prior is not None and prior.resumed.epoch >= member.epochs
         say(f"member {i + 1} of {settings.ensemble} (seed {member.seed})"

@@ -23,6 +23,7 @@ class RunOptions:
     valid_fraction: float = 0.0
     split_dir: Path | None = None      # train.txt/valid.txt/test.txt clip ids
     backend_spec: str = "numpy"        # placement: a backend, kind=backend,... or auto
+    precision: str | None = None       # of the products: fp32, tf32, bf16 (None: fp32)
     graphs: bool = True                # CUDA graphs where the placement can
     resident_mb: int = RESIDENT_BUDGET >> 20   # training sets up to this are uploaded once
     vote: str = "mean"                 # how windows decide their clip

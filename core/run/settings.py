@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from genrecnn.engine.architectures import build_network, load_architecture
+from genrecnn.engine.ops import DEFAULT_PRECISION, PRECISIONS
 from genrecnn.engine.optim import OPTIMIZERS, make_optimizer
 from genrecnn.engine.schedules import SCHEDULES
 from genrecnn.errors import GenrecnnError
@@ -20,7 +21,8 @@ MAX_ENSEMBLE = 64               # networks one model file may hold
 
 # settings a model file leaves out where they are off (a file that lacks one was trained
 # with it off: a resume reads it so)
-UNSAID_WHEN_OFF = {"label_smoothing": 0.0, "swa": 0, "precise_bn": False}
+UNSAID_WHEN_OFF = {"label_smoothing": 0.0, "swa": 0, "precise_bn": False,
+                   "precision": DEFAULT_PRECISION}
 
 
 class TrainingError(GenrecnnError):
@@ -51,13 +53,15 @@ class TrainSettings:
     seed: int = 0
     ensemble: int = 1                # networks trained from seeds derived from ``seed``
     with_baseline: bool = False      # the baseline fitted too, the answer the two models' mean
+    precision: str = DEFAULT_PRECISION   # of the conv and dense products (weights stay float32)
     recipe: str = ""                 # the recipe these settings came from, if any
 
     def __post_init__(self):
         for name, value, allowed in (("optimiser", self.optimizer, OPTIMIZERS),
                                      ("input normalisation", self.norm, NORMS),
                                      ("learning-rate schedule", self.schedule, SCHEDULES),
-                                     ("epoch selection", self.select, SELECTIONS)):
+                                     ("epoch selection", self.select, SELECTIONS),
+                                     ("precision", self.precision, PRECISIONS)):
             if value not in allowed:
                 raise TrainingError(f"unknown {name} {value!r}; use one of {', '.join(allowed)}")
         if self.epochs < 1 or self.batch_size < 1:
@@ -82,7 +86,7 @@ class TrainSettings:
         """The settings by name; ``ensemble`` only where it is over 1, ``with_baseline``
         only where it is on, and those of :data:`UNSAID_WHEN_OFF` only where they are not
         off, so that a single network's settings (and its model file) read as they did
-        before ensembles, baselines, label smoothing and weight averaging."""
+        before ensembles, baselines, label smoothing, weight averaging and precisions."""
         values = asdict(self)
         if self.ensemble == 1:
             del values["ensemble"]
@@ -179,10 +183,13 @@ def describe_settings(s: TrainSettings) -> str:
         parts.append("batch-norm statistics recomputed")
     if s.ensemble > 1:
         parts.append(f"an ensemble of {s.ensemble} networks")
+    if s.precision != DEFAULT_PRECISION:
+        parts.append(f"{s.precision} products")
     return ", ".join(parts)
 
 
 def new_network(settings: TrainSettings, n_mels: int, frames: int, n_classes: int):
     """A fresh network of the settings' architecture for items of ``frames`` frames."""
     return build_network(load_architecture(settings.arch),
-                         (n_mels, settings.input_frames(frames)), n_classes, seed=settings.seed)
+                         (n_mels, settings.input_frames(frames)), n_classes, seed=settings.seed,
+                         precision=settings.precision)

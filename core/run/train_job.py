@@ -5,7 +5,9 @@ outputs (model.safetensors, metrics.json, learning curve and confusion matrix).
 the settings saved there and ends where an uninterrupted run would; a setting
 given explicitly that differs from the checkpoint's is refused, except --epochs,
 a larger --ensemble (the networks already there are kept, the others trained) and
---with-baseline (a baseline the checkpoint keeps is kept, else fitted).
+--with-baseline (a baseline the checkpoint keeps is kept, else fitted). --precision is
+such a setting: a run goes on at the precision it began with (a model file without
+one began at fp32), and another one given is refused.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from genrecnn.engine.autoplace import place_by_option
+from genrecnn.engine.ops import DEFAULT_PRECISION
 from genrecnn.engine.placement import format_plan
 from genrecnn.errors import DataError, GenrecnnError, ModelFileError
 from genrecnn.fsutil import (atomic_write_text, folder_lock, json_text, output_folder,
@@ -256,13 +259,15 @@ def _train(options: RunOptions, out: Path, explicit, resume: bool, echo, progres
     n_mels, frames = ds.input_shape
     check_crop(options.crop if "crop" in explicit else None, frames)
     net = saved.network if saved else new_network(settings, n_mels, frames, ds.n_classes)
+    net.precision = settings.precision      # a model file's network is read at fp32
     parts = make_parts(ds, *idx, norm=settings.norm,
                        normalizer=saved.normalizer if saved else None, seed=settings.seed)
     _, plan_report = place_for_parts(net, parts, settings, options, echo)
     unit = "windows" if options.windows else "clips"
     echo(f"data: {_describe(ds, options.data)}; train {len(idx[0])}, valid {len(idx[1])}, "
          f"test {len(idx[2])} {unit}; input {n_mels}x{frames}")
-    echo(f"placement: {format_plan(net.layers, net.backend_names)}")
+    at = "" if net.precision == DEFAULT_PRECISION else f" ({net.precision} products)"
+    echo(f"placement: {format_plan(net.layers, net.backend_names)}{at}")
     ck = _checkpoint(out / MODEL_FILE, ds, options, settings, parts, digest, plan_report)
     baseline = _baseline(ck, saved, ds, idx[0], settings, echo)
     ranks = world() if world().size > 1 else None

@@ -9,7 +9,9 @@ logits and large activations, non-contiguous arrays handed to ``adopt``; and
 shapes that cross GPU thread blocks and take GEMM backends' other paths (tilings,
 split reductions). Finite-difference cases (``gradcheck``) exist for float64 only;
 float32 backward ops are checked against the reference's analytic gradient,
-which is itself proven by finite differences in genrecnn's tests.
+which is itself proven by finite differences in genrecnn's tests. The products
+(conv1d, conv2d, dense) have their forward and backward cases again in float32 at
+each precision other than fp32, against the reference on rounded operands.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from genrecnn.conformance.cases import (activation, batch, batchnorm, collective
                                         softmax, staging, train_loss, transfer, update_many,
                                         updates)
 from genrecnn.conformance.cases.common import INDEX, Case
-from genrecnn.engine.ops import OP_GROUPS
+from genrecnn.engine.ops import DEFAULT_PRECISION, OP_GROUPS, PRECISION_GROUPS
 
 BUILDERS = {"transfer": transfer.transfer_cases, "conv1d": conv1d.conv1d_cases,
             "maxpool1d": maxpool1d.maxpool1d_cases, "global_pool": global_pool.global_pool_cases,
@@ -36,8 +38,13 @@ assert set(BUILDERS) == {g.name for g in OP_GROUPS}, "every op group needs confo
 __all__ = ["BUILDERS", "INDEX", "Case", "cases_for"]
 
 
-def cases_for(group: str, dtype: str) -> list[Case]:
-    """The cases of one op group at one dtype (int32 exists for ``transfer`` only)."""
+def cases_for(group: str, dtype: str, precision: str = DEFAULT_PRECISION) -> list[Case]:
+    """The cases of one op group at one dtype (int32 exists for ``transfer`` only) and
+    ``precision`` (tf32 and bf16 exist for the products in float32 only)."""
     if dtype == INDEX and group != "transfer":
         return []
-    return BUILDERS[group](dtype)
+    if precision == DEFAULT_PRECISION:
+        return BUILDERS[group](dtype)
+    if group not in PRECISION_GROUPS or dtype != "float32":
+        return []
+    return BUILDERS[group](dtype, precision)

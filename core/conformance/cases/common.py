@@ -14,17 +14,20 @@ INDEX = "int32"
 
 @dataclass(frozen=True)
 class Case:
-    """One check of one op group at one dtype; ``id`` is its readable name."""
+    """One check of one op group at one dtype (and, for products, one precision: the
+    id names it where it is not fp32); ``id`` is its readable name."""
 
     group: str
     dtype: str
     check: str
     label: str
     fn: Callable
+    precision: str = "fp32"
 
     @property
     def id(self) -> str:
-        return f"{self.group}-{self.dtype}-{self.check}-{self.label}"
+        at = "" if self.precision == "fp32" else f"-{self.precision}"
+        return f"{self.group}-{self.dtype}{at}-{self.check}-{self.label}"
 
     def run(self, be) -> float:
         rng = np.random.default_rng(zlib.crc32(self.id.encode()))
@@ -61,13 +64,18 @@ def random_labels(rng, n, k):
     return rng.integers(0, k, size=n).astype(np.int32)
 
 
-def layer_op_cases(group, dtype, label, configs, fd_configs, forward, backward, gradcheck):
+def layer_op_cases(group, dtype, label, configs, fd_configs, forward, backward, gradcheck,
+                   precision="fp32"):
     """Forward and backward against the reference on every config, and (float64
     only) finite differences on the small ``fd_configs``; each check is called
-    as ``check(be, dtype, rng, cfg=config)``."""
-    def cases(check, fn, cfgs):
-        return [Case(group, dtype, check, label(c), functools.partial(fn, cfg=c)) for c in cfgs]
-    out = cases("forward", forward, configs) + cases("backward", backward, configs)
+    as ``check(be, dtype, rng, cfg=config)``, forward and backward of the products
+    at tf32 or bf16 with ``precision=`` too."""
+    at = {} if precision == "fp32" else {"precision": precision}
+
+    def cases(check, fn, cfgs, **kw):
+        return [Case(group, dtype, check, label(c), functools.partial(fn, cfg=c, **kw),
+                     precision) for c in cfgs]
+    out = cases("forward", forward, configs, **at) + cases("backward", backward, configs, **at)
     if dtype == "float64":
         out += cases("gradcheck", gradcheck, fd_configs)
     return out

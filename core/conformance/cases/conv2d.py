@@ -1,10 +1,14 @@
 """conv2d: strided, zero-padded 2-D convolution, its gradients and the params-only backward."""
 from __future__ import annotations
 
+import numpy as np
+
 from genrecnn.conformance import reference_maps as ref
 from genrecnn.conformance.cases.common import layer_op_cases, normal
 from genrecnn.conformance.cases.support import seeded
-from genrecnn.conformance.checks import call, compare, device, gradcheck, output, unpack
+from genrecnn.conformance.checks import (call, compare, device, gradcheck, output,
+                                         tolerance_key, unpack)
+from genrecnn.engine.ops import precision_kwargs, round_operands
 
 # (N, C, H, W, F, kernel, stride, padding)
 CONV2D_CONFIGS = [
@@ -36,35 +40,45 @@ def _label(cfg):
 
 
 @seeded
-def _data(rng, cfg, dtype):
+def _data(rng, cfg, dtype, precision="fp32"):
+    """Inputs, and the reference on the operands rounded to ``precision``."""
     n, c, h, w, f, kernel, stride, padding = cfg
     x = normal(rng, (n, c, h, w), dtype)
     wt = normal(rng, (f, c, *kernel), dtype, 0.5)
     b = normal(rng, (f,), dtype)
-    y = ref.conv2d(x, wt, b, stride, padding)
+    y = ref.conv2d(*round_operands(precision, x, wt), b, stride, padding)
     dy = normal(rng, y.shape, dtype)
-    dx, dw, db = ref.conv2d_backward(x, wt, dy, stride, padding)
+    dx, dw, _ = ref.conv2d_backward(*round_operands(precision, x, wt, dy), stride, padding)
+    db = dy.sum(axis=(0, 2, 3), dtype=np.float64)         # db sums dy as given
     return {"x": x, "w": wt, "b": b, "y": y, "dy": dy, "dx": dx, "dw": dw, "db": db}
 
 
-def _forward(be, dtype, rng, cfg):
-    d = _data(cfg, dtype)
+def _forward(be, dtype, rng, cfg, precision="fp32"):
+    d = _data(cfg, dtype, *_beyond_fp32(precision))
     y = call(be, "conv2d", device(be, d["x"]), device(be, d["w"]), device(be, d["b"]),
-             cfg[6], cfg[7])
-    return compare("conv2d y", output(be, y, "conv2d y", d["y"].shape, dtype), d["y"], dtype)
+             cfg[6], cfg[7], **precision_kwargs(precision))
+    return compare("conv2d y", output(be, y, "conv2d y", d["y"].shape, dtype), d["y"],
+                   tolerance_key(dtype, precision))
 
 
-def _backward(be, dtype, rng, cfg):
-    d = _data(cfg, dtype)
+def _backward(be, dtype, rng, cfg, precision="fp32"):
+    d = _data(cfg, dtype, *_beyond_fp32(precision))
     args = (device(be, d["x"]), device(be, d["w"]), device(be, d["dy"]), cfg[6], cfg[7])
-    dx, dw, db = unpack(call(be, "conv2d_backward", *args), 3, "conv2d_backward")
-    pdw, pdb = unpack(call(be, "conv2d_backward_params", *args), 2, "conv2d_backward_params")
-    errs = [compare(f"{what} {name}", output(be, got, name, d[name].shape, dtype), d[name], dtype)
+    at, tol = precision_kwargs(precision), tolerance_key(dtype, precision)
+    dx, dw, db = unpack(call(be, "conv2d_backward", *args, **at), 3, "conv2d_backward")
+    pdw, pdb = unpack(call(be, "conv2d_backward_params", *args, **at), 2,
+                      "conv2d_backward_params")
+    errs = [compare(f"{what} {name}", output(be, got, name, d[name].shape, dtype), d[name], tol)
             for what, got, name in (("conv2d_backward", dx, "dx"), ("conv2d_backward", dw, "dw"),
                                     ("conv2d_backward", db, "db"),
                                     ("conv2d_backward_params", pdw, "dw"),
                                     ("conv2d_backward_params", pdb, "db"))]
     return max(errs)
+
+
+def _beyond_fp32(precision) -> tuple:
+    """The precision as a key of :func:`_data` (none for fp32: its inputs as ever)."""
+    return () if precision == "fp32" else (precision,)
 
 
 def _gradcheck(be, dtype, rng, cfg):
@@ -82,6 +96,6 @@ def _gradcheck(be, dtype, rng, cfg):
                      {"x": dx, "w": dw, "b": db}, rng)
 
 
-def conv2d_cases(dtype):
+def conv2d_cases(dtype, precision="fp32"):
     return layer_op_cases("conv2d", dtype, _label, CONV2D_CONFIGS, CONV2D_FD_CONFIGS,
-                          _forward, _backward, _gradcheck)
+                          _forward, _backward, _gradcheck, precision)

@@ -11,17 +11,18 @@ from genrecnn.conformance.checks import CheckFailed, compare, output
 
 
 def seeded(make):
-    """Cache ``make(rng, cfg, dtype) -> dict of arrays`` per (cfg, dtype).
+    """Cache ``make(rng, cfg, dtype, *more) -> dict of arrays`` per (cfg, dtype, *more)
+    (``more``: e.g. a precision).
 
-    The generator is seeded by the function's name, the config and the dtype,
-    so a failure reproduces exactly; the float64 reference behind the arrays
-    runs once per process however often the suite runs (the planted-bug tests
+    The generator is seeded by the function's name, the config, the dtype and
+    ``more``, so a failure reproduces exactly; the float64 reference behind the
+    arrays runs once per process however often the suite runs (the planted-bug tests
     run it many times). The arrays are read-only: no backend can change them.
     """
     @functools.lru_cache(maxsize=None)
-    def cached(cfg, dtype):
-        ident = f"{make.__module__}.{make.__qualname__}{cfg!r}{dtype}"
-        data = make(np.random.default_rng(zlib.crc32(ident.encode())), cfg, dtype)
+    def cached(cfg, dtype, *more):
+        ident = f"{make.__module__}.{make.__qualname__}{cfg!r}{dtype}{''.join(map(str, more))}"
+        data = make(np.random.default_rng(zlib.crc32(ident.encode())), cfg, dtype, *more)
         for a in data.values():
             if isinstance(a, np.ndarray):
                 a.flags.writeable = False
