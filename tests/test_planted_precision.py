@@ -25,10 +25,14 @@ def _bf16_as_tf32(a, precision):
 
 def _product(method: str, operands: int):
     """NumPy's ``method`` at fp32 on its first ``operands`` arguments rounded by the
-    class's ``wrong`` (x, w; or x, w, dy in a backward op)."""
+    class's ``wrong`` (x, w; or x, w, dy in a backward op); db, a sum of dy as given, as
+    NumPy gives it."""
     def op(self, *args, precision="fp32"):
         rounded = [type(self).wrong(a, precision) for a in args[:operands]]
-        return getattr(NumpyBackend, method)(self, *rounded, *args[operands:])
+        out = getattr(NumpyBackend, method)(self, *rounded, *args[operands:])
+        if "backward" in method:
+            out = (*out[:-1], getattr(NumpyBackend, method)(self, *args)[-1])
+        return out
     return op
 
 
