@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import weakref
 
+import numpy as np
+
+from genrecnn.backends.cuda_kernels.lowp import LowPrecisionProducts
 from genrecnn.engine.ops import Backend
 from genrecnn.engine.ops.fused import ComposedFusedOps  # fused, composed from the map ops
 
 from .collective import CupyCollectiveOps
+from . import kernels as K
 from .graphs import CupyGraphOps
 from .maps import CupyMapOps
 from .sequence import CupySequenceOps
@@ -33,7 +37,8 @@ _CUDA_ERROR_NO_DEVICE = 100
 
 
 class CupyBackend(CupySequenceOps, CupyMapOps, CupyUpdateOps, CupyTrainingOps, CupyGraphOps,
-                  CupyStaging, CupyCollectiveOps, ComposedFusedOps, Backend):
+                  CupyStaging, CupyCollectiveOps, LowPrecisionProducts, ComposedFusedOps,
+                  Backend):
     name = "cupy"
     device = "cuda"
     dtypes = ("float32", "float64")
@@ -88,6 +93,22 @@ class CupyBackend(CupySequenceOps, CupyMapOps, CupyUpdateOps, CupyTrainingOps, C
 
     def reshape(self, x, shape):
         return x.reshape(tuple(int(s) for s in shape))
+
+    # -- the host primitives of the tf32/bf16 products (:mod:`...cuda_kernels.lowp`) -------
+
+    @staticmethod
+    def _lp_empty(shape):
+        return cp.empty(shape, dtype=cp.float32)
+
+    @staticmethod
+    def _lp_launch(file, name, arg_types, grid, block, args, consts):
+        typed = {"P": lambda a: K.NULL if a is None else a, "i": np.int32, "q": np.int64}
+        K.launch(file, name, "float32", grid, block,
+                 tuple(typed[t](a) for t, a in zip(arg_types, args)), **consts)
+
+    @staticmethod
+    def _lp_sm_count() -> int:
+        return K.current_sm_count()
 
     # -- the column matrices a convolution's backward reuses -------------------------------
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from genrecnn.backends.cuda_kernels import grids as G
 from genrecnn.backends.cuda_kernels.grids import THREADS as BLOCK
+from genrecnn.backends.cuda_kernels.lowp import LowPrecisionProducts
 from genrecnn.engine.ops import Backend
 from genrecnn.engine.ops.fused import ComposedFusedOps  # fused, composed from the map ops
 
@@ -70,7 +71,7 @@ def probe() -> tuple[bool, str]:
 
 class PycudaBackend(PycudaSequenceOps, PycudaMapOps, PycudaUpdateOps, PycudaTrainingOps,
                     PycudaGraphOps, PycudaStaging, PycudaCollectiveOps, GemmOps,
-                    ComposedFusedOps, Backend):
+                    LowPrecisionProducts, ComposedFusedOps, Backend):
     """Hand-written CUDA kernels through PyCUDA, float32 and float64."""
 
     name = "pycuda"
@@ -131,6 +132,19 @@ class PycudaBackend(PycudaSequenceOps, PycudaMapOps, PycudaUpdateOps, PycudaTrai
         if n:
             self._launch(file, name, arg_types, dtype, self._grid1d(n), (BLOCK, 1, 1), *args,
                          **consts)
+
+    # the host primitives of the tf32/bf16 products (:mod:`...cuda_kernels.lowp`)
+
+    def _lp_empty(self, shape):
+        return self._empty(shape, "float32")
+
+    def _lp_launch(self, file, name, arg_types, grid, block, args, consts):
+        args = [(0 if a is None else self._ptr(a)) if t == "P" else a
+                for t, a in zip(arg_types, args)]
+        self._run(file, name, arg_types, "float32", grid, block, *args, **consts)
+
+    def _lp_sm_count(self) -> int:
+        return self.sm_count
 
     # -- moving arrays ---------------------------------------------------------------------
 
