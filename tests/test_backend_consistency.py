@@ -1,14 +1,15 @@
 """Every registered backend keeps to the op contract (as Thinc's backend consistency test):
 it overrides only what :class:`genrecnn.engine.ops.Backend` and its op-group mixins define,
-private ``_helpers`` aside, with the contract's signatures. Importing a backend class needs
-no GPU, so this runs everywhere."""
+private ``_helpers`` aside, with the contract's signatures. A backend offering fp32 alone
+may leave out the products' ``precision`` keyword (callers pass it only for tf32 and
+bf16). Importing a backend class needs no GPU, so this runs everywhere."""
 from __future__ import annotations
 
 import inspect
 
 import pytest
 
-from genrecnn.engine.ops import Backend
+from genrecnn.engine.ops import PRECISION_METHODS, Backend
 from genrecnn.engine.registry import build_registry
 
 BUILT_IN = {"numpy", "pycuda", "cupy", "example"}
@@ -54,7 +55,10 @@ def signature_problems(cls: type) -> list[str]:
             continue
         mine, contract = inspect.signature(getattr(cls, name)), \
             inspect.signature(getattr(Backend, name))
-        if _shape_of(mine) != _shape_of(contract):
+        allowed = [_shape_of(contract)]
+        if name in PRECISION_METHODS and tuple(cls.precisions) == ("fp32",):
+            allowed.append(_shape_of(contract)[:-1])      # no precision keyword
+        if _shape_of(mine) not in allowed:
             problems.append(f"{cls.__name__}.{name}{mine} differs from the contract's "
                             f"{name}{contract}")
     return problems
@@ -82,6 +86,25 @@ class _Extra(Backend):
 
     def _helper(self, anything, at_all=3):   # private: allowed
         return anything
+
+
+class _Rounds(Backend):
+    name = "rounds"
+    precisions = ("fp32", "bf16")
+
+    def dense(self, x, w, b):             # offers bf16, so it must take precision
+        return x
+
+
+def test_a_backend_offering_tf32_or_bf16_must_take_the_precision_keyword():
+    class Old(Backend):
+        name = "old"
+
+        def dense(self, x, w, b):
+            return x
+    assert signature_problems(Old) == []
+    problems = signature_problems(_Rounds)
+    assert len(problems) == 1 and problems[0].startswith("_Rounds.dense(self, x, w, b) differs")
 
 
 def test_the_check_names_added_methods_and_changed_signatures():

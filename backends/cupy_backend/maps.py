@@ -46,7 +46,7 @@ class CupyMapOps(HostBase):
 
     # -- convolution ---------------------------------------------------------------------
 
-    def conv2d(self, x, w, b, stride, padding):
+    def conv2d(self, x, w, b, stride, padding, precision="fp32"):
         g = G.conv2d_shape(x.shape, w.shape, stride, padding)
         y = cp.empty((g.n, g.f, g.ho, g.wo), dtype=x.dtype)
         if y.size == 0:
@@ -65,7 +65,7 @@ class CupyMapOps(HostBase):
                       (yr, b, y) + _i32(g.n, g.f, g.p))
         return y
 
-    def conv2d_backward(self, x, w, dy, stride, padding):
+    def conv2d_backward(self, x, w, dy, stride, padding, precision="fp32"):
         g = G.conv2d_shape(x.shape, w.shape, stride, padding)
         dyr = self._fold(dy, g)
         dw, db = self._conv2d_params(x, dy, dyr, g)
@@ -77,7 +77,7 @@ class CupyMapOps(HostBase):
                  + (np.int64(g.n * g.p), np.int64(g.p)))
         return dx, dw, db
 
-    def conv2d_backward_params(self, x, w, dy, stride, padding):
+    def conv2d_backward_params(self, x, w, dy, stride, padding, precision="fp32"):
         g = G.conv2d_shape(x.shape, w.shape, stride, padding)
         return self._conv2d_params(x, dy, None if g.direct else self._fold(dy, g), g)
 

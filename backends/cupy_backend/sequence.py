@@ -43,7 +43,7 @@ class CupySequenceOps(HostBase):
                         (x, cols, K.i32(n), K.i32(c), K.i32(w), K.i32(k), K.i32(wo)))
         return cols
 
-    def conv1d(self, x, w, b):
+    def conv1d(self, x, w, b, precision="fp32"):
         f, c, k = w.shape
         n, _, width = x.shape
         wo = width - k + 1
@@ -61,7 +61,7 @@ class CupySequenceOps(HostBase):
                       (yr, b, y, K.i32(n), K.i32(f), K.i32(wo)))
         return y
 
-    def conv1d_backward(self, x, w, dy):
+    def conv1d_backward(self, x, w, dy, precision="fp32"):
         f, c, k = w.shape
         n, _, width = x.shape
         wo = width - k + 1
@@ -76,7 +76,7 @@ class CupySequenceOps(HostBase):
                       (dcols, dx, K.i32(n), K.i32(c), K.i32(width), K.i32(k), K.i32(wo)))
         return dx, dw, db
 
-    def conv1d_backward_params(self, x, w, dy):
+    def conv1d_backward_params(self, x, w, dy, precision="fp32"):
         if w.shape[0] <= self.direct_conv1d_max_filters:
             return self._direct_param_grads(x, w, dy)
         return self._conv_param_grads(x, w, dy)[1:]
@@ -155,12 +155,12 @@ class CupySequenceOps(HostBase):
 
     # -- dense ---------------------------------------------------------------------------
 
-    def dense(self, x, w, b):
+    def dense(self, x, w, b, precision="fp32"):
         y = B.matmul(x, w)
         y += b
         return y
 
-    def dense_backward(self, x, w, dy):
+    def dense_backward(self, x, w, dy, precision="fp32"):
         return B.matmul(dy, w, trans_b=True), B.matmul(x, dy, trans_a=True), dy.sum(axis=0)
 
     # -- activations -----------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genrecnn.engine.ops import Backend
+from genrecnn.engine.ops import PRECISIONS, Backend
 
 from .collective import NumpyCollectiveOps
 from .fused import NumpyFusedOps
@@ -26,6 +26,7 @@ class NumpyBackend(NumpySequenceOps, NumpyMapOps, NumpyUpdateOps, NumpyTrainingO
                    NumpyCollectiveOps, NumpyFusedOps, Backend):
     name = "numpy"
     device = "cpu"
+    precisions = PRECISIONS      # operands rounded on the host (:func:`.sequence.rounded`)
 
     def from_host(self, a):
         return copy(np.asarray(a))

@@ -19,6 +19,7 @@ from genrecnn.engine.ops import conv2d_out, lowbias32, pool2d_out
 from genrecnn.engine.ops.maps import GOLDEN
 
 from .parallel import over_batch
+from .sequence import rounded
 
 
 # -- 2-D convolution -----------------------------------------------------------------------
@@ -194,7 +195,8 @@ class NumpyMapOps:
 
     # -- 2-D convolution ----------------------------------------------------------------
 
-    def conv2d(self, x, w, b, stride, padding):
+    def conv2d(self, x, w, b, stride, padding, precision="fp32"):
+        x, w = rounded(precision, x, w)
         g = _Geometry(x, w, stride, padding)
         w2 = w.reshape(g.f, g.rows)
         y = np.empty((g.n, g.f, g.cols), dtype=x.dtype)
@@ -203,11 +205,12 @@ class NumpyMapOps:
         y += b[None, :, None]
         return y.reshape(g.n, g.f, g.ho, g.wo)
 
-    def conv2d_backward(self, x, w, dy, stride, padding):
-        return _conv2d_backward(x, w, dy, stride, padding, want_dx=True)
+    def conv2d_backward(self, x, w, dy, stride, padding, precision="fp32"):
+        return _conv2d_backward(*rounded(precision, x, w, dy), stride, padding, want_dx=True)
 
-    def conv2d_backward_params(self, x, w, dy, stride, padding):
-        return _conv2d_backward(x, w, dy, stride, padding, want_dx=False)[1:]
+    def conv2d_backward_params(self, x, w, dy, stride, padding, precision="fp32"):
+        return _conv2d_backward(*rounded(precision, x, w, dy), stride, padding,
+                                want_dx=False)[1:]
 
     # -- 2-D max pooling ------------------------------------------------------------------
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from genrecnn.engine.ops import round_operand
+
 from . import conv
 from .parallel import BLOCK, blockwise, over_blocks
 
@@ -83,6 +85,13 @@ def _gate_backward(x: np.ndarray, dy: np.ndarray, slope: float) -> np.ndarray:
     return blockwise(x, fn, dy)
 
 
+def rounded(precision: str, *operands: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The operands of a product rounded to ``precision`` (the arrays themselves for
+    fp32): the products then compute as in fp32, which emulates tensor cores exactly
+    up to the order of the float32 sums."""
+    return tuple(round_operand(a, precision) for a in operands)
+
+
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise log-softmax, max-shifted so that huge logits never overflow."""
     z = logits - logits.max(axis=1, keepdims=True)
@@ -94,14 +103,14 @@ class NumpySequenceOps:
 
     # -- convolution ---------------------------------------------------------------------
 
-    def conv1d(self, x, w, b):
-        return conv.forward(x, w, b)
+    def conv1d(self, x, w, b, precision="fp32"):
+        return conv.forward(*rounded(precision, x, w), b)
 
-    def conv1d_backward(self, x, w, dy):
-        return conv.backward(x, w, dy)
+    def conv1d_backward(self, x, w, dy, precision="fp32"):
+        return conv.backward(*rounded(precision, x, w, dy))
 
-    def conv1d_backward_params(self, x, w, dy):
-        return conv.backward(x, w, dy, need_dx=False)[1:]
+    def conv1d_backward_params(self, x, w, dy, precision="fp32"):
+        return conv.backward(*rounded(precision, x, w, dy), need_dx=False)[1:]
 
     # -- pooling -------------------------------------------------------------------------
 
@@ -150,12 +159,14 @@ class NumpySequenceOps:
 
     # -- dense ---------------------------------------------------------------------------
 
-    def dense(self, x, w, b):
+    def dense(self, x, w, b, precision="fp32"):
+        x, w = rounded(precision, x, w)
         y = x @ w
         y += b
         return y
 
-    def dense_backward(self, x, w, dy):
+    def dense_backward(self, x, w, dy, precision="fp32"):
+        x, w, dy = rounded(precision, x, w, dy)
         return dy @ w.T, x.T @ dy, dy.sum(axis=0)
 
     # -- activations -----------------------------------------------------------------------

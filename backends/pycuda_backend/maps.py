@@ -25,7 +25,7 @@ class PycudaMapOps(HostBase):
 
     # -- convolution ---------------------------------------------------------------------
 
-    def conv2d(self, x, w, b, stride, padding):
+    def conv2d(self, x, w, b, stride, padding, precision="fp32"):
         g = G.conv2d_shape(x.shape, w.shape, stride, padding)
         dt = str(x.dtype)
         y = self._empty((g.n, g.f, g.ho, g.wo), dt)
@@ -45,7 +45,7 @@ class PycudaMapOps(HostBase):
                    "PPPPiii", KW=1)
         return y
 
-    def conv2d_backward(self, x, w, dy, stride, padding):
+    def conv2d_backward(self, x, w, dy, stride, padding, precision="fp32"):
         g = G.conv2d_shape(x.shape, w.shape, stride, padding)
         dt = str(x.dtype)
         dw, db = self._conv2d_params(x, dy, g)
@@ -62,7 +62,7 @@ class PycudaMapOps(HostBase):
                       g.ph, g.pw, g.ho, g.wo, g.p, g.r * g.p)
         return dx, dw, db
 
-    def conv2d_backward_params(self, x, w, dy, stride, padding):
+    def conv2d_backward_params(self, x, w, dy, stride, padding, precision="fp32"):
         return self._conv2d_params(x, dy, G.conv2d_shape(x.shape, w.shape, stride, padding))
 
     def _conv2d_params(self, x, dy, g):

@@ -22,7 +22,7 @@ class PycudaSequenceOps(HostBase):
 
     # -- convolution -----------------------------------------------------------------------
 
-    def conv1d(self, x, w, b):
+    def conv1d(self, x, w, b, precision="fp32"):
         dt = str(x.dtype)
         (n, c, width), (f, _, k) = x.shape, w.shape
         wo = conv1d_out_width(width, k)
@@ -37,7 +37,7 @@ class PycudaSequenceOps(HostBase):
                        "PPPPiii", KW=k)
         return y
 
-    def conv1d_backward(self, x, w, dy):
+    def conv1d_backward(self, x, w, dy, precision="fp32"):
         dw, db = self.conv1d_backward_params(x, w, dy)
         dt = str(x.dtype)
         (n, c, width), (f, _, k) = x.shape, w.shape
@@ -47,7 +47,7 @@ class PycudaSequenceOps(HostBase):
                        (self._ptr(dy), self._ptr(w), self._ptr(dx), c, width, f), "PPPiii", KW=k)
         return dx, dw, db
 
-    def conv1d_backward_params(self, x, w, dy):
+    def conv1d_backward_params(self, x, w, dy, precision="fp32"):
         dt = str(x.dtype)
         (n, c, width), (f, _, k) = x.shape, w.shape
         wo = conv1d_out_width(width, k)
@@ -78,7 +78,7 @@ class PycudaSequenceOps(HostBase):
 
     # -- dense -----------------------------------------------------------------------------
 
-    def dense(self, x, w, b):
+    def dense(self, x, w, b, precision="fp32"):
         dt = str(x.dtype)
         (n, i), o = x.shape, w.shape[1]
         y = self._empty((n, o), dt)
@@ -86,7 +86,7 @@ class PycudaSequenceOps(HostBase):
             self._dense_gemm("dense_fwd", dt, n, o, i, (x, w), b, y, (n, i, o))
         return y
 
-    def dense_backward(self, x, w, dy):
+    def dense_backward(self, x, w, dy, precision="fp32"):
         dt = str(x.dtype)
         (n, i), o = x.shape, w.shape[1]
         dx, dw, db = self._empty((n, i), dt), self._empty((i, o), dt), self._empty((o,), dt)

@@ -163,7 +163,7 @@ class _OneLayer:
 def measure_layer(be, config: dict, input_shape: tuple[int, ...], batch: int, dtype: str, *,
                   optimizer: str | None = None, reps: int = REPS, warmup: int = WARMUP,
                   budget: float = BUDGET, seed: int = 0,
-                  abandon_after: float | None = None) -> LayerTiming:
+                  abandon_after: float | None = None, precision: str = "fp32") -> LayerTiming:
     """Time a fresh layer built from ``config`` on backend ``be``.
 
     ``input_shape`` is per example; the batch is ``batch`` random examples.
@@ -171,10 +171,12 @@ def measure_layer(be, config: dict, input_shape: tuple[int, ...], batch: int, dt
     one optimiser step over its parameters, as a training step runs it. With
     ``abandon_after``, a forward, or forward and backward, slower than that
     (after a warm-up) ends the measurement early: the result is ``pruned``.
+    ``precision``: of a conv or dense layer's products.
     """
     rng = np.random.default_rng(seed)
     layer = layer_from_config(config)
     layer.name = config.get("name") or "bench"
+    layer.use_precision(precision)
     layer.build(tuple(input_shape), rng, dtype)
     layer.place(None, be)
     layer.begin_step(be, 0)

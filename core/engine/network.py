@@ -16,9 +16,9 @@ import numpy as np
 
 from genrecnn.errors import DataError, PlacementError, ShapeError
 from genrecnn.engine.blocks import units
-from genrecnn.engine.capability import missing
+from genrecnn.engine.capability import lacks_precision, missing
 from genrecnn.engine.layers import Layer, Softmax, layer_seed
-from genrecnn.engine.ops import DTYPES
+from genrecnn.engine.ops import DEFAULT_PRECISION, DTYPES, check_precision
 from genrecnn.engine.placement import DEFAULT_BACKEND, resolve_placement
 from genrecnn.engine.registry import Registry, registry as default_registry
 
@@ -31,7 +31,7 @@ class Network:
     fuse = True
 
     def __init__(self, layers: list[Layer], input_shape: tuple[int, int],
-                 dtype: str = "float32", seed: int = 0):
+                 dtype: str = "float32", seed: int = 0, precision: str = DEFAULT_PRECISION):
         if dtype not in DTYPES:
             raise ShapeError(f"unsupported dtype {dtype!r}; use one of {', '.join(DTYPES)}")
         if not layers or not isinstance(layers[-1], Softmax):
@@ -56,6 +56,24 @@ class Network:
         self.transfers: Counter = Counter()   # (from, to) -> number of array moves
         self._registry: Registry | None = None
         self._plan: tuple | None = None      # (placement and fuse, the units they give)
+        self.precision = precision
+
+    @property
+    def precision(self) -> str:
+        """The operand precision of the products (conv and dense layers; see
+        :mod:`genrecnn.engine.ops.precision`). Parameters, gradients and optimiser state
+        stay in the network's dtype whatever it is; setting it on a placed network
+        checks the placement again."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        check_precision(value, self.dtype)
+        if self.backends:
+            self._check_placement(self.backends, self._registry or default_registry(), value)
+        self._precision = value
+        for layer in self.layers:
+            layer.use_precision(value)
 
     def _name_layers(self) -> None:
         counts: Counter = Counter()
@@ -91,16 +109,29 @@ class Network:
         else:
             names = resolve_placement(spec, self.layers, reg.names())
         new = [reg.get(b) for b in names]
-        for layer, be in zip(self.layers, new):
-            why = missing(be, layer, self.dtype)
-            if why:
-                raise PlacementError(f"{why}, which layer {layer.name!r} needs; place that "
-                                     f"layer on another backend ({layer.name}=numpy)")
+        self._check_placement(new, reg, self.precision)
         old = self.backends or [None] * len(self.layers)
         for layer, src, dst in zip(self.layers, old, new):
             layer.place(src, dst)
         self._registry, self.backend_names, self.backends = reg, names, new
         return names
+
+    def _check_placement(self, backends: list, reg: Registry, precision: str) -> None:
+        """A PlacementError for the first layer its backend cannot run at ``precision``."""
+        for layer, be in zip(self.layers, backends):
+            if lacks_precision(be, layer, precision):
+                offer = [n for n in reg.available_names()
+                         if precision in reg.infos[n].cls.precisions
+                         and self.dtype in reg.infos[n].cls.dtypes]
+                where = (f"place that layer on {_either(offer)}, or " if offer else "")
+                raise PlacementError(
+                    f"backend {be.name!r} does not offer precision {precision!r} for layer "
+                    f"{layer.name} (it offers {', '.join(be.precisions)}); {where}use "
+                    f"--precision {DEFAULT_PRECISION}")
+            why = missing(be, layer, self.dtype)
+            if why:
+                raise PlacementError(f"{why}, which layer {layer.name!r} needs; place that "
+                                     f"layer on another backend ({layer.name}=numpy)")
 
     def ensure_placed(self) -> None:
         """Place every layer on the default backend if nothing placed it yet."""
@@ -295,6 +326,11 @@ class Network:
 
     def config(self) -> list[dict]:
         return [dict(layer.config(), name=layer.name) for layer in self.layers]
+
+
+def _either(names: list[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def _takes_maps(layers) -> bool:

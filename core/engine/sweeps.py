@@ -79,8 +79,9 @@ def _rows_for(timing: LayerTiming, base: dict) -> list[dict]:
 
 def sweep_layers(backends, kinds, sizes, dtype: str, *, reps: int = REPS,
                  budget: float = BUDGET, limits: SweepLimits | None = None,
-                 progress=None) -> list[dict]:
-    """Forward and backward rows for every (kind, size, backend) that can run it.
+                 progress=None, precision: str = "fp32") -> list[dict]:
+    """Forward and backward rows for every (kind, size, backend) that can run it (conv
+    and fc layers at ``precision``).
 
     A backend whose call at one size took longer than ``limits.max_call_s``
     skips the larger sizes of that kind (noted in ``limits.skipped``), and
@@ -95,12 +96,14 @@ def sweep_layers(backends, kinds, sizes, dtype: str, *, reps: int = REPS,
             for be in backends:
                 if progress:
                     progress(f"{kind} 2^{int(np.log2(size))} on {be.name}")
-                if be.name in too_slow or not can_run(be, cfg["type"], dtype):
+                if be.name in too_slow or not can_run(be, cfg["type"], dtype,
+                                                      precision=precision):
                     continue
                 base = {"kind": kind, "layer": kind, "elements": batch * int(np.prod(shape)),
                         "shape": "x".join(map(str, (batch, *shape)))}
                 try:
-                    t = measure_layer(be, cfg, shape, batch, dtype, reps=reps, budget=budget)
+                    t = measure_layer(be, cfg, shape, batch, dtype, reps=reps, budget=budget,
+                                      precision=precision)
                 except (MemoryError, GenrecnnError) as exc:
                     limits.skipped.append(f"{kind} {base['shape']} on {be.name}: "
                                           f"{type(exc).__name__}: {exc}")
@@ -153,12 +156,13 @@ def arch_layers(network, backends, batch: int, *, optimizer: str | None = None,
         if kinds is not None and layer.kind not in kinds:
             continue
         for be in backends:
-            if not can_run(be, layer, network.dtype, optimizer):
+            if not can_run(be, layer, network.dtype, optimizer, network.precision):
                 continue
             if progress:
                 progress(f"{layer.name} on {be.name}")
             t = measure_layer(be, layer.config(), layer.input_shape, batch, network.dtype,
-                              optimizer=optimizer, reps=reps, budget=budget)
+                              optimizer=optimizer, reps=reps, budget=budget,
+                              precision=network.precision)
             shape = (batch, *layer.input_shape)
             rows.extend(_rows_for(t, {"kind": layer.kind, "layer": layer.name,
                                       "elements": int(np.prod(shape)),

@@ -88,7 +88,7 @@ def sibling(network, seed: int):
     """A fresh network of ``network``'s architecture and input, initialised from ``seed``,
     placed as ``network`` is."""
     net = build_network(network.config(), network.input_shape, network.n_classes,
-                        dtype=network.dtype, seed=seed)
+                        dtype=network.dtype, seed=seed, precision=network.precision)
     net.place(network.backend_names)
     return net
 

@@ -55,15 +55,16 @@ def load_architecture(name_or_path: str) -> list[dict]:
 
 
 def build_network(layers_cfg: list[dict], input_shape: tuple[int, int], n_classes: int,
-                  dtype: str = "float32", seed: int = 0) -> Network:
-    """A Network from layer configs; ``units = "classes"`` becomes ``n_classes``."""
+                  dtype: str = "float32", seed: int = 0, precision: str = "fp32") -> Network:
+    """A Network from layer configs; ``units = "classes"`` becomes ``n_classes``;
+    ``precision``: of its products (:mod:`genrecnn.engine.ops.precision`)."""
     layers = []
     for cfg in layers_cfg:
         cfg = dict(cfg)
         if cfg.get("units") == "classes":
             cfg["units"] = n_classes
         layers.append(layer_from_config(cfg))
-    net = Network(layers, input_shape, dtype=dtype, seed=seed)
+    net = Network(layers, input_shape, dtype=dtype, seed=seed, precision=precision)
     if net.n_classes != n_classes:
         raise ShapeError(f"the architecture ends with {net.n_classes} outputs but there are "
                          f"{n_classes} classes; give the last fc layer units = \"classes\"")

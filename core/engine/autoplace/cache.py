@@ -1,7 +1,7 @@
 """Measured plans cached per machine, so a second run decides instantly.
 
-Keyed by machine (hostname and GPU), architecture, dtype, batch size,
-optimiser and the set of available backends; stored in
+Keyed by machine (hostname and GPU), architecture, dtype, precision (where not fp32),
+batch size, optimiser and the set of available backends; stored in
 ``$GENRECNN_CACHE/autoplace.json`` (or ``~/.cache/genrecnn/autoplace.json``).
 """
 from __future__ import annotations
@@ -50,7 +50,8 @@ def plan_key(network, batch_size: int, optimizer: str | None, backends: list[str
     digest = hashlib.sha1(arch.encode()).hexdigest()[:12]
     return (f"{machine_id()}|arch {digest}|{network.dtype}|batch {batch_size}|"
             f"opt {optimizer or '-'}|{','.join(sorted(backends))}"
-            + ("|streamed" if streamed else ""))
+            + ("|streamed" if streamed else "")
+            + (f"|{network.precision}" if network.precision != "fp32" else ""))
 
 
 def read_cache(path: Path) -> dict:

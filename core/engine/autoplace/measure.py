@@ -24,16 +24,19 @@ class Tables:
 
 
 def candidates(network, reg, optimizer: str | None) -> list[list[str]]:
-    """Per layer, the available backends that declare its ops and the network's dtype."""
+    """Per layer, the available backends that declare its ops, the network's dtype and,
+    for a layer of products, its precision."""
     out = []
     names = reg.available_names()
     for layer in network.layers:
-        ok = [n for n in names if can_run(reg.get(n), layer, network.dtype, optimizer)]
+        ok = [n for n in names
+              if can_run(reg.get(n), layer, network.dtype, optimizer, network.precision)]
         if not ok:
             need = ", ".join(sorted(required_ops(layer, optimizer)))
+            at = "" if layer.precision == "fp32" else f" at precision {layer.precision!r}"
             raise PlacementError(
-                f"no available backend runs layer {layer.name!r} ({need}) in {network.dtype}; "
-                f"see `genrecnn backends`")
+                f"no available backend runs layer {layer.name!r} ({need}) in {network.dtype}"
+                f"{at}; see `genrecnn backends`")
         out.append(ok)
     return out
 
@@ -100,7 +103,8 @@ class _Meter:
             self.reg.get(n), layer.config(), layer.input_shape, batch or self.batch,
             self.net.dtype, optimizer=self.optimizer if batch is None else None,
             reps=self.reps if batch is None else 1, budget=self.budget if batch is None else 0.0,
-            abandon_after=None if abandon_after == INF else abandon_after)
+            abandon_after=None if abandon_after == INF else abandon_after,
+            precision=self.net.precision)
 
 
 def measure_tables(network, batch_size: int, reg, cands: list[list[str]],

@@ -23,9 +23,10 @@ CAPTURE_STEPS = 3
 
 
 def clone_network(network):
-    """A fresh network of the same layers, shapes and dtype (new weights; for timing)."""
+    """A fresh network of the same layers, shapes, dtype and precision (new weights; for
+    timing)."""
     return build_network(network.config(), network.input_shape, network.n_classes,
-                         dtype=network.dtype)
+                         dtype=network.dtype, precision=network.precision)
 
 
 def _runner(net, optimizer: str | None, batch_size: int, streamed: bool, stream, seed: int):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from genrecnn.engine.ops.precision import DEFAULT_PRECISION, PRECISION_GROUPS, precision_kwargs
 from genrecnn.errors import ShapeError
 
 INITS = ("variance", "he", "uniform")
@@ -64,6 +65,9 @@ class Layer:
     has_params = False   # whether it has trainable parameters (and so an update op)
     input_ranks: tuple[int, ...] | None = None   # per-example input ranks taken; None: any
     rank_hint = ""       # said after what the layer expects, when the rank is wrong
+    # the operand precision of the layer's products (conv, dense: PRECISION_GROUPS);
+    # the network sets it, and the layer passes it on only where it is not "fp32"
+    precision = DEFAULT_PRECISION
 
     def __init__(self, name: str | None = None):
         self.name = name or ""
@@ -116,6 +120,15 @@ class Layer:
                 elif src is not dst:
                     arrays[key] = dst.adopt(value, src)
         self.grads = {}
+
+    def use_precision(self, precision: str) -> None:
+        """Run this layer's products at ``precision`` (layers without products ignore it)."""
+        if self.op in PRECISION_GROUPS:
+            self.precision = precision
+
+    def products(self) -> dict:
+        """The keyword arguments of this layer's product ops (none at fp32)."""
+        return precision_kwargs(self.precision)
 
     def begin_step(self, be, step: int) -> None:
         """Create the values this training step needs on ``be`` (none by default)."""

@@ -57,17 +57,18 @@ class Conv2D(Layer):
     def forward(self, be, x, train):
         if train:
             self._cache = (x,)
-        return be.conv2d(x, self.params["w"], self.params["b"], self.stride, self.padding)
+        return be.conv2d(x, self.params["w"], self.params["b"], self.stride, self.padding,
+                         **self.products())
 
     def backward(self, be, dy):
         (x,) = self._cache
         w = self.params["w"]
         if not self.needs_input_grad:
             self.grads["w"], self.grads["b"] = be.conv2d_backward_params(
-                x, w, dy, self.stride, self.padding)
+                x, w, dy, self.stride, self.padding, **self.products())
             return None
         dx, self.grads["w"], self.grads["b"] = be.conv2d_backward(x, w, dy, self.stride,
-                                                                  self.padding)
+                                                                  self.padding, **self.products())
         return dx
 
 

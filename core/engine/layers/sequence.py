@@ -43,14 +43,16 @@ class Conv1D(Layer):
     def forward(self, be, x, train):
         if train:
             self._cache = (x,)
-        return be.conv1d(x, self.params["w"], self.params["b"])
+        return be.conv1d(x, self.params["w"], self.params["b"], **self.products())
 
     def backward(self, be, dy):
         (x,) = self._cache
         if not self.needs_input_grad:
-            self.grads["w"], self.grads["b"] = be.conv1d_backward_params(x, self.params["w"], dy)
+            self.grads["w"], self.grads["b"] = be.conv1d_backward_params(
+                x, self.params["w"], dy, **self.products())
             return None
-        dx, self.grads["w"], self.grads["b"] = be.conv1d_backward(x, self.params["w"], dy)
+        dx, self.grads["w"], self.grads["b"] = be.conv1d_backward(x, self.params["w"], dy,
+                                                                  **self.products())
         return dx
 
 
@@ -158,11 +160,12 @@ class Dense(Layer):
     def forward(self, be, x, train):
         if train:
             self._cache = (x,)
-        return be.dense(x, self.params["w"], self.params["b"])
+        return be.dense(x, self.params["w"], self.params["b"], **self.products())
 
     def backward(self, be, dy):
         (x,) = self._cache
-        dx, self.grads["w"], self.grads["b"] = be.dense_backward(x, self.params["w"], dy)
+        dx, self.grads["w"], self.grads["b"] = be.dense_backward(x, self.params["w"], dy,
+                                                                 **self.products())
         return dx
 
 

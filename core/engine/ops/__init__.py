@@ -53,6 +53,10 @@ Conventions, for every op:
   ``upload_async``, which fills its ``dst`` and returns a token (:mod:`.staging`).
 * Scalars (``lr``, ``slope``, ``rate``, ...) are Python numbers; ``loss``
   comes back as a Python float.
+* Precision: the products (conv1d, conv2d, dense and their backward ops) take a
+  keyword ``precision`` ("fp32", "tf32" or "bf16"): float32 sums of operands first
+  rounded to tensor-core formats. A backend offers the ones in ``precisions``; callers
+  pass the argument only when it is not "fp32" (:mod:`.precision` states the rule).
 """
 from __future__ import annotations
 
@@ -64,6 +68,9 @@ from genrecnn.engine.ops.collective import CollectiveOps
 from genrecnn.engine.ops.fused import FusedOps
 from genrecnn.engine.ops.graphs import GraphOps
 from genrecnn.engine.ops.maps import MapOps, conv2d_out, lowbias32, pool2d_out
+from genrecnn.engine.ops.precision import (DEFAULT_PRECISION, PRECISION_GROUPS,
+                                           PRECISION_METHODS, PRECISIONS, TOLERANCE_PRECISION,
+                                           check_precision, precision_kwargs, round_operand)
 from genrecnn.engine.ops.sequence import SequenceOps
 from genrecnn.engine.ops.staging import StagingOps
 from genrecnn.engine.ops.training import TrainingOps
@@ -73,8 +80,10 @@ from genrecnn.errors import BackendError, UnsupportedOp
 DTYPES = ("float32", "float64")
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
 
-__all__ = ["ACTIVATIONS", "DTYPES", "GROUP_OF_METHOD", "OP_GROUPS", "OP_NAMES", "Backend", "OpGroup",
-           "conv1d_out_width", "conv2d_out", "lowbias32", "maxpool1d_out_width", "pool2d_out"]
+__all__ = ["ACTIVATIONS", "DEFAULT_PRECISION", "DTYPES", "GROUP_OF_METHOD", "OP_GROUPS", "OP_NAMES",
+           "PRECISIONS", "PRECISION_GROUPS", "PRECISION_METHODS", "TOLERANCE_PRECISION", "Backend",
+           "OpGroup", "check_precision", "conv1d_out_width", "conv2d_out", "lowbias32",
+           "maxpool1d_out_width", "pool2d_out", "precision_kwargs", "round_operand"]
 
 
 @dataclass(frozen=True)
@@ -156,12 +165,15 @@ class Backend(SequenceOps, MapOps, UpdateOps, TrainingOps, GraphOps, StagingOps,
     ``dtypes``   the floating dtypes supported, a subset of :data:`DTYPES`.
     ``ops``      optional explicit set of op-group names from :data:`OP_NAMES`;
                  when left as None it is inferred from the methods overridden.
+    ``precisions`` the precisions of its products, from :data:`PRECISIONS`
+                 (:mod:`.precision`); "fp32" alone unless it takes ``precision=``.
     """
 
     name: str = ""
     device: str = "cpu"
     dtypes: tuple[str, ...] = DTYPES
     ops: frozenset[str] | None = None
+    precisions: tuple[str, ...] = (DEFAULT_PRECISION,)
 
     # -- identity and availability ------------------------------------------------
 
@@ -190,6 +202,10 @@ class Backend(SequenceOps, MapOps, UpdateOps, TrainingOps, GraphOps, StagingOps,
 
     def supports(self, op_group: str) -> bool:
         return op_group in self.declared_ops()
+
+    def offers(self, precision: str) -> bool:
+        """Whether this backend's products run at ``precision`` (fp32 always)."""
+        return precision == DEFAULT_PRECISION or precision in self.precisions
 
     def synchronize(self) -> None:
         """Wait until queued device work is done (for timing). CPU: nothing to do."""

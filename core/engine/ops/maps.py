@@ -7,6 +7,8 @@ input, which is one channel), W columns (time). Conventions in
 """
 from __future__ import annotations
 
+from genrecnn.engine.ops.precision import precision_kwargs
+
 
 def conv2d_out(size: int, kernel: int, stride: int, pad: int) -> int:
     """Output length of a convolution along one axis (zero padding ``pad`` each side)."""
@@ -46,7 +48,8 @@ class MapOps:
 
     # -- 2-D convolution ------------------------------------------------------------------
 
-    def conv2d(self, x, w, b, stride: tuple[int, int], padding: tuple[int, int]):
+    def conv2d(self, x, w, b, stride: tuple[int, int], padding: tuple[int, int],
+               precision: str = "fp32"):
         """Convolution over (H, W) with zero padding and stride.
 
         x[N, C, H, W], w[F, C, KH, KW], b[F], ``stride = (sh, sw) >= 1``,
@@ -54,20 +57,24 @@ class MapOps:
         ``Ho = (H + 2 ph - KH) // sh + 1`` (>= 1), likewise Wo, and
         ``y[n, f, i, j] = b[f] + sum_{c, u, v} w[f, c, u, v] * xp[n, c, i sh + u, j sw + v]``
         where ``xp`` is x with ph zero rows above and below and pw zero
-        columns left and right (cross-correlation).
+        columns left and right (cross-correlation). ``precision``: operands rounded to
+        tf32 / bf16 first, see :mod:`genrecnn.engine.ops.precision` (likewise for the
+        backward ops).
         """
         raise self._unsupported("conv2d")
 
-    def conv2d_backward(self, x, w, dy, stride: tuple[int, int], padding: tuple[int, int]):
+    def conv2d_backward(self, x, w, dy, stride: tuple[int, int], padding: tuple[int, int],
+                        precision: str = "fp32"):
         """Gradients of :meth:`conv2d`: (x, w, dy[N, F, Ho, Wo]) -> (dx, dw, db), with
         dx[N, C, H, W] (padding positions dropped), dw[F, C, KH, KW], db[F]."""
         raise self._unsupported("conv2d_backward")
 
     def conv2d_backward_params(self, x, w, dy, stride: tuple[int, int],
-                               padding: tuple[int, int]):
+                               padding: tuple[int, int], precision: str = "fp32"):
         """Only (dw, db) of :meth:`conv2d_backward`, for a first layer whose input
         gradient nobody needs. Optional: this default drops dx of the full backward."""
-        _, dw, db = self.conv2d_backward(x, w, dy, stride, padding)
+        _, dw, db = self.conv2d_backward(x, w, dy, stride, padding,
+                                         **precision_kwargs(precision))
         return dw, db
 
     # -- 2-D max pooling ------------------------------------------------------------------

@@ -5,22 +5,26 @@ Sequences are ``[N, C, W]`` (N examples, C channels, W time steps), vectors
 """
 from __future__ import annotations
 
+from genrecnn.engine.ops.precision import precision_kwargs
+
 
 class SequenceOps:
     """conv1d, maxpool1d, global_pool, dense, activation, softmax (forward and backward)."""
 
     # -- convolution along time --------------------------------------------------------
 
-    def conv1d(self, x, w, b):
+    def conv1d(self, x, w, b, precision: str = "fp32"):
         """Valid 1-D convolution over time with full-height filters.
 
         x[N, C, W], w[F, C, K], b[F] -> y[N, F, W-K+1] where
         ``y[n, f, t] = b[f] + sum_{c, k} w[f, c, k] * x[n, c, t + k]``
         (cross-correlation, as in every deep-learning library). Needs W >= K.
+        ``precision``: operands rounded to tf32 / bf16 first, see
+        :mod:`genrecnn.engine.ops.precision` (likewise for every product below).
         """
         raise self._unsupported("conv1d")
 
-    def conv1d_backward(self, x, w, dy):
+    def conv1d_backward(self, x, w, dy, precision: str = "fp32"):
         """Gradients of :meth:`conv1d`: (x, w, dy[N, F, W-K+1]) -> (dx, dw, db)
 
         dx[N, C, W] = sum over f, k of w[f, c, k] * dy[n, f, t - k];
@@ -29,7 +33,7 @@ class SequenceOps:
         """
         raise self._unsupported("conv1d_backward")
 
-    def conv1d_backward_params(self, x, w, dy):
+    def conv1d_backward_params(self, x, w, dy, precision: str = "fp32"):
         """Only the parameter gradients of :meth:`conv1d`: (x, w, dy) -> (dw, db).
 
         Same dw and db as :meth:`conv1d_backward`. The network calls it for a
@@ -38,7 +42,7 @@ class SequenceOps:
         Optional: this default calls :meth:`conv1d_backward` and drops dx;
         override it to skip computing dx.
         """
-        _, dw, db = self.conv1d_backward(x, w, dy)
+        _, dw, db = self.conv1d_backward(x, w, dy, **precision_kwargs(precision))
         return dw, db
 
     # -- max pooling along time --------------------------------------------------------
@@ -84,11 +88,12 @@ class SequenceOps:
 
     # -- fully connected -------------------------------------------------------------------
 
-    def dense(self, x, w, b):
-        """x[N, I], w[I, O], b[O] -> y[N, O] = x @ w + b."""
+    def dense(self, x, w, b, precision: str = "fp32"):
+        """x[N, I], w[I, O], b[O] -> y[N, O] = x @ w + b (``precision``: see
+        :mod:`genrecnn.engine.ops.precision`)."""
         raise self._unsupported("dense")
 
-    def dense_backward(self, x, w, dy):
+    def dense_backward(self, x, w, dy, precision: str = "fp32"):
         """(x, w, dy[N, O]) -> (dx = dy @ w.T, dw = x.T @ dy, db = sum_n dy)."""
         raise self._unsupported("dense_backward")
 
