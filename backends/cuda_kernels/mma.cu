@@ -192,8 +192,7 @@ struct Geo {
     }
 };
 
-#define GEO_PARAMS int N, int C, int H, int W, int F, int KH, int KW, int sh, int sw, \
-                   int ph, int pw, int Ho, int Wo
+// The kernels take the geometry as these 13 ints, spelled out (launch checks parse them).
 #define GEO Geo{N, C, H, W, F, KH, KW, sh, sw, ph, pw, Ho, Wo}
 
 struct RowMajor {        // element (i, j) of a row-major matrix with ld columns
@@ -263,7 +262,8 @@ struct Matrix {          // out(m, col) -> a[m * ld + col] (+ bias[col])
 // grid (ceil(N*P / BN), ceil(F / BM)): y = w[F, R] @ columns + b, written batch-first
 extern "C" __global__ void __launch_bounds__(NT)
 mma_conv2d_fwd(const float* __restrict__ x, const float* __restrict__ w,
-               const float* __restrict__ b, float* __restrict__ y, GEO_PARAMS)
+               const float* __restrict__ b, float* __restrict__ y, int N, int C, int H, int W,
+               int F, int KH, int KW, int sh, int sw, int ph, int pw, int Ho, int Wo)
 {
     const Geo g = GEO;
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN, NC = N * g.P();
@@ -277,7 +277,8 @@ mma_conv2d_fwd(const float* __restrict__ x, const float* __restrict__ w,
 // w[f, c, u, v] dy[n, f, i, j] with i*sh - ph + u = h, j*sw - pw + v = w
 extern "C" __global__ void __launch_bounds__(NT)
 mma_conv2d_dx(const float* __restrict__ dy, const float* __restrict__ w,
-              float* __restrict__ dx, GEO_PARAMS)
+              float* __restrict__ dx, int N, int C, int H, int W, int F, int KH, int KW,
+              int sh, int sw, int ph, int pw, int Ho, int Wo)
 {
     const Geo g = GEO;
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN, NC = N * H * W;
@@ -292,7 +293,8 @@ mma_conv2d_dx(const float* __restrict__ dy, const float* __restrict__ w,
 // positions k = n*P + p in [z*chunk, (z+1)*chunk) into part[z, f, r] (dw itself when S == 1)
 extern "C" __global__ void __launch_bounds__(NT)
 mma_conv2d_dw(const float* __restrict__ x, const float* __restrict__ dy,
-              float* __restrict__ part, GEO_PARAMS, int chunk)
+              float* __restrict__ part, int N, int C, int H, int W, int F, int KH, int KW,
+              int sh, int sw, int ph, int pw, int Ho, int Wo, int chunk)
 {
     const Geo g = GEO;
     const int R = g.R(), K = N * g.P(), z = blockIdx.z;

@@ -42,6 +42,7 @@ class CupyBackend(CupySequenceOps, CupyMapOps, CupyUpdateOps, CupyTrainingOps, C
     name = "cupy"
     device = "cuda"
     dtypes = ("float32", "float64")
+    precisions = ("fp32", "tf32", "bf16")      # tf32/bf16: mma.cu's tensor cores
 
     @classmethod
     def availability(cls):
@@ -98,7 +99,7 @@ class CupyBackend(CupySequenceOps, CupyMapOps, CupyUpdateOps, CupyTrainingOps, C
 
     @staticmethod
     def _lp_empty(shape):
-        return cp.empty(shape, dtype=cp.float32)
+        return cp.empty(shape, "float32")
 
     @staticmethod
     def _lp_launch(file, name, arg_types, grid, block, args, consts):

@@ -77,6 +77,7 @@ class PycudaBackend(PycudaSequenceOps, PycudaMapOps, PycudaUpdateOps, PycudaTrai
     name = "pycuda"
     device = "cuda"
     dtypes = ("float32", "float64")
+    precisions = ("fp32", "tf32", "bf16")      # tf32/bf16: mma.cu's tensor cores
 
     @classmethod
     def availability(cls):
