@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from genrecnn.backends.cuda_kernels import grids as G
+from genrecnn.backends.cuda_kernels import lowp
 from genrecnn.backends.cuda_kernels.loader import kernel_files, kernel_source
 from genrecnn.backends.cupy_backend import CupyBackend
 from genrecnn.backends.pycuda_backend.backend import PycudaBackend
@@ -23,7 +24,7 @@ NVCC = shutil.which("nvcc")
 # Compile-time constants a file needs (conv2d_c1.cu: KH, KW; gemm.cu: a tiling and KW).
 CONSTS = {"conv2d_c1.cu": {"KH": 3, "KW": 3}, "conv1d_direct.cu": {"KW": 4, "DW_C": 32},
           "gemm.cu": {"BM": 64, "BN": 64, "BK": 16, "TM": 4, "TN": 4, "KW": 3},
-          "elementwise.cu": {"ACT": 1}}
+          "elementwise.cu": {"ACT": 1}, "mma.cu": {"BM": 64, "BN": 128, "WM": 2, "WN": 4, "PREC": 1}}
 # The options each backend's build passes (PyCUDA: SourceModule's defaults; CuPy: the
 # RawModule options of loader.cupy_module).
 NVCC_FLAGS = {"pycuda": [], "cupy": ["--std=c++14"]}
@@ -42,7 +43,19 @@ def test_every_kernel_file_lives_in_the_one_package():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("file", kernel_files())
 def test_kernel_file_compiles(tmp_path, file, dtype, loader):
-    text = kernel_source(file, dtype, CONSTS.get(file, {}))
+    _compiles(tmp_path, file, dtype, loader, CONSTS.get(file, {}))
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc not on PATH")
+@pytest.mark.parametrize("loader", ["pycuda", "cupy"])
+@pytest.mark.parametrize("tile", lowp.TILES, ids=lambda t: f"BM{t['BM']}")
+@pytest.mark.parametrize("precision", ["tf32", "bf16"])
+def test_mma_compiles_at_each_precision_and_tile(tmp_path, precision, tile, loader):
+    _compiles(tmp_path, "mma.cu", "float32", loader, {**tile, "PREC": lowp.PREC[precision]})
+
+
+def _compiles(tmp_path, file, dtype, loader, consts):
+    text = kernel_source(file, dtype, consts)
     if loader == "cupy":      # NVRTC has no system include path: no file may include one
         assert "#include" not in text
     path = tmp_path / f"{loader}_{dtype}_{file}"

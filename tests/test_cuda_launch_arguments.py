@@ -101,6 +101,22 @@ def _ops(be, dt):
     p, am, mean, invstd = be.norm_relu_maxpool2d_train(xm, a(3), a(3), 1e-5, (2, 2), (2, 2))
     be.norm_relu_maxpool2d_infer(xm, a(3), a(3), a(3), a(3) ** 2, 1e-5, (2, 2), (2, 2))
     be.norm_relu_maxpool2d_backward(xm, a(3), mean, invstd, am, p, p, (2, 2), (2, 2))
+    if dt == "float32":                                         # mma.cu's tensor-core paths
+        for precision in ("tf32", "bf16"):
+            for f in (4, 80):
+                w, b = a(f, 3, 5), a(f)
+                y = be.conv1d(x, w, b, precision=precision)
+                be.conv1d_backward(x, w, y, precision=precision)
+                be.conv1d_backward_params(x, w, y, precision=precision)
+            for xx in (xm, x1):
+                w, b = a(4, xx.shape[1], 3, 3), a(4)
+                y = be.conv2d(xx, w, b, (1, 2), (1, 1), precision=precision)
+                be.conv2d_backward(xx, w, y, (1, 2), (1, 1), precision=precision)
+                be.conv2d_backward_params(xx, w, y, (1, 2), (1, 1), precision=precision)
+            for rows, cols in ((4, 6), (1000, 300)):            # unsplit and split-K
+                xd, wd = a(rows, cols), a(cols, 5)
+                be.dense_backward(xd, wd, be.dense(xd, wd, a(5), precision=precision),
+                                  precision=precision)
     key = np.array([7, 9], dtype=np.uint32)
     be.dropout(xm, 0.25, key)
     be.dropout_backward(xm, 0.25, key)

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import weakref
 
+import numpy as np
+
+from genrecnn.backends.cuda_kernels.lowp import LowPrecisionProducts
 from genrecnn.engine.ops import Backend
 
 from .collective import CupyCollectiveOps
+from . import kernels as K
 from .fused import CupyFusedOps
 from .graphs import CupyGraphOps
 from .maps import CupyMapOps
@@ -34,10 +38,12 @@ _CUDA_ERROR_NO_DEVICE = 100
 
 
 class CupyBackend(CupySequenceOps, CupyMapOps, CupyUpdateOps, CupyTrainingOps, CupyGraphOps,
-                  CupyStaging, CupyCollectiveOps, CupyFusedOps, Backend):
+                  CupyStaging, CupyCollectiveOps, LowPrecisionProducts, CupyFusedOps,
+                  Backend):
     name = "cupy"
     device = "cuda"
     dtypes = ("float32", "float64")
+    precisions = ("fp32", "tf32", "bf16")      # tf32/bf16: mma.cu's tensor cores
 
     @classmethod
     def availability(cls):
@@ -89,6 +95,22 @@ class CupyBackend(CupySequenceOps, CupyMapOps, CupyUpdateOps, CupyTrainingOps, C
 
     def reshape(self, x, shape):
         return x.reshape(tuple(int(s) for s in shape))
+
+    # -- the host primitives of the tf32/bf16 products (:mod:`...cuda_kernels.lowp`) -------
+
+    @staticmethod
+    def _lp_empty(shape):
+        return cp.empty(shape, "float32")
+
+    @staticmethod
+    def _lp_launch(file, name, arg_types, grid, block, args, consts):
+        typed = {"P": lambda a: K.NULL if a is None else a, "i": np.int32, "q": np.int64}
+        K.launch(file, name, "float32", grid, block,
+                 tuple(typed[t](a) for t, a in zip(arg_types, args)), **consts)
+
+    @staticmethod
+    def _lp_sm_count() -> int:
+        return K.current_sm_count()
 
     # -- the column matrices a convolution's backward reuses -------------------------------
 

@@ -58,6 +58,8 @@ class CupyMapOps(HostBase):
     # -- convolution ---------------------------------------------------------------------
 
     def conv2d(self, x, w, b, stride, padding, precision="fp32"):
+        if precision != "fp32":
+            return self._lp_conv2d(x, w, b, stride, padding, precision)
         g = G.conv2d_shape(x.shape, w.shape, stride, padding)
         y = cp.empty((g.n, g.f, g.ho, g.wo), dtype=x.dtype)
         if y.size == 0:
@@ -77,6 +79,8 @@ class CupyMapOps(HostBase):
         return y
 
     def conv2d_backward(self, x, w, dy, stride, padding, precision="fp32"):
+        if precision != "fp32":
+            return self._lp_conv2d_backward(x, w, dy, stride, padding, precision)
         g = G.conv2d_shape(x.shape, w.shape, stride, padding)
         dyr = self._fold(dy, g)
         dw, db = self._conv2d_params(x, dy, dyr, g)
@@ -89,6 +93,8 @@ class CupyMapOps(HostBase):
         return dx, dw, db
 
     def conv2d_backward_params(self, x, w, dy, stride, padding, precision="fp32"):
+        if precision != "fp32":
+            return self._lp_conv2d_backward_params(x, w, dy, stride, padding, precision)
         g = G.conv2d_shape(x.shape, w.shape, stride, padding)
         return self._conv2d_params(x, dy, None if g.direct else self._fold(dy, g), g)
 

@@ -44,6 +44,8 @@ class CupySequenceOps(HostBase):
         return cols
 
     def conv1d(self, x, w, b, precision="fp32"):
+        if precision != "fp32":
+            return self._lp_conv1d(x, w, b, precision)
         f, c, k = w.shape
         n, _, width = x.shape
         wo = width - k + 1
@@ -62,6 +64,8 @@ class CupySequenceOps(HostBase):
         return y
 
     def conv1d_backward(self, x, w, dy, precision="fp32"):
+        if precision != "fp32":
+            return self._lp_conv1d_backward(x, w, dy, precision)
         f, c, k = w.shape
         n, _, width = x.shape
         wo = width - k + 1
@@ -77,6 +81,8 @@ class CupySequenceOps(HostBase):
         return dx, dw, db
 
     def conv1d_backward_params(self, x, w, dy, precision="fp32"):
+        if precision != "fp32":
+            return self._lp_conv1d_backward_params(x, w, dy, precision)
         if w.shape[0] <= self.direct_conv1d_max_filters:
             return self._direct_param_grads(x, w, dy)
         return self._conv_param_grads(x, w, dy)[1:]
@@ -156,11 +162,15 @@ class CupySequenceOps(HostBase):
     # -- dense ---------------------------------------------------------------------------
 
     def dense(self, x, w, b, precision="fp32"):
+        if precision != "fp32":
+            return self._lp_dense(x, w, b, precision)
         y = B.matmul(x, w)
         y += b
         return y
 
     def dense_backward(self, x, w, dy, precision="fp32"):
+        if precision != "fp32":
+            return self._lp_dense_backward(x, w, dy, precision)
         return B.matmul(dy, w, trans_b=True), B.matmul(x, dy, trans_a=True), dy.sum(axis=0)
 
     # -- activations -----------------------------------------------------------------------

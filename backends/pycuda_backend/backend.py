@@ -27,6 +27,7 @@ import numpy as np
 
 from genrecnn.backends.cuda_kernels import grids as G
 from genrecnn.backends.cuda_kernels.grids import THREADS as BLOCK
+from genrecnn.backends.cuda_kernels.lowp import LowPrecisionProducts
 from genrecnn.engine.ops import Backend
 
 from .collective import PycudaCollectiveOps
@@ -71,12 +72,13 @@ def probe() -> tuple[bool, str]:
 
 class PycudaBackend(PycudaSequenceOps, PycudaMapOps, PycudaUpdateOps, PycudaTrainingOps,
                     PycudaGraphOps, PycudaStaging, PycudaCollectiveOps, GemmOps,
-                    PycudaFusedOps, Backend):
+                    LowPrecisionProducts, PycudaFusedOps, Backend):
     """Hand-written CUDA kernels through PyCUDA, float32 and float64."""
 
     name = "pycuda"
     device = "cuda"
     dtypes = ("float32", "float64")
+    precisions = ("fp32", "tf32", "bf16")      # tf32/bf16: mma.cu's tensor cores
 
     @classmethod
     def availability(cls):
@@ -132,6 +134,19 @@ class PycudaBackend(PycudaSequenceOps, PycudaMapOps, PycudaUpdateOps, PycudaTrai
         if n:
             self._launch(file, name, arg_types, dtype, self._grid1d(n), (BLOCK, 1, 1), *args,
                          **consts)
+
+    # the host primitives of the tf32/bf16 products (:mod:`...cuda_kernels.lowp`)
+
+    def _lp_empty(self, shape):
+        return self._empty(shape, "float32")
+
+    def _lp_launch(self, file, name, arg_types, grid, block, args, consts):
+        args = [(0 if a is None else self._ptr(a)) if t == "P" else a
+                for t, a in zip(arg_types, args)]
+        self._run(file, name, arg_types, "float32", grid, block, *args, **consts)
+
+    def _lp_sm_count(self) -> int:
+        return self.sm_count
 
     # -- moving arrays ---------------------------------------------------------------------
 

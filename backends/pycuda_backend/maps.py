@@ -26,6 +26,8 @@ class PycudaMapOps(HostBase):
     # -- convolution ---------------------------------------------------------------------
 
     def conv2d(self, x, w, b, stride, padding, precision="fp32"):
+        if precision != "fp32":
+            return self._lp_conv2d(x, w, b, stride, padding, precision)
         g = G.conv2d_shape(x.shape, w.shape, stride, padding)
         dt = str(x.dtype)
         y = self._empty((g.n, g.f, g.ho, g.wo), dt)
@@ -46,6 +48,8 @@ class PycudaMapOps(HostBase):
         return y
 
     def conv2d_backward(self, x, w, dy, stride, padding, precision="fp32"):
+        if precision != "fp32":
+            return self._lp_conv2d_backward(x, w, dy, stride, padding, precision)
         g = G.conv2d_shape(x.shape, w.shape, stride, padding)
         dt = str(x.dtype)
         dw, db = self._conv2d_params(x, dy, g)
@@ -63,6 +67,8 @@ class PycudaMapOps(HostBase):
         return dx, dw, db
 
     def conv2d_backward_params(self, x, w, dy, stride, padding, precision="fp32"):
+        if precision != "fp32":
+            return self._lp_conv2d_backward_params(x, w, dy, stride, padding, precision)
         return self._conv2d_params(x, dy, G.conv2d_shape(x.shape, w.shape, stride, padding))
 
     def _conv2d_params(self, x, dy, g):

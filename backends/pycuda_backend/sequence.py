@@ -23,6 +23,8 @@ class PycudaSequenceOps(HostBase):
     # -- convolution -----------------------------------------------------------------------
 
     def conv1d(self, x, w, b, precision="fp32"):
+        if precision != "fp32":
+            return self._lp_conv1d(x, w, b, precision)
         dt = str(x.dtype)
         (n, c, width), (f, _, k) = x.shape, w.shape
         wo = conv1d_out_width(width, k)
@@ -38,6 +40,8 @@ class PycudaSequenceOps(HostBase):
         return y
 
     def conv1d_backward(self, x, w, dy, precision="fp32"):
+        if precision != "fp32":
+            return self._lp_conv1d_backward(x, w, dy, precision)
         dw, db = self.conv1d_backward_params(x, w, dy)
         dt = str(x.dtype)
         (n, c, width), (f, _, k) = x.shape, w.shape
@@ -48,6 +52,8 @@ class PycudaSequenceOps(HostBase):
         return dx, dw, db
 
     def conv1d_backward_params(self, x, w, dy, precision="fp32"):
+        if precision != "fp32":
+            return self._lp_conv1d_backward_params(x, w, dy, precision)
         dt = str(x.dtype)
         (n, c, width), (f, _, k) = x.shape, w.shape
         wo = conv1d_out_width(width, k)
@@ -79,6 +85,8 @@ class PycudaSequenceOps(HostBase):
     # -- dense -----------------------------------------------------------------------------
 
     def dense(self, x, w, b, precision="fp32"):
+        if precision != "fp32":
+            return self._lp_dense(x, w, b, precision)
         dt = str(x.dtype)
         (n, i), o = x.shape, w.shape[1]
         y = self._empty((n, o), dt)
@@ -87,6 +95,8 @@ class PycudaSequenceOps(HostBase):
         return y
 
     def dense_backward(self, x, w, dy, precision="fp32"):
+        if precision != "fp32":
+            return self._lp_dense_backward(x, w, dy, precision)
         dt = str(x.dtype)
         (n, i), o = x.shape, w.shape[1]
         dx, dw, db = self._empty((n, i), dt), self._empty((i, o), dt), self._empty((o,), dt)

@@ -1,0 +1,350 @@
+// Tensor-core products for the contract's low precisions (genrecnn.engine.ops.precision):
+// every operand element is rounded to TF32 (PREC 1) or bfloat16 (PREC 2) on its way into
+// shared memory, and mma.sync sums the products in float32 (m16n8k8 TF32, m16n8k16 bf16;
+// sm_80 and later). T is float.
+//
+// Compile-time constants (prepended by loader.py): PREC, the block tile BM x BN and its
+// warps WM x WN (WM * WN * 32 threads; each warp owns a (BM/WM) x (BN/WN) sub-tile).
+//
+// As in gemm.cu, a kernel computes C[M, NC] = sum_r A(m, r) B(r, col) for one block tile,
+// with A and B read by loader structs straight from the layer's arrays: the convolutions
+// are implicit GEMMs (no column matrix in memory, no col2im), and conv1d is the conv2d of
+// a one-row map. Results go out through a store struct (bias, batch-first layout, split-K
+// slice) in the same pass.
+
+#define NT (WM * WN * 32)
+#define BK 32                   // reduction slice staged in shared memory
+#define WTM (BM / WM)           // a warp's sub-tile
+#define WTN (BN / WN)
+#define MI (WTM / 16)           // mma tiles of a warp along m (16 rows each)
+#define NI (WTN / 8)            // and along n (8 columns each)
+#define SPAD 8                  // row padding: fragment reads (row 8t + g) hit 32 banks
+
+// ---- rounding, as the contract states it (on the float's bits u) -----------------------
+// tf32: u + 0x0FFF + ((u >> 13) & 1), low 13 bits cleared; bf16 likewise with 16 bits:
+// round to nearest, ties to even; a carry out of the largest finite value gives inf.
+// NaN keeps its sign and gets the quiet bit, so it stays NaN once the low bits go.
+__device__ __forceinline__ float round_bits(float x, int drop)
+{
+    unsigned u = __float_as_uint(x);
+    const unsigned low = (1u << drop) - 1u;
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return __uint_as_float((u | 0x00400000u) & ~low);
+    u += (low >> 1) + ((u >> drop) & 1u);
+    return __uint_as_float(u & ~low);
+}
+
+#if PREC == 1
+#define KSTEP 8
+#define DROP 13
+#else
+#define KSTEP 16
+#define DROP 16
+#endif
+
+// ---- the warp's tensor-core instruction (the CPU emulator of the tests supplies its own) --
+#ifndef CUDA_EMULATOR
+// D += A B for one 16 x 8 tile, K = 8: A row-major, B column-major, TF32 operands.
+__device__ __forceinline__ void mma_tf32_m16n8k8(float (&d)[4], const unsigned (&a)[4],
+                                                 const unsigned (&b)[2])
+{
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
+                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// D += A B for one 16 x 8 tile, K = 16: bf16 operands, two to a register.
+__device__ __forceinline__ void mma_bf16_m16n8k16(float (&d)[4], const unsigned (&a)[4],
+                                                  const unsigned (&b)[2])
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+#endif
+
+// Two bf16-rounded floats as one register: lo in the low half, hi in the high half.
+__device__ __forceinline__ unsigned pack_bf16(float lo, float hi)
+{
+    return (__float_as_uint(hi) & 0xFFFF0000u) | (__float_as_uint(lo) >> 16);
+}
+
+typedef float Acc[MI][NI][4];
+
+__device__ __forceinline__ void zero_acc(Acc& acc)
+{
+    #pragma unroll
+    for (int i = 0; i < MI; ++i)
+        #pragma unroll
+        for (int j = 0; j < NI; ++j)
+            #pragma unroll
+            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+}
+
+// Accumulate sum_{r0 <= r < r1} A(m, r) B(r, col) into the warp's part of the tile at
+// (m0, n0). A_K / B_K say whether neighbouring threads walk the reduction index (true)
+// or the row / column index (false) when loading, so that global loads coalesce.
+// Shared tiles are k-major (As[k][m], Bs[k][n]): fragment element (row g, k t) sits in
+// bank (8t + g) mod 32, so a warp's fragment loads are free of bank conflicts.
+template <bool A_K, bool B_K, class LA, class LB>
+__device__ __forceinline__ void mma_product(const LA& la, const LB& lb, int M, int NC,
+                                            int r0, int r1, int m0, int n0, Acc& acc)
+{
+    __shared__ float As[BK][BM + SPAD];
+    __shared__ float Bs[BK][BN + SPAD];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm = (warp / WN) * WTM, wn = (warp % WN) * WTN;
+    const int g = lane >> 2, t = lane & 3;
+    for (int kb = r0; kb < r1; kb += BK) {
+        #pragma unroll 4
+        for (int e = tid; e < BM * BK; e += NT) {
+            const int mm = A_K ? e / BK : e % BM, kk = A_K ? e % BK : e / BM;
+            const int m = m0 + mm, r = kb + kk;
+            As[kk][mm] = (m < M && r < r1) ? round_bits(la(m, r), DROP) : 0.f;
+        }
+        #pragma unroll 4
+        for (int e = tid; e < BN * BK; e += NT) {
+            const int nn = B_K ? e / BK : e % BN, kk = B_K ? e % BK : e / BN;
+            const int c = n0 + nn, r = kb + kk;
+            Bs[kk][nn] = (c < NC && r < r1) ? round_bits(lb(r, c), DROP) : 0.f;
+        }
+        __syncthreads();
+        #pragma unroll
+        for (int k0 = 0; k0 < BK; k0 += KSTEP) {
+            unsigned a[MI][4], b[NI][2];
+            #pragma unroll
+            for (int i = 0; i < MI; ++i) {
+                const int row = wm + i * 16 + g;
+#if PREC == 1
+                a[i][0] = __float_as_uint(As[k0 + t][row]);
+                a[i][1] = __float_as_uint(As[k0 + t][row + 8]);
+                a[i][2] = __float_as_uint(As[k0 + t + 4][row]);
+                a[i][3] = __float_as_uint(As[k0 + t + 4][row + 8]);
+#else
+                a[i][0] = pack_bf16(As[k0 + 2 * t][row], As[k0 + 2 * t + 1][row]);
+                a[i][1] = pack_bf16(As[k0 + 2 * t][row + 8], As[k0 + 2 * t + 1][row + 8]);
+                a[i][2] = pack_bf16(As[k0 + 2 * t + 8][row], As[k0 + 2 * t + 9][row]);
+                a[i][3] = pack_bf16(As[k0 + 2 * t + 8][row + 8], As[k0 + 2 * t + 9][row + 8]);
+#endif
+            }
+            #pragma unroll
+            for (int j = 0; j < NI; ++j) {
+                const int col = wn + j * 8 + g;
+#if PREC == 1
+                b[j][0] = __float_as_uint(Bs[k0 + t][col]);
+                b[j][1] = __float_as_uint(Bs[k0 + t + 4][col]);
+#else
+                b[j][0] = pack_bf16(Bs[k0 + 2 * t][col], Bs[k0 + 2 * t + 1][col]);
+                b[j][1] = pack_bf16(Bs[k0 + 2 * t + 8][col], Bs[k0 + 2 * t + 9][col]);
+#endif
+            }
+            #pragma unroll
+            for (int i = 0; i < MI; ++i)
+                #pragma unroll
+                for (int j = 0; j < NI; ++j) {
+#if PREC == 1
+                    mma_tf32_m16n8k8(acc[i][j], a[i], b[j]);
+#else
+                    mma_bf16_m16n8k16(acc[i][j], a[i], b[j]);
+#endif
+                }
+        }
+        __syncthreads();
+    }
+}
+
+// Hand every accumulator of the warp to out(m, col, value): element e of tile (i, j) is
+// row g (+8 for e >= 2), column 2t (+1 for odd e), as mma.sync lays D out.
+template <class O>
+__device__ __forceinline__ void store_acc(const O& out, int M, int NC, int m0, int n0,
+                                          const Acc& acc)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int wm = m0 + (warp / WN) * WTM, wn = n0 + (warp % WN) * WTN;
+    const int g = lane >> 2, t = lane & 3;
+    #pragma unroll
+    for (int i = 0; i < MI; ++i)
+        #pragma unroll
+        for (int j = 0; j < NI; ++j)
+            #pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int m = wm + i * 16 + g + (e >> 1) * 8, c = wn + j * 8 + 2 * t + (e & 1);
+                if (m < M && c < NC) out(m, c, acc[i][j][e]);
+            }
+}
+
+// ---- the convolution's geometry -----------------------------------------------------------
+// x[N, C, H, W], w[F, C, KH, KW], y[N, F, Ho, Wo]; tap r = (c * KH + u) * KW + v, R = C*KH*KW;
+// output position p = i * Wo + j, P = Ho * Wo; y[n, f, i, j] = b[f] +
+// sum_r w[f, r] x[n, c, i*sh - ph + u, j*sw - pw + v] (0 off the map).
+struct Geo {
+    int N, C, H, W, F, KH, KW, sh, sw, ph, pw, Ho, Wo;
+    __device__ __forceinline__ int P() const { return Ho * Wo; }
+    __device__ __forceinline__ int R() const { return C * KH * KW; }
+    // x at tap r of output position p of example n (0 where that is padding)
+    __device__ __forceinline__ float tap(const float* __restrict__ x, int n, int r, int p) const {
+        const int KK = KH * KW, c = r / KK, uv = r - c * KK, u = uv / KW, v = uv - u * KW;
+        const int i = p / Wo, j = p - i * Wo;
+        const int h = i * sh - ph + u, w = j * sw - pw + v;
+        return (h >= 0 && h < H && w >= 0 && w < W)
+            ? x[(((long long)n * C + c) * H + h) * W + w] : 0.f;
+    }
+};
+
+// The kernels take the geometry as these 13 ints, spelled out (launch checks parse them).
+#define GEO Geo{N, C, H, W, F, KH, KW, sh, sw, ph, pw, Ho, Wo}
+
+struct RowMajor {        // element (i, j) of a row-major matrix with ld columns
+    const float* p; int ld;
+    __device__ __forceinline__ float operator()(int i, int j) const { return p[(long long)i * ld + j]; }
+};
+struct Transposed {      // element (i, j) of the transpose of a row-major matrix
+    const float* p; int ld;
+    __device__ __forceinline__ float operator()(int i, int j) const { return p[(long long)j * ld + i]; }
+};
+struct Columns {         // B(r, col = n*P + p): the column matrix of the batch, never stored
+    const float* x; Geo g;
+    __device__ __forceinline__ float operator()(int r, int col) const {
+        const int P = g.P(), n = col / P;
+        return g.tap(x, n, r, col - n * P);
+    }
+};
+struct ColumnsT {        // B(k = n*P + p, r): the column matrix's transpose
+    const float* x; Geo g;
+    __device__ __forceinline__ float operator()(int k, int r) const {
+        const int P = g.P(), n = k / P;
+        return g.tap(x, n, r, k - n * P);
+    }
+};
+struct FiltersByChannel {  // A(c, r = (f*KH + u)*KW + v) = w[f, c, u, v]
+    const float* w; Geo g;
+    __device__ __forceinline__ float operator()(int c, int r) const {
+        const int KK = g.KH * g.KW, f = r / KK, uv = r - f * KK;
+        return w[((long long)f * g.C + c) * KK + uv];
+    }
+};
+struct OutputGrad {      // B(r = (f*KH + u)*KW + v, col = n*H*W + h*W + w): the dy that tap
+    const float* dy; Geo g;   // (u, v) of filter f carries back to x[n, :, h, w]
+    __device__ __forceinline__ float operator()(int r, int col) const {
+        const int KK = g.KH * g.KW, f = r / KK, uv = r - f * KK, u = uv / g.KW, v = uv - u * g.KW;
+        const int HW = g.H * g.W, n = col / HW, q = col - n * HW, h = q / g.W, w = q - h * g.W;
+        const int th = h + g.ph - u, tw = w + g.pw - v;
+        if (th < 0 || tw < 0) return 0.f;
+        const int i = th / g.sh, j = tw / g.sw;
+        if (i * g.sh != th || j * g.sw != tw || i >= g.Ho || j >= g.Wo) return 0.f;
+        return dy[(((long long)n * g.F + f) * g.Ho + i) * g.Wo + j];
+    }
+};
+struct GradByFilter {    // A(f, k = n*P + p) = dy[n, f, p]
+    const float* dy; Geo g;
+    __device__ __forceinline__ float operator()(int f, int k) const {
+        const int P = g.P(), n = k / P;
+        return dy[((long long)n * g.F + f) * P + (k - n * P)];
+    }
+};
+
+struct BatchFirst {      // out(m, col = n*S + s) -> a[n, m, s] (+ bias[m]); M rows a slab
+    float* a; const float* bias; int M, S;
+    __device__ __forceinline__ void operator()(int m, int col, float v) const {
+        const int n = col / S;
+        a[((long long)n * M + m) * S + (col - n * S)] = bias ? v + bias[m] : v;
+    }
+};
+struct Matrix {          // out(m, col) -> a[m * ld + col] (+ bias[col])
+    float* a; const float* bias; int ld;
+    __device__ __forceinline__ void operator()(int m, int col, float v) const {
+        a[(long long)m * ld + col] = bias ? v + bias[col] : v;
+    }
+};
+
+// ---- convolution ------------------------------------------------------------------------
+// grid (ceil(N*P / BN), ceil(F / BM)): y = w[F, R] @ columns + b, written batch-first
+extern "C" __global__ void __launch_bounds__(NT)
+mma_conv2d_fwd(const float* __restrict__ x, const float* __restrict__ w,
+               const float* __restrict__ b, float* __restrict__ y, int N, int C, int H, int W,
+               int F, int KH, int KW, int sh, int sw, int ph, int pw, int Ho, int Wo)
+{
+    const Geo g = GEO;
+    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN, NC = N * g.P();
+    Acc acc;
+    zero_acc(acc);
+    mma_product<true, false>(RowMajor{w, g.R()}, Columns{x, g}, F, NC, 0, g.R(), m0, n0, acc);
+    store_acc(BatchFirst{y, b, F, g.P()}, F, NC, m0, n0, acc);
+}
+
+// grid (ceil(N*H*W / BN), ceil(C / BM)): dx[n, c, h, w] = sum over filters and taps of
+// w[f, c, u, v] dy[n, f, i, j] with i*sh - ph + u = h, j*sw - pw + v = w
+extern "C" __global__ void __launch_bounds__(NT)
+mma_conv2d_dx(const float* __restrict__ dy, const float* __restrict__ w,
+              float* __restrict__ dx, int N, int C, int H, int W, int F, int KH, int KW,
+              int sh, int sw, int ph, int pw, int Ho, int Wo)
+{
+    const Geo g = GEO;
+    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN, NC = N * H * W;
+    Acc acc;
+    zero_acc(acc);
+    mma_product<true, false>(FiltersByChannel{w, g}, OutputGrad{dy, g}, C, NC, 0,
+                             F * KH * KW, m0, n0, acc);
+    store_acc(BatchFirst{dx, nullptr, C, H * W}, C, NC, m0, n0, acc);
+}
+
+// grid (ceil(R / BN), ceil(F / BM), S): split-K weight gradient; split z sums the
+// positions k = n*P + p in [z*chunk, (z+1)*chunk) into part[z, f, r] (dw itself when S == 1)
+extern "C" __global__ void __launch_bounds__(NT)
+mma_conv2d_dw(const float* __restrict__ x, const float* __restrict__ dy,
+              float* __restrict__ part, int N, int C, int H, int W, int F, int KH, int KW,
+              int sh, int sw, int ph, int pw, int Ho, int Wo, int chunk)
+{
+    const Geo g = GEO;
+    const int R = g.R(), K = N * g.P(), z = blockIdx.z;
+    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    const int r0 = z * chunk, r1 = min(K, r0 + chunk);
+    Acc acc;
+    zero_acc(acc);
+    mma_product<true, true>(GradByFilter{dy, g}, ColumnsT{x, g}, F, R, r0, r1, m0, n0, acc);
+    store_acc(Matrix{part + (long long)z * F * R, nullptr, R}, F, R, m0, n0, acc);
+}
+
+// ---- dense (the signatures of gemm.cu's dense kernels) ------------------------------------
+// Split z sums the reduction slice [z*chunk, (z+1)*chunk) into out + z*M*NC; unsplit,
+// out is the result and the bias (may be null) is added here.
+
+// grid (ceil(O / BN), ceil(N / BM), S): y = x[N, I] @ w[I, O] + b
+extern "C" __global__ void __launch_bounds__(NT)
+mma_dense_fwd(const float* __restrict__ x, const float* __restrict__ w,
+              const float* __restrict__ b, float* __restrict__ out, int N, int I, int O, int chunk)
+{
+    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN, z = blockIdx.z;
+    const int r0 = z * chunk, r1 = min(I, r0 + chunk);
+    Acc acc;
+    zero_acc(acc);
+    mma_product<true, false>(RowMajor{x, I}, RowMajor{w, O}, N, O, r0, r1, m0, n0, acc);
+    store_acc(Matrix{out + (long long)z * N * O, b, O}, N, O, m0, n0, acc);
+}
+
+// grid (ceil(I / BN), ceil(N / BM), S): dx = dy[N, O] @ w[I, O]^T
+extern "C" __global__ void __launch_bounds__(NT)
+mma_dense_dx(const float* __restrict__ dy, const float* __restrict__ w,
+             float* __restrict__ out, int N, int I, int O, int chunk)
+{
+    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN, z = blockIdx.z;
+    const int r0 = z * chunk, r1 = min(O, r0 + chunk);
+    Acc acc;
+    zero_acc(acc);
+    mma_product<true, true>(RowMajor{dy, O}, Transposed{w, O}, N, I, r0, r1, m0, n0, acc);
+    store_acc(Matrix{out + (long long)z * N * I, nullptr, I}, N, I, m0, n0, acc);
+}
+
+// grid (ceil(O / BN), ceil(I / BM), S): dw = x[N, I]^T @ dy[N, O]
+extern "C" __global__ void __launch_bounds__(NT)
+mma_dense_dw(const float* __restrict__ x, const float* __restrict__ dy,
+             float* __restrict__ out, int N, int I, int O, int chunk)
+{
+    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN, z = blockIdx.z;
+    const int r0 = z * chunk, r1 = min(N, r0 + chunk);
+    Acc acc;
+    zero_acc(acc);
+    mma_product<false, false>(Transposed{x, I}, RowMajor{dy, O}, I, O, r0, r1, m0, n0, acc);
+    store_acc(Matrix{out + (long long)z * I * O, nullptr, O}, I, O, m0, n0, acc);
+}
