@@ -258,6 +258,23 @@ struct Matrix {          // out(m, col) -> a[m * ld + col] (+ bias[col])
     }
 };
 
+// A split-K product into a row-major M x NC matrix: split z (blockIdx.z) sums the reduction
+// slice [z*chunk, (z+1)*chunk) of 0 <= r < K into out + z*M*NC. Unsplit (one slice), out
+// is the result and the bias (may be null) is added here; after a split, splits.cu's
+// sum_splits adds the slices and the bias.
+template <bool A_K, bool B_K, class LA, class LB>
+__device__ __forceinline__ void split_product(const LA& la, const LB& lb, float* __restrict__ out,
+                                              const float* __restrict__ bias, int M, int NC,
+                                              int K, int chunk)
+{
+    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN, z = blockIdx.z;
+    const int r0 = z * chunk, r1 = min(K, r0 + chunk);
+    Acc acc;
+    zero_acc(acc);
+    mma_product<A_K, B_K>(la, lb, M, NC, r0, r1, m0, n0, acc);
+    store_acc(Matrix{out + (long long)z * M * NC, bias, NC}, M, NC, m0, n0, acc);
+}
+
 // ---- convolution ------------------------------------------------------------------------
 // grid (ceil(N*P / BN), ceil(F / BM)): y = w[F, R] @ columns + b, written batch-first
 extern "C" __global__ void __launch_bounds__(NT)
@@ -297,30 +314,18 @@ mma_conv2d_dw(const float* __restrict__ x, const float* __restrict__ dy,
               int sh, int sw, int ph, int pw, int Ho, int Wo, int chunk)
 {
     const Geo g = GEO;
-    const int R = g.R(), K = N * g.P(), z = blockIdx.z;
-    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-    const int r0 = z * chunk, r1 = min(K, r0 + chunk);
-    Acc acc;
-    zero_acc(acc);
-    mma_product<true, true>(GradByFilter{dy, g}, ColumnsT{x, g}, F, R, r0, r1, m0, n0, acc);
-    store_acc(Matrix{part + (long long)z * F * R, nullptr, R}, F, R, m0, n0, acc);
+    split_product<true, true>(GradByFilter{dy, g}, ColumnsT{x, g}, part, nullptr, F, g.R(),
+                              N * g.P(), chunk);
 }
 
 // ---- dense (the signatures of gemm.cu's dense kernels) ------------------------------------
-// Split z sums the reduction slice [z*chunk, (z+1)*chunk) into out + z*M*NC; unsplit,
-// out is the result and the bias (may be null) is added here.
 
 // grid (ceil(O / BN), ceil(N / BM), S): y = x[N, I] @ w[I, O] + b
 extern "C" __global__ void __launch_bounds__(NT)
 mma_dense_fwd(const float* __restrict__ x, const float* __restrict__ w,
               const float* __restrict__ b, float* __restrict__ out, int N, int I, int O, int chunk)
 {
-    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN, z = blockIdx.z;
-    const int r0 = z * chunk, r1 = min(I, r0 + chunk);
-    Acc acc;
-    zero_acc(acc);
-    mma_product<true, false>(RowMajor{x, I}, RowMajor{w, O}, N, O, r0, r1, m0, n0, acc);
-    store_acc(Matrix{out + (long long)z * N * O, b, O}, N, O, m0, n0, acc);
+    split_product<true, false>(RowMajor{x, I}, RowMajor{w, O}, out, b, N, O, I, chunk);
 }
 
 // grid (ceil(I / BN), ceil(N / BM), S): dx = dy[N, O] @ w[I, O]^T
@@ -328,12 +333,7 @@ extern "C" __global__ void __launch_bounds__(NT)
 mma_dense_dx(const float* __restrict__ dy, const float* __restrict__ w,
              float* __restrict__ out, int N, int I, int O, int chunk)
 {
-    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN, z = blockIdx.z;
-    const int r0 = z * chunk, r1 = min(O, r0 + chunk);
-    Acc acc;
-    zero_acc(acc);
-    mma_product<true, true>(RowMajor{dy, O}, Transposed{w, O}, N, I, r0, r1, m0, n0, acc);
-    store_acc(Matrix{out + (long long)z * N * I, nullptr, I}, N, I, m0, n0, acc);
+    split_product<true, true>(RowMajor{dy, O}, Transposed{w, O}, out, nullptr, N, I, O, chunk);
 }
 
 // grid (ceil(O / BN), ceil(I / BM), S): dw = x[N, I]^T @ dy[N, O]
@@ -341,10 +341,5 @@ extern "C" __global__ void __launch_bounds__(NT)
 mma_dense_dw(const float* __restrict__ x, const float* __restrict__ dy,
              float* __restrict__ out, int N, int I, int O, int chunk)
 {
-    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN, z = blockIdx.z;
-    const int r0 = z * chunk, r1 = min(N, r0 + chunk);
-    Acc acc;
-    zero_acc(acc);
-    mma_product<false, false>(Transposed{x, I}, RowMajor{dy, O}, I, O, r0, r1, m0, n0, acc);
-    store_acc(Matrix{out + (long long)z * I * O, nullptr, O}, I, O, m0, n0, acc);
+    split_product<false, false>(Transposed{x, I}, RowMajor{dy, O}, out, nullptr, I, O, N, chunk);
 }
