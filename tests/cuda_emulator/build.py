@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -61,14 +62,16 @@ def translation_unit(source: str, file: str) -> str:
     return f'#include "cuda_emu.h"\n{marked}\n#line 1 "emulator entry points"\n{exports}'
 
 
-def _library(tu: str, stem: str) -> Path:
-    """The shared library of ``tu``, built unless the disk cache has it."""
+def _library(tu: str, stem: str, defines: tuple[str, ...] = ()) -> Path:
+    """The shared library of ``tu`` (with ``-D`` for each of ``defines``), built unless the
+    disk cache has it."""
     cxx = compiler()
     if cxx is None:
         raise EmulatorError("no C++ compiler for the CUDA emulator: install g++ "
                             "(apt-get install -y g++) or set CXX")
+    flags = (*CXXFLAGS, *(f"-D{d}" for d in defines))
     key = hashlib.sha256("\0".join(
-        [tu, cxx, *CXXFLAGS, *((HERE / h).read_text() for h in EMULATOR_HEADERS)]).encode())
+        [tu, cxx, *flags, *((HERE / h).read_text() for h in EMULATOR_HEADERS)]).encode())
     out = cache_dir() / f"{stem}-{key.hexdigest()[:20]}.so"
     if out.is_file():
         return out
@@ -76,7 +79,7 @@ def _library(tu: str, stem: str) -> Path:
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         src, lib = Path(tmp) / f"{stem}.cpp", Path(tmp) / f"{stem}.so"
         src.write_text(tu)
-        run = subprocess.run([cxx, *CXXFLAGS, f"-I{HERE}", str(src), "-o", str(lib)],
+        run = subprocess.run([cxx, *flags, f"-I{HERE}", str(src), "-o", str(lib)],
                              capture_output=True, text=True)
         if run.returncode != 0:
             raise EmulatorError(f"{stem} does not build for the emulator:\n{run.stderr[-4000:]}")
@@ -84,18 +87,19 @@ def _library(tu: str, stem: str) -> Path:
     return out
 
 
-def library(source: str, file: str, dtype: str) -> Path:
+def library(source: str, file: str, dtype: str, defines: tuple[str, ...] = ()) -> Path:
     """The shared library of ``source`` (named after ``file``), built if need be."""
-    return _library(translation_unit(source, file), f"{Path(file).stem}-{dtype}")
+    return _library(translation_unit(source, file), f"{Path(file).stem}-{dtype}", defines)
 
 
 class Module:
     """The emulated kernels of one source (a kernel file for a dtype and constants);
-    ``launch`` runs one."""
+    ``launch`` runs one. ``defines`` are macros for g++ (``EMU_UCONTEXT``: the portable
+    fiber switch)."""
 
-    def __init__(self, source: str, file: str, dtype: str):
+    def __init__(self, source: str, file: str, dtype: str, defines: tuple[str, ...] = ()):
         self.file = file
-        self._lib = ctypes.CDLL(str(library(source, file, dtype)))
+        self._lib = ctypes.CDLL(str(library(source, file, dtype, defines)))
         self._lib.emu_error.restype = ctypes.c_char_p
         self._lib.emu_stack_peak.restype = ctypes.c_ulonglong
         self._lib.emu_stack_bytes.restype = ctypes.c_ulonglong
@@ -138,7 +142,9 @@ class Module:
         argv = (ctypes.c_void_p * max(1, len(args)))(*(base + 8 * k for k in range(len(args))))
         dims = [(ctypes.c_uint * 3)(*(int(v) for v in tuple(d) + (1,) * (3 - len(d))))
                 for d in (grid, block)]
-        if self._entry[name](dims[0], dims[1], argv) != 0:
+        with _ONE_LAUNCH:
+            failed = self._entry[name](dims[0], dims[1], argv) != 0
+        if failed:
             raise EmulatorError(f"{self.file}:{name} (grid {tuple(grid)}, block {tuple(block)}):"
                                 f" {self._lib.emu_error().decode()}")
 
@@ -158,6 +164,7 @@ def _pack(want: str, args) -> np.ndarray:
 
 
 _MODULES: dict[tuple, Module] = {}
+_ONE_LAUNCH = threading.Lock()        # a library's scheduler runs one launch at a time
 
 
 def module_key(file: str, dtype: str, consts: dict[str, int] | None = None) -> tuple:

@@ -299,6 +299,6 @@ int launch_kernel(void (*kernel)(Params...), const unsigned int* grid,
     }                                                                                        \
     EMU_API const char* emu_letters_##kernel() { return emu::letters_of(kernel); }
 
-EMU_API const char* emu_error() { return emu::sched().error.c_str(); }
+EMU_API const char* emu_error() { return emu::sched().error; }
 EMU_API unsigned long long emu_stack_peak() { return emu::stack_peak(); }
 EMU_API unsigned long long emu_stack_bytes() { return emu::STACK_BYTES; }

@@ -21,10 +21,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include <algorithm>
-#include <mutex>
-#include <string>
-
 #include "emu_context.h"
 
 struct uint3 { unsigned int x, y, z; };
@@ -71,8 +67,7 @@ struct Scheduler {
     int most_threads = 0;                    // the largest block so far: stacks in use
     void (*body)(void*) = nullptr;
     void* arg = nullptr;
-    std::string error;
-    std::mutex busy;                         // one launch at a time
+    char error[600];                         // empty, or why the launch failed
 };
 
 inline Scheduler& sched()
@@ -115,7 +110,7 @@ inline size_t stack_peak()
         const uint64_t* lo = reinterpret_cast<const uint64_t*>(s.stacks + (size_t)i * STACK_BYTES);
         size_t word = 0;
         while (word < STACK_BYTES / 8 && lo[word] == 0) ++word;
-        peak = std::max(peak, STACK_BYTES - 8 * word);
+        if (STACK_BYTES - 8 * word > peak) peak = STACK_BYTES - 8 * word;
     }
     return peak;
 }
@@ -129,10 +124,10 @@ inline void yield_to_scheduler()
     asm volatile("" ::: "memory");           // shared memory and built-ins changed meanwhile
 }
 
-[[noreturn]] inline void fail(const std::string& message)
+[[noreturn]] inline void fail(const char* message)
 {
     Scheduler& s = sched();
-    if (s.error.empty()) s.error = message;
+    if (!s.error[0]) snprintf(s.error, sizeof s.error, "%s", message);
     s.current->state = DONE;
     context_switch(s.current->ctx, s.home);  // never resumed
     abort();
@@ -194,9 +189,9 @@ inline const unsigned char* read_slot(int src)
 
 // -- the scheduler ----------------------------------------------------------------------------
 
-inline std::string where(const Fiber& f)
+// Where fiber f waits, into buf.
+inline void where(const Fiber& f, char (&buf)[200])
 {
-    char buf[200];
     const uint3 t = f.idx;
     if (f.state == AT_BLOCK)
         snprintf(buf, sizeof buf, "thread (%u,%u,%u) at __syncthreads %s:%d", t.x, t.y, t.z,
@@ -204,14 +199,6 @@ inline std::string where(const Fiber& f)
     else
         snprintf(buf, sizeof buf, "thread (%u,%u,%u) in a warp collective (mask 0x%08x)",
                  t.x, t.y, t.z, f.mask);
-    return buf;
-}
-
-inline std::string block_name()
-{
-    char buf[80];
-    snprintf(buf, sizeof buf, "block (%u,%u,%u)", blockIdx.x, blockIdx.y, blockIdx.z);
-    return buf;
 }
 
 // Releases the warp collectives that every lane of their mask has reached; false when
@@ -231,12 +218,11 @@ inline bool release_warps(Scheduler& s)
             for (int k = 0; k < 32 && ready; ++k) {
                 if (!(mask >> k & 1u)) continue;
                 if (w0 + k >= n || s.fibers[w0 + k].state == DONE) {
-                    char m[240];
-                    snprintf(m, sizeof m, "%s, warp %d: a warp collective with mask 0x%08x names "
-                             "lane %d, which %s", block_name().c_str(), w0 / 32, mask, k,
+                    snprintf(s.error, sizeof s.error, "block (%u,%u,%u), warp %d: a warp "
+                             "collective with mask 0x%08x names lane %d, which %s", blockIdx.x,
+                             blockIdx.y, blockIdx.z, w0 / 32, mask, k,
                              w0 + k >= n ? "does not exist (blockDim is not a multiple of 32)"
                                          : "has returned");
-                    s.error = m;
                     return false;
                 }
                 const Fiber& o = s.fibers[w0 + k];
@@ -280,9 +266,11 @@ inline bool release_block(Scheduler& s)
         return true;
     }
     if (!first) return false;                // cannot happen: the caller checks for live fibers
-    s.error = block_name() + " is stuck: " + where(*first) + ", " +
-              (other ? where(*other) : std::string("and no other thread can release it")) +
-              " (a __syncthreads or a warp collective in divergent code)";
+    char one[200], two[200] = "and no other thread can release it";
+    where(*first, one);
+    if (other) where(*other, two);
+    snprintf(s.error, sizeof s.error, "block (%u,%u,%u) is stuck: %s, %s (a __syncthreads or a "
+             "warp collective in divergent code)", blockIdx.x, blockIdx.y, blockIdx.z, one, two);
     return false;
 }
 
@@ -304,43 +292,44 @@ inline bool run_block(Scheduler& s)
                 s.current = &f;
                 threadIdx = f.idx;
                 context_switch(s.home, f.ctx);
-                if (!s.error.empty()) return false;
+                if (s.error[0]) return false;
             }
             done += f.state == DONE;
         }
         if (done == n) return true;
         if (release_warps(s)) continue;
-        if (!s.error.empty() || !release_block(s)) return false;
+        if (s.error[0] || !release_block(s)) return false;
     }
 }
 
-// Runs body(arg) as the kernel of a grid x block launch; 0, or -1 with s.error set.
+// Runs body(arg) as the kernel of a grid x block launch; 0, or -1 with s.error set. One
+// launch at a time: the caller serialises them.
 inline int launch(dim3 grid, dim3 block, void (*body)(void*), void* arg)
 {
     Scheduler& s = sched();
-    std::lock_guard<std::mutex> hold(s.busy);
-    s.error.clear();
+    s.error[0] = 0;
     const unsigned long long nt = (unsigned long long)block.x * block.y * block.z;
     if (nt > MAX_THREADS || block.z > 64) {
-        s.error = "block of " + std::to_string(block.x) + " x " + std::to_string(block.y) +
-                  " x " + std::to_string(block.z) + " threads: CUDA allows at most 1024";
+        snprintf(s.error, sizeof s.error, "block of %u x %u x %u threads: CUDA allows at most "
+                 "1024 (and z <= 64)", block.x, block.y, block.z);
         return -1;
     }
     if (grid.y > 65535 || grid.z > 65535 || grid.x > 2147483647u) {
-        s.error = "grid (" + std::to_string(grid.x) + ", " + std::to_string(grid.y) + ", " +
-                  std::to_string(grid.z) + ") exceeds CUDA's limits (2^31-1, 65535, 65535)";
+        snprintf(s.error, sizeof s.error, "grid (%u, %u, %u) exceeds CUDA's limits (2^31-1, "
+                 "65535, 65535)", grid.x, grid.y, grid.z);
         return -1;
     }
     if (nt == 0 || (unsigned long long)grid.x * grid.y * grid.z == 0) {
-        s.error = "empty launch (a zero grid or block dimension): CUDA rejects it";
+        snprintf(s.error, sizeof s.error, "empty launch (a zero grid or block dimension): "
+                 "CUDA rejects it");
         return -1;
     }
     if (!s.stacks && !map_stacks(s)) {
-        s.error = "could not map the fiber stacks";
+        snprintf(s.error, sizeof s.error, "could not map the fiber stacks");
         return -1;
     }
     s.nthreads = (int)nt;
-    s.most_threads = std::max(s.most_threads, s.nthreads);
+    if (s.nthreads > s.most_threads) s.most_threads = s.nthreads;
     s.body = body;
     s.arg = arg;
     gridDim = grid;
@@ -355,8 +344,8 @@ inline int launch(dim3 grid, dim3 block, void (*body)(void*), void* arg)
             }
     for (int i = 0; i < s.nthreads; ++i)
         if (overflowed(i)) {
-            s.error = "a kernel thread overflowed its " + std::to_string(STACK_BYTES / 1024) +
-                      " KiB fiber stack (large local arrays?): raise emu::STACK_BYTES";
+            snprintf(s.error, sizeof s.error, "a kernel thread overflowed its %zu KiB fiber "
+                     "stack (large local arrays?): raise emu::STACK_BYTES", STACK_BYTES / 1024);
             return -1;
         }
     return 0;
