@@ -17,7 +17,8 @@ import pytest
 from cuda_emulator import EmulatorError, Module, compiler, loaded_modules, prebuild
 from cuda_emulator.backend import EmulatedPycudaBackend, modules_needed
 from genrecnn.conformance.cases import cases_for
-from genrecnn.conformance.runner import PASS, run_case, run_conformance
+from genrecnn.backends.cuda_kernels.loader import kernel_source
+from genrecnn.conformance.runner import FAIL, PASS, run_case, run_conformance
 from genrecnn.engine.ops import DTYPES
 
 pytestmark = pytest.mark.skipif(compiler() is None,
@@ -63,6 +64,38 @@ def test_conv1d_cases_of_two_widths_pass_on_the_emulated_kernels(emulated):
     assert len(cases) >= 10
     failed = [r.detail for r in (run_case(emulated, c) for c in cases) if r.status != PASS]
     assert not failed, "\n".join(failed)
+
+
+class _PlantedBug(EmulatedPycudaBackend):
+    """The emulated backend with ``old`` replaced by ``new`` in every kernel source that
+    holds it (a bug planted in a .cu file or common.cuh)."""
+
+    name = "pycuda-emulated-planted"
+
+    def __init__(self, old: str, new: str):
+        super().__init__()
+        self.edit, self.built = (old, new), {}
+
+    def _module(self, file, dtype, consts):
+        source = kernel_source(file, dtype, consts)
+        if self.edit[0] not in source:
+            return super()._module(file, dtype, consts)
+        key = (file, dtype, tuple(sorted(consts.items())))
+        if key not in self.built:
+            self.built[key] = Module(source.replace(*self.edit), file, dtype)
+        return self.built[key]
+
+
+@pytest.mark.parametrize("group, old, new", [
+    # maxpool2d keeps the last of tied maxima, not the first
+    ("maxpool2d", "if (v > best ||", "if (v >= best ||"),
+    # block_sum reads the warps' partial sums without waiting for them (a shared-memory race)
+    ("softmax", "if (lane == 0) partial[warp] = v;\n    __syncthreads();",
+     "if (lane == 0) partial[warp] = v;"),
+], ids=["maxpool2d-tie", "block_sum-race"])
+def test_a_kernel_bug_planted_in_the_source_fails_its_group(emulated, group, old, new):
+    report = run_conformance(_PlantedBug(old, new), ops=[group])
+    assert {r.status for r in report.rows} == {FAIL}, report.text()
 
 
 def test_no_kernel_comes_near_the_fiber_stack_size(emulated):
