@@ -9,7 +9,6 @@ and page-locked memory) and collective (NCCL).
 from __future__ import annotations
 
 import ctypes
-import types
 from typing import Callable
 
 import numpy as np
@@ -37,7 +36,7 @@ class _HostDriver:
 
     @staticmethod
     def memcpy_htod_async(dst: int, src: np.ndarray, stream=None) -> None:
-        ctypes.memmove(dst, np.ascontiguousarray(src).ctypes.data, src.nbytes)
+        _HostDriver.memcpy_htod(dst, src)
 
     @staticmethod
     def memcpy_dtoh(dst: np.ndarray, src: int) -> None:
@@ -76,8 +75,6 @@ class EmulatedPycudaBackend(PycudaBackend):
         self._drv = _HostDriver()
         self._GPUArray = np.ndarray
         self.sm_count = sm_count
-        self.kernels = types.SimpleNamespace(compiles=0)   # modules first used by this backend
-        self._used: set[tuple] = set()
 
     def _empty(self, shape, dtype):
         """Uninitialised, as device memory is: every byte 0xFF (NaN, or -1 for int32), so a
@@ -91,10 +88,6 @@ class EmulatedPycudaBackend(PycudaBackend):
         return int(a.__array_interface__["data"][0])
 
     def _launch(self, file, name, arg_types, dtype, grid, block, *args, **consts):
-        key = build.module_key(file, dtype, consts)
-        if key not in self._used:
-            self._used.add(key)
-            self.kernels.compiles += 1
         scalar = {"float32": "f", "float64": "d"}[str(dtype)]
         self._module(file, str(dtype), consts).launch(name, grid, block, args,
                                                       arg_types.replace("T", scalar))
@@ -113,8 +106,12 @@ class _LaunchRecorder(EmulatedPycudaBackend):
     """Runs the ops' host code and records the modules their launches need, running no
     kernel (outputs stay uninitialised)."""
 
+    def __init__(self, sm_count: int):
+        super().__init__(sm_count)
+        self.needed: set[tuple] = set()
+
     def _launch(self, file, name, arg_types, dtype, grid, block, *args, **consts):
-        self._used.add(build.module_key(file, dtype, consts))
+        self.needed.add(build.module_key(file, dtype, consts))
 
 
 def modules_needed(run: Callable[[EmulatedPycudaBackend], object],
@@ -123,4 +120,4 @@ def modules_needed(run: Callable[[EmulatedPycudaBackend], object],
     without running kernels: :func:`build.prebuild` can then compile them in parallel."""
     recorder = _LaunchRecorder(sm_count)
     run(recorder)
-    return set(recorder._used)
+    return recorder.needed

@@ -40,6 +40,7 @@ def compiler() -> str | None:
 
 
 def cache_dir() -> Path:
+    """Where built libraries are kept between sessions (one folder per user)."""
     return Path(tempfile.gettempdir()) / f"genrecnn-cuda-emulator-{os.getuid()}"
 
 
