@@ -126,11 +126,22 @@ inline V atomicMax(V* p, V v) { const V old = *p; *p = old < v ? v : old; return
 template <class V>
 inline V atomicMin(V* p, V v) { const V old = *p; *p = v < old ? v : old; return old; }
 template <class V>
-inline V atomicCAS(V* p, V compare, V v) { const V old = *p; if (old == compare) *p = v; return old; }
+inline V atomicCAS(V* p, V compare, V v)
+{
+    const V old = *p;
+    if (old == compare) *p = v;
+    return old;
+}
 
-// -- bits and loads --------------------------------------------------------------------------------
+// -- bits and loads ------------------------------------------------------------------------
 template <class To, class From>
-inline To emu_bits(From v) { static_assert(sizeof(To) == sizeof(From), ""); To t; memcpy(&t, &v, sizeof t); return t; }
+inline To emu_bits(From v)
+{
+    static_assert(sizeof(To) == sizeof(From), "a bit cast keeps the size");
+    To t;
+    memcpy(&t, &v, sizeof t);
+    return t;
+}
 inline unsigned int __float_as_uint(float v) { return emu_bits<unsigned int>(v); }
 inline int __float_as_int(float v) { return emu_bits<int>(v); }
 inline float __uint_as_float(unsigned int v) { return emu_bits<float>(v); }
@@ -144,7 +155,7 @@ inline int __popcll(unsigned long long v) { return __builtin_popcountll(v); }
 inline int __clz(int v) { return v ? __builtin_clz((unsigned int)v) : 32; }
 inline int __ffs(int v) { return __builtin_ffs(v); }
 
-// -- math: the CUDA names g++'s <math.h> lacks; min/max as CUDA's overloads --------------------------
+// -- math: the CUDA names g++'s <math.h> lacks; min/max as CUDA's overloads ------------------
 inline float rsqrtf(float v) { return 1.0f / sqrtf(v); }
 inline float rsqrt(float v) { return 1.0f / sqrtf(v); }
 inline double rsqrt(double v) { return 1.0 / sqrt(v); }
@@ -181,8 +192,9 @@ inline auto min(A a, B b)
 // D = A B + D with A row-major 16 x K, B column-major K x 8, lane l holding the fragments
 // of the PTX ISA layout (g = l >> 2, t = l & 3): every lane deposits its fragments, warp
 // barrier, each lane copies the whole warp's fragments and computes its own four D
-// elements (d[i] = D(g + 8 (i >> 1), 2t + (i & 1))). Products are exact in float (tf32 and bf16 significands are short); they are
-// added to D in float in k order, an approximation of the hardware's summation order.
+// elements (d[i] = D(g + 8 (i >> 1), 2t + (i & 1))). Products are exact in float (tf32 and
+// bf16 significands are short); they are added to D in float in k order, an approximation
+// of the hardware's summation order. Layouts checked against PTX ISA 9.7.14.5.7-8.
 namespace emu {
 struct MmaFragments { unsigned int a[4], b[2]; };
 
@@ -205,7 +217,10 @@ inline void warp_mma(float (&d)[4], const unsigned int (&a)[4], const unsigned i
 }
 
 inline float tf32(unsigned int bits) { return __uint_as_float(bits & 0xffffe000u); }
-inline float bf16(unsigned int reg, int high) { return __uint_as_float((high ? reg >> 16 : reg & 0xffffu) << 16); }
+inline float bf16(unsigned int reg, int high)
+{
+    return __uint_as_float((high ? reg >> 16 : reg & 0xffffu) << 16);
+}
 }  // namespace emu
 
 // tf32 m16n8k8: a = A(g,t), A(g+8,t), A(g,t+4), A(g+8,t+4); b = B(t,g), B(t+4,g).

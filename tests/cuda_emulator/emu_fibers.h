@@ -151,7 +151,10 @@ inline void sync_block(const char* file, int line)
     yield_to_scheduler();
 }
 
-inline int linear_tid() { return (int)(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)); }
+inline int linear_tid()
+{
+    return (int)(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z));
+}
 
 // The calling lane's slot in the exchange buffer of its warp for the next collective.
 inline unsigned char* deposit_slot()
