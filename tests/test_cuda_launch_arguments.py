@@ -6,49 +6,18 @@ the op's dtype). CuPy passes NumPy scalars by their own size, so an int64 where 
 takes an int is a real bug there; PyCUDA checks its argument letters the same way."""
 from __future__ import annotations
 
-import re
 import types
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from genrecnn.backends.cuda_kernels.loader import kernel_files
+from cuda_emulator.signatures import package_params
 from genrecnn.backends.pycuda_backend.backend import PycudaBackend
 from genrecnn.world import World
 
-KERNELS = Path(__file__).resolve().parents[1] / "backends" / "cuda_kernels"
-SIGNATURE = re.compile(
-    r'extern "C" __global__ void(?:\s+__launch_bounds__\([^)]*\))?\s+(\w+)\s*'
-    r'\(((?:[^()]|\([^()]*\))*)\)', re.S)        # parameters, slot tables R32(...) included
-SLOT_DECL = re.compile(r"#define (DECL_\w+)\(i\) (.*?)##i,")   # a slot table's declaration
-SLOT_TABLE = re.compile(r"R32\((\w+)\)")
 LETTERS = {"P": "ptr", "i": "int", "q": "long long", "I": "unsigned int", "T": "T"}
-
-
-def _kind_of(declaration: str) -> str:
-    p = " ".join(declaration.replace("__restrict__", "").replace("const", "").split())
-    return "ptr" if "*" in p else " ".join(p.split()[:-1])
-
-
-def _params() -> dict[tuple[str, str], list[str]]:
-    """Each kernel's parameter kinds, slot tables (``R32(DECL_X)``) expanded by the kind
-    their declaration macro gives."""
-    texts = {f: (KERNELS / f).read_text() for f in (*kernel_files(), "common.cuh")}
-    macros = {name: _kind_of(body) for text in texts.values()
-              for name, body in SLOT_DECL.findall(text)}
-    out = {}
-    for file in kernel_files():
-        for name, params in SIGNATURE.findall(texts[file]):
-            tables = SLOT_TABLE.findall(params)         # they come first, as the kernels have them
-            rest = SLOT_TABLE.sub("", params).split(",")
-            out[(file, name)] = ([macros[t] for t in tables for _ in range(32)]
-                                 + [_kind_of(p) for p in rest if p.strip()])
-    return out
-
-
-PARAMS = _params()
+PARAMS = package_params()          # (file, kernel) -> parameter kinds, read from the .cu files
 
 
 def _ops(be, dt):
