@@ -11,15 +11,17 @@ conv2d 3.4 s, the conv1d subset 3.5 s, every other group under 0.6 s.
 """
 from __future__ import annotations
 
+from importlib import resources
+
 import numpy as np
 import pytest
 
 from cuda_emulator import EmulatorError, Module, compiler, loaded_modules, prebuild
 from cuda_emulator.backend import EmulatedPycudaBackend, modules_needed
 from genrecnn.conformance.cases import cases_for
-from genrecnn.backends.cuda_kernels.loader import kernel_source
+from genrecnn.backends.cuda_kernels.loader import HEADER, kernel_source
 from genrecnn.conformance.runner import FAIL, PASS, run_case, run_conformance
-from genrecnn.engine.ops import DTYPES
+from genrecnn.engine.ops import DTYPES, PRECISIONS
 
 pytestmark = pytest.mark.skipif(compiler() is None,
                                 reason="no g++: the CUDA emulator compiles the kernels with it")
@@ -35,7 +37,8 @@ CONV1D_WIDTHS = ("K3", "K4")
 
 
 def _conv1d_subset():
-    return [c for dt in DTYPES for c in cases_for("conv1d", dt)
+    """The conv1d cases of widths 3 and 4, at every dtype and precision."""
+    return [c for dt in DTYPES for p in PRECISIONS for c in cases_for("conv1d", dt, p)
             if c.label.split("-")[0].endswith(CONV1D_WIDTHS)]
 
 
@@ -204,27 +207,6 @@ extern "C" __global__ void mma_bf16(const unsigned int* a, const unsigned int* b
     const unsigned int bv[2] = {b[2 * l], b[2 * l + 1]};
     mma_bf16_m16n8k16(acc, av, bv);
     for (int i = 0; i < 4; ++i) d[4 * l + i] = acc[i];
-}
-"""
-
-# The same two products on a GPU: mma.sync, as common.cuh writes them outside the emulator.
-PTX_MMA = r"""
-__device__ __forceinline__ void mma_tf32_m16n8k8(float (&d)[4], const unsigned int (&a)[4],
-                                                 const unsigned int (&b)[2])
-{
-    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
-                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
-__device__ __forceinline__ void mma_bf16_m16n8k16(float (&d)[4], const unsigned int (&a)[4],
-                                                  const unsigned int (&b)[2])
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 """
 
@@ -413,7 +395,10 @@ def test_the_mma_emulation_matches_the_gpu(selftest, kind):
     import pycuda.driver as drv
     from pycuda.compiler import SourceModule
 
-    module = SourceModule(PTX_MMA + MMA_KERNELS, no_extern_c=True)
+    # the two products as common.cuh writes them for the GPU (mma.sync)
+    header = (resources.files("genrecnn.backends.cuda_kernels") / HEADER).read_text()
+    module = SourceModule("typedef float T;\ntypedef float4 V;\n#define VN 4\n" + header
+                          + MMA_KERNELS, no_extern_c=True)
     for seed in range(5):
         a, b, c, fa, fb, d = _mma_problem(kind, seed)
         gpu = d.copy()

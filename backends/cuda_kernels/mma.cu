@@ -41,29 +41,6 @@ __device__ __forceinline__ float round_bits(float x, int drop)
 #define DROP 16
 #endif
 
-// ---- the warp's tensor-core instruction (the CPU emulator of the tests supplies its own) --
-#ifndef CUDA_EMULATOR
-// D += A B for one 16 x 8 tile, K = 8: A row-major, B column-major, TF32 operands.
-__device__ __forceinline__ void mma_tf32_m16n8k8(float (&d)[4], const unsigned (&a)[4],
-                                                 const unsigned (&b)[2])
-{
-    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
-                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
-// D += A B for one 16 x 8 tile, K = 16: bf16 operands, two to a register.
-__device__ __forceinline__ void mma_bf16_m16n8k16(float (&d)[4], const unsigned (&a)[4],
-                                                  const unsigned (&b)[2])
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-#endif
-
 // Two bf16-rounded floats as one register: lo in the low half, hi in the high half.
 __device__ __forceinline__ unsigned pack_bf16(float lo, float hi)
 {
