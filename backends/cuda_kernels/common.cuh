@@ -117,6 +117,30 @@ __device__ __forceinline__ void channel_parts_sum(const T* __restrict__ pa,
     warp_sum2(a, b);
 }
 
+// Batch-norm backward's per-channel sums for the whole block: the calling block's first
+// warp adds channel c's G partials of dbeta (pa) and dgamma (pb) and, where ``store``,
+// writes dbeta[c] and dgamma[c]; every thread gets dbeta / M and dgamma / M. Every
+// thread of the block must call it (it holds a barrier).
+__device__ __forceinline__ void bn_grad_sums(const T* __restrict__ pa, const T* __restrict__ pb,
+                                             int c, int G, long long M, bool store,
+                                             T* __restrict__ dgamma, T* __restrict__ dbeta,
+                                             T& mdb, T& mdg)
+{
+    __shared__ T coef[2];
+    if (threadIdx.x < 32) {
+        T a, b;
+        channel_parts_sum(pa, pb, c, G, a, b);
+        if (threadIdx.x == 0) {
+            coef[0] = a / T(M);
+            coef[1] = b / T(M);
+            if (store) { dbeta[c] = a; dgamma[c] = b; }
+        }
+    }
+    __syncthreads();
+    mdb = coef[0];
+    mdg = coef[1];
+}
+
 // Max pooling's window rule: the position h*W + w of the first maximum of key(v) over the
 // window of rows h0 .. h0+kh-1 and columns w0 .. w0+kw-1 of a row-major plane of width W,
 // a NaN counting as larger than any number (the first NaN wins: a later value never

@@ -109,20 +109,11 @@ extern "C" __global__ void fused_bwd_dz(const T* __restrict__ z, const T* __rest
                                         int C, int H, int W, int Ho, int Wo, int kh, int kw,
                                         int sh, int sw, int G)
 {
-    __shared__ T coef[2];
     const int plane = blockIdx.x, c = plane % C, HW = H * W;
-    if (threadIdx.x < 32) {
-        T a, b;
-        channel_parts_sum(pa, pb, c, G, a, b);
-        if (threadIdx.x == 0) {
-            const T m = T((long long)N * HW);
-            coef[0] = a / m;
-            coef[1] = b / m;
-            if (plane < C && blockIdx.y == 0) { dbeta[c] = a; dgamma[c] = b; }
-        }
-    }
-    __syncthreads();
-    const T mu = mean[c], inv = invstd[c], k = gamma[c] * inv, mdb = coef[0], mdg = coef[1];
+    T mdb, mdg;
+    bn_grad_sums(pa, pb, c, G, (long long)N * HW, plane < C && blockIdx.y == 0, dgamma, dbeta,
+                 mdb, mdg);
+    const T mu = mean[c], inv = invstd[c], k = gamma[c] * inv;
     const long long zo = (long long)plane * HW, po = (long long)plane * Ho * Wo;
     for (int s = blockIdx.y * blockDim.x + threadIdx.x; s < HW; s += gridDim.y * blockDim.x) {
         const int h = s / W, w = s - h * W, j1 = min(w / sw, Wo - 1);

@@ -209,20 +209,10 @@ extern "C" __global__ void bn_backward_dx(const T* __restrict__ x, const T* __re
                                           T* __restrict__ dbeta, int N, int C, long long S,
                                           int rows, int lts)
 {
-    __shared__ T coef[2];
     const int c = blockIdx.x, G = gridDim.y;
-    if (threadIdx.x < 32) {
-        T a, b;
-        channel_parts_sum(pa, pb, c, G, a, b);
-        if (threadIdx.x == 0) {
-            const T m = T((long long)N * S);
-            coef[0] = a / m;
-            coef[1] = b / m;
-            if (blockIdx.y == 0) { dbeta[c] = a; dgamma[c] = b; }
-        }
-    }
-    __syncthreads();
-    const T mu = mean[c], inv = invstd[c], k = gamma[c] * inv, mdb = coef[0], mdg = coef[1];
+    T mdb, mdg;
+    bn_grad_sums(pa, pb, c, G, (long long)N * S, blockIdx.y == 0, dgamma, dbeta, mdb, mdg);
+    const T mu = mean[c], inv = invstd[c], k = gamma[c] * inv;
     const ChannelSlice sl{N, C, rows, lts, S};
     sl.each([&](long long i) {
         const T d = dy[i], xhat = (x[i] - mu) * inv;

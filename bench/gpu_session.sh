@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# What a GPU session runs, in order of need, each part a few minutes: the checks of the CUDA
+# code that landed without a GPU, the side-by-side speed benchmarks, and the dev-set accuracy
+# runs that choose recipes. Logs and JSON go to OUT (default ./gpu-session), one file per
+# step, so a part cut short by a time limit still leaves what it did.
+#
+#   bench/gpu_session.sh checks   [OUT]             conformance per backend and precision,
+#                                                   the GPU tests (about 3 min on an H100)
+#   bench/gpu_session.sh speed    [OUT]             training-step benchmarks (about 4 min)
+#   bench/gpu_session.sh accuracy DATA SPLIT [OUT]  dev split, 3 seeds: precisions, label
+#                                                   smoothing, SWA, precise BN (about 8 min)
+#
+# Run from the repository root with genrecnn, CuPy and PyCUDA importable (python3 -m genrecnn).
+set -uo pipefail
+part=${1:?usage: bench/gpu_session.sh checks|speed|accuracy ...}
+shift
+if [ "$part" = accuracy ]; then
+    data=${1:?accuracy needs DATA and SPLIT}; split=${2:?accuracy needs DATA and SPLIT}; shift 2
+fi
+out=${1:-gpu-session}
+mkdir -p "$out"
+export NCCL_NVLS_ENABLE=0
+step() {   # step NAME COMMAND...: run it, log to OUT/NAME.log, say how it ended
+    local name=$1; shift
+    local t0=$SECONDS
+    "$@" > "$out/$name.log" 2>&1
+    echo "$name: exit $? in $((SECONDS - t0)) s; $(tail -n 1 "$out/$name.log")"
+}
+
+case $part in
+checks)
+    nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$out/device.txt"
+    for be in cupy pycuda; do
+        step "conformance-$be" python3 -m genrecnn conformance --backend "$be"
+    done
+    step pytest-gpu python3 -m pytest -q -rs tests/test_fused_cuda.py \
+        tests/test_fused_network.py tests/test_precision_training.py \
+        tests/test_emulated_kernels.py tests/test_smoothing_swa.py tests/test_gpu_mixing.py \
+        tests/test_trainer.py tests/test_cupy_backend.py tests/test_pycuda_backend.py \
+        tests/test_stream_path.py tests/test_collective.py tests/test_conformance.py
+    ;;
+speed)
+    step throughput-cnn2d python3 bench/gpu_train_throughput.py --arch cnn2d --frames 256 \
+        --batches 32,256 --precisions fp32,tf32,bf16 --json "$out/throughput-cnn2d.json"
+    step throughput-cangea python3 bench/gpu_train_throughput.py --arch cangea2016 \
+        --batches 1,32,256 --precisions fp32,tf32,bf16 --json "$out/throughput-cangea.json"
+    for be in cupy pycuda; do
+        step "fused-op-$be" python3 bench/gpu_kernels.py --fused-op --arch cnn2d --frames 256 \
+            --batch 32 --backend "$be"
+        step "kernels-$be" python3 bench/gpu_kernels.py --arch cnn2d --frames 256 --batch 32 \
+            --backend "$be"
+    done
+    ;;
+accuracy)
+    for seed in 0 1 2; do
+        for v in "--precision fp32" "--precision tf32" "--precision bf16" \
+                 "--label-smoothing 0.1" "--precise-bn" "--swa 10" "--swa 20"; do
+            step "split-s$seed${v// /}" python3 -m genrecnn evaluate "$data" --split "$split" \
+                --backend cupy --seed "$seed" --no-baseline --json $v
+        done
+    done
+    ;;
+*)
+    echo "unknown part '$part': use checks, speed or accuracy" >&2
+    exit 2
+    ;;
+esac
