@@ -153,6 +153,7 @@ def test_pycuda_launches_match_their_kernels(dt):
     be._zero_fill = lambda a: None
     be._stream = None
     be._drv = types.SimpleNamespace(memcpy_dtod_async=lambda *args: None)
+    be._lp_compute_capability = lambda: (9, 0)
     be.to_host = lambda x: np.zeros(x.shape, x.dtype)
     _ops(be, dt)
     _check(launches)
@@ -211,6 +212,7 @@ def test_cupy_launches_match_their_kernels(dt, monkeypatch):
         monkeypatch.setattr(module, "cp", fake, raising=False)
     monkeypatch.setattr(kernels, "launch", launch)
     monkeypatch.setattr(kernels, "current_sm_count", lambda: 132)
+    monkeypatch.setattr(kernels, "compute_capability", lambda: (9, 0))
     monkeypatch.setattr(maps, "_sms", lambda: 132)
     monkeypatch.setattr(blas, "matmul", matmul)
     be = backend.CupyBackend()

@@ -22,6 +22,7 @@ from genrecnn.conformance.cases import cases_for
 from genrecnn.backends.cuda_kernels.loader import HEADER, kernel_source
 from genrecnn.conformance.runner import FAIL, PASS, run_case, run_conformance
 from genrecnn.engine.ops import DTYPES, PRECISIONS
+from genrecnn.errors import UnsupportedOp
 
 pytestmark = pytest.mark.skipif(compiler() is None,
                                 reason="no g++: the CUDA emulator compiles the kernels with it")
@@ -67,6 +68,15 @@ def test_conv1d_cases_of_two_widths_pass_on_the_emulated_kernels(emulated):
     assert len(cases) >= 10
     failed = [r.detail for r in (run_case(emulated, c) for c in cases) if r.status != PASS]
     assert not failed, "\n".join(failed)
+
+
+def test_tf32_and_bf16_on_a_gpu_without_tensor_cores_are_refused_in_one_line():
+    be = EmulatedPycudaBackend(compute_capability=(7, 5))
+    x, w = (be.from_host(np.ones(s, np.float32)) for s in ((1, 2, 3, 3), (1, 2, 1, 1)))
+    b = be.zeros((1,), "float32")
+    be.conv2d(x, w, b, (1, 1), (0, 0))                                  # fp32 runs
+    with pytest.raises(UnsupportedOp, match=r"capability 8\.0 or later.*7\.5; use --precision fp32"):
+        be.conv2d(x, w, b, (1, 1), (0, 0), precision="bf16")
 
 
 class _PlantedBug(EmulatedPycudaBackend):

@@ -4,16 +4,18 @@ kernels: the convolutions are implicit GEMMs (no column matrix), conv1d is the c
 one-row map, weight gradients and long dense reductions are split-K (``splits.cu`` adds
 the slices) and bias gradients are ``reduce.cu``'s sums.
 
-A mixin of both backend classes. The host supplies three primitives, so the launches are
+A mixin of both backend classes. The host supplies four primitives, so the launches are
 planned once here: ``_lp_empty(shape)`` (an uninitialised float32 device array),
 ``_lp_launch(file, name, arg_types, grid, block, args, consts)`` (``P``: a device array,
-or None for a null pointer; ``i``/``q``: Python ints) and ``_lp_sm_count()``.
+or None for a null pointer; ``i``/``q``: Python ints), ``_lp_sm_count()`` and
+``_lp_compute_capability()`` ((major, minor) of the device).
 Pure Python: importing it needs no CUDA.
 """
 from __future__ import annotations
 
 from genrecnn.backends.cuda_kernels import grids as G
 from genrecnn.backends.cuda_kernels.grids import Conv2dShape, cdiv
+from genrecnn.errors import UnsupportedOp
 
 PREC = {"tf32": 1, "bf16": 2}           # mma.cu's PREC for each precision
 BK = 32                                 # mma.cu's reduction slice
@@ -23,6 +25,7 @@ TILES = ({"BM": 32, "BN": 128, "WM": 1, "WN": 4},
          {"BM": 64, "BN": 128, "WM": 2, "WN": 4},
          {"BM": 128, "BN": 128, "WM": 2, "WN": 4})
 MAX_COLUMNS = 2 ** 31 - 1               # the kernels index an output's columns with int
+TENSOR_CORES = (8, 0)                   # mma.sync on TF32 and bf16: Ampere and later
 
 
 def mma_tile(rows: int) -> dict:
@@ -64,6 +67,12 @@ class LowPrecisionProducts:
 
     def _lp_mma(self, name: str, precision: str, m: int, nc: int, splits: int, types: str,
                 args: tuple) -> None:
+        cc = tuple(self._lp_compute_capability())
+        if cc < TENSOR_CORES:
+            raise UnsupportedOp(
+                f"precision {precision!r} needs tensor cores of compute capability "
+                f"{TENSOR_CORES[0]}.{TENSOR_CORES[1]} or later, and this GPU's is "
+                f"{cc[0]}.{cc[1]}; use --precision fp32")
         if nc > MAX_COLUMNS:
             raise ValueError(f"{name}: {nc} output columns are too many for one launch; "
                              "use a smaller batch")

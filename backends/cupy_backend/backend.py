@@ -112,6 +112,10 @@ class CupyBackend(CupySequenceOps, CupyMapOps, CupyUpdateOps, CupyTrainingOps, C
     def _lp_sm_count() -> int:
         return K.current_sm_count()
 
+    @staticmethod
+    def _lp_compute_capability() -> tuple[int, int]:
+        return K.compute_capability()
+
     # -- the column matrices a convolution's backward reuses -------------------------------
 
     def __init__(self):

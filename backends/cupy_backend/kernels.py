@@ -66,6 +66,19 @@ def sm_count(device_id: int) -> int:
     return int(cp.cuda.Device(device_id).attributes["MultiProcessorCount"])
 
 
+@lru_cache(maxsize=None)
+def _capability(device_id: int) -> tuple[int, int]:
+    import cupy as cp
+    cc = int(cp.cuda.Device(device_id).compute_capability)       # "90" -> (9, 0)
+    return cc // 10, cc % 10
+
+
+def compute_capability() -> tuple[int, int]:
+    """(major, minor) compute capability of the current device (asked once per device)."""
+    import cupy as cp
+    return _capability(cp.cuda.Device().id)
+
+
 def current_sm_count() -> int:
     """Streaming multiprocessors of the current device."""
     import cupy as cp

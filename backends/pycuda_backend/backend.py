@@ -148,6 +148,9 @@ class PycudaBackend(PycudaSequenceOps, PycudaMapOps, PycudaUpdateOps, PycudaTrai
     def _lp_sm_count(self) -> int:
         return self.sm_count
 
+    def _lp_compute_capability(self) -> tuple[int, int]:
+        return self._drv.Context.get_device().compute_capability()
+
     # -- moving arrays ---------------------------------------------------------------------
 
     def from_host(self, a):

@@ -20,6 +20,7 @@ from . import build
 
 NOT_EMULATED = frozenset({"graph", "staging", "collective"})
 H100_SMS = 132          # the grids and split-K plans of the GPU the lead tests on
+H100_CC = (9, 0)        # its compute capability (tensor cores for tf32 and bf16)
 
 
 class _HostDriver:
@@ -71,10 +72,14 @@ class EmulatedPycudaBackend(PycudaBackend):
             return False, "no C++ compiler (g++) for the CUDA emulator"
         return True, ""
 
-    def __init__(self, sm_count: int = H100_SMS):
+    def __init__(self, sm_count: int = H100_SMS, compute_capability=H100_CC):
         self._drv = _HostDriver()
         self._GPUArray = np.ndarray
         self.sm_count = sm_count
+        self.compute_capability = tuple(compute_capability)
+
+    def _lp_compute_capability(self):
+        return self.compute_capability
 
     def _empty(self, shape, dtype):
         """Uninitialised, as device memory is: every byte 0xFF (NaN, or -1 for int32), so a
