@@ -2,7 +2,7 @@
 (graphs off, so each kernel is seen) recorded by CUPTI through ``torch.profiler``.
 
     python bench/gpu_kernels.py [--arch cnn2d] [--frames 256] [--batch 32]
-        [--backend cupy] [--rows 22] [--fused-op]
+        [--backend cupy] [--rows 22] [--fused-op] [--implicit]
 
 Prints the GPU milliseconds of one step and the kernels that take most of it
 (microseconds per step, calls per step). PyTorch is only the recorder here.
@@ -11,6 +11,12 @@ Prints the GPU milliseconds of one step and the kernels that take most of it
 at every fused block of the network against :class:`ComposedFusedOps` (the backend's
 own batch-norm, max-pool and ReLU ops) on the same backend and inputs, training
 forward and backward, and prints how far their outputs differ (no PyTorch needed).
+
+``--implicit`` times every conv2d and dense layer of the network at its shapes: the
+backend's own fp32 op (im2col and cuBLAS on CuPy, im2col and gemm.cu on PyCUDA) against
+mma.cu's implicit GEMMs (``cuda_kernels/lowp.py``) at fp32, tf32 and bf16, forward and
+backward (all three gradients), with each one's distance from the backend's fp32 result:
+the evidence for routing fp32 through the implicit kernels too (no PyTorch needed).
 """
 from __future__ import annotations
 
@@ -81,6 +87,51 @@ def fused_op(args) -> None:
               f"(p differs by {gaps[0]:.1e}, dz by {gaps[1]:.1e} of their largest)")
 
 
+def implicit(args) -> None:
+    """The backend's fp32 products against lowp's implicit GEMMs at every precision."""
+    from genrecnn.engine.architectures import build_network, load_architecture
+    from genrecnn.engine.layers.maps import Conv2D
+    from genrecnn.engine.layers.sequence import Dense
+
+    net = build_network(load_architecture(args.arch), (args.mels, args.frames), 10, seed=0)
+    net.place(args.backend)
+    be = net.backends[0]
+    rng = np.random.default_rng(0)
+
+    def arr(shape):
+        return be.from_host(rng.standard_normal(shape, dtype=np.float32))
+
+    print(f"{args.backend} {args.arch}, batch {args.batch}: us per call (median), forward / "
+          f"backward; own = the backend's fp32 op, then mma.cu at fp32 / tf32 / bf16")
+    for layer in net.layers:
+        if isinstance(layer, Conv2D):
+            conv = (layer.stride, layer.padding)
+            fwd, bwd = "conv2d", "conv2d_backward"
+        elif isinstance(layer, Dense):
+            conv = ()
+            fwd, bwd = "dense", "dense_backward"
+        else:
+            continue
+        x = arr((args.batch, *layer.input_shape))
+        w, b = arr(tuple(layer.params["w"].shape)), arr(tuple(layer.params["b"].shape))
+        dy = arr(tuple(getattr(be, fwd)(x, w, b, *conv).shape))
+        runs = {"own": (lambda: getattr(be, fwd)(x, w, b, *conv),
+                        lambda: getattr(be, bwd)(x, w, dy, *conv))}
+        for p in ("fp32", "tf32", "bf16"):
+            runs[p] = (lambda p=p: getattr(be, f"_lp_{fwd}")(x, w, b, *conv, p),
+                       lambda p=p: getattr(be, f"_lp_{bwd}")(x, w, dy, *conv, p))
+        own_y, own_grads = runs["own"][0](), runs["own"][1]()
+        cells = []
+        for name, (forward, backward) in runs.items():
+            times = f"{_us(be, forward, args.reps):8.1f} / {_us(be, backward, args.reps):8.1f}"
+            if name != "own":
+                gap = max([_gap(be, forward(), own_y)]
+                          + [_gap(be, g, o) for g, o in zip(backward(), own_grads)])
+                times += f" ({gap:.0e})"
+            cells.append(f"{name} {times}")
+        print(f"  {layer.name} x {'x'.join(map(str, x.shape))}: " + ", ".join(cells))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", default="cnn2d")
@@ -92,10 +143,13 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=22)
     ap.add_argument("--fused-op", action="store_true",
                     help="time the fused op against its composition at each fused block")
-    ap.add_argument("--reps", type=int, default=50, help="calls per round (--fused-op)")
+    ap.add_argument("--implicit", action="store_true",
+                    help="time the backend's fp32 products against mma.cu's implicit GEMMs")
+    ap.add_argument("--reps", type=int, default=50,
+                    help="calls per round (--fused-op, --implicit)")
     args = ap.parse_args()
-    if args.fused_op:
-        fused_op(args)
+    if args.fused_op or args.implicit:
+        (fused_op if args.fused_op else implicit)(args)
         return
     import torch
     from torch.profiler import ProfilerActivity, profile

@@ -49,6 +49,10 @@ speed)
             --batch 32 --backend "$be"
         step "kernels-$be" python3 bench/gpu_kernels.py --arch cnn2d --frames 256 --batch 32 \
             --backend "$be"
+        for batch in 32 256; do
+            step "implicit-$be-b$batch" python3 bench/gpu_kernels.py --implicit --arch cnn2d \
+                --frames 256 --batch "$batch" --backend "$be"
+        done
     done
     ;;
 accuracy)

@@ -49,7 +49,7 @@ def test_kernel_file_compiles(tmp_path, file, dtype, loader):
 @pytest.mark.skipif(NVCC is None, reason="nvcc not on PATH")
 @pytest.mark.parametrize("loader", ["pycuda", "cupy"])
 @pytest.mark.parametrize("tile", lowp.TILES, ids=lambda t: f"BM{t['BM']}")
-@pytest.mark.parametrize("precision", ["tf32", "bf16"])
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16"])
 def test_mma_compiles_at_each_precision_and_tile(tmp_path, precision, tile, loader):
     _compiles(tmp_path, "mma.cu", "float32", loader, {**tile, "PREC": lowp.PREC[precision]})
 

@@ -1,8 +1,10 @@
-"""conv1d, conv2d and dense at the contract's low precisions (``tf32``, ``bf16``; see
-:mod:`genrecnn.engine.ops.precision`) for both CUDA backends, on ``mma.cu``'s tensor-core
-kernels: the convolutions are implicit GEMMs (no column matrix), conv1d is the conv2d of a
-one-row map, weight gradients and long dense reductions are split-K (``splits.cu`` adds
-the slices) and bias gradients are ``reduce.cu``'s sums.
+"""conv1d, conv2d and dense on ``mma.cu``'s kernels for both CUDA backends: at the
+contract's low precisions (``tf32``, ``bf16``; see :mod:`genrecnn.engine.ops.precision`)
+on tensor cores. The convolutions are implicit GEMMs (no column matrix), conv1d is the
+conv2d of a one-row map, weight gradients and long dense reductions are split-K (``splits.cu`` adds
+the slices) and bias gradients are ``reduce.cu``'s sums. At "fp32" the same plans run
+mma.cu's exact float32 core (fma, no tensor cores): the backends keep their own fp32
+paths, and ``bench/gpu_kernels.py --implicit`` times these against them.
 
 A mixin of both backend classes. The host supplies four primitives, so the launches are
 planned once here: ``_lp_empty(shape)`` (an uninitialised float32 device array),
@@ -17,7 +19,7 @@ from genrecnn.backends.cuda_kernels import grids as G
 from genrecnn.backends.cuda_kernels.grids import Conv2dShape, cdiv
 from genrecnn.errors import UnsupportedOp
 
-PREC = {"tf32": 1, "bf16": 2}           # mma.cu's PREC for each precision
+PREC = {"fp32": 0, "tf32": 1, "bf16": 2}   # mma.cu's PREC for each precision
 BK = 32                                 # mma.cu's reduction slice
 # Block tiles by the output's rows: 32-row tiles for few filters or channels, so a
 # 32-filter layer does not compute zeros three quarters of the time.
@@ -67,7 +69,7 @@ class LowPrecisionProducts:
 
     def _lp_mma(self, name: str, precision: str, m: int, nc: int, splits: int, types: str,
                 args: tuple) -> None:
-        cc = tuple(self._lp_compute_capability())
+        cc = tuple(self._lp_compute_capability()) if PREC[precision] else TENSOR_CORES
         if cc < TENSOR_CORES:
             raise UnsupportedOp(
                 f"precision {precision!r} needs tensor cores of compute capability "

@@ -1,7 +1,9 @@
-// Tensor-core products for the contract's low precisions (genrecnn.engine.ops.precision):
-// every operand element is rounded to TF32 (PREC 1) or bfloat16 (PREC 2) on its way into
-// shared memory, and mma.sync sums the products in float32 (m16n8k8 TF32, m16n8k16 bf16;
-// sm_80 and later). T is float.
+// Implicit-GEMM products, and the tensor cores for the contract's low precisions
+// (genrecnn.engine.ops.precision): every operand element is rounded to TF32 (PREC 1) or
+// bfloat16 (PREC 2) on its way into shared memory, and mma.sync sums the products in
+// float32 (m16n8k8 TF32, m16n8k16 bf16; sm_80 and later). PREC 0 is exact float32: each
+// thread computes the same accumulator elements an mma fragment would hold, with fma on
+// the unrounded tiles (no tensor cores; any GPU). T is float.
 //
 // Compile-time constants (prepended by loader.py): PREC, the block tile BM x BN and its
 // warps WM x WN (WM * WN * 32 threads; each warp owns a (BM/WM) x (BN/WN) sub-tile).
@@ -33,12 +35,15 @@ __device__ __forceinline__ float round_bits(float x, int drop)
     return __uint_as_float(u & ~low);
 }
 
-#if PREC == 1
+#if PREC == 0
 #define KSTEP 8
-#define DROP 13
+#define STAGE(v) (v)
+#elif PREC == 1
+#define KSTEP 8
+#define STAGE(v) round_bits(v, 13)
 #else
 #define KSTEP 16
-#define DROP 16
+#define STAGE(v) round_bits(v, 16)
 #endif
 
 // Two bf16-rounded floats as one register: lo in the low half, hi in the high half.
@@ -78,15 +83,39 @@ __device__ __forceinline__ void mma_product(const LA& la, const LB& lb, int M, i
         for (int e = tid; e < BM * BK; e += NT) {
             const int mm = A_K ? e / BK : e % BM, kk = A_K ? e % BK : e / BM;
             const int m = m0 + mm, r = kb + kk;
-            As[kk][mm] = (m < M && r < r1) ? round_bits(la(m, r), DROP) : 0.f;
+            As[kk][mm] = (m < M && r < r1) ? STAGE(la(m, r)) : 0.f;
         }
         #pragma unroll 4
         for (int e = tid; e < BN * BK; e += NT) {
             const int nn = B_K ? e / BK : e % BN, kk = B_K ? e % BK : e / BN;
             const int c = n0 + nn, r = kb + kk;
-            Bs[kk][nn] = (c < NC && r < r1) ? round_bits(lb(r, c), DROP) : 0.f;
+            Bs[kk][nn] = (c < NC && r < r1) ? STAGE(lb(r, c)) : 0.f;
         }
         __syncthreads();
+#if PREC == 0
+        // float32 fma: rows g and g+8 of each m tile, columns 2t and 2t+1 of each n tile
+        #pragma unroll 8
+        for (int k = 0; k < BK; ++k) {
+            float a[MI][2], b[NI][2];
+            #pragma unroll
+            for (int i = 0; i < MI; ++i) {
+                a[i][0] = As[k][wm + i * 16 + g];
+                a[i][1] = As[k][wm + i * 16 + g + 8];
+            }
+            #pragma unroll
+            for (int j = 0; j < NI; ++j) {
+                b[j][0] = Bs[k][wn + j * 8 + 2 * t];
+                b[j][1] = Bs[k][wn + j * 8 + 2 * t + 1];
+            }
+            #pragma unroll
+            for (int i = 0; i < MI; ++i)
+                #pragma unroll
+                for (int j = 0; j < NI; ++j)
+                    #pragma unroll
+                    for (int e = 0; e < 4; ++e)
+                        acc[i][j][e] = fmaf(a[i][e >> 1], b[j][e & 1], acc[i][j][e]);
+        }
+#else
         #pragma unroll
         for (int k0 = 0; k0 < BK; k0 += KSTEP) {
             unsigned a[MI][4], b[NI][2];
@@ -127,6 +156,7 @@ __device__ __forceinline__ void mma_product(const LA& la, const LB& lb, int M, i
 #endif
                 }
         }
+#endif
         __syncthreads();
     }
 }
