@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
+from cuda_emulator import cupy_standin
 from cuda_emulator.signatures import package_params
 from genrecnn.backends.pycuda_backend.backend import PycudaBackend
 from genrecnn.world import World
@@ -161,27 +162,16 @@ def test_pycuda_launches_match_their_kernels(dt):
 
 # -- CuPy ---------------------------------------------------------------------------------
 
-class _DeviceArray(np.ndarray):
-    """A NumPy array with CuPy's ``.data.ptr`` (16-byte aligned, as CuPy's pool gives)."""
-
-    @property
-    def data(self):
-        return types.SimpleNamespace(ptr=self.__array_interface__["data"][0] & ~15)
-
-
 def _device(a):
-    return np.ascontiguousarray(a).view(_DeviceArray)
+    return cupy_standin.array(np.ascontiguousarray(a))
 
 
 def _fake_cupy():
+    """The emulator's cupy stand-in, and the stream the collective op asks for."""
     return types.SimpleNamespace(
-        empty=lambda shape, dtype: _device(np.zeros(shape, dtype)),
-        zeros=lambda shape, dtype: _device(np.zeros(shape, dtype)),
-        empty_like=lambda a: _device(np.zeros_like(a)), int32=np.int32,
-        cuda=types.SimpleNamespace(
-            get_current_stream=lambda: types.SimpleNamespace(ptr=0),
-            runtime=types.SimpleNamespace(memcpyAsync=lambda *args: None,
-                                          memcpyDeviceToDevice=3)))
+        empty=cupy_standin.empty, zeros=cupy_standin.zeros, empty_like=cupy_standin.empty_like,
+        int32=np.int32,
+        cuda=types.SimpleNamespace(get_current_stream=lambda: types.SimpleNamespace(ptr=0)))
 
 
 def _kind(value, dt: str) -> str:

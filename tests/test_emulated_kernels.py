@@ -16,9 +16,9 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from cuda_emulator import EmulatorError, Module, compiler, loaded_modules, prebuild
-from cuda_emulator.backend import EmulatedPycudaBackend, modules_needed
-from genrecnn.conformance.cases import cases_for
+from cuda_emulator import EmulatorError, Module, compiler, loaded_modules
+from cuda_emulator.backend import EmulatedPycudaBackend
+from cuda_emulator.conformance_subset import WHOLE_GROUPS, conv1d_subset, prebuilt
 from genrecnn.backends.cuda_kernels.loader import HEADER, kernel_source
 from genrecnn.conformance.runner import FAIL, PASS, run_case, run_conformance
 from genrecnn.engine.ops import DTYPES, PRECISIONS
@@ -27,34 +27,11 @@ from genrecnn.errors import UnsupportedOp
 pytestmark = pytest.mark.skipif(compiler() is None,
                                 reason="no g++: the CUDA emulator compiles the kernels with it")
 
-# Every op group the emulated backend claims, whole, except conv1d: each kernel width is
-# another pair of builds of conv1d_direct.cu and gemm.cu (40 modules for the whole
-# group), so it runs the cases of widths 3 and 4, which take both direct-kernel tilings
-# (C <= 32 and C > 32), the GEMM path (F > 64), the long-W split and the gradcheck.
-WHOLE_GROUPS = ("maxpool2d", "batchnorm", "fused", "activation", "softmax", "dropout",
-                "conv2d", "dense", "global_pool", "train_loss", "maxpool1d", "sgd_update",
-                "adam_update", "update_many", "batch", "transfer")
-CONV1D_WIDTHS = ("K3", "K4")
-
-
-def _conv1d_subset():
-    """The conv1d cases of widths 3 and 4, at every dtype and precision."""
-    return [c for dt in DTYPES for p in PRECISIONS for c in cases_for("conv1d", dt, p)
-            if c.label.split("-")[0].endswith(CONV1D_WIDTHS)]
-
-
-def _run_everything(be):
-    for group in WHOLE_GROUPS:
-        run_conformance(be, ops=[group])
-    for case in _conv1d_subset():
-        run_case(be, case)
-
 
 @pytest.fixture(scope="module")
 def emulated():
     """The emulated backend, every library its tests launch from built first, in parallel."""
-    prebuild(modules_needed(_run_everything))
-    return EmulatedPycudaBackend()
+    return prebuilt(EmulatedPycudaBackend)
 
 
 @pytest.mark.parametrize("group", WHOLE_GROUPS)
@@ -64,7 +41,7 @@ def test_the_conformance_group_passes_on_the_emulated_kernels(emulated, group):
 
 
 def test_conv1d_cases_of_two_widths_pass_on_the_emulated_kernels(emulated):
-    cases = _conv1d_subset()
+    cases = conv1d_subset()
     assert len(cases) >= 10
     failed = [r.detail for r in (run_case(emulated, c) for c in cases) if r.status != PASS]
     assert not failed, "\n".join(failed)

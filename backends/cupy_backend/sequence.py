@@ -102,7 +102,7 @@ class CupySequenceOps(HostBase):
         if plan.splits > 1:
             sums = cp.empty((plan.size,), dtype=x.dtype)
             K.launch("splits.cu", "sum_splits", x.dtype, *G.sum_splits_grid(plan.size),
-                     (part, sums, K.i32(plan.splits), K.i64(plan.size), K.i64(0), K.i32(1)))
+                     (part, sums, K.i32(plan.splits), K.i64(plan.size), K.NULL, K.i32(1)))
         return sums[:f * c * k].reshape(f, c, k), sums[f * c * k:]
 
     @staticmethod

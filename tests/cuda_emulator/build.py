@@ -133,8 +133,10 @@ class Module:
         if want is None:
             raise EmulatorError(f"{self.file} has no kernel {name!r}")
         if arg_letters is not None and arg_letters != want:
+            at = next((k for k, (a, b) in enumerate(zip(arg_letters, want)) if a != b),
+                      min(len(arg_letters), len(want)))
             raise EmulatorError(f"{self.file}:{name} takes {want!r}, was launched with "
-                                f"{arg_letters!r}")
+                                f"{arg_letters!r} (they differ from argument {at} on)")
         if len(args) != len(want):
             raise EmulatorError(f"{self.file}:{name} takes {len(want)} arguments, "
                                 f"was given {len(args)}")
