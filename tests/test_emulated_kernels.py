@@ -21,7 +21,6 @@ from cuda_emulator.backend import EmulatedPycudaBackend
 from cuda_emulator.conformance_subset import WHOLE_GROUPS, conv1d_subset, prebuilt
 from genrecnn.backends.cuda_kernels.loader import HEADER, kernel_source
 from genrecnn.conformance.runner import FAIL, PASS, run_case, run_conformance
-from genrecnn.engine.ops import DTYPES, PRECISIONS
 from genrecnn.errors import UnsupportedOp
 
 pytestmark = pytest.mark.skipif(compiler() is None,
