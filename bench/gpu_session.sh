@@ -35,7 +35,8 @@ checks)
     done
     step pytest-gpu python3 -m pytest -q -rs tests/test_fused_cuda.py \
         tests/test_fused_network.py tests/test_precision_training.py \
-        tests/test_emulated_kernels.py tests/test_smoothing_swa.py tests/test_gpu_mixing.py \
+        tests/test_emulated_kernels.py tests/test_emulated_cupy.py tests/test_smoothing_swa.py \
+        tests/test_gpu_mixing.py \
         tests/test_trainer.py tests/test_cupy_backend.py tests/test_pycuda_backend.py \
         tests/test_stream_path.py tests/test_collective.py tests/test_conformance.py
     ;;
