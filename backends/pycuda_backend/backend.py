@@ -95,6 +95,7 @@ class PycudaBackend(PycudaSequenceOps, PycudaMapOps, PycudaUpdateOps, PycudaTrai
         self._pool = pycuda.tools.DeviceMemoryPool()
         self.kernels = KernelCache()
         self.sm_count = primary.device.get_attribute(drv.device_attribute.MULTIPROCESSOR_COUNT)
+        self._cc = primary.device.compute_capability()
         # Runs before autoprimaryctx pops the context (atexit is last-in, first-out).
         atexit.register(self._release_pool)
 
@@ -149,7 +150,7 @@ class PycudaBackend(PycudaSequenceOps, PycudaMapOps, PycudaUpdateOps, PycudaTrai
         return self.sm_count
 
     def _lp_compute_capability(self) -> tuple[int, int]:
-        return self._drv.Context.get_device().compute_capability()
+        return self._cc
 
     # -- moving arrays ---------------------------------------------------------------------
 
