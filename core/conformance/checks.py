@@ -30,7 +30,7 @@ in the last place of the parameter for its own rounding (the sum
 :data:`TOLERANCE` comes from what correct backends reach. Over the whole suite
 the NumPy and example backends' largest errors are 1.2e-6 (float32: a dense
 forward summing 3000 terms) and 1.7e-15 (float64). A GPU may sum in another
-order (cuBLAS's blocking, split-K partial sums; TF32 is never on); even the
+order (cuBLAS's blocking, split-K partial sums; TF32 is never on at fp32); even the
 least accurate order, one term after another, reaches 4e-6 on the suite's
 longest float32 reduction (16769 terms, a dense input gradient). The
 tolerances sit five times above that (float32) and far above float64's
