@@ -5,7 +5,6 @@ export leaving the baseline out with a note. A model without it is written as be
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import replace
 
 import numpy as np
