@@ -20,9 +20,9 @@ from genrecnn.engine.autoplace.solve import greedy_plan, plan_cost, solve_chain
 from genrecnn.backends.numpy_backend.backend import NumpyBackend
 from genrecnn.errors import PlacementError
 from genrecnn.engine.ops import OP_NAMES
-from genrecnn.engine.hookspecs import hookimpl
 from genrecnn.engine.placement import format_plan
-from genrecnn.engine.registry import Registry, build_registry
+from genrecnn.engine.registry import Registry
+from plugins import registry_with
 
 DELAY = 0.005   # seconds added to each delayed op of the test backends
 
@@ -80,19 +80,10 @@ class Offline(NumpyBackend):
         return False, "test backend switched off"
 
 
-class _Plugin:
-    def __init__(self, *classes):
-        self.classes = list(classes)
-
-    @hookimpl
-    def genrecnn_backends(self):
-        return self.classes
-
-
 def _registry(*classes):
     """The installed plugins plus ``classes``, seen through a view that keeps only
     ``classes``: plans then do not depend on which other backends are installed."""
-    return RegistryView(build_registry(extra_plugins=[_Plugin(*classes)]),
+    return RegistryView(registry_with(*classes),
                         [c.name for c in classes])
 
 

@@ -12,23 +12,16 @@ from cuda_emulator import compiler
 from cuda_emulator.backend import EmulatedPycudaBackend
 from cuda_emulator.cupy_backend import EmulatedCupyBackend
 from genrecnn.engine.architectures import build_network, load_architecture
-from genrecnn.engine.hookspecs import hookimpl
-from genrecnn.engine.registry import build_registry
+from plugins import registry_with
 
 pytestmark = pytest.mark.skipif(compiler() is None,
                                 reason="no g++: the CUDA emulator compiles the kernels with it")
 TOLERANCE = {"fp32": 1e-4, "tf32": 1e-3, "bf16": 1e-2}
 
 
-class _Plugin:
-    @hookimpl
-    def genrecnn_backends(self):
-        return [EmulatedPycudaBackend, EmulatedCupyBackend]
-
-
 @pytest.fixture(scope="module")
 def registry():
-    return build_registry(extra_plugins=[_Plugin()])
+    return registry_with(EmulatedPycudaBackend, EmulatedCupyBackend)
 
 
 def _step(registry, backend: str, precision: str):

@@ -8,10 +8,10 @@ from badinput import one_error_line, run_cli as run
 from genrecnn.backends.numpy_backend import NumpyBackend
 from genrecnn.engine.architectures import build_network, load_architecture
 from genrecnn.engine.autoplace.measure import candidates
-from genrecnn.engine.hookspecs import hookimpl
 from genrecnn.engine.registry import build_registry
 from genrecnn.errors import PlacementError, ShapeError
 from genrecnn.run.settings import TrainingError, TrainSettings
+from plugins import registry_with
 
 
 @pytest.mark.parametrize("precision, recipe", [("bf16", "cnn2d"), ("tf32", "small")])
@@ -101,11 +101,7 @@ def _grads(precision: str, be) -> dict:
 
 
 def _registry_with(be):
-    class _Plugin:
-        @hookimpl
-        def genrecnn_backends(self):
-            return [type(be)]
-    return build_registry(extra_plugins=[_Plugin()])
+    return registry_with(type(be))
 
 
 def test_layers_pass_precision_only_beyond_fp32_and_it_changes_the_arithmetic():

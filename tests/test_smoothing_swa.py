@@ -11,9 +11,7 @@ from badinput import one_error_line, run_cli
 from genrecnn.backends.numpy_backend.backend import NumpyBackend
 from genrecnn.engine.architectures import build_network
 from genrecnn.engine.batches import StepOptions, assemble_on_host, epoch_rng, plan_epoch
-from genrecnn.engine.hookspecs import hookimpl
 from genrecnn.engine.items import ArrayItems
-from genrecnn.engine.registry import build_registry
 from genrecnn.errors import BackendError
 from genrecnn.run.averaging import PASS_EPOCH, continue_average, precise_batchnorm
 from genrecnn.run.checkpoint import Checkpoint
@@ -21,6 +19,7 @@ from genrecnn.run.ensemble_file import read_saved_members
 from genrecnn.run.fit import fit
 from genrecnn.run.parts import Parts
 from genrecnn.run.settings import TrainingError, TrainSettings
+from plugins import registry_with
 
 N_MELS, FRAMES, CLASSES = 6, 12, 3
 # batch norm first, so the statistics it gathers are those of the input crops themselves
@@ -116,12 +115,6 @@ class NoLoss(NumpyBackend):
     ops = NumpyBackend.declared_ops() - {"train_loss"}
 
 
-class _Plugin:
-    @hookimpl
-    def genrecnn_backends(self):
-        return [NoBatches, NoLoss]
-
-
 def _epoch_loss(backend, eps, reg):
     from genrecnn.engine.steps import StepRunner
     net, settings = _net(), _settings(label_smoothing=eps)
@@ -134,7 +127,7 @@ def _epoch_loss(backend, eps, reg):
 
 
 def test_smoothing_on_the_host_path_is_the_device_paths():
-    reg = build_registry(extra_plugins=[_Plugin()])
+    reg = registry_with(NoBatches, NoLoss)
     path, host = _epoch_loss("nobatches", 0.3, reg)
     assert path == "host"
     assert _epoch_loss("numpy", 0.3, reg) == ("device", pytest.approx(host, rel=1e-5))
@@ -144,7 +137,7 @@ def test_smoothing_on_the_host_path_is_the_device_paths():
 def test_smoothing_needs_the_train_loss_ops_on_the_output_backend():
     from genrecnn.engine.steps import StepRunner
     net = _net()
-    net.place("softmax=noloss,default=numpy", registry=build_registry(extra_plugins=[_Plugin()]))
+    net.place("softmax=noloss,default=numpy", registry=registry_with(NoBatches, NoLoss))
     with pytest.raises(BackendError, match="label smoothing needs the 'train_loss' ops"):
         StepRunner(net, _settings().make_optimizer(), _items(), _settings(label_smoothing=0.1))
 

@@ -9,11 +9,11 @@ import pytest
 from genrecnn.backends.numpy_backend import NumpyBackend
 from genrecnn.engine.batches import epoch_rng, plan_epoch
 from genrecnn.engine.feed import BatchFeed
-from genrecnn.engine.hookspecs import hookimpl
 from genrecnn.engine.items import ArrayItems
-from genrecnn.engine.registry import build_registry, registry
+from genrecnn.engine.registry import registry
 from genrecnn.engine.steps import StepRunner
 from genrecnn.run.settings import TrainSettings, new_network
+from plugins import registry_with
 
 BIG = 1 << 40
 # masks, mixup, crops narrower than the items, AdamW, and a short last batch (37 = 4 x 8 + 5)
@@ -61,15 +61,9 @@ class NoStaging(NumpyBackend):
     ops = NumpyBackend.declared_ops() - {"staging"}
 
 
-class _Plugin:
-    @hookimpl
-    def genrecnn_backends(self):
-        return [Recording, NoStaging]
-
-
 @pytest.fixture(scope="module")
 def reg():
-    return build_registry(extra_plugins=[_Plugin()])
+    return registry_with(Recording, NoStaging)
 
 
 def _train(budget, backend="numpy", reg=None, epochs=2, graphs=True, **changes):
