@@ -174,6 +174,19 @@ def conv1d_direct_fwd_grid(n: int, f: int, wo: int):
             (CONV1D_FWD_THREADS, 1, 1))
 
 
+def split_k(m: int, n: int, k: int, tile: dict, sm_count: int) -> tuple[int, int]:
+    """(splits, chunk) of a reduction of length ``k`` into an m x n output on ``tile``
+    (BM x BN blocks, BK-long slices): split-K when the output has too few tiles to fill
+    the GPU twice and the reduction is long (at most 4 blocks an SM, slices of at least
+    128, under 64M partial sums); chunks are whole slices."""
+    tiles = cdiv(m, tile["BM"]) * cdiv(n, tile["BN"])
+    splits = 1
+    if tiles < 2 * sm_count and k >= 256:
+        splits = max(1, min(cdiv(4 * sm_count, tiles), k // 128, (1 << 26) // max(1, m * n)))
+    chunk = cdiv(cdiv(max(k, 1), splits), tile["BK"]) * tile["BK"]
+    return cdiv(max(k, 1), chunk), chunk
+
+
 def sum_splits_grid(size: int):
     """(grid, block) of splits.cu's sum_splits over ``size`` values a slice."""
     return (max(1, cdiv(size, 32)), 1, 1), (32, 8, 1)

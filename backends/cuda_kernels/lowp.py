@@ -39,18 +39,6 @@ def mma_block(tile: dict) -> tuple[int, int, int]:
     return tile["WM"] * tile["WN"] * 32, 1, 1
 
 
-def split_plan(m: int, nc: int, k: int, tile: dict, sm_count: int) -> tuple[int, int]:
-    """(splits, chunk) of a reduction of length ``k`` into an m x nc output: split-K when
-    the output has too few tiles to fill the GPU twice and the reduction is long; chunks
-    are whole slices of BK, and the partial sums stay under 64M values."""
-    tiles = cdiv(m, tile["BM"]) * cdiv(nc, tile["BN"])
-    splits = 1
-    if tiles < 2 * sm_count and k >= 256:
-        splits = max(1, min(cdiv(4 * sm_count, tiles), k // 128, (1 << 26) // max(1, m * nc)))
-    chunk = cdiv(cdiv(max(k, 1), splits), BK) * BK
-    return cdiv(max(k, 1), chunk), chunk
-
-
 def conv1d_shape(x_shape, w_shape) -> Conv2dShape:
     """conv1d(x[N, C, W], w[F, C, K]) as the conv2d of a one-row map, stride 1, no padding."""
     (n, c, width), (f, _, k) = (tuple(int(s) for s in x_shape), tuple(int(s) for s in w_shape))
@@ -69,12 +57,13 @@ class LowPrecisionProducts:
 
     def _lp_mma(self, name: str, precision: str, m: int, nc: int, splits: int, types: str,
                 args: tuple) -> None:
-        cc = tuple(self._lp_compute_capability()) if PREC[precision] else TENSOR_CORES
-        if cc < TENSOR_CORES:
-            raise UnsupportedOp(
-                f"precision {precision!r} needs tensor cores of compute capability "
-                f"{TENSOR_CORES[0]}.{TENSOR_CORES[1]} or later, and this GPU's is "
-                f"{cc[0]}.{cc[1]}; use --precision fp32")
+        if PREC[precision]:                       # tf32 and bf16 run on tensor cores
+            cc = tuple(self._lp_compute_capability())
+            if cc < TENSOR_CORES:
+                raise UnsupportedOp(
+                    f"precision {precision!r} needs tensor cores of compute capability "
+                    f"{TENSOR_CORES[0]}.{TENSOR_CORES[1]} or later, and this GPU's is "
+                    f"{cc[0]}.{cc[1]}; use --precision fp32")
         if nc > MAX_COLUMNS:
             raise ValueError(f"{name}: {nc} output columns are too many for one launch; "
                              "use a smaller batch")
@@ -113,7 +102,8 @@ class LowPrecisionProducts:
         """(dw, db) of a convolution: split-K over the N*P positions (none: zeros)."""
         dw = self._lp_empty(w_shape)
         k = g.n * g.p
-        splits, chunk = split_plan(g.f, g.r, k, mma_tile(g.f), self._lp_sm_count())
+        splits, chunk = G.split_k(g.f, g.r, k, {**mma_tile(g.f), "BK": BK},
+                                  self._lp_sm_count())
         part = dw if splits == 1 else self._lp_empty((splits, g.f * g.r))
         self._lp_mma("mma_conv2d_dw", precision, g.f, g.r, splits, "PPP" + GEO_TYPES + "i",
                      (x, dy, part, *_geometry(g), chunk))
@@ -152,7 +142,8 @@ class LowPrecisionProducts:
     def _lp_dense_gemm(self, name, precision, m, nc, k, inputs, bias, out, dims):
         """Dense kernel ``name`` into ``out`` [m, nc], split-K where it pays; the bias is
         added by the kernel, or by sum_splits after a split."""
-        splits, chunk = split_plan(m, nc, k, mma_tile(m), self._lp_sm_count())
+        splits, chunk = G.split_k(m, nc, k, {**mma_tile(m), "BK": BK},
+                                   self._lp_sm_count())
         dest = out if splits == 1 else self._lp_empty((splits, m * nc))
         head = (*inputs, bias if splits == 1 else None) if name == "mma_dense_fwd" else inputs
         self._lp_mma(name, precision, m, nc, splits, "P" * (len(head) + 1) + "iiii",

@@ -69,13 +69,7 @@ class GemmOps(HostBase):
         """(tile, splits, chunk) for an m x n output summed over r: split-K when the
         output has too few tiles to fill the GPU and the reduction is long."""
         tile = self._tile(m, n, 1)
-        tiles = cdiv(m, tile["BM"]) * cdiv(n, tile["BN"])
-        splits = 1
-        if tiles < 2 * self.sm_count and r >= 256:
-            splits = max(1, min(cdiv(4 * self.sm_count, tiles), r // 128,
-                                (1 << 26) // max(1, m * n)))
-        chunk = cdiv(cdiv(max(r, 1), splits), tile["BK"]) * tile["BK"]
-        return tile, max(1, cdiv(r, chunk)), chunk
+        return (tile, *G.split_k(m, n, r, tile, self.sm_count))
 
     def _dense_gemm(self, name, dt, m, n, r, inputs, bias, out, dims):
         """Launch dense kernel ``name`` into ``out`` [m, n], split-K where it pays."""
