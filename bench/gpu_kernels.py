@@ -2,10 +2,11 @@
 (graphs off, so each kernel is seen) recorded by CUPTI through ``torch.profiler``.
 
     python bench/gpu_kernels.py [--arch cnn2d] [--frames 256] [--batch 32]
-        [--backend cupy] [--rows 22] [--fused-op] [--implicit]
+        [--backend cupy] [--rows 22] [--precision fp32] [--fused-op] [--implicit]
 
 Prints the GPU milliseconds of one step and the kernels that take most of it
-(microseconds per step, calls per step). PyTorch is only the recorder here.
+(microseconds per step, calls per step), with the products at ``--precision``.
+PyTorch is only the recorder here.
 
 ``--fused-op`` instead times the ``fused`` op group (batch norm + ReLU + max pooling)
 at every fused block of the network against :class:`ComposedFusedOps` (the backend's
@@ -141,6 +142,8 @@ def main() -> None:
     ap.add_argument("--backend", default="cupy")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--rows", type=int, default=22)
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16"),
+                    help="of the conv and dense products in the step breakdown")
     ap.add_argument("--fused-op", action="store_true",
                     help="time the fused op against its composition at each fused block")
     ap.add_argument("--implicit", action="store_true",
@@ -161,9 +164,11 @@ def main() -> None:
     from genrecnn.engine.steps import StepRunner
 
     shape = (args.mels, args.frames)
-    net = build_network(load_architecture(args.arch), shape, 10, seed=0)
+    net = build_network(load_architecture(args.arch), shape, 10, seed=0,
+                        precision=args.precision)
     net.place(args.backend)
-    settings = TrainSettings(arch=args.arch, batch_size=args.batch, optimizer="adamw", lr=1e-4)
+    settings = TrainSettings(arch=args.arch, batch_size=args.batch, optimizer="adamw", lr=1e-4,
+                             precision=args.precision)
     m = args.batch * args.steps
     x = np.random.default_rng(0).random((m, *shape), dtype=np.float32)
     runner = StepRunner(net, settings.make_optimizer(), ArrayItems(x, np.arange(m) % 10),
@@ -179,8 +184,8 @@ def main() -> None:
     events = list(prof.key_averages())
     steps = len(plans)
     total = sum(e.self_device_time_total for e in events)
-    print(f"{args.backend} {args.arch}, batch {args.batch}, input {shape[0]} x {shape[1]}: "
-          f"{total / steps / 1e3:.3f} ms of kernels per step")
+    print(f"{args.backend} {args.arch} at {args.precision}, batch {args.batch}, input "
+          f"{shape[0]} x {shape[1]}: {total / steps / 1e3:.3f} ms of kernels per step")
     for e in sorted(events, key=lambda e: -e.self_device_time_total)[:args.rows]:
         print(f"  {e.self_device_time_total / steps:8.1f} us  x{e.count // steps:<3d} {e.key[:90]}")
 

@@ -11,7 +11,7 @@ from genrecnn.engine import bench, sweeps
 from genrecnn.backends.numpy_backend.backend import NumpyBackend
 from genrecnn.errors import GenrecnnError
 from genrecnn.engine.layers import KINDS, LAYER_TYPES
-from genrecnn.engine.registry import registry
+from plugins import needs_example
 from badinput import run_cli
 
 
@@ -156,9 +156,8 @@ def test_bench_arch_json_and_errors(tmp_path, capsys, strict_json):
 
 @pytest.mark.parametrize("backends", ["numpy", "numpy,example"])
 def test_bench_compare_auto_small_run(tmp_path, capsys, monkeypatch, backends):
-    if "example" in backends and "example" not in registry().names():
-        pytest.skip("genrecnn-example-backend not installed: "
-                    "pip install -e examples/genrecnn-example-backend")
+    if "example" in backends:
+        needs_example()
     monkeypatch.setenv("GENRECNN_CACHE", str(tmp_path / "cache"))
     code, text, err = run_cli(["bench", "--compare-auto", "--backends", backends,
                                "--arch", "small", "--mels", "16", "--frames", "64",

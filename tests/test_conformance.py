@@ -18,6 +18,7 @@ from genrecnn.conformance import PASS, UNSUPPORTED, reference as ref, run_confor
 from genrecnn.conformance.checks import gradcheck
 from genrecnn.engine.ops import OP_GROUPS
 from genrecnn.engine.registry import registry
+from plugins import needs_example
 
 BUILT_IN = sorted(n for n, info in registry().infos.items() if "genrecnn.backends." in info.plugin)
 
@@ -222,6 +223,7 @@ def test_cli_precision_runs_one_and_refuses_where_none_is_offered(capsys):
     assert result.exit_code == 0, result.output
     assert "backend 'numpy' [tf32]: 20/20 checks passed" in result.output
     assert "backend 'numpy':" not in result.output
+    needs_example()
     assert main(["conformance", "--backend", "example", "--precision", "bf16"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "does not offer precision bf16" in err
@@ -231,6 +233,7 @@ def test_pytest_items_per_precision():
     from genrecnn.conformance.pytest_plugin import backend_checks
     checks = backend_checks("numpy", ops=["dense"], precisions=["bf16"])
     assert checks and all(c.id.startswith("numpy-dense-float32-bf16-") for c in checks)
+    needs_example()
     (skip,) = backend_checks("example", ops=["dense"], precisions=["tf32"])
     with pytest.raises(pytest.skip.Exception, match="does not offer precision tf32"):
         skip()

@@ -12,6 +12,7 @@ from genrecnn.engine.network import Network
 from genrecnn.engine.optim import Adam
 from genrecnn.engine.placement import resolve_placement
 from genrecnn.engine.registry import registry
+from plugins import needs_example
 from genrecnn.errors import ModelFileError, PlacementError, ShapeError
 from genrecnn.run.model_io import load_model, save_model
 
@@ -35,12 +36,6 @@ def tiny2d(dtype="float64", seed=0, arch=TINY2D):
 def batch(n=5, seed=0, shape=(6, 9)):
     rng = np.random.default_rng(seed)
     return rng.normal(size=(n, *shape)), rng.integers(0, 3, n)
-
-
-def needs_example():
-    if "example" not in registry().names():
-        pytest.skip("genrecnn-example-backend not installed: "
-                    "pip install -e examples/genrecnn-example-backend")
 
 
 # -- shapes --------------------------------------------------------------------------------

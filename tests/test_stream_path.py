@@ -13,7 +13,7 @@ from genrecnn.engine.items import ArrayItems
 from genrecnn.engine.registry import registry
 from genrecnn.engine.steps import StepRunner
 from genrecnn.run.settings import TrainSettings, new_network
-from plugins import registry_with
+from plugins import needs_example, registry_with
 
 BIG = 1 << 40
 # masks, mixup, crops narrower than the items, AdamW, and a short last batch (37 = 4 x 8 + 5)
@@ -150,10 +150,7 @@ def test_stream_path_needs_the_staging_ops(reg, backend, budget, path):
 def test_a_backend_without_batches_or_staging_stays_on_the_host():
     """The example third-party backend implements neither the batch nor the staging ops
     (nor the paired loss that mixup needs on any path)."""
-    info = registry().infos.get("example")
-    if info is None or not info.available:
-        pytest.skip("the example backend is not installed: "
-                    "pip install -e examples/genrecnn-example-backend")
+    needs_example()
     assert _train(0, backend="example", epochs=1, optimizer="sgd", mixup=0.0)[0] == "host"
 
 
