@@ -13,6 +13,13 @@
 // are implicit GEMMs (no column matrix in memory, no col2im), and conv1d is the conv2d of
 // a one-row map. Results go out through a store struct (bias, batch-first layout, split-K
 // slice) in the same pass.
+//
+// A loader splits an element's address into two halves, each worked out once rather than
+// per element: o(i) for the outer index (a row of A, a column of B) and k(r) for the
+// reduction index; at(o, k) is then a few adds, the padding test and one load. Where a
+// thread's outer index is the same for every slice, its o is a register and the slice's k
+// halves a shared table; where it walks the reduction, its k is worked out once a slice
+// and the block's o halves are a shared table.
 
 #define NT (WM * WN * 32)
 #define BK 32                   // reduction slice staged in shared memory
@@ -64,6 +71,41 @@ __device__ __forceinline__ void zero_acc(Acc& acc)
             for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
 }
 
+// Stage one operand's BK x BT slice (outer indices t0.., reduction indices kb..) into
+// S[k][t], rounded as PREC says; 0 outside T x r1. WALK_K: neighbouring threads walk the
+// reduction index, so that global loads coalesce; outs then holds the block's o halves
+// and ks is unused, else o is the thread's own and ks holds the slice's k halves.
+template <bool WALK_K, int BT, class L>
+__device__ __forceinline__ void stage(const L& l, float (*S)[BT + SPAD],
+                                      const typename L::O* outs, const typename L::O& o,
+                                      const typename L::K* ks, int t0, int T, int kb, int r1)
+{
+    static_assert(NT % BK == 0 && NT % BT == 0, "a thread's walked index must not change");
+    const int tid = threadIdx.x;
+    if (WALK_K) {
+        const int kk = tid % BK, r = kb + kk;
+        const typename L::K k = l.k(r);
+        #pragma unroll 4
+        for (int tt = tid / BK; tt < BT; tt += NT / BK)
+            S[kk][tt] = (t0 + tt < T && r < r1) ? STAGE(l.at(outs[tt], k)) : 0.f;
+    } else {
+        const int tt = tid % BT;
+        #pragma unroll 4
+        for (int kk = tid / BT; kk < BK; kk += NT / BT)
+            S[kk][tt] = (t0 + tt < T && kb + kk < r1) ? STAGE(l.at(o, ks[kk])) : 0.f;
+    }
+}
+
+// The o halves a block needs once: the table of its BT outer indices (WALK_K), else the
+// thread's own.
+template <bool WALK_K, int BT, class L>
+__device__ __forceinline__ typename L::O outer_halves(const L& l, typename L::O* outs, int t0)
+{
+    if (WALK_K)
+        for (int tt = threadIdx.x; tt < BT; tt += NT) outs[tt] = l.o(t0 + tt);
+    return l.o(t0 + threadIdx.x % BT);
+}
+
 // Accumulate sum_{r0 <= r < r1} A(m, r) B(r, col) into the warp's part of the tile at
 // (m0, n0). A_K / B_K say whether neighbouring threads walk the reduction index (true)
 // or the row / column index (false) when loading, so that global loads coalesce.
@@ -75,22 +117,25 @@ __device__ __forceinline__ void mma_product(const LA& la, const LB& lb, int M, i
 {
     __shared__ float As[BK][BM + SPAD];
     __shared__ float Bs[BK][BN + SPAD];
+    __shared__ typename LA::O Aouts[A_K ? BM : 1];
+    __shared__ typename LB::O Bouts[B_K ? BN : 1];
+    __shared__ typename LA::K Aks[A_K ? 1 : BK];
+    __shared__ typename LB::K Bks[B_K ? 1 : BK];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = (warp / WN) * WTM, wn = (warp % WN) * WTN;
     const int g = lane >> 2, t = lane & 3;
+    const typename LA::O ao = outer_halves<A_K, BM>(la, Aouts, m0);
+    const typename LB::O bo = outer_halves<B_K, BN>(lb, Bouts, n0);
     for (int kb = r0; kb < r1; kb += BK) {
-        #pragma unroll 4
-        for (int e = tid; e < BM * BK; e += NT) {
-            const int mm = A_K ? e / BK : e % BM, kk = A_K ? e % BK : e / BM;
-            const int m = m0 + mm, r = kb + kk;
-            As[kk][mm] = (m < M && r < r1) ? STAGE(la(m, r)) : 0.f;
+        if (!A_K || !B_K) {                       // the slice's k halves
+            for (int kk = tid; kk < BK; kk += NT) {
+                if (!A_K) Aks[kk] = la.k(kb + kk);
+                if (!B_K) Bks[kk] = lb.k(kb + kk);
+            }
         }
-        #pragma unroll 4
-        for (int e = tid; e < BN * BK; e += NT) {
-            const int nn = B_K ? e / BK : e % BN, kk = B_K ? e % BK : e / BN;
-            const int c = n0 + nn, r = kb + kk;
-            Bs[kk][nn] = (c < NC && r < r1) ? STAGE(lb(r, c)) : 0.f;
-        }
+        if (kb == r0 || !A_K || !B_K) __syncthreads();     // the tables, before their use
+        stage<A_K, BM>(la, As, Aouts, ao, Aks, m0, M, kb, r1);
+        stage<B_K, BN>(lb, Bs, Bouts, bo, Bks, n0, NC, kb, r1);
         __syncthreads();
 #if PREC == 0
         // float32 fma: rows g and g+8 of each m tile, columns 2t and 2t+1 of each n tile
@@ -185,70 +230,97 @@ __device__ __forceinline__ void store_acc(const O& out, int M, int NC, int m0, i
 // x[N, C, H, W], w[F, C, KH, KW], y[N, F, Ho, Wo]; tap r = (c * KH + u) * KW + v, R = C*KH*KW;
 // output position p = i * Wo + j, P = Ho * Wo; y[n, f, i, j] = b[f] +
 // sum_r w[f, r] x[n, c, i*sh - ph + u, j*sw - pw + v] (0 off the map).
+struct Window {          // output position col = n*P + p: x's offset at its window's corner
+    long long base; int h, w;     // (row h, column w, perhaps in the padding)
+};
+struct Tap {             // tap r = (c, u, v): its offset from a window's corner
+    int off, u, v;
+};
 struct Geo {
     int N, C, H, W, F, KH, KW, sh, sw, ph, pw, Ho, Wo;
     __device__ __forceinline__ int P() const { return Ho * Wo; }
     __device__ __forceinline__ int R() const { return C * KH * KW; }
-    // x at tap r of output position p of example n (0 where that is padding)
-    __device__ __forceinline__ float tap(const float* __restrict__ x, int n, int r, int p) const {
+    __device__ __forceinline__ Window window(int col) const {
+        const int n = col / P(), p = col - n * P(), i = p / Wo, j = p - i * Wo;
+        const int h = i * sh - ph, w = j * sw - pw;
+        return {((long long)n * C * H + h) * W + w, h, w};
+    }
+    __device__ __forceinline__ Tap tap(int r) const {
         const int KK = KH * KW, c = r / KK, uv = r - c * KK, u = uv / KW, v = uv - u * KW;
-        const int i = p / Wo, j = p - i * Wo;
-        const int h = i * sh - ph + u, w = j * sw - pw + v;
-        return (h >= 0 && h < H && w >= 0 && w < W)
-            ? x[(((long long)n * C + c) * H + h) * W + w] : 0.f;
+        return {(c * H + u) * W + v, u, v};
+    }
+    // x at tap t of window o (0 where that is padding)
+    __device__ __forceinline__ float at(const float* __restrict__ x, const Window& o,
+                                        const Tap& t) const {
+        return ((unsigned)(o.h + t.u) < (unsigned)H && (unsigned)(o.w + t.v) < (unsigned)W)
+            ? x[o.base + t.off] : 0.f;
     }
 };
 
 // The kernels take the geometry as these 13 ints, spelled out (launch checks parse them).
 #define GEO Geo{N, C, H, W, F, KH, KW, sh, sw, ph, pw, Ho, Wo}
 
-struct RowMajor {        // element (i, j) of a row-major matrix with ld columns
-    const float* p; int ld;
-    __device__ __forceinline__ float operator()(int i, int j) const { return p[(long long)i * ld + j]; }
-};
-struct Transposed {      // element (i, j) of the transpose of a row-major matrix
-    const float* p; int ld;
-    __device__ __forceinline__ float operator()(int i, int j) const { return p[(long long)j * ld + i]; }
+// Each loader: O o(i) for its outer index, K k(r) for the reduction index, at(o, k).
+struct Strided {         // element (i, r) = p[i * so + r * sk]: a row-major matrix or its
+    const float* p; long long so, sk;           // transpose, either side of the product
+    typedef long long O; typedef long long K;
+    __device__ __forceinline__ O o(int i) const { return i * so; }
+    __device__ __forceinline__ K k(int r) const { return r * sk; }
+    __device__ __forceinline__ float at(O o, K k) const { return p[o + k]; }
 };
 struct Columns {         // B(r, col = n*P + p): the column matrix of the batch, never stored
     const float* x; Geo g;
-    __device__ __forceinline__ float operator()(int r, int col) const {
-        const int P = g.P(), n = col / P;
-        return g.tap(x, n, r, col - n * P);
-    }
+    typedef Window O; typedef Tap K;
+    __device__ __forceinline__ O o(int col) const { return g.window(col); }
+    __device__ __forceinline__ K k(int r) const { return g.tap(r); }
+    __device__ __forceinline__ float at(const O& o, const K& k) const { return g.at(x, o, k); }
 };
-struct ColumnsT {        // B(k = n*P + p, r): the column matrix's transpose
+struct ColumnsT {        // B(k = n*P + p, r): the column matrix's transpose (outer index r)
     const float* x; Geo g;
-    __device__ __forceinline__ float operator()(int k, int r) const {
-        const int P = g.P(), n = k / P;
-        return g.tap(x, n, r, k - n * P);
-    }
+    typedef Tap O; typedef Window K;
+    __device__ __forceinline__ O o(int r) const { return g.tap(r); }
+    __device__ __forceinline__ K k(int col) const { return g.window(col); }
+    __device__ __forceinline__ float at(const O& o, const K& k) const { return g.at(x, k, o); }
 };
 struct FiltersByChannel {  // A(c, r = (f*KH + u)*KW + v) = w[f, c, u, v]
     const float* w; Geo g;
-    __device__ __forceinline__ float operator()(int c, int r) const {
-        const int KK = g.KH * g.KW, f = r / KK, uv = r - f * KK;
-        return w[((long long)f * g.C + c) * KK + uv];
+    typedef long long O; typedef long long K;
+    __device__ __forceinline__ O o(int c) const { return (long long)c * g.KH * g.KW; }
+    __device__ __forceinline__ K k(int r) const {
+        const int KK = g.KH * g.KW, f = r / KK;
+        return (long long)f * (g.C - 1) * KK + r;        // f*C*KK + (r - f*KK)
     }
+    __device__ __forceinline__ float at(O o, K k) const { return w[o + k]; }
 };
 struct OutputGrad {      // B(r = (f*KH + u)*KW + v, col = n*H*W + h*W + w): the dy that tap
     const float* dy; Geo g;   // (u, v) of filter f carries back to x[n, :, h, w]
-    __device__ __forceinline__ float operator()(int r, int col) const {
-        const int KK = g.KH * g.KW, f = r / KK, uv = r - f * KK, u = uv / g.KW, v = uv - u * g.KW;
-        const int HW = g.H * g.W, n = col / HW, q = col - n * HW, h = q / g.W, w = q - h * g.W;
-        const int th = h + g.ph - u, tw = w + g.pw - v;
+    struct O { long long base; int h, w; };      // dy's offset of example n; h + ph, w + pw
+    typedef Tap K;                               // off: f's offset in an example's dy
+    __device__ __forceinline__ O o(int col) const {
+        const int HW = g.H * g.W, n = col / HW, q = col - n * HW, h = q / g.W;
+        return {(long long)n * g.F * g.P(), h + g.ph, q - h * g.W + g.pw};
+    }
+    __device__ __forceinline__ K k(int r) const {
+        const int KK = g.KH * g.KW, f = r / KK, uv = r - f * KK, u = uv / g.KW;
+        return {f * g.P(), u, uv - u * g.KW};
+    }
+    __device__ __forceinline__ float at(const O& o, const K& k) const {
+        const int th = o.h - k.u, tw = o.w - k.v;
         if (th < 0 || tw < 0) return 0.f;
-        const int i = th / g.sh, j = tw / g.sw;
+        const int i = g.sh == 1 ? th : th / g.sh, j = g.sw == 1 ? tw : tw / g.sw;
         if (i * g.sh != th || j * g.sw != tw || i >= g.Ho || j >= g.Wo) return 0.f;
-        return dy[(((long long)n * g.F + f) * g.Ho + i) * g.Wo + j];
+        return dy[o.base + k.off + i * g.Wo + j];
     }
 };
 struct GradByFilter {    // A(f, k = n*P + p) = dy[n, f, p]
     const float* dy; Geo g;
-    __device__ __forceinline__ float operator()(int f, int k) const {
-        const int P = g.P(), n = k / P;
-        return dy[((long long)n * g.F + f) * P + (k - n * P)];
+    typedef long long O; typedef long long K;
+    __device__ __forceinline__ O o(int f) const { return (long long)f * g.P(); }
+    __device__ __forceinline__ K k(int col) const {
+        const int P = g.P(), n = col / P;
+        return (long long)n * (g.F - 1) * P + col;       // n*F*P + (col - n*P)
     }
+    __device__ __forceinline__ float at(O o, K k) const { return dy[o + k]; }
 };
 
 struct BatchFirst {      // out(m, col = n*S + s) -> a[n, m, s] (+ bias[m]); M rows a slab
@@ -293,7 +365,8 @@ mma_conv2d_fwd(const float* __restrict__ x, const float* __restrict__ w,
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN, NC = N * g.P();
     Acc acc;
     zero_acc(acc);
-    mma_product<true, false>(RowMajor{w, g.R()}, Columns{x, g}, F, NC, 0, g.R(), m0, n0, acc);
+    mma_product<true, false>(Strided{w, g.R(), 1}, Columns{x, g}, F, NC, 0, g.R(), m0, n0,
+                             acc);
     store_acc(BatchFirst{y, b, F, g.P()}, F, NC, m0, n0, acc);
 }
 
@@ -332,7 +405,7 @@ extern "C" __global__ void __launch_bounds__(NT)
 mma_dense_fwd(const float* __restrict__ x, const float* __restrict__ w,
               const float* __restrict__ b, float* __restrict__ out, int N, int I, int O, int chunk)
 {
-    split_product<true, false>(RowMajor{x, I}, RowMajor{w, O}, out, b, N, O, I, chunk);
+    split_product<true, false>(Strided{x, I, 1}, Strided{w, 1, O}, out, b, N, O, I, chunk);
 }
 
 // grid (ceil(I / BN), ceil(N / BM), S): dx = dy[N, O] @ w[I, O]^T
@@ -340,7 +413,8 @@ extern "C" __global__ void __launch_bounds__(NT)
 mma_dense_dx(const float* __restrict__ dy, const float* __restrict__ w,
              float* __restrict__ out, int N, int I, int O, int chunk)
 {
-    split_product<true, true>(RowMajor{dy, O}, Transposed{w, O}, out, nullptr, N, I, O, chunk);
+    split_product<true, true>(Strided{dy, O, 1}, Strided{w, O, 1}, out, nullptr, N, I, O,
+                              chunk);
 }
 
 // grid (ceil(O / BN), ceil(I / BM), S): dw = x[N, I]^T @ dy[N, O]
@@ -348,5 +422,6 @@ extern "C" __global__ void __launch_bounds__(NT)
 mma_dense_dw(const float* __restrict__ x, const float* __restrict__ dy,
              float* __restrict__ out, int N, int I, int O, int chunk)
 {
-    split_product<false, false>(Transposed{x, I}, RowMajor{dy, O}, out, nullptr, I, O, N, chunk);
+    split_product<false, false>(Strided{x, 1, I}, Strided{dy, 1, O}, out, nullptr, I, O, N,
+                                chunk);
 }
