@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # What a GPU session runs, in order of need, each part a few minutes: the checks of the CUDA
 # code that landed without a GPU, the side-by-side speed benchmarks, and the dev-set accuracy
-# runs that choose recipes. Logs and JSON go to OUT (default ./gpu-session), one file per
-# step, so a part cut short by a time limit still leaves what it did.
+# runs that choose recipes. Each step logs to its own file in a scratch folder, packed after
+# every step into the one archive OUT/PART.tgz (default OUT ./gpu-session): the device
+# tool brings back only a few files, and a part cut short by its time limit still leaves
+# what it did. A summary line per step goes to stdout.
 #
 #   bench/gpu_session.sh checks   [OUT]             conformance per backend and precision,
 #                                                   the GPU tests (about 3 min on an H100)
@@ -17,19 +19,22 @@ shift
 if [ "$part" = accuracy ]; then
     data=${1:?accuracy needs DATA and SPLIT}; split=${2:?accuracy needs DATA and SPLIT}; shift 2
 fi
-out=${1:-gpu-session}
-mkdir -p "$out"
+dest=${1:-gpu-session}
+out=$(mktemp -d)/$part
+mkdir -p "$dest" "$out"
 export NCCL_NVLS_ENABLE=0
-step() {   # step NAME COMMAND...: run it, log to OUT/NAME.log, say how it ended
+step() {   # step NAME COMMAND...: run it, log to NAME.log, say how it ended, pack the logs
     local name=$1; shift
     local t0=$SECONDS
     "$@" > "$out/$name.log" 2>&1
-    echo "$name: exit $? in $((SECONDS - t0)) s; $(tail -n 1 "$out/$name.log")"
+    echo "$name: exit $? in $((SECONDS - t0)) s; $(tail -n 1 "$out/$name.log")" \
+        | tee -a "$out/summary.txt"
+    tar czf "$dest/$part.tgz" -C "$(dirname "$out")" "$part"
 }
 
 case $part in
 checks)
-    nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$out/device.txt"
+    step device nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
     for be in cupy pycuda; do
         step "conformance-$be" python3 -m genrecnn conformance --backend "$be"
     done
@@ -41,6 +46,10 @@ checks)
         tests/test_stream_path.py tests/test_collective.py tests/test_conformance.py
     ;;
 speed)
+    for p in fp32 tf32 bf16; do
+        step "kernels-cupy-$p-b256" python3 bench/gpu_kernels.py --arch cnn2d --frames 256 \
+            --batch 256 --precision "$p" --rows 30 --steps 4
+    done
     step throughput-cnn2d python3 bench/gpu_train_throughput.py --arch cnn2d --frames 256 \
         --batches 32,256 --precisions fp32,tf32,bf16 --json "$out/throughput-cnn2d.json"
     step throughput-cangea python3 bench/gpu_train_throughput.py --arch cangea2016 \
