@@ -154,7 +154,7 @@ def test_pycuda_launches_match_their_kernels(dt):
     be._zero_fill = lambda a: None
     be._stream = None
     be._drv = types.SimpleNamespace(memcpy_dtod_async=lambda *args: None)
-    be._lp_compute_capability = lambda: (9, 0)
+    be._dev_compute_capability = lambda: (9, 0)
     be.to_host = lambda x: np.zeros(x.shape, x.dtype)
     _ops(be, dt)
     _check(launches)
@@ -187,7 +187,7 @@ def _kind(value, dt: str) -> str:
 @pytest.mark.parametrize("dt", ["float32", "float64"])
 def test_cupy_launches_match_their_kernels(dt, monkeypatch):
     from genrecnn.backends.cupy_backend import backend, blas, kernels, maps, sequence, training
-    from genrecnn.backends.cupy_backend import collective, fused, updates
+    from genrecnn.backends.cupy_backend import collective, updates
     launches = []
 
     def launch(file, name, dtype, grid, block, args, **consts):
@@ -198,7 +198,7 @@ def test_cupy_launches_match_their_kernels(dt, monkeypatch):
         return _device((a.T if trans_a else a) @ (b.T if trans_b else b))
 
     fake = _fake_cupy()
-    for module in (backend, maps, sequence, training, updates, collective, fused):
+    for module in (backend, maps, sequence, training, updates, collective):
         monkeypatch.setattr(module, "cp", fake, raising=False)
     monkeypatch.setattr(kernels, "launch", launch)
     monkeypatch.setattr(kernels, "current_sm_count", lambda: 132)

@@ -6,11 +6,7 @@ the slices) and bias gradients are ``reduce.cu``'s sums. At "fp32" the same plan
 mma.cu's exact float32 core (fma, no tensor cores): the backends keep their own fp32
 paths, and ``bench/gpu_kernels.py --implicit`` times these against them.
 
-A mixin of both backend classes. The host supplies four primitives, so the launches are
-planned once here: ``_lp_empty(shape)`` (an uninitialised float32 device array),
-``_lp_launch(file, name, arg_types, grid, block, args, consts)`` (``P``: a device array,
-or None for a null pointer; ``i``/``q``: Python ints), ``_lp_sm_count()`` and
-``_lp_compute_capability()`` ((major, minor) of the device).
+A mixin of both backend classes, planned once through the primitives of :mod:`.device`.
 Pure Python: importing it needs no CUDA.
 """
 from __future__ import annotations
@@ -58,7 +54,7 @@ class LowPrecisionProducts:
     def _lp_mma(self, name: str, precision: str, m: int, nc: int, splits: int, types: str,
                 args: tuple) -> None:
         if PREC[precision]:                       # tf32 and bf16 run on tensor cores
-            cc = tuple(self._lp_compute_capability())
+            cc = tuple(self._dev_compute_capability())
             if cc < TENSOR_CORES:
                 raise UnsupportedOp(
                     f"precision {precision!r} needs tensor cores of compute capability "
@@ -69,42 +65,42 @@ class LowPrecisionProducts:
                              "use a smaller batch")
         tile = mma_tile(m)
         grid = (cdiv(nc, tile["BN"]), cdiv(m, tile["BM"]), splits)
-        self._lp_launch("mma.cu", name, types, grid, mma_block(tile), args,
+        self._dev_launch("mma.cu", name, types, "float32", grid, mma_block(tile), args,
                         {**tile, "PREC": PREC[precision]})
 
     def _lp_sum_splits(self, part, out, splits: int, size: int, bias=None, ncols: int = 1):
         grid, block = G.sum_splits_grid(size)
-        self._lp_launch("splits.cu", "sum_splits", "PPiqPi", grid, block,
+        self._dev_launch("splits.cu", "sum_splits", "PPiqPi", "float32", grid, block,
                         (part, out, splits, size, bias, ncols), {})
 
     def _lp_bias_grad(self, dy, n: int, f: int, q: int):
         """db[f] = sum of dy[N, F, Q] over n and q."""
-        db = self._lp_empty((f,))
-        self._lp_launch("reduce.cu", "sum_nq", "PPiii", (f, 1, 1), (G.THREADS, 1, 1),
+        db = self._dev_empty((f,), "float32")
+        self._dev_launch("reduce.cu", "sum_nq", "PPiii", "float32", (f, 1, 1), (G.THREADS, 1, 1),
                         (dy, db, n, f, q), {})
         return db
 
     # -- convolutions ----------------------------------------------------------------------
 
     def _lp_conv(self, x, w, b, g: Conv2dShape, out_shape, precision: str):
-        y = self._lp_empty(out_shape)
+        y = self._dev_empty(out_shape, "float32")
         self._lp_mma("mma_conv2d_fwd", precision, g.f, g.n * g.p, 1, "PPPP" + GEO_TYPES,
                      (x, w, b, y, *_geometry(g)))
         return y
 
     def _lp_conv_dx(self, w, dy, g: Conv2dShape, x_shape, precision: str):
-        dx = self._lp_empty(x_shape)
+        dx = self._dev_empty(x_shape, "float32")
         self._lp_mma("mma_conv2d_dx", precision, g.c, g.n * g.h * g.w, 1, "PPP" + GEO_TYPES,
                      (dy, w, dx, *_geometry(g)))
         return dx
 
     def _lp_conv_params(self, x, dy, g: Conv2dShape, w_shape, precision: str):
         """(dw, db) of a convolution: split-K over the N*P positions (none: zeros)."""
-        dw = self._lp_empty(w_shape)
+        dw = self._dev_empty(w_shape, "float32")
         k = g.n * g.p
         splits, chunk = G.split_k(g.f, g.r, k, {**mma_tile(g.f), "BK": BK},
-                                  self._lp_sm_count())
-        part = dw if splits == 1 else self._lp_empty((splits, g.f * g.r))
+                                  self._dev_sm_count())
+        part = dw if splits == 1 else self._dev_empty((splits, g.f * g.r), "float32")
         self._lp_mma("mma_conv2d_dw", precision, g.f, g.r, splits, "PPP" + GEO_TYPES + "i",
                      (x, dy, part, *_geometry(g), chunk))
         if splits > 1:
@@ -143,8 +139,8 @@ class LowPrecisionProducts:
         """Dense kernel ``name`` into ``out`` [m, nc], split-K where it pays; the bias is
         added by the kernel, or by sum_splits after a split."""
         splits, chunk = G.split_k(m, nc, k, {**mma_tile(m), "BK": BK},
-                                   self._lp_sm_count())
-        dest = out if splits == 1 else self._lp_empty((splits, m * nc))
+                                   self._dev_sm_count())
+        dest = out if splits == 1 else self._dev_empty((splits, m * nc), "float32")
         head = (*inputs, bias if splits == 1 else None) if name == "mma_dense_fwd" else inputs
         self._lp_mma(name, precision, m, nc, splits, "P" * (len(head) + 1) + "iiii",
                      (*head, dest, *dims, chunk))
@@ -153,13 +149,13 @@ class LowPrecisionProducts:
 
     def _lp_dense(self, x, w, b, precision: str):
         (n, i), o = (int(s) for s in x.shape), int(w.shape[1])
-        y = self._lp_empty((n, o))
+        y = self._dev_empty((n, o), "float32")
         self._lp_dense_gemm("mma_dense_fwd", precision, n, o, i, (x, w), b, y, (n, i, o))
         return y
 
     def _lp_dense_backward(self, x, w, dy, precision: str):
         (n, i), o = (int(s) for s in x.shape), int(w.shape[1])
-        dx, dw = self._lp_empty((n, i)), self._lp_empty((i, o))
+        dx, dw = self._dev_empty((n, i), "float32"), self._dev_empty((i, o), "float32")
         # an empty reduction (o or n zero) writes zeros: the kernels' slices are empty
         self._lp_dense_gemm("mma_dense_dx", precision, n, i, o, (dy, w), None, dx, (n, i, o))
         self._lp_dense_gemm("mma_dense_dw", precision, i, o, n, (x, dy), None, dw, (n, i, o))

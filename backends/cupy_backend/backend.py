@@ -16,12 +16,12 @@ import weakref
 
 import numpy as np
 
+from genrecnn.backends.cuda_kernels.fused import FusedBlockOps
 from genrecnn.backends.cuda_kernels.lowp import LowPrecisionProducts
 from genrecnn.engine.ops import Backend
 
 from .collective import CupyCollectiveOps
 from . import kernels as K
-from .fused import CupyFusedOps
 from .graphs import CupyGraphOps
 from .maps import CupyMapOps
 from .sequence import CupySequenceOps
@@ -38,7 +38,7 @@ _CUDA_ERROR_NO_DEVICE = 100
 
 
 class CupyBackend(CupySequenceOps, CupyMapOps, CupyUpdateOps, CupyTrainingOps, CupyGraphOps,
-                  CupyStaging, CupyCollectiveOps, LowPrecisionProducts, CupyFusedOps,
+                  CupyStaging, CupyCollectiveOps, LowPrecisionProducts, FusedBlockOps,
                   Backend):
     name = "cupy"
     device = "cuda"
@@ -96,24 +96,27 @@ class CupyBackend(CupySequenceOps, CupyMapOps, CupyUpdateOps, CupyTrainingOps, C
     def reshape(self, x, shape):
         return x.reshape(tuple(int(s) for s in shape))
 
-    # -- the host primitives of the tf32/bf16 products (:mod:`...cuda_kernels.lowp`) -------
+    # -- the primitives of the launches planned once for both CUDA backends ------------------
+    # (:mod:`genrecnn.backends.cuda_kernels.device`)
 
     @staticmethod
-    def _lp_empty(shape):
-        return cp.empty(shape, "float32")
+    def _dev_empty(shape, dtype):
+        return cp.empty(shape, dtype)
 
     @staticmethod
-    def _lp_launch(file, name, arg_types, grid, block, args, consts):
-        typed = {"P": lambda a: K.NULL if a is None else a, "i": np.int32, "q": np.int64}
-        K.launch(file, name, "float32", grid, block,
+    def _dev_launch(file, name, arg_types, dtype, grid, block, args, consts):
+        dt = np.dtype(dtype)
+        typed = {"P": lambda a: K.NULL if a is None else a, "i": np.int32, "q": np.int64,
+                 "T": dt.type}
+        K.launch(file, name, dt, grid, block,
                  tuple(typed[t](a) for t, a in zip(arg_types, args)), **consts)
 
     @staticmethod
-    def _lp_sm_count() -> int:
+    def _dev_sm_count() -> int:
         return K.current_sm_count()
 
     @staticmethod
-    def _lp_compute_capability() -> tuple[int, int]:
+    def _dev_compute_capability() -> tuple[int, int]:
         return K.compute_capability()
 
     # -- the column matrices a convolution's backward reuses -------------------------------

@@ -24,6 +24,13 @@ class CupyHost(Protocol):
     def _im2col(self, x, k: int) -> Any:
         """The column matrix [C*K, N*Wo] of a conv1d input (:mod:`.sequence`)."""
 
+    def _channels(self, x) -> tuple:
+        """norm.cu's per-channel split of x (:mod:`...cuda_kernels.device`)."""
+
+    def _statistics_parts(self, x) -> tuple:
+        """norm.cu's per-block batch statistics of x and the split they used
+        (:mod:`...cuda_kernels.device`)."""
+
 
 if TYPE_CHECKING:
     HostBase = CupyHost

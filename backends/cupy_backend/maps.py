@@ -33,24 +33,6 @@ def _i32(*values) -> tuple:
     return tuple(np.int32(v) for v in values)
 
 
-def _channels(x):
-    """(N, C, S, G, rows, lts) of x[N, C, ...] for norm.cu's per-channel grid (C, G)."""
-    n, c = int(x.shape[0]), int(x.shape[1])
-    s = G.positions(x.shape)
-    return (n, c, s) + G.channel_split(n, c, s, _sms())
-
-
-def statistics_parts(x):
-    """norm.cu's bn_stats_part over x[N, C, ...]: (pmean, pm2), the mean and M2 of each of
-    the G blocks of every channel, and the (N, C, S, G, rows, lts) they were taken over."""
-    n, c, s, parts, rows, lts = split = _channels(x)
-    pmean = cp.empty((c * parts,), dtype=x.dtype)
-    pm2 = cp.empty((c * parts,), dtype=x.dtype)
-    K.launch("norm.cu", "bn_stats_part", x.dtype, (c, parts, 1), _BLOCK,
-             (x, pmean, pm2) + _i32(n, c) + (np.int64(s),) + _i32(rows, lts))
-    return pmean, pm2, split
-
-
 class CupyMapOps(HostBase):
     """conv2d, maxpool2d, batchnorm, dropout for :class:`.CupyBackend`
     (listed before ``Backend`` among its bases)."""
@@ -183,7 +165,7 @@ class CupyMapOps(HostBase):
     # -- batch normalisation ---------------------------------------------------------------
 
     def batchnorm_train(self, x, gamma, beta, eps):
-        pmean, pm2, (n, c, s, parts, rows, lts) = statistics_parts(x)
+        pmean, pm2, (n, c, s, parts, rows, lts) = self._statistics_parts(x)
         dims = _i32(n, c) + (np.int64(s),) + _i32(rows, lts)
         y = cp.empty(x.shape, dtype=x.dtype)
         mean = cp.empty((c,), dtype=x.dtype)
@@ -202,7 +184,7 @@ class CupyMapOps(HostBase):
                    t(G.variance_correction(count))))
 
     def batchnorm_infer(self, x, gamma, beta, running_mean, running_var, eps):
-        n, c, s, parts, rows, lts = _channels(x)
+        n, c, s, parts, rows, lts = self._channels(x)
         y = cp.empty(x.shape, dtype=x.dtype)
         K.launch("norm.cu", "bn_infer", x.dtype, (c, parts, 1), _BLOCK,
                  (x, gamma, beta, running_mean, running_var, y) + _i32(n, c)
@@ -210,7 +192,7 @@ class CupyMapOps(HostBase):
         return y
 
     def batchnorm_backward(self, x, gamma, mean, invstd, dy):
-        n, c, s, parts, rows, lts = _channels(x)
+        n, c, s, parts, rows, lts = self._channels(x)
         dims = _i32(n, c) + (np.int64(s),) + _i32(rows, lts)
         pa = cp.empty((c * parts,), dtype=x.dtype)
         pb = cp.empty((c * parts,), dtype=x.dtype)

@@ -27,11 +27,11 @@ import numpy as np
 
 from genrecnn.backends.cuda_kernels import grids as G
 from genrecnn.backends.cuda_kernels.grids import THREADS as BLOCK
+from genrecnn.backends.cuda_kernels.fused import FusedBlockOps
 from genrecnn.backends.cuda_kernels.lowp import LowPrecisionProducts
 from genrecnn.engine.ops import Backend
 
 from .collective import PycudaCollectiveOps
-from .fused import PycudaFusedOps
 from .gemm import GemmOps
 from .graphs import PycudaGraphOps
 from .kernels import KernelCache
@@ -72,7 +72,7 @@ def probe() -> tuple[bool, str]:
 
 class PycudaBackend(PycudaSequenceOps, PycudaMapOps, PycudaUpdateOps, PycudaTrainingOps,
                     PycudaGraphOps, PycudaStaging, PycudaCollectiveOps, GemmOps,
-                    LowPrecisionProducts, PycudaFusedOps, Backend):
+                    LowPrecisionProducts, FusedBlockOps, Backend):
     """Hand-written CUDA kernels through PyCUDA, float32 and float64."""
 
     name = "pycuda"
@@ -136,20 +136,21 @@ class PycudaBackend(PycudaSequenceOps, PycudaMapOps, PycudaUpdateOps, PycudaTrai
             self._launch(file, name, arg_types, dtype, self._grid1d(n), (BLOCK, 1, 1), *args,
                          **consts)
 
-    # the host primitives of the tf32/bf16 products (:mod:`...cuda_kernels.lowp`)
+    # the primitives of the launches planned once for both CUDA backends
+    # (:mod:`genrecnn.backends.cuda_kernels.device`)
 
-    def _lp_empty(self, shape):
-        return self._empty(shape, "float32")
+    def _dev_empty(self, shape, dtype):
+        return self._empty(shape, dtype)
 
-    def _lp_launch(self, file, name, arg_types, grid, block, args, consts):
-        args = [(0 if a is None else self._ptr(a)) if t == "P" else a
-                for t, a in zip(arg_types, args)]
-        self._run(file, name, arg_types, "float32", grid, block, *args, **consts)
+    def _dev_launch(self, file, name, arg_types, dtype, grid, block, args, consts):
+        args = [(0 if a is None else self._ptr(a)) if t == "P" else
+                float(a) if t == "T" else a for t, a in zip(arg_types, args)]
+        self._run(file, name, arg_types, str(np.dtype(dtype)), grid, block, *args, **consts)
 
-    def _lp_sm_count(self) -> int:
+    def _dev_sm_count(self) -> int:
         return self.sm_count
 
-    def _lp_compute_capability(self) -> tuple[int, int]:
+    def _dev_compute_capability(self) -> tuple[int, int]:
         return self._cc
 
     # -- moving arrays ---------------------------------------------------------------------

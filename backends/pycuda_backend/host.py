@@ -58,8 +58,12 @@ class PycudaHost(Protocol):
     def _dense_gemm(self, name, dt, m, n, r, inputs, bias, out, dims) -> None:
         """A dense kernel of ``gemm.cu`` into ``out``, split-K where it pays (:mod:`.gemm`)."""
 
+    def _channels(self, x) -> tuple:
+        """norm.cu's per-channel split of x (:mod:`...cuda_kernels.device`)."""
+
     def _statistics_parts(self, x) -> tuple:
-        """norm.cu's per-block batch statistics of x and the split they used (:mod:`.maps`)."""
+        """norm.cu's per-block batch statistics of x and the split they used
+        (:mod:`...cuda_kernels.device`)."""
 
     def zeros(self, shape, dtype) -> Any: ...
 

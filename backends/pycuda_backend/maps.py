@@ -146,23 +146,6 @@ class PycudaMapOps(HostBase):
 
     # -- batch normalisation ---------------------------------------------------------------
 
-    def _channels(self, x):
-        """(N, C, S, G, rows, lts) of x[N, C, ...] for norm.cu's per-channel grid (C, G)."""
-        n, c = int(x.shape[0]), int(x.shape[1])
-        s = G.positions(x.shape)
-        return (n, c, s) + G.channel_split(n, c, s, self.sm_count)
-
-    def _statistics_parts(self, x):
-        """norm.cu's bn_stats_part over x[N, C, ...]: (pmean, pm2), the mean and M2 of each
-        of the G blocks of every channel, and the (N, C, S, G, rows, lts) they were taken
-        over."""
-        dt = str(x.dtype)
-        n, c, s, parts, rows, lts = split = self._channels(x)
-        pmean, pm2 = self._empty((c * parts,), dt), self._empty((c * parts,), dt)
-        self._run("norm.cu", "bn_stats_part", "PPPiiqii", dt, (c, parts, 1), _BLOCK,
-                  self._ptr(x), self._ptr(pmean), self._ptr(pm2), n, c, s, rows, lts)
-        return pmean, pm2, split
-
     def batchnorm_train(self, x, gamma, beta, eps):
         dt = str(x.dtype)
         pmean, pm2, (n, c, s, parts, rows, lts) = self._statistics_parts(x)

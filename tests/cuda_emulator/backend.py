@@ -63,7 +63,7 @@ class EmulatedPycudaBackend(EmulatedDevice, PycudaBackend):
         self.sm_count = sm_count
         self.compute_capability = tuple(compute_capability)
 
-    def _lp_compute_capability(self):
+    def _dev_compute_capability(self):
         return self.compute_capability
 
     def _empty(self, shape, dtype):

@@ -1,0 +1,43 @@
+"""What a CUDA backend supplies so that the launches of an op group are planned once for
+both CuPy and PyCUDA (:mod:`.lowp`, :mod:`.fused`, :class:`ChannelStatistics`): four
+primitives on the backend class, each backend's own in its own argument style.
+
+``_dev_empty(shape, dtype)``
+    an uninitialised device array.
+``_dev_launch(file, name, arg_types, dtype, grid, block, args, consts)``
+    launch kernel ``name`` of ``file`` built for ``dtype`` (the kernels' ``T``) with the
+    compile-time ``consts`` on the backend's stream, nothing for an empty grid;
+    ``arg_types`` has a letter per argument: ``P`` a device array (None: a null
+    pointer), ``i`` an int32, ``q`` an int64, ``T`` a scalar of ``dtype``.
+``_dev_sm_count()``
+    the device's multiprocessors.
+``_dev_compute_capability()``
+    (major, minor) of the device.
+
+Pure Python: importing it needs no CUDA.
+"""
+from __future__ import annotations
+
+from genrecnn.backends.cuda_kernels import grids as G
+
+BLOCK = (G.THREADS, 1, 1)
+
+
+class ChannelStatistics:
+    """norm.cu's per-channel batch statistics, which batch norm and the fused block share."""
+
+    def _channels(self, x) -> tuple[int, ...]:
+        """(N, C, S, G, rows, lts) of x[N, C, ...] for norm.cu's per-channel grid (C, G)."""
+        n, c = int(x.shape[0]), int(x.shape[1])
+        s = G.positions(x.shape)
+        return (n, c, s) + G.channel_split(n, c, s, self._dev_sm_count())
+
+    def _statistics_parts(self, x) -> tuple:
+        """norm.cu's bn_stats_part over x[N, C, ...]: (pmean, pm2), the mean and M2 of each
+        of the G blocks of every channel, and the (N, C, S, G, rows, lts) they were taken
+        over."""
+        n, c, s, parts, rows, lts = split = self._channels(x)
+        pmean, pm2 = self._dev_empty((c * parts,), x.dtype), self._dev_empty((c * parts,), x.dtype)
+        self._dev_launch("norm.cu", "bn_stats_part", "PPPiiqii", x.dtype, (c, parts, 1), BLOCK,
+                         (x, pmean, pm2, n, c, s, rows, lts), {})
+        return pmean, pm2, split
