@@ -133,6 +133,18 @@ class MaxPoolIgnoresNaN(NumpyBackend):
         return super().maxpool1d(np.where(np.isnan(x), -np.inf, x), size, stride)
 
 
+class ReluZeroesNaN(NumpyBackend):
+    """ReLU as where(x > 0, x, 0), as a kernel might: a NaN becomes 0 and a diverging
+    network goes on as if nothing happened."""
+
+    name = "bug-relu-zeroes-nan"
+
+    def activation(self, kind, x, slope=0.01):
+        if kind == "relu":
+            return np.where(x > 0, x, x.dtype.type(0))
+        return super().activation(kind, x, slope)
+
+
 class ConvOutputNotContiguous(NumpyBackend):
     """Right values, but laid out [F, N, Wo] in memory (a transposed view)."""
 
@@ -194,6 +206,8 @@ PLANTED = {
                        "raised RuntimeError: kernel launch failed"),
     MaxPoolIgnoresNaN: ({("maxpool1d", "float32"), ("maxpool1d", "float64")},
                         "-nan: maxpool1d y"),
+    ReluZeroesNaN: ({("activation", "float32"), ("activation", "float64")},
+                    "activation(relu) y"),
     ConvOutputNotContiguous: ({("conv1d", "float32"), ("conv1d", "float64")},
                               "conv1d y is not C-contiguous"),
     CrossEntropyGradHalfN: ({("softmax", "float32"), ("softmax", "float64")},

@@ -137,11 +137,12 @@ def _sigmoid_scalar(v: float) -> float:
 def activation(kind, x, slope=0.01):
     (x,) = _f64(x)
     if kind == "relu":
-        return np.where(x > 0, x, 0.0)
+        return np.where((x > 0) | np.isnan(x), x, 0.0)         # NaN stays NaN
     if kind == "leaky_relu":
         return np.where(x > 0, x, slope * x)
     if kind == "sigmoid":
-        return np.vectorize(_sigmoid_scalar, otypes=[np.float64])(x)
+        with np.errstate(invalid="ignore"):             # NaN in, NaN out
+            return np.vectorize(_sigmoid_scalar, otypes=[np.float64])(x)
     if kind == "tanh":
         return np.tanh(x)
     raise ValueError(f"unknown activation {kind!r}")

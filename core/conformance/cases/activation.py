@@ -1,4 +1,4 @@
-"""Activations: relu, leaky relu, sigmoid and tanh, huge inputs included."""
+"""Activations: relu, leaky relu, sigmoid and tanh, huge inputs and NaN included."""
 from __future__ import annotations
 
 import functools
@@ -7,7 +7,7 @@ import numpy as np
 
 from genrecnn.conformance import reference as ref
 from genrecnn.conformance.checks import call, compare, device, gradcheck, output
-from genrecnn.conformance.cases.common import Case, normal
+from genrecnn.conformance.cases.common import Case, normal, with_nans
 from genrecnn.engine.ops import ACTIVATIONS
 
 LARGE = np.array([[-1000.0, -100.0, -40.0, -20.0, -1.0, -0.0, 0.0, 1.0, 20.0, 40.0, 100.0, 1000.0]])
@@ -25,6 +25,8 @@ def _act_x(rng, values, dtype):
         return LARGE.astype(dtype)
     if values == "big":
         return normal(rng, (3, 70, 1100), dtype, 3.0)
+    if values == "nan":                 # NaN stays NaN; in the backward it is not > 0
+        return with_nans(rng, (5, 2, 9), dtype)
     # away from the kink at 0, so finite differences see one side only
     x = rng.standard_normal((3, 5))
     return (np.sign(x) * (0.1 + np.abs(x))).astype(dtype)
@@ -66,7 +68,7 @@ def _act_gradcheck(be, dtype, rng, kind, slope, values):
 def activation_cases(dtype):
     out = []
     for kind, slope in ACT_KINDS:
-        for values in ("2d", "3d", "odd", "large", "big"):
+        for values in ("2d", "3d", "odd", "large", "big", "nan"):
             out.append(Case("activation", dtype, "forward", _act_label(kind, slope, values),
                             functools.partial(_act_forward, kind=kind, slope=slope, values=values)))
             out.append(Case("activation", dtype, "backward", _act_label(kind, slope, values),

@@ -102,13 +102,14 @@ class SequenceOps:
     def activation(self, kind: str, x, slope: float = 0.01):
         """Elementwise, any shape. ``kind`` is one of :data:`ACTIVATIONS`:
         relu max(x, 0); leaky_relu x if x > 0 else slope * x;
-        sigmoid 1 / (1 + exp(-x)) (no overflow for large |x|); tanh."""
+        sigmoid 1 / (1 + exp(-x)) (no overflow for large |x|); tanh. A NaN stays NaN in
+        every kind, relu's included (as PyTorch's), so a diverging network shows it."""
         raise self._unsupported("activation")
 
     def activation_backward(self, kind: str, x, y, dy, slope: float = 0.01):
         """dx from input x, output y and dy: relu dy * (x > 0);
         leaky_relu dy * (1 if x > 0 else slope); sigmoid dy * y * (1 - y);
-        tanh dy * (1 - y**2)."""
+        tanh dy * (1 - y**2). A NaN in x is not > 0."""
         raise self._unsupported("activation_backward")
 
     # -- output --------------------------------------------------------------------------

@@ -126,7 +126,7 @@ class ExampleBackend(Backend):
         one = x.dtype.type(1)
         half = x.dtype.type(0.5)
         if kind == "relu":
-            return np.where(x > 0, x, x.dtype.type(0))
+            return np.maximum(x, x.dtype.type(0))             # NaN stays NaN
         if kind == "leaky_relu":
             return x * np.where(x > 0, one, x.dtype.type(slope))
         if kind == "sigmoid":
