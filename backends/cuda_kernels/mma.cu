@@ -81,13 +81,19 @@ __device__ __forceinline__ void stage(const L& l, float (*S)[BT + SPAD],
                                       const typename L::K* ks, int t0, int T, int kb, int r1)
 {
     static_assert(NT % BK == 0 && NT % BT == 0, "a thread's walked index must not change");
+    static_assert(BK == 32 && BT % 32 == 0 && (BT + SPAD) % 32 == 8, "the skew's banks");
     const int tid = threadIdx.x;
     if (WALK_K) {
-        const int kk = tid % BK, r = kb + kk;
+        // lane kk stores S[kk][tt], bank 8 kk + tt (mod 32): with every lane at the same
+        // tt, 8-way conflicts. Lane kk takes its outer indices rotated by kk / 4, so the
+        // bank is 8 (kk % 4) + kk / 4 + u: 32 lanes, 32 banks.
+        const int kk = tid % BK, r = kb + kk, skew = kk / 4;
         const typename L::K k = l.k(r);
         #pragma unroll 4
-        for (int tt = tid / BK; tt < BT; tt += NT / BK)
+        for (int u = tid / BK; u < BT; u += NT / BK) {
+            const int tt = (u + skew) % BT;
             S[kk][tt] = (t0 + tt < T && r < r1) ? STAGE(l.at(outs[tt], k)) : 0.f;
+        }
     } else {
         const int tt = tid % BT;
         #pragma unroll 4
