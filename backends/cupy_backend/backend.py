@@ -18,6 +18,7 @@ import numpy as np
 
 from genrecnn.backends.cuda_kernels.fused import FusedBlockOps
 from genrecnn.backends.cuda_kernels.lowp import LowPrecisionProducts
+from genrecnn.backends.cuda_kernels.training import ResidentBatchOps
 from genrecnn.engine.ops import Backend
 
 from .collective import CupyCollectiveOps
@@ -39,7 +40,7 @@ _CUDA_ERROR_NO_DEVICE = 100
 
 class CupyBackend(CupySequenceOps, CupyMapOps, CupyUpdateOps, CupyTrainingOps, CupyGraphOps,
                   CupyStaging, CupyCollectiveOps, LowPrecisionProducts, FusedBlockOps,
-                  Backend):
+                  ResidentBatchOps, Backend):
     name = "cupy"
     device = "cuda"
     dtypes = ("float32", "float64")

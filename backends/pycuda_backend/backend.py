@@ -29,6 +29,7 @@ from genrecnn.backends.cuda_kernels import grids as G
 from genrecnn.backends.cuda_kernels.grids import THREADS as BLOCK
 from genrecnn.backends.cuda_kernels.fused import FusedBlockOps
 from genrecnn.backends.cuda_kernels.lowp import LowPrecisionProducts
+from genrecnn.backends.cuda_kernels.training import ResidentBatchOps
 from genrecnn.engine.ops import Backend
 
 from .collective import PycudaCollectiveOps
@@ -72,7 +73,7 @@ def probe() -> tuple[bool, str]:
 
 class PycudaBackend(PycudaSequenceOps, PycudaMapOps, PycudaUpdateOps, PycudaTrainingOps,
                     PycudaGraphOps, PycudaStaging, PycudaCollectiveOps, GemmOps,
-                    LowPrecisionProducts, FusedBlockOps, Backend):
+                    LowPrecisionProducts, FusedBlockOps, ResidentBatchOps, Backend):
     """Hand-written CUDA kernels through PyCUDA, float32 and float64."""
 
     name = "pycuda"
