@@ -187,7 +187,7 @@ def _kind(value, dt: str) -> str:
 @pytest.mark.parametrize("dt", ["float32", "float64"])
 def test_cupy_launches_match_their_kernels(dt, monkeypatch):
     from genrecnn.backends.cupy_backend import backend, blas, kernels, maps, sequence
-    from genrecnn.backends.cupy_backend import collective, updates
+    from genrecnn.backends.cupy_backend import collective
     launches = []
 
     def launch(file, name, dtype, grid, block, args, **consts):
@@ -198,7 +198,7 @@ def test_cupy_launches_match_their_kernels(dt, monkeypatch):
         return _device((a.T if trans_a else a) @ (b.T if trans_b else b))
 
     fake = _fake_cupy()
-    for module in (backend, maps, sequence, updates, collective):
+    for module in (backend, maps, sequence, collective):
         monkeypatch.setattr(module, "cp", fake, raising=False)
     monkeypatch.setattr(kernels, "launch", launch)
     monkeypatch.setattr(kernels, "current_sm_count", lambda: 132)

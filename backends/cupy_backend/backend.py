@@ -19,6 +19,7 @@ import numpy as np
 from genrecnn.backends.cuda_kernels.fused import FusedBlockOps
 from genrecnn.backends.cuda_kernels.lowp import LowPrecisionProducts
 from genrecnn.backends.cuda_kernels.training import ResidentBatchOps
+from genrecnn.backends.cuda_kernels.updates import ParameterUpdateOps
 from genrecnn.engine.ops import Backend
 
 from .collective import CupyCollectiveOps
@@ -28,7 +29,6 @@ from .maps import CupyMapOps
 from .sequence import CupySequenceOps
 from .staging import CupyStaging
 from .training import CupyTrainingOps
-from .updates import CupyUpdateOps
 
 try:  # CuPy stays optional: the class must be importable (and listed) without it
     import cupy as cp
@@ -38,9 +38,9 @@ except Exception:  # ImportError, or a broken CUDA install raising at import
 _CUDA_ERROR_NO_DEVICE = 100
 
 
-class CupyBackend(CupySequenceOps, CupyMapOps, CupyUpdateOps, CupyTrainingOps, CupyGraphOps,
+class CupyBackend(CupySequenceOps, CupyMapOps, CupyTrainingOps, CupyGraphOps,
                   CupyStaging, CupyCollectiveOps, LowPrecisionProducts, FusedBlockOps,
-                  ResidentBatchOps, Backend):
+                  ResidentBatchOps, ParameterUpdateOps, Backend):
     name = "cupy"
     device = "cuda"
     dtypes = ("float32", "float64")

@@ -30,6 +30,7 @@ from genrecnn.backends.cuda_kernels.grids import THREADS as BLOCK
 from genrecnn.backends.cuda_kernels.fused import FusedBlockOps
 from genrecnn.backends.cuda_kernels.lowp import LowPrecisionProducts
 from genrecnn.backends.cuda_kernels.training import ResidentBatchOps
+from genrecnn.backends.cuda_kernels.updates import ParameterUpdateOps
 from genrecnn.engine.ops import Backend
 
 from .collective import PycudaCollectiveOps
@@ -40,7 +41,6 @@ from .maps import PycudaMapOps
 from .sequence import PycudaSequenceOps
 from .staging import PycudaStaging
 from .training import PycudaTrainingOps
-from .updates import PycudaUpdateOps
 
 
 def probe() -> tuple[bool, str]:
@@ -71,9 +71,10 @@ def probe() -> tuple[bool, str]:
     return True, ""
 
 
-class PycudaBackend(PycudaSequenceOps, PycudaMapOps, PycudaUpdateOps, PycudaTrainingOps,
+class PycudaBackend(PycudaSequenceOps, PycudaMapOps, PycudaTrainingOps,
                     PycudaGraphOps, PycudaStaging, PycudaCollectiveOps, GemmOps,
-                    LowPrecisionProducts, FusedBlockOps, ResidentBatchOps, Backend):
+                    LowPrecisionProducts, FusedBlockOps, ResidentBatchOps, ParameterUpdateOps,
+                    Backend):
     """Hand-written CUDA kernels through PyCUDA, float32 and float64."""
 
     name = "pycuda"
