@@ -8,7 +8,7 @@ primitives on the backend class, each backend's own in its own argument style.
     launch kernel ``name`` of ``file`` built for ``dtype`` (the kernels' ``T``) with the
     compile-time ``consts`` on the backend's stream, nothing for an empty grid;
     ``arg_types`` has a letter per argument: ``P`` a device array (None: a null
-    pointer), ``i`` an int32, ``q`` an int64, ``T`` a scalar of ``dtype``.
+    pointer), ``i`` an int32, ``I`` a uint32, ``q`` an int64, ``T`` a scalar of ``dtype``.
 ``_dev_sm_count()``
     the device's multiprocessors.
 ``_dev_compute_capability()``
@@ -24,7 +24,8 @@ BLOCK = (G.THREADS, 1, 1)
 
 
 class ChannelStatistics:
-    """norm.cu's per-channel batch statistics, which batch norm and the fused block share."""
+    """norm.cu's per-channel sums and batch statistics, which batch norm, the fused block and
+    the convolutions' bias gradients share."""
 
     def _channels(self, x) -> tuple[int, ...]:
         """(N, C, S, G, rows, lts) of x[N, C, ...] for norm.cu's per-channel grid (C, G)."""
@@ -41,3 +42,16 @@ class ChannelStatistics:
         self._dev_launch("norm.cu", "bn_stats_part", "PPPiiqii", x.dtype, (c, parts, 1), BLOCK,
                          (x, pmean, pm2, n, c, s, rows, lts), {})
         return pmean, pm2, split
+
+    def _channel_total(self, a, n: int, c: int, s: int):
+        """out[c] = sum of a[N, C, S] over n and s (norm.cu's channel sums, no x)."""
+        parts, rows, lts = G.channel_split(n, c, s, self._dev_sm_count())
+        pa = self._dev_empty((c * parts,), a.dtype)
+        self._dev_launch("norm.cu", "channel_sums", "PPPPPPiiqiii", a.dtype, (c, parts, 1),
+                         BLOCK, (a, a, a, a, pa, pa, n, c, s, rows, lts, 0), {})
+        out = self._dev_empty((c,), a.dtype)
+        if c:
+            self._dev_launch("norm.cu", "channel_sums_total", "PPii", a.dtype,
+                             (G.flat_blocks(c, self._dev_sm_count()), 1, 1), BLOCK,
+                             (pa, out, c, parts), {})
+        return out

@@ -18,6 +18,7 @@ import numpy as np
 
 from genrecnn.backends.cuda_kernels.fused import FusedBlockOps
 from genrecnn.backends.cuda_kernels.lowp import LowPrecisionProducts
+from genrecnn.backends.cuda_kernels.maps import PoolNormDropoutOps
 from genrecnn.backends.cuda_kernels.training import ResidentBatchOps
 from genrecnn.backends.cuda_kernels.updates import ParameterUpdateOps
 from genrecnn.engine.ops import Backend
@@ -40,7 +41,7 @@ _CUDA_ERROR_NO_DEVICE = 100
 
 class CupyBackend(CupySequenceOps, CupyMapOps, CupyTrainingOps, CupyGraphOps,
                   CupyStaging, CupyCollectiveOps, LowPrecisionProducts, FusedBlockOps,
-                  ResidentBatchOps, ParameterUpdateOps, Backend):
+                  ResidentBatchOps, ParameterUpdateOps, PoolNormDropoutOps, Backend):
     name = "cupy"
     device = "cuda"
     dtypes = ("float32", "float64")
@@ -108,7 +109,7 @@ class CupyBackend(CupySequenceOps, CupyMapOps, CupyTrainingOps, CupyGraphOps,
     def _dev_launch(file, name, arg_types, dtype, grid, block, args, consts):
         dt = np.dtype(dtype)
         typed = {"P": lambda a: K.NULL if a is None else a, "i": np.int32, "q": np.int64,
-                 "T": dt.type}
+                 "I": np.uint32, "T": dt.type}
         K.launch(file, name, dt, grid, block,
                  tuple(typed[t](a) for t, a in zip(arg_types, args)), **consts)
 

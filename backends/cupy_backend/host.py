@@ -27,6 +27,9 @@ class CupyHost(Protocol):
     def _channels(self, x) -> tuple:
         """norm.cu's per-channel split of x (:mod:`...cuda_kernels.device`)."""
 
+    def _channel_total(self, a, n: int, c: int, s: int) -> Any:
+        """out[c] = sum of a[N, C, S] over n and s (:mod:`...cuda_kernels.device`)."""
+
     def _statistics_parts(self, x) -> tuple:
         """norm.cu's per-block batch statistics of x and the split they used
         (:mod:`...cuda_kernels.device`)."""

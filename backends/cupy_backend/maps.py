@@ -1,12 +1,13 @@
-"""CuPy: the contract's 2-D map ops (conv2d, maxpool2d, batchnorm, dropout).
+"""CuPy: conv2d, the 2-D map op (:mod:`genrecnn.engine.ops.maps`) that is its own; max
+pooling, batch norm and dropout are planned for both CUDA backends in
+:mod:`genrecnn.backends.cuda_kernels.maps`.
 
 A convolution is one im2col kernel writing the column matrix of the whole batch,
 ``[C*KH*KW, N*Ho*Wo]``, and ONE cuBLAS GEMM over it; the bias and the fold back to
 batch-first ride in one small kernel. The backward is one GEMM for dw (the forward's
 column matrix is reused while its input lives), one GEMM and a col2im gather for dx
 (no atomics). A one-channel input (a spectrogram CNN's first layer) skips the column
-matrix: direct kernels read the map in place. Batch norm reduces every channel over a
-few blocks (Welford and Chan merges, deterministic). The kernels are the ones PyCUDA
+matrix: direct kernels read the map in place. The kernels are the ones PyCUDA
 runs (:mod:`genrecnn.backends.cuda_kernels`); nothing here reads device data back.
 """
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from genrecnn.backends.cuda_kernels import grids as G
-from genrecnn.engine.ops import pool2d_out
 
 from . import blas as B
 from . import kernels as K
@@ -34,7 +34,7 @@ def _i32(*values) -> tuple:
 
 
 class CupyMapOps(HostBase):
-    """conv2d, maxpool2d, batchnorm, dropout for :class:`.CupyBackend`
+    """conv2d for :class:`.CupyBackend`
     (listed before ``Backend`` among its bases)."""
 
     # -- convolution ---------------------------------------------------------------------
@@ -128,97 +128,3 @@ class CupyMapOps(HostBase):
         K.launch_rows("gemm_cols.cu", "fold", dy.dtype, g.f * g.n, g.p,
                       (dy, dyr) + _i32(g.n, g.f, g.p))
         return dyr
-
-    @staticmethod
-    def _channel_total(a, n, c, s):
-        """out[c] = sum of a[N, C, S] over n and s (norm.cu's channel sums, no x)."""
-        parts, rows, lts = G.channel_split(n, c, s, _sms())
-        pa = cp.empty((c * parts,), dtype=a.dtype)
-        K.launch("norm.cu", "channel_sums", a.dtype, (c, parts, 1), _BLOCK,
-                 (a, a, a, a, pa, pa) + _i32(n, c) + (np.int64(s),) + _i32(rows, lts, 0))
-        out = cp.empty((c,), dtype=a.dtype)
-        K.launch("norm.cu", "channel_sums_total", a.dtype, (G.flat_blocks(c, _sms()), 1, 1),
-                 _BLOCK, (pa, out) + _i32(c, parts))
-        return out
-
-    # -- max pooling ---------------------------------------------------------------------
-
-    def maxpool2d(self, x, size, stride):
-        n, c, h, w = (int(s) for s in x.shape)
-        (kh, kw), (sh, sw) = size, stride
-        ho, wo = pool2d_out(h, kh, sh), pool2d_out(w, kw, sw)
-        y = cp.empty((n, c, ho, wo), dtype=x.dtype)
-        argmax = cp.empty((n, c, ho, wo), dtype=cp.int32)
-        grid, block = G.rows_grid(n * c, ho * wo)
-        K.launch("maps.cu", "maxpool2d_fwd", x.dtype, grid, block,
-                 (x, y, argmax) + _i32(h, w, ho, wo, kh, kw, sh, sw))
-        return y, argmax
-
-    def maxpool2d_backward(self, dy, argmax, height, width):
-        n, c, ho, wo = (int(s) for s in dy.shape)
-        dx = cp.zeros((n, c, height, width), dtype=dy.dtype)
-        grid, block = G.rows_grid(n * c, ho * wo)
-        K.launch("maps.cu", "maxpool2d_bwd", dy.dtype, grid, block,
-                 (dy, argmax, dx) + _i32(height * width, ho * wo))
-        return dx
-
-    # -- batch normalisation ---------------------------------------------------------------
-
-    def batchnorm_train(self, x, gamma, beta, eps):
-        pmean, pm2, (n, c, s, parts, rows, lts) = self._statistics_parts(x)
-        dims = _i32(n, c) + (np.int64(s),) + _i32(rows, lts)
-        y = cp.empty(x.shape, dtype=x.dtype)
-        mean = cp.empty((c,), dtype=x.dtype)
-        invstd = cp.empty((c,), dtype=x.dtype)
-        K.launch("norm.cu", "bn_normalize", x.dtype, (c, parts, 1), _BLOCK,
-                 (x, gamma, beta, pmean, pm2, y, mean, invstd) + dims + (x.dtype.type(eps),))
-        return y, mean, invstd
-
-    def batchnorm_running_update(self, running_mean, running_var, mean, invstd, count,
-                                 momentum, eps):
-        c = int(running_mean.shape[0])
-        t = running_mean.dtype.type
-        K.launch("norm.cu", "bn_running_update", running_mean.dtype,
-                 (G.flat_blocks(c, _sms()), 1, 1), _BLOCK,
-                 (running_mean, running_var, mean, invstd, np.int32(c), t(momentum), t(eps),
-                   t(G.variance_correction(count))))
-
-    def batchnorm_infer(self, x, gamma, beta, running_mean, running_var, eps):
-        n, c, s, parts, rows, lts = self._channels(x)
-        y = cp.empty(x.shape, dtype=x.dtype)
-        K.launch("norm.cu", "bn_infer", x.dtype, (c, parts, 1), _BLOCK,
-                 (x, gamma, beta, running_mean, running_var, y) + _i32(n, c)
-                 + (np.int64(s),) + _i32(rows, lts) + (x.dtype.type(eps),))
-        return y
-
-    def batchnorm_backward(self, x, gamma, mean, invstd, dy):
-        n, c, s, parts, rows, lts = self._channels(x)
-        dims = _i32(n, c) + (np.int64(s),) + _i32(rows, lts)
-        pa = cp.empty((c * parts,), dtype=x.dtype)
-        pb = cp.empty((c * parts,), dtype=x.dtype)
-        K.launch("norm.cu", "channel_sums", x.dtype, (c, parts, 1), _BLOCK,
-                 (dy, x, mean, invstd, pa, pb) + dims + _i32(1))
-        dx = cp.empty(x.shape, dtype=x.dtype)
-        dgamma = cp.empty((c,), dtype=x.dtype)
-        dbeta = cp.empty((c,), dtype=x.dtype)
-        K.launch("norm.cu", "bn_backward_dx", x.dtype, (c, parts, 1), _BLOCK,
-                 (x, dy, gamma, mean, invstd, pa, pb, dx, dgamma, dbeta) + dims)
-        return dx, dgamma, dbeta
-
-    # -- dropout ---------------------------------------------------------------------------
-
-    def dropout(self, x, rate, key):
-        return self._dropout(x, rate, key)
-
-    def dropout_backward(self, dy, rate, key):
-        return self._dropout(dy, rate, key)
-
-    @staticmethod
-    def _dropout(a, rate, key):
-        """The keyed mask applied to ``a`` (forward and backward are the same map)."""
-        keep_from, scale = G.dropout_threshold(rate)
-        out = cp.empty(a.shape, dtype=a.dtype)
-        K.launch("maps.cu", "dropout_keyed", a.dtype, (G.flat_blocks(a.size, _sms()), 1, 1),
-                 _BLOCK, (a, out, np.int64(a.size), key, np.uint32(keep_from),
-                          a.dtype.type(scale)))
-        return out

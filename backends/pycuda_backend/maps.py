@@ -1,18 +1,18 @@
-"""PyCUDA: the contract's 2-D map ops (conv2d, maxpool2d, batchnorm, dropout).
+"""PyCUDA: conv2d, the 2-D map op (:mod:`genrecnn.engine.ops.maps`) that is its own; max
+pooling, batch norm and dropout are planned for both CUDA backends in
+:mod:`genrecnn.backends.cuda_kernels.maps`.
 
 A convolution is im2col (``conv2d.cu``) into per-example column matrices
 ``[N, C*KH*KW, Ho*Wo]`` and the tiled GEMMs of ``gemm.cu`` with a kernel width of 1:
 ``conv_taps_fwd`` writes y batch-first with its bias, ``conv_taps_dw`` (split-K) gives dw
 and ``conv_taps_dx`` the column gradient that col2im gathers back onto the input (no
 atomics). A one-channel input (a spectrogram CNN's first layer) skips the column
-matrix: ``conv2d_c1.cu`` reads the map in place. Batch norm reduces every channel over
-a few blocks (Welford and Chan merges, deterministic). All launches go through the
+matrix: ``conv2d_c1.cu`` reads the map in place. All launches go through the
 backend's ``_launch``/``_elementwise``/``_gemm``; nothing here waits for the device.
 """
 from __future__ import annotations
 
 from genrecnn.backends.cuda_kernels import grids as G
-from genrecnn.engine.ops import pool2d_out
 
 from .host import HostBase
 
@@ -20,7 +20,7 @@ _BLOCK = (G.THREADS, 1, 1)
 
 
 class PycudaMapOps(HostBase):
-    """conv2d, maxpool2d, batchnorm, dropout for :class:`.PycudaBackend`
+    """conv2d for :class:`.PycudaBackend`
     (listed before ``Backend`` among its bases)."""
 
     # -- convolution ---------------------------------------------------------------------
@@ -106,102 +106,3 @@ class PycudaMapOps(HostBase):
                   self._ptr(x), self._ptr(cols), g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph,
                   g.pw, g.wo, g.p, g.p, g.r * g.p)
         return cols
-
-    def _channel_total(self, a, n, c, s):
-        """out[c] = sum of a[N, C, S] over n and s (norm.cu's channel sums, no x)."""
-        dt = str(a.dtype)
-        parts, rows, lts = G.channel_split(n, c, s, self.sm_count)
-        pa = self._empty((c * parts,), dt)
-        p = self._ptr(a)
-        self._run("norm.cu", "channel_sums", "PPPPPPiiqiii", dt, (c, parts, 1), _BLOCK,
-                  p, p, p, p, self._ptr(pa), self._ptr(pa), n, c, s, rows, lts, 0)
-        out = self._empty((c,), dt)
-        self._elementwise("channel_sums_total", "PPii", dt, c, self._ptr(pa), self._ptr(out),
-                          c, parts, file="norm.cu")
-        return out
-
-    # -- max pooling ---------------------------------------------------------------------
-
-    def maxpool2d(self, x, size, stride):
-        n, c, h, w = (int(s) for s in x.shape)
-        (kh, kw), (sh, sw) = size, stride
-        ho, wo = pool2d_out(h, kh, sh), pool2d_out(w, kw, sw)
-        dt = str(x.dtype)
-        y = self._empty((n, c, ho, wo), dt)
-        argmax = self._empty((n, c, ho, wo), "int32")
-        grid, block = G.rows_grid(n * c, ho * wo)
-        self._run("maps.cu", "maxpool2d_fwd", "PPP" + "i" * 8, dt, grid, block, self._ptr(x),
-                  self._ptr(y), self._ptr(argmax), h, w, ho, wo, int(kh), int(kw), int(sh),
-                  int(sw))
-        return y, argmax
-
-    def maxpool2d_backward(self, dy, argmax, height, width):
-        n, c, ho, wo = (int(s) for s in dy.shape)
-        dt = str(dy.dtype)
-        dx = self.zeros((n, c, int(height), int(width)), dt)
-        grid, block = G.rows_grid(n * c, ho * wo)
-        self._run("maps.cu", "maxpool2d_bwd", "PPPii", dt, grid, block, self._ptr(dy),
-                  self._ptr(argmax), self._ptr(dx), int(height) * int(width), ho * wo)
-        return dx
-
-    # -- batch normalisation ---------------------------------------------------------------
-
-    def batchnorm_train(self, x, gamma, beta, eps):
-        dt = str(x.dtype)
-        pmean, pm2, (n, c, s, parts, rows, lts) = self._statistics_parts(x)
-        y = self._empty(x.shape, dt)
-        mean, invstd = self._empty((c,), dt), self._empty((c,), dt)
-        self._run("norm.cu", "bn_normalize", "PPPPPPPPiiqiiT", dt, (c, parts, 1), _BLOCK,
-                  self._ptr(x), self._ptr(gamma), self._ptr(beta), self._ptr(pmean),
-                  self._ptr(pm2), self._ptr(y), self._ptr(mean), self._ptr(invstd), n, c, s,
-                  rows, lts, float(eps))
-        return y, mean, invstd
-
-    def batchnorm_running_update(self, running_mean, running_var, mean, invstd, count,
-                                 momentum, eps):
-        c = int(running_mean.shape[0])
-        self._elementwise("bn_running_update", "PPPPiTTT", str(running_mean.dtype), c,
-                          self._ptr(running_mean), self._ptr(running_var), self._ptr(mean),
-                          self._ptr(invstd), c, float(momentum), float(eps),
-                          G.variance_correction(count), file="norm.cu")
-
-    def batchnorm_infer(self, x, gamma, beta, running_mean, running_var, eps):
-        dt = str(x.dtype)
-        n, c, s, parts, rows, lts = self._channels(x)
-        y = self._empty(x.shape, dt)
-        self._run("norm.cu", "bn_infer", "PPPPPPiiqiiT", dt, (c, parts, 1), _BLOCK,
-                  self._ptr(x), self._ptr(gamma), self._ptr(beta), self._ptr(running_mean),
-                  self._ptr(running_var), self._ptr(y), n, c, s, rows, lts, float(eps))
-        return y
-
-    def batchnorm_backward(self, x, gamma, mean, invstd, dy):
-        dt = str(x.dtype)
-        n, c, s, parts, rows, lts = self._channels(x)
-        pa, pb = self._empty((c * parts,), dt), self._empty((c * parts,), dt)
-        self._run("norm.cu", "channel_sums", "PPPPPPiiqiii", dt, (c, parts, 1), _BLOCK,
-                  self._ptr(dy), self._ptr(x), self._ptr(mean), self._ptr(invstd),
-                  self._ptr(pa), self._ptr(pb), n, c, s, rows, lts, 1)
-        dx = self._empty(x.shape, dt)
-        dgamma, dbeta = self._empty((c,), dt), self._empty((c,), dt)
-        self._run("norm.cu", "bn_backward_dx", "PPPPPPPPPPiiqii", dt, (c, parts, 1), _BLOCK,
-                  self._ptr(x), self._ptr(dy), self._ptr(gamma), self._ptr(mean),
-                  self._ptr(invstd), self._ptr(pa), self._ptr(pb), self._ptr(dx),
-                  self._ptr(dgamma), self._ptr(dbeta), n, c, s, rows, lts)
-        return dx, dgamma, dbeta
-
-    # -- dropout ---------------------------------------------------------------------------
-
-    def dropout(self, x, rate, key):
-        return self._dropout(x, rate, key)
-
-    def dropout_backward(self, dy, rate, key):
-        return self._dropout(dy, rate, key)
-
-    def _dropout(self, a, rate, key):
-        """The keyed mask applied to ``a`` (forward and backward are the same map)."""
-        keep_from, scale = G.dropout_threshold(rate)
-        out = self._empty(a.shape, str(a.dtype))
-        self._elementwise("dropout_keyed", "PPqPIT", str(a.dtype), out.size, self._ptr(a),
-                          self._ptr(out), out.size, self._ptr(key), keep_from, scale,
-                          file="maps.cu")
-        return out
