@@ -170,7 +170,8 @@ def _fake_cupy():
     """The emulator's cupy stand-in, and the stream the collective op asks for."""
     return types.SimpleNamespace(
         empty=cupy_standin.empty, zeros=cupy_standin.zeros, empty_like=cupy_standin.empty_like,
-        int32=np.int32,
+        ndarray=cupy_standin.ndarray, asarray=cupy_standin.asarray,
+        asnumpy=cupy_standin.asnumpy, int32=np.int32,
         cuda=types.SimpleNamespace(get_current_stream=lambda: types.SimpleNamespace(ptr=0)))
 
 

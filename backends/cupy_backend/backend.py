@@ -19,6 +19,7 @@ import numpy as np
 from genrecnn.backends.cuda_kernels.fused import FusedBlockOps
 from genrecnn.backends.cuda_kernels.lowp import LowPrecisionProducts
 from genrecnn.backends.cuda_kernels.maps import PoolNormDropoutOps
+from genrecnn.backends.cuda_kernels.sequence import PoolSoftmaxOps
 from genrecnn.backends.cuda_kernels.training import ResidentBatchOps
 from genrecnn.backends.cuda_kernels.updates import ParameterUpdateOps
 from genrecnn.engine.ops import Backend
@@ -41,7 +42,8 @@ _CUDA_ERROR_NO_DEVICE = 100
 
 class CupyBackend(CupySequenceOps, CupyMapOps, CupyTrainingOps, CupyGraphOps,
                   CupyStaging, CupyCollectiveOps, LowPrecisionProducts, FusedBlockOps,
-                  ResidentBatchOps, ParameterUpdateOps, PoolNormDropoutOps, Backend):
+                  ResidentBatchOps, ParameterUpdateOps, PoolNormDropoutOps, PoolSoftmaxOps,
+                  Backend):
     name = "cupy"
     device = "cuda"
     dtypes = ("float32", "float64")

@@ -1,4 +1,5 @@
-"""CuPy: the contract's sequence ops (:mod:`genrecnn.engine.ops.sequence`).
+"""CuPy: its own sequence ops (:mod:`genrecnn.engine.ops.sequence`); pooling and softmax
+are planned for both CUDA backends in :mod:`genrecnn.backends.cuda_kernels.sequence`.
 
 The convolution is one im2col kernel writing the column matrix of the whole batch
 ``[C*K, N*Wo]`` and ONE cuBLAS GEMM over it (:mod:`.blas`); its backward is one GEMM for
@@ -6,13 +7,13 @@ dw, one for the column gradient and a col2im gather. The backward reuses the for
 column matrix while its input array is alive, else rebuilds it. A convolution with few
 filters (a 32-row GEMM re-reads a huge column matrix for little work) runs its forward
 and weight gradient on ``conv1d_direct.cu``, which reads x once and writes no column
-matrix. Pooling, activations and softmax run the kernels PyCUDA runs, with the same
-arguments.
+matrix. The activations run the kernels PyCUDA runs, ReLU on 16-byte vectors where the
+arrays allow.
 """
 from __future__ import annotations
 
 from genrecnn.backends.cuda_kernels import grids as G
-from genrecnn.engine.ops import ACTIVATIONS, maxpool1d_out_width
+from genrecnn.engine.ops import ACTIVATIONS
 
 from . import blas as B
 from . import kernels as K
@@ -27,7 +28,7 @@ _ACT_CODE = {kind: i for i, kind in enumerate(ACTIVATIONS)}
 
 
 class CupySequenceOps(HostBase):
-    """conv1d, maxpool1d, global_pool, dense, activation, softmax for :class:`.CupyBackend`
+    """conv1d, dense and activation for :class:`.CupyBackend`
     (listed before ``Backend`` among its bases)."""
 
     direct_conv1d_max_filters = G.DIRECT_CONV1D_MAX_FILTERS
@@ -122,43 +123,6 @@ class CupySequenceOps(HostBase):
         dw = B.matmul(dyr, cols, trans_b=True).reshape(f, c, k)                        # one GEMM
         return dyr, dw, dyr.sum(axis=1)
 
-    # -- pooling -------------------------------------------------------------------------
-
-    def maxpool1d(self, x, size, stride):
-        n, c, w = x.shape
-        wo = maxpool1d_out_width(w, size, stride)
-        y = cp.empty((n, c, wo), dtype=x.dtype)
-        argmax = cp.empty((n, c, wo), dtype=cp.int32)
-        K.launch_flat("pool.cu", "maxpool_fwd", x.dtype, y.size,
-                      (x, y, argmax, K.i64(n * c), K.i32(w), K.i32(wo), K.i32(size),
-                       K.i32(stride)))
-        return y, argmax
-
-    def maxpool1d_backward(self, dy, argmax, width):
-        # The op is not told size and stride, so overlapping windows are always
-        # possible: scatter with atomicAdd into a zeroed dx (one memset, one pass).
-        n, c, wo = dy.shape
-        dx = cp.zeros((n, c, width), dtype=dy.dtype)
-        K.launch_flat("pool.cu", "maxpool_bwd", dy.dtype, dy.size,
-                      (dy, argmax, dx, K.i64(n * c), K.i32(width), K.i32(wo)))
-        return dx
-
-    def global_pool(self, x):
-        n, c, w = x.shape
-        y = cp.empty((n, 3 * c), dtype=x.dtype)
-        argmax = cp.empty((n, c), dtype=cp.int32)
-        if n * c:
-            K.launch("pool.cu", "global_pool_fwd", x.dtype, *G.warp_rows_grid(n * c),
-                     (x, y, argmax, K.i32(n), K.i32(c), K.i32(w)))
-        return y, argmax
-
-    def global_pool_backward(self, x, y, argmax, dy):
-        n, c, w = x.shape
-        dx = cp.empty_like(x)
-        K.launch_flat("pool.cu", "global_pool_bwd", x.dtype, dx.size,
-                      (x, y, argmax, dy, dx, K.i32(n), K.i32(c), K.i32(w)))
-        return dx
-
     # -- dense ---------------------------------------------------------------------------
 
     def dense(self, x, w, b, precision="fp32"):
@@ -213,32 +177,3 @@ class CupySequenceOps(HostBase):
             K.launch_flat("elementwise.cu", "act_bwd", x.dtype, x.size,
                           (x, y, dy, dx, K.i64(x.size), x.dtype.type(slope)), ACT=code)
         return dx
-
-    # -- output ----------------------------------------------------------------------------
-
-    def _softmax_rows(self, logits, labels):
-        """(probs, per-row loss or None): softmax.cu's softmax_fwd, one warp per row."""
-        n, k = logits.shape
-        probs = cp.empty_like(logits)
-        nll = cp.empty((n,), dtype=logits.dtype) if labels is not None else None
-        if probs.size:
-            K.launch("softmax.cu", "softmax_fwd", logits.dtype, *G.warp_rows_grid(n),
-                     (logits, K.NULL if labels is None else labels, probs,
-                      K.NULL if nll is None else nll, K.i32(n), K.i32(k)))
-        return probs, nll
-
-    def softmax(self, logits):
-        return self._softmax_rows(logits, None)[0]
-
-    def softmax_cross_entropy(self, logits, labels):
-        probs, nll = self._softmax_rows(logits, labels)
-        if probs.size == 0:
-            return float("nan"), probs
-        return float(nll.mean()), probs
-
-    def softmax_cross_entropy_backward(self, probs, labels):
-        n, k = probs.shape
-        g = cp.empty_like(probs)
-        K.launch_flat("softmax.cu", "softmax_xent_bwd", probs.dtype, g.size,
-                      (probs, labels, g, K.i32(n), K.i32(k)))
-        return g

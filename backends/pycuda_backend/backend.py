@@ -30,6 +30,7 @@ from genrecnn.backends.cuda_kernels.grids import THREADS as BLOCK
 from genrecnn.backends.cuda_kernels.fused import FusedBlockOps
 from genrecnn.backends.cuda_kernels.lowp import LowPrecisionProducts
 from genrecnn.backends.cuda_kernels.maps import PoolNormDropoutOps
+from genrecnn.backends.cuda_kernels.sequence import PoolSoftmaxOps
 from genrecnn.backends.cuda_kernels.training import ResidentBatchOps
 from genrecnn.backends.cuda_kernels.updates import ParameterUpdateOps
 from genrecnn.engine.ops import Backend
@@ -75,7 +76,7 @@ def probe() -> tuple[bool, str]:
 class PycudaBackend(PycudaSequenceOps, PycudaMapOps, PycudaTrainingOps,
                     PycudaGraphOps, PycudaStaging, PycudaCollectiveOps, GemmOps,
                     LowPrecisionProducts, FusedBlockOps, ResidentBatchOps, ParameterUpdateOps,
-                    PoolNormDropoutOps, Backend):
+                    PoolNormDropoutOps, PoolSoftmaxOps, Backend):
     """Hand-written CUDA kernels through PyCUDA, float32 and float64."""
 
     name = "pycuda"

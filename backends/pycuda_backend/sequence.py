@@ -1,13 +1,14 @@
-"""PyCUDA: the contract's sequence ops (:mod:`genrecnn.engine.ops.sequence`): conv1d and
-dense on the tiled GEMMs (:mod:`.gemm`), a convolution with few filters (at most
-``direct_conv1d_max_filters``) on ``conv1d_direct.cu``, which reads x once; pooling,
-activations and softmax on their kernel files. Nothing here waits for the device.
+"""PyCUDA: its own sequence ops (:mod:`genrecnn.engine.ops.sequence`): conv1d and dense on
+the tiled GEMMs (:mod:`.gemm`), a convolution with few filters (at most
+``direct_conv1d_max_filters``) on ``conv1d_direct.cu``, which reads x once, and the
+activations; pooling and softmax are planned for both CUDA backends in
+:mod:`genrecnn.backends.cuda_kernels.sequence`. Nothing here waits for the device.
 """
 from __future__ import annotations
 
 from genrecnn.backends.cuda_kernels import grids as G
 from genrecnn.backends.cuda_kernels.grids import THREADS as BLOCK
-from genrecnn.engine.ops import ACTIVATIONS, conv1d_out_width, maxpool1d_out_width
+from genrecnn.engine.ops import ACTIVATIONS, conv1d_out_width
 
 from .host import HostBase
 
@@ -15,8 +16,8 @@ _ACT_CODE = {kind: i for i, kind in enumerate(ACTIVATIONS)}
 
 
 class PycudaSequenceOps(HostBase):
-    """conv1d, maxpool1d, global_pool, dense, activation, softmax for
-    :class:`.PycudaBackend` (listed before ``Backend`` among its bases)."""
+    """conv1d, dense and activation for :class:`.PycudaBackend` (listed before
+    ``Backend`` among its bases)."""
 
     direct_conv1d_max_filters = G.DIRECT_CONV1D_MAX_FILTERS
 
@@ -109,47 +110,6 @@ class PycudaSequenceOps(HostBase):
                          self._ptr(dy), self._ptr(db), n, o, 1)
         return dx, dw, db
 
-    # -- pooling ---------------------------------------------------------------------------
-
-    def maxpool1d(self, x, size, stride):
-        dt = str(x.dtype)
-        n, c, width = x.shape
-        wo = maxpool1d_out_width(width, size, stride)
-        y = self._empty((n, c, wo), dt)
-        am = self._empty((n, c, wo), "int32")
-        self._elementwise("maxpool_fwd", "PPPqiiii", dt, y.size, self._ptr(x), self._ptr(y),
-                          self._ptr(am), n * c, width, wo, int(size), int(stride), file="pool.cu")
-        return y, am
-
-    def maxpool1d_backward(self, dy, argmax, width):
-        dt = str(dy.dtype)
-        n, c, wo = dy.shape
-        dx = self.zeros((n, c, width), dt)
-        self._elementwise("maxpool_bwd", "PPPqii", dt, dy.size, self._ptr(dy), self._ptr(argmax),
-                          self._ptr(dx), n * c, int(width), wo, file="pool.cu")
-        return dx
-
-    def global_pool(self, x):
-        dt = str(x.dtype)
-        n, c, width = x.shape
-        y = self._empty((n, 3 * c), dt)
-        am = self._empty((n, c), "int32")
-        rows = n * c
-        if rows:
-            self._launch("pool.cu", "global_pool_fwd", "PPPiii", dt,
-                         *G.warp_rows_grid(rows),
-                         self._ptr(x), self._ptr(y), self._ptr(am), n, c, width)
-        return y, am
-
-    def global_pool_backward(self, x, y, argmax, dy):
-        dt = str(x.dtype)
-        n, c, width = x.shape
-        dx = self._empty((n, c, width), dt)
-        self._elementwise("global_pool_bwd", "PPPPPiii", dt, dx.size, self._ptr(x), self._ptr(y),
-                          self._ptr(argmax), self._ptr(dy), self._ptr(dx), n, c, width,
-                          file="pool.cu")
-        return dx
-
     # -- activations -----------------------------------------------------------------------
 
     @staticmethod
@@ -172,38 +132,3 @@ class PycudaSequenceOps(HostBase):
                           self._ptr(dy), self._ptr(dx), dx.size, float(slope),
                           ACT=self._act_code(kind))
         return dx
-
-    # -- output ----------------------------------------------------------------------------
-
-    def _softmax_into(self, logits, labels):
-        dt = str(logits.dtype)
-        n, k = logits.shape
-        probs = self._empty((n, k), dt)
-        rowloss = self._empty((n,), dt) if labels is not None else None
-        if probs.size:
-            self._launch("softmax.cu", "softmax_fwd", "PPPPii", dt,
-                         *G.warp_rows_grid(n),
-                         self._ptr(logits), 0 if labels is None else self._ptr(labels),
-                         self._ptr(probs), 0 if rowloss is None else self._ptr(rowloss), n, k)
-        return probs, rowloss
-
-    def softmax(self, logits):
-        return self._softmax_into(logits, None)[0]
-
-    def softmax_cross_entropy(self, logits, labels):
-        probs, rowloss = self._softmax_into(logits, labels)
-        n = probs.shape[0]
-        if n == 0 or probs.shape[1] == 0:
-            return float("nan"), probs
-        total = self._empty((1,), probs.dtype)
-        self._launch("reduce.cu", "sum_all", "PPq", str(probs.dtype), (1, 1, 1), (BLOCK, 1, 1),
-                     self._ptr(rowloss), self._ptr(total), n)
-        return float(self.to_host(total)[0]) / n, probs
-
-    def softmax_cross_entropy_backward(self, probs, labels):
-        dt = str(probs.dtype)
-        n, k = probs.shape
-        g = self._empty((n, k), dt)
-        self._elementwise("softmax_xent_bwd", "PPPii", dt, g.size, self._ptr(probs),
-                          self._ptr(labels), self._ptr(g), n, k, file="softmax.cu")
-        return g
