@@ -106,16 +106,13 @@ def _ops(be, dt):
 @contextmanager
 def _no_nccl():
     """The NCCL sum left out (nothing to sum with here); the launches around it stay."""
-    from genrecnn.backends.cupy_backend import collective as cupy_collective
-    from genrecnn.backends.pycuda_backend import collective as pycuda_collective
-    saved = [(m, m.nccl_sum_in_place) for m in (cupy_collective, pycuda_collective)]
-    for m, _ in saved:
-        m.nccl_sum_in_place = lambda *args: None
+    from genrecnn.backends.cuda_kernels import collective
+    saved = collective.nccl_sum_in_place
+    collective.nccl_sum_in_place = lambda *args: None
     try:
         yield
     finally:
-        for m, f in saved:
-            m.nccl_sum_in_place = f
+        collective.nccl_sum_in_place = saved
 
 
 def _check(launches: list) -> None:
@@ -188,7 +185,6 @@ def _kind(value, dt: str) -> str:
 @pytest.mark.parametrize("dt", ["float32", "float64"])
 def test_cupy_launches_match_their_kernels(dt, monkeypatch):
     from genrecnn.backends.cupy_backend import backend, blas, kernels, maps, sequence
-    from genrecnn.backends.cupy_backend import collective
     launches = []
 
     def launch(file, name, dtype, grid, block, args, **consts):
@@ -199,7 +195,7 @@ def test_cupy_launches_match_their_kernels(dt, monkeypatch):
         return _device((a.T if trans_a else a) @ (b.T if trans_b else b))
 
     fake = _fake_cupy()
-    for module in (backend, maps, sequence, collective):
+    for module in (backend, maps, sequence):
         monkeypatch.setattr(module, "cp", fake, raising=False)
     monkeypatch.setattr(kernels, "launch", launch)
     monkeypatch.setattr(kernels, "current_sm_count", lambda: 132)

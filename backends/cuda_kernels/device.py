@@ -13,6 +13,10 @@ primitives on the backend class, each backend's own in its own argument style.
     the device's multiprocessors.
 ``_dev_compute_capability()``
     (major, minor) of the device.
+``_dev_ptr(a)``
+    the device address of array ``a``.
+``_dev_stream()``
+    the raw handle of the stream the backend issues its work on (0: the default).
 
 Pure Python: importing it needs no CUDA.
 """
@@ -21,6 +25,19 @@ from __future__ import annotations
 from genrecnn.backends.cuda_kernels import grids as G
 
 BLOCK = (G.THREADS, 1, 1)
+
+
+class SlotLaunches:
+    """Kernels that take up to ``grids.UPDATE_SLOTS`` arrays by value (the updates of many
+    parameters, the collective's fused buffer): one launch per group of them."""
+
+    def _slot_launches(self, file: str, name: str, arg_types: str, dtype, sizes: list[int],
+                       slot_args, tail: tuple) -> None:
+        """``name`` over arrays of ``sizes``; ``slot_args(first, last)`` gives the by-value
+        arguments of arrays first..last, ``tail`` follows them."""
+        for first, last, grid in G.update_launches(sizes, self._dev_sm_count()):
+            self._dev_launch(file, name, arg_types, dtype, grid, BLOCK,
+                             (*slot_args(first, last), *tail), {})
 
 
 class ChannelStatistics:

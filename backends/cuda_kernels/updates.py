@@ -6,13 +6,13 @@ importing it needs no CUDA.
 from __future__ import annotations
 
 from genrecnn.backends.cuda_kernels import grids as G
-from genrecnn.backends.cuda_kernels.device import BLOCK
+from genrecnn.backends.cuda_kernels.device import BLOCK, SlotLaunches
 
 _FILE = "updates.cu"
 _MANY_TYPES = "P" * (4 * G.UPDATE_SLOTS) + "q" * G.UPDATE_SLOTS + "P"
 
 
-class ParameterUpdateOps:
+class ParameterUpdateOps(SlotLaunches):
     """sgd_update, adam_update, sgd_update_many, adam_update_many for a CUDA backend
     (listed before ``Backend`` among its bases)."""
 
@@ -42,9 +42,9 @@ class ParameterUpdateOps:
         if not params:
             return
         sizes = [int(p.size) for p in params]
-        for first, last, grid in G.update_launches(sizes, self._dev_sm_count()):
-            self._dev_launch(_FILE, name, _MANY_TYPES, params[0].dtype, grid, BLOCK,
-                             (*G.update_args(arrays, sizes, first, last), hyper), {})
+        self._slot_launches(_FILE, name, _MANY_TYPES, params[0].dtype, sizes,
+                            lambda first, last: G.update_args(arrays, sizes, first, last),
+                            (hyper,))
 
     def sgd_update_many(self, params, grads, velocities, hyper):
         self._update_many("sgd_many", [params, grads, velocities, velocities], hyper)

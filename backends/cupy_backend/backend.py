@@ -16,6 +16,7 @@ import weakref
 
 import numpy as np
 
+from genrecnn.backends.cuda_kernels.collective import CollectiveOps
 from genrecnn.backends.cuda_kernels.fused import FusedBlockOps
 from genrecnn.backends.cuda_kernels.lowp import LowPrecisionProducts
 from genrecnn.backends.cuda_kernels.maps import PoolNormDropoutOps
@@ -24,7 +25,6 @@ from genrecnn.backends.cuda_kernels.training import ResidentBatchOps
 from genrecnn.backends.cuda_kernels.updates import ParameterUpdateOps
 from genrecnn.engine.ops import Backend
 
-from .collective import CupyCollectiveOps
 from . import kernels as K
 from .graphs import CupyGraphOps
 from .maps import CupyMapOps
@@ -41,7 +41,7 @@ _CUDA_ERROR_NO_DEVICE = 100
 
 
 class CupyBackend(CupySequenceOps, CupyMapOps, CupyTrainingOps, CupyGraphOps,
-                  CupyStaging, CupyCollectiveOps, LowPrecisionProducts, FusedBlockOps,
+                  CupyStaging, CollectiveOps, LowPrecisionProducts, FusedBlockOps,
                   ResidentBatchOps, ParameterUpdateOps, PoolNormDropoutOps, PoolSoftmaxOps,
                   Backend):
     name = "cupy"
@@ -114,6 +114,14 @@ class CupyBackend(CupySequenceOps, CupyMapOps, CupyTrainingOps, CupyGraphOps,
                  "I": np.uint32, "T": dt.type}
         K.launch(file, name, dt, grid, block,
                  tuple(typed[t](a) for t, a in zip(arg_types, args)), **consts)
+
+    @staticmethod
+    def _dev_ptr(a) -> int:
+        return a.data.ptr
+
+    @staticmethod
+    def _dev_stream() -> int:
+        return cp.cuda.get_current_stream().ptr
 
     @staticmethod
     def _dev_sm_count() -> int:

@@ -27,6 +27,7 @@ import numpy as np
 
 from genrecnn.backends.cuda_kernels import grids as G
 from genrecnn.backends.cuda_kernels.grids import THREADS as BLOCK
+from genrecnn.backends.cuda_kernels.collective import CollectiveOps
 from genrecnn.backends.cuda_kernels.fused import FusedBlockOps
 from genrecnn.backends.cuda_kernels.lowp import LowPrecisionProducts
 from genrecnn.backends.cuda_kernels.maps import PoolNormDropoutOps
@@ -35,7 +36,6 @@ from genrecnn.backends.cuda_kernels.training import ResidentBatchOps
 from genrecnn.backends.cuda_kernels.updates import ParameterUpdateOps
 from genrecnn.engine.ops import Backend
 
-from .collective import PycudaCollectiveOps
 from .gemm import GemmOps
 from .graphs import PycudaGraphOps
 from .kernels import KernelCache
@@ -74,7 +74,7 @@ def probe() -> tuple[bool, str]:
 
 
 class PycudaBackend(PycudaSequenceOps, PycudaMapOps, PycudaTrainingOps,
-                    PycudaGraphOps, PycudaStaging, PycudaCollectiveOps, GemmOps,
+                    PycudaGraphOps, PycudaStaging, CollectiveOps, GemmOps,
                     LowPrecisionProducts, FusedBlockOps, ResidentBatchOps, ParameterUpdateOps,
                     PoolNormDropoutOps, PoolSoftmaxOps, Backend):
     """Hand-written CUDA kernels through PyCUDA, float32 and float64."""
@@ -150,6 +150,12 @@ class PycudaBackend(PycudaSequenceOps, PycudaMapOps, PycudaTrainingOps,
         args = [(0 if a is None else self._ptr(a)) if t == "P" else
                 float(a) if t == "T" else a for t, a in zip(arg_types, args)]
         self._run(file, name, arg_types, str(np.dtype(dtype)), grid, block, *args, **consts)
+
+    def _dev_ptr(self, a) -> int:
+        return self._ptr(a)
+
+    def _dev_stream(self) -> int:
+        return self._stream_handle() or 0
 
     def _dev_sm_count(self) -> int:
         return self.sm_count

@@ -26,9 +26,10 @@ fused                                    :mod:`.fused`     ``fused.py``
 A backend's other modules are helpers of those (the CUDA backends' ``kernels.py`` and
 ``host.py``, PyCUDA's ``gemm.py``, NumPy's ``conv.py`` and ``parallel.py``). The two CUDA
 backends share a group's file in ``backends/cuda_kernels/`` where its launches are planned
-once for both (``fused.py``, ``training.py``, ``updates.py``; ``maps.py`` and
-``sequence.py`` all but the convolutions, dense layers and activations; ``lowp.py`` the
-tf32/bf16 products of three groups), through the primitives of ``cuda_kernels/device.py``.
+once for both (``fused.py``, ``training.py``, ``updates.py``, ``collective.py``;
+``maps.py`` and ``sequence.py`` all but the convolutions, dense layers and activations;
+``lowp.py`` the tf32/bf16 products of three groups), through the primitives of
+``cuda_kernels/device.py``.
 
 Conventions, for every op:
 
