@@ -9,14 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 from genrecnn.backends.cuda_kernels import grids as G
-from genrecnn.backends.cuda_kernels.device import BLOCK, SlotLaunches
+from genrecnn.backends.cuda_kernels.device import Launches
 from genrecnn.backends.cuda_kernels.nccl import nccl_sum_in_place
 
 _FILE = "collective.cu"
 _SLOTS = "P" * G.UPDATE_SLOTS + "q" * (2 * G.UPDATE_SLOTS)    # fused_args' arrays, sizes, offsets
 
 
-class CollectiveOps(SlotLaunches):
+class CollectiveOps(Launches):
     """sum_across for a CUDA backend (listed before ``Backend``)."""
 
     _fused = None            # the fused buffer, kept for the next step (and its graph)
@@ -27,11 +27,8 @@ class CollectiveOps(SlotLaunches):
         dt = np.dtype(arrays[0].dtype)
         if world.comm is None:
             for a in arrays:
-                n = int(a.size)
-                if n:
-                    self._dev_launch(_FILE, "scale_into", "PPTq", dt,
-                                     (G.flat_blocks(n, self._dev_sm_count()), 1, 1), BLOCK,
-                                     (a, a, weight, n), {})
+                self._flat_launch(_FILE, "scale_into", "PPTq", dt, int(a.size),
+                                  (a, a, weight, int(a.size)))
             return None
         sizes = [int(a.size) for a in arrays]
         total = sum(sizes)

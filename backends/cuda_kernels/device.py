@@ -1,5 +1,5 @@
 """What a CUDA backend supplies so that the launches of an op group are planned once for
-both CuPy and PyCUDA (:mod:`.lowp`, :mod:`.fused`, :class:`ChannelStatistics`): four
+both CuPy and PyCUDA (the op mixins of this package, built on :class:`Launches`): six
 primitives on the backend class, each backend's own in its own argument style.
 
 ``_dev_empty(shape, dtype)``
@@ -27,20 +27,28 @@ from genrecnn.backends.cuda_kernels import grids as G
 BLOCK = (G.THREADS, 1, 1)
 
 
-class SlotLaunches:
-    """Kernels that take up to ``grids.UPDATE_SLOTS`` arrays by value (the updates of many
-    parameters, the collective's fused buffer): one launch per group of them."""
+class Launches:
+    """The two launch shapes the op mixins share, on top of ``_dev_launch``."""
+
+    def _flat_launch(self, file: str, name: str, arg_types: str, dtype, total: int,
+                     args: tuple) -> None:
+        """A grid-stride kernel over ``total`` items (nothing when there are none)."""
+        if total > 0:
+            self._dev_launch(file, name, arg_types, dtype,
+                             (G.flat_blocks(total, self._dev_sm_count()), 1, 1), BLOCK, args, {})
 
     def _slot_launches(self, file: str, name: str, arg_types: str, dtype, sizes: list[int],
                        slot_args, tail: tuple) -> None:
-        """``name`` over arrays of ``sizes``; ``slot_args(first, last)`` gives the by-value
-        arguments of arrays first..last, ``tail`` follows them."""
+        """A kernel that takes up to ``grids.UPDATE_SLOTS`` arrays by value (the updates of
+        many parameters, the collective's fused buffer) over arrays of ``sizes``, one launch
+        per group of them; ``slot_args(first, last)`` gives the by-value arguments of arrays
+        first..last, ``tail`` follows them."""
         for first, last, grid in G.update_launches(sizes, self._dev_sm_count()):
             self._dev_launch(file, name, arg_types, dtype, grid, BLOCK,
                              (*slot_args(first, last), *tail), {})
 
 
-class ChannelStatistics:
+class ChannelStatistics(Launches):
     """norm.cu's per-channel sums and batch statistics, which batch norm, the fused block and
     the convolutions' bias gradients share."""
 
@@ -67,8 +75,5 @@ class ChannelStatistics:
         self._dev_launch("norm.cu", "channel_sums", "PPPPPPiiqiii", a.dtype, (c, parts, 1),
                          BLOCK, (a, a, a, a, pa, pa, n, c, s, rows, lts, 0), {})
         out = self._dev_empty((c,), a.dtype)
-        if c:
-            self._dev_launch("norm.cu", "channel_sums_total", "PPii", a.dtype,
-                             (G.flat_blocks(c, self._dev_sm_count()), 1, 1), BLOCK,
-                             (pa, out, c, parts), {})
+        self._flat_launch("norm.cu", "channel_sums_total", "PPii", a.dtype, c, (pa, out, c, parts))
         return out

@@ -50,11 +50,9 @@ class PoolNormDropoutOps(ChannelStatistics):
     def batchnorm_running_update(self, running_mean, running_var, mean, invstd, count,
                                  momentum, eps):
         c = int(running_mean.shape[0])
-        if c:
-            self._dev_launch("norm.cu", "bn_running_update", "PPPPiTTT", running_mean.dtype,
-                             (G.flat_blocks(c, self._dev_sm_count()), 1, 1), BLOCK,
-                             (running_mean, running_var, mean, invstd, c, momentum, eps,
-                              G.variance_correction(count)), {})
+        self._flat_launch("norm.cu", "bn_running_update", "PPPPiTTT", running_mean.dtype, c,
+                          (running_mean, running_var, mean, invstd, c, momentum, eps,
+                           G.variance_correction(count)))
 
     def batchnorm_infer(self, x, gamma, beta, running_mean, running_var, eps):
         n, c, s, parts, rows, lts = self._channels(x)
@@ -89,8 +87,6 @@ class PoolNormDropoutOps(ChannelStatistics):
         keep_from, scale = G.dropout_threshold(rate)
         out = self._dev_empty(a.shape, a.dtype)
         n = int(out.size)
-        if n:
-            self._dev_launch("maps.cu", "dropout_keyed", "PPqPIT", a.dtype,
-                             (G.flat_blocks(n, self._dev_sm_count()), 1, 1), BLOCK,
-                             (a, out, n, key, keep_from, scale), {})
+        self._flat_launch("maps.cu", "dropout_keyed", "PPqPIT", a.dtype, n,
+                          (a, out, n, key, keep_from, scale))
         return out

@@ -7,18 +7,12 @@ needs no CUDA.
 from __future__ import annotations
 
 from genrecnn.backends.cuda_kernels import grids as G
-from genrecnn.backends.cuda_kernels.device import BLOCK
+from genrecnn.backends.cuda_kernels.device import BLOCK, Launches
 from genrecnn.engine.ops import maxpool1d_out_width
 
 
-class PoolSoftmaxOps:
+class PoolSoftmaxOps(Launches):
     """maxpool1d, global_pool and softmax for a CUDA backend (listed before ``Backend``)."""
-
-    def _flat(self, file: str, name: str, arg_types: str, dtype, total: int, args: tuple):
-        """A grid-stride kernel over ``total`` items (nothing when there are none)."""
-        if total > 0:
-            self._dev_launch(file, name, arg_types, dtype,
-                             (G.flat_blocks(total, self._dev_sm_count()), 1, 1), BLOCK, args, {})
 
     # -- pooling ---------------------------------------------------------------------------
 
@@ -27,7 +21,7 @@ class PoolSoftmaxOps:
         wo = maxpool1d_out_width(width, size, stride)
         y = self._dev_empty((n, c, wo), x.dtype)
         argmax = self._dev_empty((n, c, wo), "int32")
-        self._flat("pool.cu", "maxpool_fwd", "PPPqiiii", x.dtype, n * c * wo,
+        self._flat_launch("pool.cu", "maxpool_fwd", "PPPqiiii", x.dtype, n * c * wo,
                    (x, y, argmax, n * c, width, wo, int(size), int(stride)))
         return y, argmax
 
@@ -36,7 +30,7 @@ class PoolSoftmaxOps:
         # possible: scatter with atomicAdd into a zeroed dx (one memset, one pass).
         n, c, wo = (int(s) for s in dy.shape)
         dx = self.zeros((n, c, int(width)), dy.dtype)
-        self._flat("pool.cu", "maxpool_bwd", "PPPqii", dy.dtype, n * c * wo,
+        self._flat_launch("pool.cu", "maxpool_bwd", "PPPqii", dy.dtype, n * c * wo,
                    (dy, argmax, dx, n * c, int(width), wo))
         return dx
 
@@ -52,7 +46,7 @@ class PoolSoftmaxOps:
     def global_pool_backward(self, x, y, argmax, dy):
         n, c, width = (int(s) for s in x.shape)
         dx = self._dev_empty((n, c, width), x.dtype)
-        self._flat("pool.cu", "global_pool_bwd", "PPPPPiii", x.dtype, n * c * width,
+        self._flat_launch("pool.cu", "global_pool_bwd", "PPPPPiii", x.dtype, n * c * width,
                    (x, y, argmax, dy, dx, n, c, width))
         return dx
 
@@ -84,6 +78,6 @@ class PoolSoftmaxOps:
     def softmax_cross_entropy_backward(self, probs, labels):
         n, k = (int(s) for s in probs.shape)
         g = self._dev_empty((n, k), probs.dtype)
-        self._flat("softmax.cu", "softmax_xent_bwd", "PPPii", probs.dtype, n * k,
+        self._flat_launch("softmax.cu", "softmax_xent_bwd", "PPPii", probs.dtype, n * k,
                    (probs, labels, g, n, k))
         return g

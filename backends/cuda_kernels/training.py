@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 
 from genrecnn.backends.cuda_kernels import grids as G
-from genrecnn.backends.cuda_kernels.device import BLOCK
+from genrecnn.backends.cuda_kernels.device import BLOCK, Launches
 
 
-class ResidentBatchOps:
+class ResidentBatchOps(Launches):
     """Resident batches and the on-device loss for a CUDA backend (listed before
     ``Backend`` among its bases)."""
 
@@ -59,8 +59,6 @@ class ResidentBatchOps:
                                            smoothing=0.0):
         n, k = (int(s) for s in probs.shape)
         g = self._dev_empty((n, k), probs.dtype)
-        if n * k:
-            self._dev_launch("batches.cu", "softmax_xent_acc_bwd", "PPPPPiiT", probs.dtype,
-                             (G.flat_blocks(n * k, self._dev_sm_count()), 1, 1), BLOCK,
-                             (probs, labels_a, labels_b, lam, g, n, k, smoothing), {})
+        self._flat_launch("batches.cu", "softmax_xent_acc_bwd", "PPPPPiiT", probs.dtype, n * k,
+                          (probs, labels_a, labels_b, lam, g, n, k, smoothing))
         return g

@@ -6,34 +6,29 @@ importing it needs no CUDA.
 from __future__ import annotations
 
 from genrecnn.backends.cuda_kernels import grids as G
-from genrecnn.backends.cuda_kernels.device import BLOCK, SlotLaunches
+from genrecnn.backends.cuda_kernels.device import Launches
 
 _FILE = "updates.cu"
 _MANY_TYPES = "P" * (4 * G.UPDATE_SLOTS) + "q" * G.UPDATE_SLOTS + "P"
 
 
-class ParameterUpdateOps(SlotLaunches):
+class ParameterUpdateOps(Launches):
     """sgd_update, adam_update, sgd_update_many, adam_update_many for a CUDA backend
     (listed before ``Backend`` among its bases)."""
 
-    def _update_one(self, name: str, arg_types: str, args: tuple) -> None:
-        """One grid-stride launch over the parameter ``args[0]`` (its size is ``args``'s q)."""
-        n = int(args[0].size)
-        if n:
-            self._dev_launch(_FILE, name, arg_types, args[0].dtype,
-                             (G.flat_blocks(n, self._dev_sm_count()), 1, 1), BLOCK, args, {})
-
     def sgd_update(self, param, grad, velocity, lr, momentum, weight_decay):
-        self._update_one("sgd_update", "PPPqTTT", (param, grad, velocity, int(param.size), lr,
-                                                   momentum, float(lr) * float(weight_decay)))
+        n = int(param.size)
+        self._flat_launch(_FILE, "sgd_update", "PPPqTTT", param.dtype, n,
+                          (param, grad, velocity, n, lr, momentum,
+                           float(lr) * float(weight_decay)))
 
     def adam_update(self, param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay,
                     decoupled_weight_decay=0.0):
-        b1, b2 = float(beta1), float(beta2)
-        self._update_one("adam_update", "PPPPq" + "T" * 10,
-                         (param, grad, m, v, int(param.size), lr, b1, 1.0 - b1, b2, 1.0 - b2,
-                          eps, weight_decay, 1.0 - b1 ** step, 1.0 - b2 ** step,
-                          decoupled_weight_decay))
+        n, b1, b2 = int(param.size), float(beta1), float(beta2)
+        self._flat_launch(_FILE, "adam_update", "PPPPq" + "T" * 10, param.dtype, n,
+                          (param, grad, m, v, n, lr, b1, 1.0 - b1, b2, 1.0 - b2, eps,
+                           weight_decay, 1.0 - b1 ** step, 1.0 - b2 ** step,
+                           decoupled_weight_decay))
 
     # -- all parameters in one launch ---------------------------------------------------
 
