@@ -66,6 +66,7 @@ def _fail(exc: GenrecnnError) -> int:
         time.sleep(2.0)
     click.echo(f"error{'' if w.is_root else f' (rank {w.rank})'}: {exc}", err=True)
     sys.stderr.flush()
+    time.sleep(0.5)    # the launcher forwards the line before the abort tears its pipes down
     w.abort(2)
     return 2
 
