@@ -22,7 +22,7 @@ class PoolSoftmaxOps(Launches):
         y = self._dev_empty((n, c, wo), x.dtype)
         argmax = self._dev_empty((n, c, wo), "int32")
         self._flat_launch("pool.cu", "maxpool_fwd", "PPPqiiii", x.dtype, n * c * wo,
-                   (x, y, argmax, n * c, width, wo, int(size), int(stride)))
+                          (x, y, argmax, n * c, width, wo, int(size), int(stride)))
         return y, argmax
 
     def maxpool1d_backward(self, dy, argmax, width):
@@ -31,7 +31,7 @@ class PoolSoftmaxOps(Launches):
         n, c, wo = (int(s) for s in dy.shape)
         dx = self.zeros((n, c, int(width)), dy.dtype)
         self._flat_launch("pool.cu", "maxpool_bwd", "PPPqii", dy.dtype, n * c * wo,
-                   (dy, argmax, dx, n * c, int(width), wo))
+                          (dy, argmax, dx, n * c, int(width), wo))
         return dx
 
     def global_pool(self, x):
@@ -47,7 +47,7 @@ class PoolSoftmaxOps(Launches):
         n, c, width = (int(s) for s in x.shape)
         dx = self._dev_empty((n, c, width), x.dtype)
         self._flat_launch("pool.cu", "global_pool_bwd", "PPPPPiii", x.dtype, n * c * width,
-                   (x, y, argmax, dy, dx, n, c, width))
+                          (x, y, argmax, dy, dx, n, c, width))
         return dx
 
     # -- output ----------------------------------------------------------------------------
@@ -79,5 +79,5 @@ class PoolSoftmaxOps(Launches):
         n, k = (int(s) for s in probs.shape)
         g = self._dev_empty((n, k), probs.dtype)
         self._flat_launch("softmax.cu", "softmax_xent_bwd", "PPPii", probs.dtype, n * k,
-                   (probs, labels, g, n, k))
+                          (probs, labels, g, n, k))
         return g
