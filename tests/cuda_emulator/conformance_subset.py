@@ -14,7 +14,7 @@ from .device import modules_needed
 
 WHOLE_GROUPS = ("maxpool2d", "batchnorm", "fused", "activation", "softmax", "dropout",
                 "conv2d", "dense", "global_pool", "train_loss", "maxpool1d", "sgd_update",
-                "adam_update", "update_many", "batch", "transfer")
+                "adam_update", "update_many", "batch", "transfer", "collective")
 CONV1D_WIDTHS = ("K3", "K4")
 
 

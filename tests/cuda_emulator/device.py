@@ -2,8 +2,9 @@
 the kernel modules they launch from, the SM count their grids are planned for, and a
 recording mode that finds which modules a run needs without running a kernel.
 
-Op groups that need a real device are not claimed: graph (CUDA graphs), staging (streams
-and page-locked memory) and collective (NCCL).
+Op groups that need a real device are not claimed: graph (CUDA graphs) and staging
+(streams and page-locked memory). collective is: its conformance cases sum in a world of
+one, which scales in place with collective.cu and needs no NCCL.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from genrecnn.engine.ops import OP_GROUPS
 
 from . import build
 
-NOT_EMULATED = frozenset({"graph", "staging", "collective"})
+NOT_EMULATED = frozenset({"graph", "staging"})
 H100_SMS = 132          # the grids and split-K plans of the GPU the lead tests on
 H100_CC = (9, 0)        # its compute capability (tensor cores for tf32 and bf16)
 ALIGNMENT = 256         # cudaMalloc's, and what both backends' memory pools hand out
