@@ -6,6 +6,11 @@ import numpy as np
 
 from genrecnn.engine.architectures import build_network, load_architecture
 
+# How far a CUDA backend's step may be from NumPy's at each precision (gradient_gaps, and
+# the loss relative to its own size): the order of the sums, and at tf32 / bf16 the
+# rounding of an operand near a tie that this order may flip.
+TOLERANCE = {"fp32": 1e-4, "tf32": 1e-3, "bf16": 1e-2}
+
 
 def cnn2d_step(backend: str, precision: str, registry=None, fuse: bool = True):
     """(loss, {"layer/param": gradient}) of one cnn2d step on ``backend`` at ``precision``."""

@@ -11,11 +11,10 @@ from cuda_emulator import compiler
 from cuda_emulator.backend import EmulatedPycudaBackend
 from cuda_emulator.cupy_backend import EmulatedCupyBackend
 from plugins import registry_with
-from steps import cnn2d_step, gradient_gaps
+from steps import TOLERANCE, cnn2d_step, gradient_gaps
 
 pytestmark = pytest.mark.skipif(compiler() is None,
                                 reason="no g++: the CUDA emulator compiles the kernels with it")
-TOLERANCE = {"fp32": 1e-4, "tf32": 1e-3, "bf16": 1e-2}
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from genrecnn.engine.registry import build_registry
 from genrecnn.errors import PlacementError, ShapeError
 from genrecnn.run.settings import TrainingError, TrainSettings
 from plugins import needs_example, registry_with
-from steps import cnn2d_step, gradient_gaps
+from steps import TOLERANCE, cnn2d_step, gradient_gaps
 
 
 @pytest.mark.parametrize("precision, recipe", [("bf16", "cnn2d"), ("tf32", "small")])
@@ -152,4 +152,4 @@ def test_a_cuda_backend_trains_at_the_precision_as_numpy_does(name, precision):
     _, want = cnn2d_step("numpy", precision, fuse=False)
     _, got = cnn2d_step(name, precision, fuse=False)
     for k, gap in gradient_gaps(got, want).items():
-        assert gap < {"tf32": 1e-3, "bf16": 1e-2}[precision], (k, gap)
+        assert gap < TOLERANCE[precision], (k, gap)
