@@ -10,7 +10,13 @@
 #                                                   the GPU tests (about 3 min on an H100)
 #   bench/gpu_session.sh speed    [OUT]             training-step benchmarks (about 4 min)
 #   bench/gpu_session.sh accuracy DATA SPLIT [OUT]  dev split, 3 seeds: precisions, label
-#                                                   smoothing, SWA, precise BN (about 8 min)
+#                                                   smoothing, SWA, precise BN (about 8 min
+#                                                   alone, 3 with JOBS=4)
+#
+# accuracy runs every line of VARIANTS (a file of `evaluate` options, one variant a line;
+# default: the list below) at every seed of SEEDS (default "0 1 2"), JOBS evaluations at
+# a time (default 1: one GPU is far from busy with one), and ends with
+# `bench/accuracy_table.py`'s table of the means.
 #
 # Run from the repository root with genrecnn, CuPy and PyCUDA importable (python3 -m genrecnn).
 set -uo pipefail
@@ -52,27 +58,47 @@ speed)
     done
     step throughput-cnn2d python3 bench/gpu_train_throughput.py --arch cnn2d --frames 256 \
         --batches 32,256 --precisions fp32,tf32,bf16 --json "$out/throughput-cnn2d.json"
+    for batch in 32 256; do
+        step "implicit-cupy-b$batch" python3 bench/gpu_kernels.py --implicit --arch cnn2d \
+            --frames 256 --batch "$batch" --backend cupy
+    done
     step throughput-cangea python3 bench/gpu_train_throughput.py --arch cangea2016 \
         --batches 1,32,256 --precisions fp32,tf32,bf16 --json "$out/throughput-cangea.json"
     for be in cupy pycuda; do
-        step "fused-op-$be" python3 bench/gpu_kernels.py --fused-op --arch cnn2d --frames 256 \
-            --batch 32 --backend "$be"
         step "kernels-$be" python3 bench/gpu_kernels.py --arch cnn2d --frames 256 --batch 32 \
             --backend "$be"
-        for batch in 32 256; do
-            step "implicit-$be-b$batch" python3 bench/gpu_kernels.py --implicit --arch cnn2d \
-                --frames 256 --batch "$batch" --backend "$be"
-        done
+        step "fused-op-$be" python3 bench/gpu_kernels.py --fused-op --arch cnn2d --frames 256 \
+            --batch 32 --backend "$be"
+    done
+    for batch in 32 256; do
+        step "implicit-pycuda-b$batch" python3 bench/gpu_kernels.py --implicit --arch cnn2d \
+            --frames 256 --batch "$batch" --backend pycuda
     done
     ;;
 accuracy)
-    for seed in 0 1 2; do
-        for v in "--precision fp32" "--precision tf32" "--precision bf16" \
-                 "--label-smoothing 0.1" "--precise-bn" "--swa 10" "--swa 20"; do
-            step "split-s$seed${v// /}" python3 -m genrecnn evaluate "$data" --split "$split" \
-                --backend cupy --seed "$seed" --no-baseline --json $v
-        done
+    variants=$out/variants.txt
+    if [ -n "${VARIANTS:-}" ]; then cp "$VARIANTS" "$variants"; else
+        printf '%s\n' "--precision fp32" "--precision tf32" "--precision bf16" \
+            "--label-smoothing 0.1" "--precise-bn" "--swa 10" "--swa 20" > "$variants"
+    fi
+    export data split out
+    evaluate_one() {   # evaluate_one SEED OPTIONS: one dev-split run, its JSON in a log
+        local name="s$1${2// /_}" t0=$SECONDS
+        # shellcheck disable=SC2086
+        python3 -m genrecnn evaluate "$data" --split "$split" --backend cupy --seed "$1" \
+            --no-baseline --json $2 > "$out/$name.json" 2> "$out/$name.err"
+        echo "$name: exit $? in $((SECONDS - t0)) s" >> "$out/summary.txt"
+    }
+    export -f evaluate_one
+    while read -r v; do
+        [ -z "$v" ] && continue
+        for seed in ${SEEDS:-0 1 2}; do printf '%s\0%s\0' "$seed" "$v"; done
+    done < "$variants" | xargs -0 -n 2 -P "${JOBS:-1}" bash -c 'evaluate_one "$0" "$1"' &
+    while kill -0 $! 2>/dev/null; do      # pack as runs end, so a cut-short part keeps them
+        sleep 5; tar czf "$dest/$part.tgz" -C "$(dirname "$out")" "$part"
     done
+    step table python3 bench/accuracy_table.py "$out"
+    cat "$out/table.log"
     ;;
 *)
     echo "unknown part '$part': use checks, speed or accuracy" >&2
