@@ -9,6 +9,8 @@
 #   bench/gpu_session.sh checks   [OUT]             conformance per backend and precision,
 #                                                   the GPU tests (about 3 min on an H100)
 #   bench/gpu_session.sh speed    [OUT]             training-step benchmarks (about 4 min)
+#   bench/gpu_session.sh cpu      [OUT]             NumPy against PyTorch on 16 and 2 of the
+#                                                   host's cores, per layer (about 3 min)
 #   bench/gpu_session.sh accuracy DATA SPLIT [OUT]  dev split, 3 seeds: precisions, label
 #                                                   smoothing, SWA, precise BN (about 8 min
 #                                                   alone, 3 with JOBS=4)
@@ -20,7 +22,7 @@
 #
 # Run from the repository root with genrecnn, CuPy and PyCUDA importable (python3 -m genrecnn).
 set -uo pipefail
-part=${1:?usage: bench/gpu_session.sh checks|speed|accuracy ...}
+part=${1:?usage: bench/gpu_session.sh checks|speed|cpu|accuracy ...}
 shift
 if [ "$part" = accuracy ]; then
     data=${1:?accuracy needs DATA and SPLIT}; split=${2:?accuracy needs DATA and SPLIT}; shift 2
@@ -75,6 +77,16 @@ speed)
             --frames 256 --batch "$batch" --backend pycuda
     done
     ;;
+cpu)
+    for threads in 16 2; do
+        for arch in cangea2016 cnn2d; do
+            frames=1292; [ "$arch" = cnn2d ] && frames=256
+            step "cpu-$arch-t$threads" taskset -c "0-$((threads - 1))" python3 \
+                bench/cpu_train_step.py --threads "$threads" --arch "$arch" --frames "$frames"
+        done
+    done
+    step numpy-scaling taskset -c 0-15 python3 bench/numpy_scaling.py
+    ;;
 accuracy)
     variants=$out/variants.txt
     if [ -n "${VARIANTS:-}" ]; then cp "$VARIANTS" "$variants"; else
@@ -101,7 +113,7 @@ accuracy)
     cat "$out/table.log"
     ;;
 *)
-    echo "unknown part '$part': use checks, speed or accuracy" >&2
+    echo "unknown part '$part': use checks, speed, cpu or accuracy" >&2
     exit 2
     ;;
 esac
