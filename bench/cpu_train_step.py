@@ -94,6 +94,7 @@ def numpy_layers(net, opt, data, labels, plans) -> dict[str, list[float]]:
     t, now = {}, time.perf_counter
     t0 = now()
     h, lab = be.gather_batch(data, labels, plan.index, plan.start, data.shape[2])
+    h = be.reshape(h, (len(lab), *net.layers[0].input_shape))   # [N, 1, mels, frames] in 2-D
     t["gather"] = [now() - t0, 0.0]
     for layer in net.layers[:-1]:
         t0 = now()

@@ -4,7 +4,8 @@
 # runs that choose recipes. Each step logs to its own file in a scratch folder, packed after
 # every step into the one archive OUT/PART.tgz (default OUT ./gpu-session): the device
 # tool brings back only a few files, and a part cut short by its time limit still leaves
-# what it did. A summary line per step goes to stdout.
+# what it did. A summary line per step goes to stdout. STEP_LIMIT=S stops any step after S
+# seconds (its log so far is kept), so a part fits the device's time limit.
 #
 #   bench/gpu_session.sh checks   [OUT]             conformance per backend and precision,
 #                                                   the GPU tests (about 3 min on an H100)
@@ -31,10 +32,10 @@ dest=${1:-gpu-session}
 out=$(mktemp -d)/$part
 mkdir -p "$dest" "$out"
 export NCCL_NVLS_ENABLE=0
-step() {   # step NAME COMMAND...: run it, log to NAME.log, say how it ended, pack the logs
-    local name=$1; shift
+step() {   # step NAME COMMAND...: run it (at most STEP_LIMIT s, 0: no limit), log to
+    local name=$1; shift          # NAME.log, say how it ended, pack the logs
     local t0=$SECONDS
-    "$@" > "$out/$name.log" 2>&1
+    timeout "${STEP_LIMIT:-0}" "$@" > "$out/$name.log" 2>&1
     echo "$name: exit $? in $((SECONDS - t0)) s; $(tail -n 1 "$out/$name.log")" \
         | tee -a "$out/summary.txt"
     tar czf "$dest/$part.tgz" -C "$(dirname "$out")" "$part"
@@ -46,11 +47,10 @@ checks)
     for be in cupy pycuda; do
         step "conformance-$be" python3 -m genrecnn conformance --backend "$be"
     done
-    step pytest-gpu python3 -m pytest -q -rs tests/test_fused_cuda.py \
-        tests/test_fused_network.py tests/test_precision_training.py \
-        tests/test_emulated_kernels.py tests/test_emulated_cupy.py tests/test_smoothing_swa.py \
-        tests/test_gpu_mixing.py \
-        tests/test_trainer.py tests/test_cupy_backend.py tests/test_pycuda_backend.py \
+    step pytest-gpu python3 -m pytest -q -rs tests/test_precision_training.py \
+        tests/test_cupy_backend.py tests/test_pycuda_backend.py tests/test_fused_cuda.py \
+        tests/test_emulated_kernels.py tests/test_gpu_mixing.py tests/test_fused_network.py \
+        tests/test_emulated_cupy.py tests/test_smoothing_swa.py tests/test_trainer.py \
         tests/test_stream_path.py tests/test_collective.py tests/test_conformance.py
     ;;
 speed)
@@ -95,7 +95,7 @@ accuracy)
     fi
     export data split out
     evaluate_one() {   # evaluate_one SEED OPTIONS: one dev-split run, its JSON in a log
-        local name="s$1${2// /_}" t0=$SECONDS
+        local name="s$1${2// /_}"; name=${name//\//_}; local t0=$SECONDS
         # shellcheck disable=SC2086
         python3 -m genrecnn evaluate "$data" --split "$split" --backend cupy --seed "$1" \
             --no-baseline --json $2 > "$out/$name.json" 2> "$out/$name.err"

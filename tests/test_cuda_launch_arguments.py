@@ -200,7 +200,6 @@ def test_cupy_launches_match_their_kernels(dt, monkeypatch):
     monkeypatch.setattr(kernels, "launch", launch)
     monkeypatch.setattr(kernels, "current_sm_count", lambda: 132)
     monkeypatch.setattr(kernels, "compute_capability", lambda: (9, 0))
-    monkeypatch.setattr(maps, "_sms", lambda: 132)
     monkeypatch.setattr(blas, "matmul", matmul)
     be = backend.CupyBackend()
 

@@ -191,3 +191,17 @@ __device__ __forceinline__ void mma_bf16_m16n8k16(float (&d)[4], const unsigned 
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 #endif
+
+// ---- rounding to the contract's low precisions (mma.cu's operands, conv2d_c1.cu's) ----
+// on the float's bits u:
+// tf32: u + 0x0FFF + ((u >> 13) & 1), low 13 bits cleared; bf16 likewise with 16 bits:
+// round to nearest, ties to even; a carry out of the largest finite value gives inf.
+// NaN keeps its sign and gets the quiet bit, so it stays NaN once the low bits go.
+__device__ __forceinline__ float round_bits(float x, int drop)
+{
+    unsigned u = __float_as_uint(x);
+    const unsigned low = (1u << drop) - 1u;
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return __uint_as_float((u | 0x00400000u) & ~low);
+    u += (low >> 1) + ((u >> drop) & 1u);
+    return __uint_as_float(u & ~low);
+}

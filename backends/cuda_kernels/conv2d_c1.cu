@@ -1,8 +1,16 @@
 // Direct 2-D convolution of a ONE-channel input (the first layer of a spectrogram CNN:
 // a big map, few taps, C == 1). There im2col + GEMM would move many times the memory
 // the arithmetic needs: these kernels read x in place and keep the KH*KW taps in
-// registers (KH and KW are compile-time constants, defined before this file).
+// registers (KH and KW are compile-time constants, defined before this file). ROUND (13
+// for tf32, 16 for bf16, 0 or undefined for none) rounds x, w and dy before each product,
+// as the contract's low precisions do (common.cuh's round_bits); the bias gradient sums
+// dy unrounded.
 #define KK (KH * KW)
+#if defined(ROUND) && ROUND
+#define OPERAND(v) round_bits(v, ROUND)
+#else
+#define OPERAND(v) (v)
+#endif
 
 // Grid (N*FG, up to 65535): block x is (n, filter group fg) = (x / FG, x % FG), the
 // group holding filters [fg*fper, min(F, fg*fper + fper)); threads (and block y) stride
@@ -26,14 +34,14 @@ extern "C" __global__ void conv2d_c1_fwd(const T* __restrict__ x, const T* __res
             for (int v = 0; v < KW; ++v) {
                 const int h = h0 + u, ww = w0 + v;
                 tap[u * KW + v] = (h >= 0 && h < H && ww >= 0 && ww < W)
-                                  ? src[(long long)h * W + ww] : T(0);
+                                  ? OPERAND(src[(long long)h * W + ww]) : T(0);
             }
         }
         for (int f = f0; f < f1; ++f) {
             const T* __restrict__ wf = w + (long long)f * KK;
             T acc = b[f];
             #pragma unroll
-            for (int r = 0; r < KK; ++r) acc += wf[r] * tap[r];
+            for (int r = 0; r < KK; ++r) acc += OPERAND(wf[r]) * tap[r];
             y[((long long)n * F + f) * P + p] = acc;
         }
     }
@@ -81,15 +89,15 @@ extern "C" __global__ void conv2d_c1_dw_part(const T* __restrict__ x, const T* _
                 for (int v = 0; v < KW; ++v) {
                     const int h = h0 + u, ww = w0 + v;
                     tap[u * KW + v] = (h >= 0 && h < H && ww >= 0 && ww < W)
-                                      ? src[(long long)h * W + ww] : T(0);
+                                      ? OPERAND(src[(long long)h * W + ww]) : T(0);
                 }
             }
             const long long at = ((long long)n * F + f0) * P + (long long)i * Wo + j;
             #pragma unroll
             for (int k = 0; k < C1_FPB; ++k) {
-                const T d = f0 + k < F ? dy[at + k * P] : T(0);
+                const T d = f0 + k < F ? dy[at + k * P] : T(0), dr = OPERAND(d);
                 #pragma unroll
-                for (int r = 0; r < KK; ++r) acc[k][r] += d * tap[r];
+                for (int r = 0; r < KK; ++r) acc[k][r] += dr * tap[r];
                 acc[k][KK] += d;
             }
             i += di; j += dj;

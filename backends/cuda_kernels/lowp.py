@@ -2,7 +2,9 @@
 contract's low precisions (``tf32``, ``bf16``; see :mod:`genrecnn.engine.ops.precision`)
 on tensor cores. The convolutions are implicit GEMMs (no column matrix), conv1d is the
 conv2d of a one-row map, weight gradients and long dense reductions are split-K (``splits.cu`` adds
-the slices) and bias gradients are ``reduce.cu``'s sums. At "fp32" the same plans run
+the slices) and bias gradients are norm.cu's per-channel sums (:class:`.device.ChannelStatistics`).
+A conv2d of one input channel runs :mod:`.direct`'s kernels with rounded operands instead:
+its reduction of a few taps would leave a tensor-core tile mostly zeros. At "fp32" the same plans run
 mma.cu's exact float32 core (fma, no tensor cores): the backends keep their own fp32
 paths, and ``bench/gpu_kernels.py --implicit`` times these against them.
 
@@ -12,6 +14,8 @@ Pure Python: importing it needs no CUDA.
 from __future__ import annotations
 
 from genrecnn.backends.cuda_kernels import grids as G
+from genrecnn.backends.cuda_kernels.device import ChannelStatistics
+from genrecnn.backends.cuda_kernels.direct import OneChannelConvOps
 from genrecnn.backends.cuda_kernels.grids import Conv2dShape, cdiv
 from genrecnn.errors import UnsupportedOp
 
@@ -48,7 +52,7 @@ def _geometry(g: Conv2dShape) -> tuple[int, ...]:
 GEO_TYPES = "i" * 13
 
 
-class LowPrecisionProducts:
+class LowPrecisionProducts(ChannelStatistics, OneChannelConvOps):
     """The tf32/bf16 products of a CUDA backend (see the module docstring)."""
 
     def _lp_mma(self, name: str, precision: str, m: int, nc: int, splits: int, types: str,
@@ -72,13 +76,6 @@ class LowPrecisionProducts:
         grid, block = G.sum_splits_grid(size)
         self._dev_launch("splits.cu", "sum_splits", "PPiqPi", "float32", grid, block,
                         (part, out, splits, size, bias, ncols), {})
-
-    def _lp_bias_grad(self, dy, n: int, f: int, q: int):
-        """db[f] = sum of dy[N, F, Q] over n and q."""
-        db = self._dev_empty((f,), "float32")
-        self._dev_launch("reduce.cu", "sum_nq", "PPiii", "float32", (f, 1, 1), (G.THREADS, 1, 1),
-                        (dy, db, n, f, q), {})
-        return db
 
     # -- convolutions ----------------------------------------------------------------------
 
@@ -105,20 +102,27 @@ class LowPrecisionProducts:
                      (x, dy, part, *_geometry(g), chunk))
         if splits > 1:
             self._lp_sum_splits(part, dw, splits, g.f * g.r)
-        return dw, self._lp_bias_grad(dy, g.n, g.f, g.p)
+        return dw, self._channel_total(dy, g.n, g.f, g.p)
 
     def _lp_conv2d(self, x, w, b, stride, padding, precision: str):
         g = G.conv2d_shape(x.shape, w.shape, stride, padding)
+        if g.direct:
+            return self._c1_forward(x, w, b, g, precision)
         return self._lp_conv(x, w, b, g, (g.n, g.f, g.ho, g.wo), precision)
 
     def _lp_conv2d_backward(self, x, w, dy, stride, padding, precision: str):
         g = G.conv2d_shape(x.shape, w.shape, stride, padding)
-        dw, db = self._lp_conv_params(x, dy, g, tuple(w.shape), precision)
+        dw, db = self._lp_conv2d_params(x, dy, g, tuple(w.shape), precision)
         return self._lp_conv_dx(w, dy, g, tuple(x.shape), precision), dw, db
 
     def _lp_conv2d_backward_params(self, x, w, dy, stride, padding, precision: str):
         g = G.conv2d_shape(x.shape, w.shape, stride, padding)
-        return self._lp_conv_params(x, dy, g, tuple(w.shape), precision)
+        return self._lp_conv2d_params(x, dy, g, tuple(w.shape), precision)
+
+    def _lp_conv2d_params(self, x, dy, g: Conv2dShape, w_shape, precision: str):
+        if g.direct:
+            return self._c1_params(x, dy, g, precision)
+        return self._lp_conv_params(x, dy, g, w_shape, precision)
 
     def _lp_conv1d(self, x, w, b, precision: str):
         g = conv1d_shape(x.shape, w.shape)
@@ -159,4 +163,4 @@ class LowPrecisionProducts:
         # an empty reduction (o or n zero) writes zeros: the kernels' slices are empty
         self._lp_dense_gemm("mma_dense_dx", precision, n, i, o, (dy, w), None, dx, (n, i, o))
         self._lp_dense_gemm("mma_dense_dw", precision, i, o, n, (x, dy), None, dw, (n, i, o))
-        return dx, dw, self._lp_bias_grad(dy, n, o, 1)
+        return dx, dw, self._channel_total(dy, n, o, 1)

@@ -29,19 +29,6 @@
 #define NI (WTN / 8)            // and along n (8 columns each)
 #define SPAD 8                  // row padding: fragment reads (row 8t + g) hit 32 banks
 
-// ---- rounding, as the contract states it (on the float's bits u) -----------------------
-// tf32: u + 0x0FFF + ((u >> 13) & 1), low 13 bits cleared; bf16 likewise with 16 bits:
-// round to nearest, ties to even; a carry out of the largest finite value gives inf.
-// NaN keeps its sign and gets the quiet bit, so it stays NaN once the low bits go.
-__device__ __forceinline__ float round_bits(float x, int drop)
-{
-    unsigned u = __float_as_uint(x);
-    const unsigned low = (1u << drop) - 1u;
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return __uint_as_float((u | 0x00400000u) & ~low);
-    u += (low >> 1) + ((u >> drop) & 1u);
-    return __uint_as_float(u & ~low);
-}
-
 #if PREC == 0
 #define KSTEP 8
 #define STAGE(v) (v)

@@ -19,14 +19,12 @@ from genrecnn.backends.cuda_kernels import grids as G
 from . import blas as B
 from . import kernels as K
 from .host import HostBase
-from .kernels import current_sm_count as _sms
 
 try:  # CuPy stays optional: the backend must import (and be listed) without it
     import cupy as cp
 except Exception:  # ImportError, or a broken CUDA install raising at import
     cp = None
 
-_BLOCK = (G.THREADS, 1, 1)
 
 
 def _i32(*values) -> tuple:
@@ -47,12 +45,7 @@ class CupyMapOps(HostBase):
         if y.size == 0:
             return y
         if g.direct:
-            groups, per = G.filter_groups(g.n, g.f, g.p, _sms())
-            grid, block = G.rows_grid(g.n * groups, g.p)
-            K.launch("conv2d_c1.cu", "conv2d_c1_fwd", x.dtype, grid, block,
-                     (x, w, b, y) + _i32(*g.geometry_args, g.wo, g.p, g.f, groups, per),
-                     KH=g.kh, KW=g.kw)
-            return y
+            return self._c1_forward(x, w, b, g)
         cols = self._im2col2d(x, g)
         self._remember_cols(x, g, cols)
         yr = B.matmul(w.reshape(g.f, g.r), cols)                      # [F, N*P]: one GEMM
@@ -84,24 +77,10 @@ class CupyMapOps(HostBase):
         """(dw, db): direct kernels for one input channel, else one GEMM with K = N*P
         (cuBLAS splits that reduction) and norm.cu's per-channel sums for db."""
         if g.direct:
-            return self._conv2d_c1_params(x, dy, g)
+            return self._c1_params(x, dy, g)
         cols = self._forward_cols2d(x, g)
         dw = B.matmul(dyr, cols, trans_b=True).reshape(g.f, g.c, g.kh, g.kw)
         return dw, self._channel_total(dy, g.n, g.f, g.p)
-
-    def _conv2d_c1_params(self, x, dy, g):
-        kk = g.kh * g.kw
-        fblocks, parts, chunk = G.c1_dw_plan(g.n, g.f, g.p, kk, _sms())
-        part = cp.empty((g.f * parts * (kk + 1),), dtype=x.dtype)
-        K.launch("conv2d_c1.cu", "conv2d_c1_dw_part", x.dtype, (fblocks, parts, 1), _BLOCK,
-                 (x, dy, part) + _i32(g.n, *g.geometry_args, g.ho, g.wo, g.f)
-                 + (np.int64(chunk),), KH=g.kh, KW=g.kw)
-        dw = cp.empty((g.f, 1, g.kh, g.kw), dtype=x.dtype)
-        db = cp.empty((g.f,), dtype=x.dtype)
-        K.launch("conv2d_c1.cu", "conv2d_c1_dw_sum", x.dtype,
-                 (G.flat_blocks(g.f * (kk + 1), _sms()), 1, 1), _BLOCK,
-                 (part, dw, db) + _i32(g.f, parts), KH=g.kh, KW=g.kw)
-        return dw, db
 
     @staticmethod
     def _im2col2d(x, g):

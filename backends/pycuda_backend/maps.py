@@ -7,7 +7,8 @@ A convolution is im2col (``conv2d.cu``) into per-example column matrices
 ``conv_taps_fwd`` writes y batch-first with its bias, ``conv_taps_dw`` (split-K) gives dw
 and ``conv_taps_dx`` the column gradient that col2im gathers back onto the input (no
 atomics). A one-channel input (a spectrogram CNN's first layer) skips the column
-matrix: ``conv2d_c1.cu`` reads the map in place. All launches go through the
+matrix: ``conv2d_c1.cu`` reads the map in place (:mod:`...cuda_kernels.direct`, shared
+with CuPy). All launches go through the
 backend's ``_launch``/``_elementwise``/``_gemm``; nothing here waits for the device.
 """
 from __future__ import annotations
@@ -16,7 +17,6 @@ from genrecnn.backends.cuda_kernels import grids as G
 
 from .host import HostBase
 
-_BLOCK = (G.THREADS, 1, 1)
 
 
 class PycudaMapOps(HostBase):
@@ -34,12 +34,7 @@ class PycudaMapOps(HostBase):
         if not y.size:
             return y
         if g.direct:
-            groups, per = G.filter_groups(g.n, g.f, g.p, self.sm_count)
-            grid, block = G.rows_grid(g.n * groups, g.p)
-            self._run("conv2d_c1.cu", "conv2d_c1_fwd", "PPPP" + "i" * 11, dt, grid, block,
-                      self._ptr(x), self._ptr(w), self._ptr(b), self._ptr(y),
-                      *g.geometry_args, g.wo, g.p, g.f, groups, per, KH=g.kh, KW=g.kw)
-            return y
+            return self._c1_forward(x, w, b, g)
         cols = self._im2col2d(x, g)
         # y[n] = w[F, R] @ cols[n] + b, every example in one launch (grid z = n)
         self._gemm("conv_taps_fwd", dt, g.f, g.p, g.n, self._tile(g.f, g.p, g.n),
@@ -76,27 +71,12 @@ class PycudaMapOps(HostBase):
         over the column matrices and norm.cu's per-channel sums for db."""
         dt = str(x.dtype)
         if g.direct:
-            return self._conv2d_c1_params(x, dy, g)
+            return self._c1_params(x, dy, g)
         if not dy.size:
             return self.zeros((g.f, g.c, g.kh, g.kw), dt), self.zeros((g.f,), dt)
         dw = self._empty((g.f, g.c, g.kh, g.kw), dt)
         self._conv_dw(self._im2col2d(x, g), dy, dw, dt, g.n, g.r, g.p, g.f, 1, g.p)
         return dw, self._channel_total(dy, g.n, g.f, g.p)
-
-    def _conv2d_c1_params(self, x, dy, g):
-        dt = str(x.dtype)
-        kk = g.kh * g.kw
-        fblocks, parts, chunk = G.c1_dw_plan(g.n, g.f, g.p, kk, self.sm_count)
-        part = self._empty((g.f * parts * (kk + 1),), dt)
-        self._run("conv2d_c1.cu", "conv2d_c1_dw_part", "PPP" + "i" * 10 + "q", dt,
-                  (fblocks, parts, 1), _BLOCK, self._ptr(x), self._ptr(dy), self._ptr(part),
-                  g.n, *g.geometry_args, g.ho, g.wo, g.f, chunk, KH=g.kh, KW=g.kw)
-        dw = self._empty((g.f, 1, g.kh, g.kw), dt)
-        db = self._empty((g.f,), dt)
-        self._elementwise("conv2d_c1_dw_sum", "PPPii", dt, g.f * (kk + 1), self._ptr(part),
-                          self._ptr(dw), self._ptr(db), g.f, parts, file="conv2d_c1.cu",
-                          KH=g.kh, KW=g.kw)
-        return dw, db
 
     def _im2col2d(self, x, g):
         """Per-example column matrices [N, R, P] (conv2d.cu with sr = P, sn = R*P)."""

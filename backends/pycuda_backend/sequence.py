@@ -7,7 +7,6 @@ activations; pooling and softmax are planned for both CUDA backends in
 from __future__ import annotations
 
 from genrecnn.backends.cuda_kernels import grids as G
-from genrecnn.backends.cuda_kernels.grids import THREADS as BLOCK
 from genrecnn.engine.ops import ACTIVATIONS, conv1d_out_width
 
 from .host import HostBase
@@ -61,15 +60,11 @@ class PycudaSequenceOps(HostBase):
         if n and f <= self.direct_conv1d_max_filters:
             return self._conv_dw_direct(x, dy, dt, n, c, width, f, k)
         dw = self._empty((f, c, k), dt)
-        db = self._empty((f,), dt)
         if n == 0:
             self._zero_fill(dw)
-            self._zero_fill(db)
-            return dw, db
-        self._conv_dw(x, dy, dw, dt, n, c, width, f, k, wo)
-        self._launch("reduce.cu", "sum_nq", "PPiii", dt, (f, 1, 1), (BLOCK, 1, 1),
-                     self._ptr(dy), self._ptr(db), n, f, wo)
-        return dw, db
+        else:
+            self._conv_dw(x, dy, dw, dt, n, c, width, f, k, wo)
+        return dw, self._channel_total(dy, n, f, wo)
 
     def _conv_dw_direct(self, x, dy, dt, n, c, width, f, k):
         """(dw, db) from conv1d_direct_dw: one buffer [dw | db], split over the batch."""
@@ -100,15 +95,12 @@ class PycudaSequenceOps(HostBase):
             return self._lp_dense_backward(x, w, dy, precision)
         dt = str(x.dtype)
         (n, i), o = x.shape, w.shape[1]
-        dx, dw, db = self._empty((n, i), dt), self._empty((i, o), dt), self._empty((o,), dt)
+        dx, dw = self._empty((n, i), dt), self._empty((i, o), dt)
         if dx.size:
             self._dense_gemm("dense_dx", dt, n, i, o, (dy, w), None, dx, (n, i, o))
         if dw.size:
             self._dense_gemm("dense_dw", dt, i, o, n, (x, dy), None, dw, (n, i, o))
-        if o:
-            self._launch("reduce.cu", "sum_nq", "PPiii", dt, (o, 1, 1), (BLOCK, 1, 1),
-                         self._ptr(dy), self._ptr(db), n, o, 1)
-        return dx, dw, db
+        return dx, dw, self._channel_total(dy, n, o, 1)
 
     # -- activations -----------------------------------------------------------------------
 
