@@ -39,6 +39,17 @@ def test_the_conformance_group_passes_on_the_emulated_kernels(emulated, group):
     assert report.rows and {r.status for r in report.rows} == {PASS}, report.text()
 
 
+def test_row_kernels_on_a_grid_of_one_block_a_row_loop_over_the_whole_row(emulated,
+                                                                           monkeypatch):
+    """copy_rows_grid gives big maps fewer blocks than positions (each thread loops over
+    several: fused_bwd_dz, im2col, col2im, the batch cuts); the conformance cases are too
+    small for that, so here every row gets one block."""
+    from genrecnn.backends.cuda_kernels import grids
+    monkeypatch.setattr(grids, "COPY_BLOCKS", 1)
+    report = run_conformance(emulated, ops=["fused", "conv2d", "batch"], dtypes=["float32"])
+    assert report.rows and {r.status for r in report.rows} == {PASS}, report.text()
+
+
 def test_conv1d_cases_of_two_widths_pass_on_the_emulated_kernels(emulated):
     cases = conv1d_subset()
     assert len(cases) >= 10

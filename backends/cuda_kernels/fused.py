@@ -57,7 +57,8 @@ class FusedBlockOps(ChannelStatistics):
                                  g.h * g.w, rows, lts), {})
         dz = self._dev_empty(z.shape, dt)
         dgamma, dbeta = self._dev_empty((g.c,), dt), self._dev_empty((g.c,), dt)
-        grid, block = G.rows_grid(g.n * g.c, g.h * g.w)
+        # every block first adds its channel's partial sums: few blocks, many positions each
+        grid, block = G.copy_rows_grid(g.n * g.c, g.h * g.w)
         self._dev_launch("fused.cu", "fused_bwd_dz", "P" * 12 + "ii" + WINDOW + "i", dt, grid,
                          block, (z, gamma, mean, invstd, argmax, p, dp, pa, pb, dz, dgamma,
                                  dbeta, g.n, g.c, *g.window_args, parts), {})

@@ -109,10 +109,11 @@ def rows_grid(rows: int, cols: int) -> tuple[tuple[int, int, int], tuple[int, in
 
 
 def copy_rows_grid(rows: int, cols: int):
-    """rows_grid for the copy-like row kernels (batches.cu, im2col2d, col2im2d): block
-    y splits a row only while the grid has fewer than COPY_BLOCKS blocks, so each
-    thread copies several values (loads in flight together) instead of launching a
-    block per 256 values."""
+    """rows_grid for the copy-like row kernels (batches.cu, im2col2d, col2im2d, and
+    fused_bwd_dz, whose every block first adds its channel's partial sums): block y
+    splits a row only while the grid has fewer than COPY_BLOCKS blocks, so each thread
+    copies several values (loads in flight together) instead of launching a block per
+    256 values."""
     grid, block = rows_grid(rows, cols)
     return (grid[0], max(1, min(grid[1], cdiv(COPY_BLOCKS, max(1, rows)))), 1), block
 
