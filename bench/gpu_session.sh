@@ -9,7 +9,9 @@
 #
 #   bench/gpu_session.sh checks   [OUT]             conformance per backend and precision,
 #                                                   the GPU tests (about 3 min on an H100)
-#   bench/gpu_session.sh speed    [OUT]             training-step benchmarks (about 4 min)
+#   bench/gpu_session.sh speed    [OUT]             training-step benchmarks (about 5 min; the
+#                                                   cnn2d throughput alone took 181 s at the
+#                                                   default 40 steps x 5 rounds)
 #   bench/gpu_session.sh cpu      [OUT]             NumPy against PyTorch on 16 and 2 of the
 #                                                   host's cores, per layer (about 3 min)
 #   bench/gpu_session.sh accuracy DATA SPLIT [OUT]  dev split, 3 seeds: precisions, label
@@ -59,7 +61,8 @@ speed)
             --batch 256 --precision "$p" --rows 30 --steps 4
     done
     step throughput-cnn2d python3 bench/gpu_train_throughput.py --arch cnn2d --frames 256 \
-        --batches 32,256 --precisions fp32,tf32,bf16 --json "$out/throughput-cnn2d.json"
+        --batches 32,256 --precisions fp32,tf32,bf16 --steps 10 --rounds 3 \
+        --json "$out/throughput-cnn2d.json"
     for batch in 32 256; do
         step "implicit-cupy-b$batch" python3 bench/gpu_kernels.py --implicit --arch cnn2d \
             --frames 256 --batch "$batch" --backend cupy
