@@ -1,12 +1,13 @@
 """conv1d, conv2d and dense on ``mma.cu``'s kernels for both CUDA backends: at the
 contract's low precisions (``tf32``, ``bf16``; see :mod:`genrecnn.engine.ops.precision`)
 on tensor cores. The convolutions are implicit GEMMs (no column matrix), conv1d is the
-conv2d of a one-row map, weight gradients and long dense reductions are split-K (``splits.cu`` adds
-the slices) and bias gradients are norm.cu's per-channel sums (:class:`.device.ChannelStatistics`).
-A conv2d of one input channel runs :mod:`.direct`'s kernels with rounded operands instead:
-its reduction of a few taps would leave a tensor-core tile mostly zeros. At "fp32" the same plans run
-mma.cu's exact float32 core (fma, no tensor cores): the backends keep their own fp32
-paths, and ``bench/gpu_kernels.py --implicit`` times these against them.
+conv2d of a one-row map, weight gradients and long dense reductions are split-K
+(``splits.cu`` adds the slices) and bias gradients are norm.cu's per-channel sums
+(:class:`.device.ChannelStatistics`). A conv2d of one input channel runs :mod:`.direct`'s
+kernels with rounded operands instead: its reduction of a few taps would leave a
+tensor-core tile mostly zeros. At "fp32" the same plans run mma.cu's exact float32 core
+(fma, no tensor cores): the backends keep their own fp32 paths, and
+``bench/gpu_kernels.py --implicit`` times these against them.
 
 A mixin of both backend classes, planned once through the primitives of :mod:`.device`.
 Pure Python: importing it needs no CUDA.
