@@ -17,7 +17,9 @@ forward and backward, and prints how far their outputs differ (no PyTorch needed
 backend's own fp32 op (im2col and cuBLAS on CuPy, im2col and gemm.cu on PyCUDA) against
 mma.cu's implicit GEMMs (``cuda_kernels/lowp.py``) at fp32, tf32 and bf16, forward and
 backward (all three gradients), with each one's distance from the backend's fp32 result:
-the evidence for routing fp32 through the implicit kernels too (no PyTorch needed).
+the evidence for routing fp32 through the implicit kernels too (no PyTorch needed). A
+one-channel conv2d runs conv2d_c1.cu at every precision (``cuda_kernels/direct.py``), so
+its row compares that kernel with and without rounded operands.
 """
 from __future__ import annotations
 
