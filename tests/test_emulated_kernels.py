@@ -98,6 +98,17 @@ def test_a_kernel_bug_planted_in_the_source_fails_its_group(emulated, group, old
     assert {r.status for r in report.rows} == {FAIL}, report.text()
 
 
+def test_a_one_channel_convolution_that_skips_the_rounding_fails_at_bf16(emulated):
+    """conv2d_c1.cu serves the first layer at tf32/bf16 too, rounding its operands; without
+    the rounding exactly its cases (one input channel) fail, and only at the precision."""
+    planted = _PlantedBug("#define OPERAND(v) round_bits(v, ROUND)", "#define OPERAND(v) (v)")
+    failed = {c.label for c in run_conformance(planted, ops=["conv2d"],
+                                               precisions=["bf16"]).failures}
+    assert failed and all("C1H" in label for label in failed), failed
+    fp32 = run_conformance(planted, ops=["conv2d"], dtypes=["float32"], precisions=["fp32"])
+    assert fp32.ok and fp32.rows
+
+
 def test_no_kernel_comes_near_the_fiber_stack_size(emulated):
     run_conformance(emulated, ops=["batchnorm", "softmax"])   # a few, if run alone
     peaks = {m.file: m.stack_peak() for m in loaded_modules()}
