@@ -8,7 +8,8 @@
 # seconds (its log so far is kept), so a part fits the device's time limit.
 #
 #   bench/gpu_session.sh checks   [OUT]             conformance per backend and precision,
-#                                                   the GPU tests (about 3 min on an H100)
+#                                                   the GPU tests, side by side (about 2 min
+#                                                   on an H100)
 #   bench/gpu_session.sh speed    [OUT]             training-step benchmarks (about 5 min; the
 #                                                   cnn2d throughput alone took 181 s at the
 #                                                   default 40 steps x 5 rounds)
@@ -40,20 +41,25 @@ step() {   # step NAME COMMAND...: run it (at most STEP_LIMIT s, 0: no limit), l
     timeout "${STEP_LIMIT:-0}" "$@" > "$out/$name.log" 2>&1
     echo "$name: exit $? in $((SECONDS - t0)) s; $(tail -n 1 "$out/$name.log")" \
         | tee -a "$out/summary.txt"
-    tar czf "$dest/$part.tgz" -C "$(dirname "$out")" "$part"
+    pack
+}
+pack() {   # the part's logs so far into its one archive (steps may run side by side)
+    flock "$out.lock" tar czf "$dest/$part.tgz" -C "$(dirname "$out")" "$part"
 }
 
 case $part in
 checks)
     step device nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+    # side by side: none of them is timed, and one alone leaves the GPU mostly idle
     for be in cupy pycuda; do
-        step "conformance-$be" python3 -m genrecnn conformance --backend "$be"
+        step "conformance-$be" python3 -m genrecnn conformance --backend "$be" &
     done
     step pytest-gpu python3 -m pytest -q -rs tests/test_precision_training.py \
         tests/test_cupy_backend.py tests/test_pycuda_backend.py tests/test_fused_cuda.py \
         tests/test_emulated_kernels.py tests/test_gpu_mixing.py tests/test_fused_network.py \
         tests/test_emulated_cupy.py tests/test_smoothing_swa.py tests/test_trainer.py \
         tests/test_stream_path.py tests/test_collective.py tests/test_conformance.py
+    wait
     ;;
 speed)
     for p in fp32 tf32 bf16; do
@@ -110,7 +116,7 @@ accuracy)
         for seed in ${SEEDS:-0 1 2}; do printf '%s\0%s\0' "$seed" "$v"; done
     done < "$variants" | xargs -0 -n 2 -P "${JOBS:-1}" bash -c 'evaluate_one "$0" "$1"' &
     while kill -0 $! 2>/dev/null; do      # pack as runs end, so a cut-short part keeps them
-        sleep 5; tar czf "$dest/$part.tgz" -C "$(dirname "$out")" "$part"
+        sleep 5; pack
     done
     step table python3 bench/accuracy_table.py "$out"
     cat "$out/table.log"
