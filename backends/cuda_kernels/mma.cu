@@ -72,20 +72,24 @@ __device__ __forceinline__ void stage(const L& l, float (*S)[BT + SPAD],
     const int tid = threadIdx.x;
     if (WALK_K) {
         // lane kk stores S[kk][tt], bank 8 kk + tt (mod 32): with every lane at the same
-        // tt, 8-way conflicts. Lane kk takes its outer indices rotated by kk / 4, so the
-        // bank is 8 (kk % 4) + kk / 4 + u: 32 lanes, 32 banks.
+        // tt, 8-way conflicts. Lane kk takes its outer indices u rotated by kk / 4, so the
+        // bank is 8 (kk % 4) + kk / 4 + u: 32 lanes, 32 banks. Both loops have a count
+        // known at compile time, unrolled by 8: eight loads in flight a thread (at most
+        // 128 registers for every tile and precision, no more than with 4).
         const int kk = tid % BK, r = kb + kk, skew = kk / 4;
         const typename L::K k = l.k(r);
-        #pragma unroll 4
-        for (int u = tid / BK; u < BT; u += NT / BK) {
-            const int tt = (u + skew) % BT;
+        #pragma unroll 8
+        for (int it = 0; it < BT * BK / NT; ++it) {
+            const int tt = (tid / BK + it * (NT / BK) + skew) % BT;
             S[kk][tt] = (t0 + tt < T && r < r1) ? STAGE(l.at(outs[tt], k)) : 0.f;
         }
     } else {
         const int tt = tid % BT;
-        #pragma unroll 4
-        for (int kk = tid / BT; kk < BK; kk += NT / BT)
+        #pragma unroll 8
+        for (int it = 0; it < BT * BK / NT; ++it) {
+            const int kk = tid / BT + it * (NT / BT);
             S[kk][tt] = (t0 + tt < T && kb + kk < r1) ? STAGE(l.at(o, ks[kk])) : 0.f;
+        }
     }
 }
 
