@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from safetensors import safe_open
 
 from genrecnn.cli.main import main
+from genrecnn.run.model_io import CHECKSUM, tensors_digest
 from genrecnn.run.npz_model import HEADER
 
 N_MELS, FRAMES = 128, 40
@@ -218,12 +219,15 @@ def write_archive(path: Path, header, arrays: dict, raw_header: bytes | None = N
 
 def edit_model(src: Path, dst: Path, edit=None, arrays_edit=None) -> Path:
     """Copy ``src`` to ``dst`` (in the format of ``dst``'s suffix) with ``edit(header)``
-    (returning the new header, any JSON value) and ``arrays_edit(arrays)`` applied."""
+    (returning the new header, any JSON value) and ``arrays_edit(arrays)`` applied (the
+    checksum, where the header has one, then made that of the edited arrays)."""
     header, arrays = read_archive(src)
     if edit is not None:
         header = edit(header)
     if arrays_edit is not None:
         arrays_edit(arrays)
+        if isinstance(header, dict) and CHECKSUM in header:   # as a writer of them would
+            header[CHECKSUM] = tensors_digest(arrays)
     return write_archive(dst, header, arrays)
 
 

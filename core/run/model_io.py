@@ -26,9 +26,14 @@ alone, which the file holds complete.
 Reading trusts nothing: every header field is checked, sizes in the header
 are bounded by the arrays actually stored (so an edited header cannot make
 the reader allocate without end), and weights must be finite floating point.
+safetensors keeps no checksum of its own, so the header field ``checksum`` holds
+the SHA-256 of every tensor (:func:`tensors_digest`): a changed byte inside a
+weight is refused as damage instead of loading as another, finite weight. Files
+from before it have no such field and load as they did.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -53,6 +58,7 @@ MODEL_FILE = "model.safetensors"        # what `genrecnn train` writes into OUT
 LEGACY_MODEL_FILE = "model.npz"         # what it wrote before safetensors
 MAX_HEADER_BYTES = npz_model.MAX_HEADER_BYTES
 MAX_ROWS, MAX_FRAMES = 1 << 16, 1 << 24
+CHECKSUM = "checksum"                   # header field: tensors_digest of the file's tensors
 
 
 def stored_model(out) -> Path:
@@ -92,9 +98,20 @@ def write_model_file(path, header: dict, params: dict, extra: dict) -> None:
                for kind, arrays in (("param", params), ("extra", extra))
                for k, v in arrays.items()}
     metadata = {key: json_text(value, indent=None) for key, value in header.items()}
+    metadata[CHECKSUM] = json_text(tensors_digest(tensors), indent=None)
     blob = safetensors.numpy.save(tensors, metadata=metadata)
     with atomic_path(path, suffix=".safetensors") as tmp:
         Path(tmp).write_bytes(blob)
+
+
+def tensors_digest(tensors: dict) -> str:
+    """``sha256:<hex>`` over every tensor in name order: its name, dtype, shape and bytes."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name])
+        h.update(json.dumps([name, a.dtype.str, list(a.shape)]).encode())
+        h.update(a.tobytes())
+    return "sha256:" + h.hexdigest()
 
 
 def save_model(path, network, meta: dict | None = None, extra_arrays: dict | None = None,
@@ -154,6 +171,9 @@ def _read_safetensors(path: Path) -> tuple[dict, dict, dict]:
             raise _damaged(path, f"metadata {_show(key)} is not valid JSON") from None
     if header.get("format") != FORMAT:
         raise _not_genrecnn(path, f"format {_show(header.get('format'))}")
+    if CHECKSUM in header and header[CHECKSUM] != tensors_digest(tensors):
+        raise ModelFileError(f"{path} is damaged: its tensors do not match the checksum "
+                             f"written with them; retrain the model or restore the file")
     return (header, *_arrays(tensors, "ensemble" in header))
 
 
