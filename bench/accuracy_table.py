@@ -5,8 +5,9 @@ so a seed's luck cancels).
 
     python bench/accuracy_table.py FOLDER      # reads FOLDER/s<seed><variant>.json
 
-Variants are named as in the file names: the ``evaluate`` options with spaces as ``_``;
-their order is that of FOLDER/variants.txt where it exists.
+Variants are named as in the file names (the ``evaluate`` options with spaces and
+slashes as ``_``), shown as written and in the order of FOLDER/variants.txt where it
+exists.
 """
 from __future__ import annotations
 
@@ -30,12 +31,17 @@ def runs(folder: Path) -> dict[str, dict[int, float]]:
     return out
 
 
+def file_name(variant: str) -> str:
+    """A variant's part of its runs' file names (gpu_session.sh's evaluate_one)."""
+    return variant.strip().replace(" ", "_").replace("/", "_")
+
+
 def table(folder: Path) -> str:
     found = runs(folder)
     listed = folder / "variants.txt"
-    order = ([v.strip().replace(" ", "_") for v in listed.read_text().splitlines() if v.strip()]
-             if listed.exists() else [])
-    names = [v for v in order if v in found] + sorted(set(found) - set(order))
+    written = {file_name(v): v.strip() for v in
+               (listed.read_text().splitlines() if listed.exists() else []) if v.strip()}
+    names = [v for v in written if v in found] + sorted(set(found) - set(written))
     if not names:
         return "no finished runs"
     base = found[names[0]]
@@ -47,7 +53,7 @@ def table(folder: Path) -> str:
         diff = (f"{statistics.mean(acc[s] - base[s] for s in shared):+.1f} "
                 f"({len(shared)} seeds)" if shared and name != names[0] else "")
         seeds = ", ".join(f"{acc[s]:.1f}" for s in sorted(acc))
-        rows.append(f"| {name.replace('_', ' ')} | {len(acc)} | "
+        rows.append(f"| {written.get(name, name)} | {len(acc)} | "
                     f"{statistics.mean(acc.values()):.1f}% | {seeds} | {diff} |")
     return "\n".join(rows)
 
