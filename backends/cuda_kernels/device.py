@@ -31,11 +31,13 @@ class Launches:
     """The two launch shapes the op mixins share, on top of ``_dev_launch``."""
 
     def _flat_launch(self, file: str, name: str, arg_types: str, dtype, total: int,
-                     args: tuple) -> None:
-        """A grid-stride kernel over ``total`` items (nothing when there are none)."""
+                     args: tuple, consts: dict | None = None) -> None:
+        """A grid-stride kernel over ``total`` items (nothing when there are none), built
+        with the compile-time ``consts``."""
         if total > 0:
             self._dev_launch(file, name, arg_types, dtype,
-                             (G.flat_blocks(total, self._dev_sm_count()), 1, 1), BLOCK, args, {})
+                             (G.flat_blocks(total, self._dev_sm_count()), 1, 1), BLOCK, args,
+                             consts or {})
 
     def _slot_launches(self, file: str, name: str, arg_types: str, dtype, sizes: list[int],
                        slot_args, tail: tuple) -> None:

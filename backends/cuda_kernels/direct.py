@@ -38,11 +38,8 @@ class OneChannelConvOps(Launches):
                          (fblocks, parts, 1), BLOCK,
                          (x, dy, part, g.n, *g.geometry_args, g.ho, g.wo, g.f, chunk), consts)
         dw, db = self._dev_empty((g.f, 1, g.kh, g.kw), x.dtype), self._dev_empty((g.f,), x.dtype)
-        total = g.f * (kk + 1)
-        if total:
-            self._dev_launch("conv2d_c1.cu", "conv2d_c1_dw_sum", "PPPii", x.dtype,
-                             (G.flat_blocks(total, self._dev_sm_count()), 1, 1), BLOCK,
-                             (part, dw, db, g.f, parts), consts)
+        self._flat_launch("conv2d_c1.cu", "conv2d_c1_dw_sum", "PPPii", x.dtype, g.f * (kk + 1),
+                          (part, dw, db, g.f, parts), consts)
         return dw, db
 
     @staticmethod
